@@ -1,0 +1,168 @@
+"""The one configuration object of cascade-radar.
+
+Every tunable number lives here, typed and documented, overridable from the environment with the
+prefix ``CASCADE_RADAR_`` (nested fields use ``__``: ``CASCADE_RADAR_LABELS__HORIZON_DAYS=10``).
+The whole object is logged to MLflow with every training run.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+Asset = Literal["BTC", "ETH"]
+
+
+class FeatureConfig(BaseModel):
+    """Windows and lags of the feature table; feature names are derived from these numbers."""
+
+    return_windows: list[int] = Field(default=[1, 3, 7, 14, 30], description="price return horizons (days)")
+    change_windows: list[int] = Field(default=[3, 7, 14, 30], description="change horizons of OI and STH-NUPL (days)")
+    rolling_windows: list[int] = Field(default=[3, 7, 14, 30], description="rolling mean / sum windows (days)")
+    trailing_norm_days: int = Field(default=180, description="window of the trailing distribution used for z-scores and ranks")
+    rsi_period: int = 14
+    divergence_lookback_days: int = Field(default=30, description="how far back the RSI divergence detector looks for the previous swing high/low")
+    divergence_pivot_days: int = Field(default=3, description="a swing high must be the highest close of ±this many days (confirmed only after them)")
+    lags: list[int] = Field(default=[3, 7], description="lags added to the features listed in lagged_features")
+    lagged_features: list[str] = Field(
+        default=[
+            "price_return_7d",
+            "price_rsi_14",
+            "oi_change_7d",
+            "oi_change_14d",
+            "funding_rate_mean_7d",
+            "funding_rate_zscore",
+            "flows_netflow_sum_7d",
+            "sopr_sth_mean_7d",
+            "nupl_sth",
+            "nupl_sth_change_7d",
+        ],
+        description="features that also get lagged copies (name_lagK)",
+    )
+
+
+class LabelConfig(BaseModel):
+    """Definition of a cascade day, an event and the prediction target (see README, 'Labels')."""
+
+    horizon_days: int = Field(default=14, ge=1, description="H: predict the first event starting in (t, t+H]")
+    trailing_median_days: int = Field(default=90, ge=7, description="window of the trailing median of total liquidations")
+    min_trailing_days: int = Field(default=30, ge=5, description="days of history needed before a day can be judged")
+    cascade_multiple: float = Field(default=4.0, gt=1, description="a cascade day has total liquidations >= this multiple of the trailing median")
+    merge_gap_days: int = Field(default=1, ge=1, description="cascade days at most this many days apart form one event")
+
+
+class FoldConfig(BaseModel):
+    """Walk-forward (expanding window) evaluation folds."""
+
+    n_folds: int = Field(default=4, ge=1)
+    min_train_days: int = Field(default=365, ge=60, description="labelled days before the first test block")
+    purge_days: int | None = Field(default=None, description="gap between training targets and a test block; default = label horizon")
+
+
+class ModelConfig(BaseModel):
+    """LightGBM hyper-parameters of the cascade model and the direction model."""
+
+    n_estimators: int = 300
+    learning_rate: float = 0.03
+    num_leaves: int = 15
+    max_depth: int = 5
+    min_child_samples: int = 40
+    subsample: float = 0.8
+    subsample_freq: int = 1
+    colsample_bytree: float = 0.6
+    reg_lambda: float = 5.0
+    n_jobs: int = 2
+    random_state: int = 7
+    direction_n_estimators: int = 150
+    calibrate: bool = Field(default=True, description="Platt-scale the cascade probability on out-of-fold predictions of earlier folds")
+
+
+class GateConfig(BaseModel):
+    """Evaluation gate a new model must pass to become the `champion`."""
+
+    metrics: list[str] = Field(default=["pr_auc", "brier_skill"])
+    baselines: list[str] = Field(default=["base_rate", "rule", "logistic"])
+    min_margin: float = 0.0
+
+
+class Settings(BaseSettings):
+    """All settings of cascade-radar. Paths are resolved against the project root."""
+
+    model_config = SettingsConfigDict(env_prefix="CASCADE_RADAR_", env_nested_delimiter="__", extra="ignore")
+
+    asset: Asset = "BTC"
+    data_dir: Path = Path("data")
+    reference_dir: Path = Path("../shared/data")
+    reports_dir: Path = Path("reports")
+    mlruns_dir: Path = Path("mlruns")
+    mlflow_tracking_uri: str | None = Field(default=None, description="default sqlite:///<project>/mlruns/mlflow.db")
+    experiment_name: str = "cascade-radar"
+    alert_threshold: float = Field(default=0.5, gt=0, lt=1, description="p_cascade at or above which a day is an alert")
+
+    coinglass_api_key: SecretStr | None = None
+    coinalyze_api_key: SecretStr | None = None
+    coinmetrics_api_key: SecretStr | None = None
+    bgeometrics_token: SecretStr | None = None
+
+    features: FeatureConfig = FeatureConfig()
+    labels: LabelConfig = LabelConfig()
+    folds: FoldConfig = FoldConfig()
+    model: ModelConfig = ModelConfig()
+    gate: GateConfig = GateConfig()
+
+    @field_validator("asset", mode="before")
+    @classmethod
+    def _upper_asset(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    def _resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
+
+    @cached_property
+    def data_path(self) -> Path:
+        """Directory of this asset's history store."""
+        return self._resolve(self.data_dir) / self.asset.lower()
+
+    @cached_property
+    def reference_path(self) -> Path:
+        return self._resolve(self.reference_dir)
+
+    @cached_property
+    def reports_path(self) -> Path:
+        return self._resolve(self.reports_dir)
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{self._resolve(self.mlruns_dir) / 'mlflow.db'}"
+
+    @property
+    def artifact_location(self) -> str:
+        return str(self._resolve(self.mlruns_dir) / "artifacts")
+
+    @property
+    def registered_model_name(self) -> str:
+        return f"cascade-radar-{self.asset.lower()}"
+
+    @property
+    def purge_days(self) -> int:
+        return self.folds.purge_days if self.folds.purge_days is not None else self.labels.horizon_days
+
+    def loggable(self) -> dict[str, object]:
+        """The whole config as plain JSON-able data, secrets masked."""
+        data = self.model_dump(mode="json")
+        for key in ("coinglass_api_key", "coinalyze_api_key", "coinmetrics_api_key", "bgeometrics_token"):
+            data[key] = "set" if getattr(self, key) else None
+        return data
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit overrides (e.g. from the CLI)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

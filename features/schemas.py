@@ -1,0 +1,203 @@
+"""Declared schemas of every stored series: a UTC-day index and named, unit-bearing columns.
+
+Column names are unique across series so that the daily panel (all series side by side) needs no
+prefixes; a column's suffix states its unit (``_usd``, ``_btc``, ``_frac8h`` …).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Column:
+    """One stored column: its unit, an optional lower bound, and whether every write must carry it."""
+
+    unit: str
+    description: str
+    min_value: float | None = None
+    min_inclusive: bool = True
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class SeriesSchema:
+    """A stored series: name, signal family, meaning, and its columns."""
+
+    name: str
+    family: str
+    description: str
+    columns: dict[str, Column] = field(default_factory=dict)
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [c for c, spec in self.columns.items() if spec.required]
+
+
+class SchemaError(ValueError):
+    """A frame does not match its series' schema; the message names series, date and column."""
+
+    def __init__(self, series: str, message: str, *, date: object = None, column: str | None = None) -> None:
+        where = [f"series '{series}'"]
+        if column is not None:
+            where.append(f"column '{column}'")
+        if date is not None:
+            where.append(f"date {pd.Timestamp(date).date()}")
+        super().__init__(f"{', '.join(where)}: {message}")
+        self.series, self.date, self.column = series, date, column
+
+
+_POS = dict(min_value=0.0, min_inclusive=False)
+_NONNEG = dict(min_value=0.0)
+
+SERIES: dict[str, SeriesSchema] = {
+    s.name: s
+    for s in [
+        SeriesSchema(
+            "ohlcv", "price", "daily spot candle (UTC day)",
+            {
+                "open_usd": Column("USD", "open", **_POS),
+                "high_usd": Column("USD", "high", **_POS),
+                "low_usd": Column("USD", "low", **_POS),
+                "close_usd": Column("USD", "close", **_POS),
+                "volume_base": Column("coin", "base volume", **_NONNEG),
+                "volume_usd": Column("USD", "quote volume", required=False, **_NONNEG),
+            },
+        ),
+        SeriesSchema(
+            "open_interest", "open_interest", "aggregated perpetual+futures open interest, all exchanges, end of UTC day",
+            {
+                "oi_close_usd": Column("USD", "OI at 24:00 UTC", **_NONNEG),
+                "oi_high_usd": Column("USD", "intraday high of OI", required=False, **_NONNEG),
+                "oi_low_usd": Column("USD", "intraday low of OI", required=False, **_NONNEG),
+                "oi_coin_margined_usd": Column("USD", "coin-margined part of OI", required=False, **_NONNEG),
+            },
+        ),
+        SeriesSchema(
+            "open_interest_exchange", "open_interest", "open interest of one exchange's main perpetual, end of UTC day (scope differs from the aggregate)",
+            {"exchange_oi_close_usd": Column("USD", "OI at 24:00 UTC", **_NONNEG)},
+        ),
+        SeriesSchema(
+            "open_interest_unverified", "open_interest", "OI series of unstated provider (reference only, not used by features)",
+            {"unverified_oi_usd": Column("USD", "OI, provider unknown", **_NONNEG)},
+        ),
+        SeriesSchema(
+            "funding_binance", "funding", "Binance USD-M perpetual funding, mean of the day's 8 h rates",
+            {
+                "funding_rate_binance_frac8h": Column("fraction per 8 h", "mean funding rate of the day"),
+                "funding_events": Column("count", "funding events in the day", required=False, **_NONNEG),
+            },
+        ),
+        SeriesSchema(
+            "funding_aggregated", "funding", "OI-/volume-weighted funding across exchanges, close of UTC day",
+            {
+                "funding_rate_oiw_frac8h": Column("fraction per 8 h", "OI-weighted funding"),
+                "funding_rate_volw_frac8h": Column("fraction per 8 h", "volume-weighted funding", required=False),
+            },
+        ),
+        SeriesSchema(
+            "exchange_flows", "exchange_flows", "on-chain flows into / out of exchanges (Coin Metrics tagging)",
+            {
+                "inflow_coin": Column("coin", "FlowInExNtv", **_NONNEG),
+                "outflow_coin": Column("coin", "FlowOutExNtv", **_NONNEG),
+                "supply_on_exchanges_coin": Column("coin", "SplyExNtv", required=False, **_NONNEG),
+                "reference_price_usd": Column("USD", "Coin Metrics reference price", required=False, **_POS),
+                "market_cap_usd": Column("USD", "market capitalisation", required=False, **_POS),
+                "mvrv": Column("ratio", "market cap / realized cap", required=False, **_POS),
+            },
+        ),
+        SeriesSchema(
+            "onchain_cohorts", "sopr", "SOPR, STH/LTH SOPR and NUPL, STH realized price (ChartInspect cohorts)",
+            {
+                "cohort_price_usd": Column("USD", "price used by the provider", required=False, **_POS),
+                "sopr": Column("ratio", "adjusted SOPR", required=False, **_POS),
+                "sth_sopr": Column("ratio", "short-term-holder SOPR", required=False, **_POS),
+                "lth_sopr": Column("ratio", "long-term-holder SOPR", required=False, **_POS),
+                "sth_nupl": Column("fraction", "short-term-holder NUPL (can be negative)", required=False),
+                "lth_nupl": Column("fraction", "long-term-holder NUPL", required=False),
+                "sth_realized_price_usd": Column("USD", "STH realized price", required=False, **_POS),
+                "lth_realized_price_usd": Column("USD", "LTH realized price", required=False, **_POS),
+                "mvrv_zscore": Column("z", "MVRV Z-score", required=False),
+            },
+        ),
+        SeriesSchema(
+            "liquidations", "liquidations", "forced liquidations of futures, all exchanges the provider tracks, USD per UTC day",
+            {
+                "liq_long_usd": Column("USD", "longs liquidated", **_NONNEG),
+                "liq_short_usd": Column("USD", "shorts liquidated", **_NONNEG),
+            },
+        ),
+        SeriesSchema(
+            "liquidations_binance", "liquidations", "forced liquidations on Binance only, USD per UTC day (about a third of the aggregate)",
+            {
+                "binance_liq_long_usd": Column("USD", "longs liquidated", **_NONNEG),
+                "binance_liq_short_usd": Column("USD", "shorts liquidated", **_NONNEG),
+            },
+        ),
+    ]
+}
+
+
+def empty_frame(series: str) -> pd.DataFrame:
+    """An empty frame with the series' columns and a daily index."""
+    cols = list(SERIES[series].columns)
+    return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols}, index=pd.DatetimeIndex([], name="date", dtype="datetime64[ns]"))
+
+
+def validate(series: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Check ``frame`` against the schema of ``series`` and return it in canonical form.
+
+    Canonical form: a ``DatetimeIndex`` named ``date`` of UTC midnights (ns), strictly increasing,
+    every schema column present (optional ones filled with NaN) as float64, in schema order.
+    Raises :class:`SchemaError` naming series, date and column of the first problem.
+    """
+    if series not in SERIES:
+        raise SchemaError(series, f"unknown series; known: {', '.join(SERIES)}")
+    schema = SERIES[series]
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        raise SchemaError(series, f"index must be a DatetimeIndex of UTC days, got {type(frame.index).__name__}")
+    index = frame.index
+    if index.tz is not None:
+        index = index.tz_convert("UTC").tz_localize(None)
+    not_midnight = index != index.normalize()
+    if not_midnight.any():
+        raise SchemaError(series, "timestamps must be UTC day starts (00:00)", date=index[not_midnight][0])
+    duplicated = index.duplicated()
+    if duplicated.any():
+        raise SchemaError(series, "duplicate day", date=index[duplicated][0])
+    if len(index) > 1:
+        backwards = np.flatnonzero(np.diff(index.asi8) <= 0)
+        if len(backwards):
+            raise SchemaError(series, f"dates are not increasing (after {index[backwards[0]].date()})", date=index[backwards[0] + 1])
+    unknown = [c for c in frame.columns if c not in schema.columns]
+    if unknown:
+        raise SchemaError(series, f"unexpected column(s) {unknown}; schema has {list(schema.columns)}", column=unknown[0])
+    for col in schema.required_columns:
+        if col not in frame.columns:
+            raise SchemaError(series, "required column missing", column=col)
+    out = pd.DataFrame(index=pd.DatetimeIndex(index.astype("datetime64[ns]"), name="date"))
+    for col, spec in schema.columns.items():
+        if col not in frame.columns:
+            out[col] = np.nan
+            continue
+        values = pd.to_numeric(frame[col].reset_index(drop=True), errors="coerce")
+        bad_type = values.isna() & frame[col].reset_index(drop=True).notna()
+        if bad_type.any():
+            pos = int(np.flatnonzero(bad_type)[0])
+            raise SchemaError(series, f"non-numeric value {frame[col].iloc[pos]!r} ({spec.unit} expected)", date=index[pos], column=col)
+        arr = values.to_numpy(dtype="float64")
+        inf = np.isinf(arr)
+        if inf.any():
+            raise SchemaError(series, "infinite value", date=index[int(np.flatnonzero(inf)[0])], column=col)
+        if spec.min_value is not None:
+            with np.errstate(invalid="ignore"):
+                bad = arr < spec.min_value if spec.min_inclusive else arr <= spec.min_value
+            if bad.any():
+                pos = int(np.flatnonzero(bad)[0])
+                op = ">=" if spec.min_inclusive else ">"
+                raise SchemaError(series, f"impossible value {arr[pos]:g} (must be {op} {spec.min_value:g} {spec.unit})", date=index[pos], column=col)
+        out[col] = arr
+    return out

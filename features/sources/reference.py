@@ -1,0 +1,179 @@
+"""The reference history in ``../shared/data`` read as if it were a provider.
+
+Each file is mapped column by column onto the store's series with explicit unit conversions
+(Coinglass funding is in percent per 8 h, Binance funding a fraction per 8 h: normalised to a
+fraction here, once). Series of different scope stay separate series (all-exchange vs
+Binance-only liquidations) — dollars are never spliced. The files and their caveats are
+documented in the reference directory's README.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from features.store import AppendResult, HistoryStore
+
+SOURCE = "reference"
+PERCENT = 0.01
+
+
+class ReferenceDataError(ValueError):
+    """A reference file is missing, or a column or date in it is not what the mapping expects."""
+
+
+@dataclass(frozen=True)
+class FileMapping:
+    """How one reference file feeds one stored series."""
+
+    file: str  # "{asset}" is replaced by btc / eth
+    series: str
+    columns: dict[str, tuple[str, float]]  # source column -> (store column, multiplier to store unit)
+    provider: str
+    shift_days: int = 0  # the file's date labels a different day than the value describes
+    assets: tuple[str, ...] = ("BTC", "ETH")
+    note: str = ""
+
+    def filename(self, asset: str) -> str:
+        return self.file.format(asset=asset.lower())
+
+
+# Order matters within a series: later files win on overlapping days (see store.append).
+MAPPINGS: list[FileMapping] = [
+    FileMapping(
+        "{asset}_ohlcv_daily_binance_spot.csv", "ohlcv",
+        {"open_usdt": ("open_usd", 1.0), "high_usdt": ("high_usd", 1.0), "low_usdt": ("low_usd", 1.0),
+         "close_usdt": ("close_usd", 1.0), "volume_btc": ("volume_base", 1.0), "volume_usdt": ("volume_usd", 1.0)},
+        "Binance spot (CryptoDataDownload layout)", assets=("BTC",), note="USDT taken as USD",
+    ),
+    FileMapping(
+        "{asset}_open_interest_daily_coinglass.csv", "open_interest",
+        {"cg_oi_agg_close_usd": ("oi_close_usd", 1.0), "cg_oi_coinmargin_close_usd": ("oi_coin_margined_usd", 1.0)},
+        "Coinglass aggregated OI (daily)",
+    ),
+    FileMapping(
+        "{asset}_open_interest_daily_coinglass_4h.csv", "open_interest",
+        {"cg_oi_agg_close_usd": ("oi_close_usd", 1.0), "cg_oi_agg_high_usd": ("oi_high_usd", 1.0), "cg_oi_agg_low_usd": ("oi_low_usd", 1.0)},
+        "Coinglass aggregated OI (4h bars summed to days)", note="same series as the daily file (ratio 1.000 on 291 days)",
+    ),
+    FileMapping(
+        "{asset}_open_interest_daily_binance_usdm.csv", "open_interest_exchange",
+        {"binance_{asset}usdt_oi_usd_at_0000utc": ("exchange_oi_close_usd", 1.0)},
+        "Binance USD-M openInterestHist", shift_days=-1, note="OI at 00:00 UTC of date = close of the previous day",
+    ),
+    FileMapping(
+        "{asset}_open_interest_daily_heun630_unverified.csv", "open_interest_unverified",
+        {"oi_usd_unverified_source": ("unverified_oi_usd", 1.0)}, "unknown (unverified)", assets=("BTC",),
+    ),
+    FileMapping(
+        "{asset}_funding_daily.csv", "funding_binance",
+        {"lukmol_funding_mean": ("funding_rate_binance_frac8h", 1.0)},
+        "Binance USD-M BTCUSDT funding (lukmol daily means)", assets=("BTC",),
+    ),
+    FileMapping(
+        "{asset}_funding_daily.csv", "funding_binance",
+        {"binance_funding_mean_8h": ("funding_rate_binance_frac8h", 1.0), "binance_funding_n": ("funding_events", 1.0)},
+        "Binance USD-M funding (8h events averaged per day)",
+    ),
+    FileMapping(
+        "{asset}_funding_daily.csv", "funding_aggregated",
+        {"cg_funding_oiw_close_pct": ("funding_rate_oiw_frac8h", PERCENT), "cg_funding_volw_close_pct": ("funding_rate_volw_frac8h", PERCENT)},
+        "Coinglass OI/volume-weighted funding", note="percent per 8 h -> fraction per 8 h",
+    ),
+    FileMapping(
+        "{asset}_exchange_flows_daily_coinmetrics.csv", "exchange_flows",
+        {"flow_in_ex_btc": ("inflow_coin", 1.0), "flow_out_ex_btc": ("outflow_coin", 1.0), "supply_on_ex_btc": ("supply_on_exchanges_coin", 1.0),
+         "price_usd": ("reference_price_usd", 1.0), "market_cap_usd": ("market_cap_usd", 1.0), "mvrv": ("mvrv", 1.0)},
+        "Coin Metrics community (CC BY-NC 4.0)", assets=("BTC",), note="flows are revised by the provider (not point-in-time)",
+    ),
+    FileMapping(
+        "{asset}_onchain_cohorts_daily_chartinspect.csv", "onchain_cohorts",
+        {"price_usd": ("cohort_price_usd", 1.0), "asopr": ("sopr", 1.0), "sth_sopr": ("sth_sopr", 1.0), "lth_sopr": ("lth_sopr", 1.0),
+         "sth_nupl": ("sth_nupl", 1.0), "lth_nupl": ("lth_nupl", 1.0), "sth_realized_price_usd": ("sth_realized_price_usd", 1.0),
+         "lth_realized_price_usd": ("lth_realized_price_usd", 1.0), "mvrv_zscore": ("mvrv_zscore", 1.0)},
+        "ChartInspect cohorts", note="provider forward-fills some days; sth_sopr looks smoothed",
+    ),
+    FileMapping(
+        "{asset}_liquidations_daily_coinglass.csv", "liquidations",
+        {"cg_liq_long_usd": ("liq_long_usd", 1.0), "cg_liq_short_usd": ("liq_short_usd", 1.0)},
+        "Coinglass aggregated liquidations (all exchanges)",
+    ),
+    FileMapping(
+        "{asset}_liquidations_daily_coinglass_binance_4hsum.csv", "liquidations_binance",
+        {"cg_binance_liq_long_usd": ("binance_liq_long_usd", 1.0), "cg_binance_liq_short_usd": ("binance_liq_short_usd", 1.0)},
+        "Coinglass liquidations, Binance only (4h bars summed)",
+    ),
+]
+
+
+@dataclass
+class ReferenceLoad:
+    """What the reference files of one series contributed (files in priority order, later wins)."""
+
+    series: str
+    paths: list[Path]
+    frame: pd.DataFrame
+    result: AppendResult | None = None
+
+
+def read_mapped(path: Path, mapping: FileMapping, asset: str) -> pd.DataFrame:
+    """Read one reference file and return it in the store's columns and units (rows all-missing dropped)."""
+    if not path.exists():
+        raise ReferenceDataError(f"{path}: file not found")
+    raw = pd.read_csv(path)
+    if "date" not in raw.columns:
+        raise ReferenceDataError(f"{path}: column 'date' missing (columns: {list(raw.columns)})")
+    dates = pd.to_datetime(raw["date"], format="%Y-%m-%d", errors="coerce")
+    if dates.isna().any():
+        row = int(dates.isna().to_numpy().nonzero()[0][0])
+        raise ReferenceDataError(f"{path}: column 'date', row {row + 2}: {raw['date'].iloc[row]!r} is not YYYY-MM-DD")
+    out = pd.DataFrame(index=pd.DatetimeIndex(dates + pd.Timedelta(days=mapping.shift_days), name="date"))
+    for src, (dst, scale) in mapping.columns.items():
+        src = src.format(asset=asset.lower())
+        if src not in raw.columns:
+            raise ReferenceDataError(f"{path}: column '{src}' missing (needed for {mapping.series}.{dst})")
+        values = pd.to_numeric(raw[src], errors="coerce")
+        bad = values.isna() & raw[src].notna()
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise ReferenceDataError(f"{path}: column '{src}', row {row + 2}: {raw[src].iloc[row]!r} is not a number")
+        out[dst] = values.to_numpy() * scale
+    return out.dropna(how="all")
+
+
+def available_mappings(reference_dir: Path, asset: str) -> list[tuple[FileMapping, Path]]:
+    """The mappings of ``asset`` whose file exists in ``reference_dir``."""
+    found = []
+    for mapping in MAPPINGS:
+        if asset in mapping.assets:
+            path = reference_dir / mapping.filename(asset)
+            if path.exists():
+                found.append((mapping, path))
+    return found
+
+
+def import_reference(store: HistoryStore, reference_dir: Path, asset: str) -> list[ReferenceLoad]:
+    """Load every reference file of ``asset`` into ``store`` through the validated append path."""
+    if not reference_dir.is_dir():
+        raise ReferenceDataError(f"{reference_dir}: reference-data directory not found (set CASCADE_RADAR_REFERENCE_DIR)")
+    mapped = available_mappings(reference_dir, asset)
+    if not mapped:
+        raise ReferenceDataError(f"{reference_dir}: no reference file for asset {asset}")
+    by_series: dict[str, list[tuple[FileMapping, Path]]] = {}
+    for mapping, path in mapped:
+        by_series.setdefault(mapping.series, []).append((mapping, path))
+    loads = []
+    for series, files in by_series.items():
+        # Files of one series are combined first (later files win on shared days), then appended
+        # once: re-importing is then a no-op instead of two writes that undo each other.
+        frame = None
+        for mapping, path in files:
+            part = read_mapped(path, mapping, asset)
+            frame = part if frame is None else part.combine_first(frame)
+        source = SOURCE + ":" + "+".join(dict.fromkeys(path.name for _, path in files))
+        load = ReferenceLoad(series, [path for _, path in files], frame)
+        load.result = store.append(series, frame, source=source)
+        loads.append(load)
+    return loads

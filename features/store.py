@@ -1,0 +1,169 @@
+"""Local history store: one Parquet file per series under ``<data_dir>/<asset>/``.
+
+Every write is validated against the series schema, merged incrementally with what is stored
+(new values win on overlapping days, so provider revisions land; NaN never erases a stored value),
+and replaced atomically (temporary file + ``os.replace``): a write that fails half-way leaves the
+stored file byte-identical, and writing the same data twice changes nothing, not even the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.schemas import SERIES, empty_frame, validate
+
+_META_KEY = b"cascade_radar"
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    series: str
+    new_rows: int
+    revised_rows: int
+    last_day: pd.Timestamp | None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.new_rows or self.revised_rows)
+
+
+@dataclass(frozen=True)
+class SeriesStatus:
+    series: str
+    sources: list[str]
+    first_day: pd.Timestamp | None
+    last_day: pd.Timestamp | None
+    rows: int
+    gaps: list[tuple[pd.Timestamp, pd.Timestamp]]
+
+    @property
+    def missing_days(self) -> int:
+        return sum((end - start).days + 1 for start, end in self.gaps)
+
+
+def find_gaps(index: pd.DatetimeIndex) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Runs of missing days between the first and last stored day, as (first missing, last missing)."""
+    if len(index) < 2:
+        return []
+    steps = index.to_series().diff().dt.days.iloc[1:]
+    gaps = []
+    for day, step in steps[steps > 1].items():
+        gaps.append((day - pd.Timedelta(days=int(step) - 1), day - pd.Timedelta(days=1)))
+    return gaps
+
+
+class HistoryStore:
+    """Read and incrementally append the daily series of one asset."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, series: str) -> Path:
+        if series not in SERIES:
+            raise KeyError(f"unknown series '{series}'; known: {', '.join(SERIES)}")
+        return self.root / f"{series}.parquet"
+
+    def exists(self, series: str) -> bool:
+        return self.path(series).exists()
+
+    def is_empty(self) -> bool:
+        return not any(self.exists(s) for s in SERIES)
+
+    def read(self, series: str) -> pd.DataFrame:
+        """The stored frame of ``series`` (empty, with schema columns, when nothing is stored)."""
+        path = self.path(series)
+        if not path.exists():
+            return empty_frame(series)
+        frame = pq.read_table(path).to_pandas()
+        frame.index = pd.DatetimeIndex(frame.index.astype("datetime64[ns]"), name="date")
+        return frame
+
+    def sources(self, series: str) -> list[str]:
+        path = self.path(series)
+        if not path.exists():
+            return []
+        meta = pq.read_schema(path).metadata or {}
+        return json.loads(meta.get(_META_KEY, b"{}")).get("sources", [])
+
+    def last_day(self, series: str) -> pd.Timestamp | None:
+        frame = self.read(series)
+        return frame.index[-1] if len(frame) else None
+
+    def append(self, series: str, frame: pd.DataFrame, source: str) -> AppendResult:
+        """Validate ``frame`` and merge it into the stored series atomically.
+
+        Overlapping days take the new non-missing values (provider revisions); days only in the
+        store are kept. Nothing is written when the merge changes nothing.
+        """
+        incoming = validate(series, frame)
+        stored = self.read(series)
+        merged = incoming.combine_first(stored)[list(SERIES[series].columns)] if len(stored) else incoming
+        merged = validate(series, merged)
+        new_days = merged.index.difference(stored.index)
+        common = stored.index.intersection(incoming.index)
+        before, after = stored.loc[common], merged.loc[common]
+        revised = int((~((before == after) | (before.isna() & after.isna()))).any(axis=1).sum())
+        sources = self.sources(series)
+        if source not in sources:
+            sources = [*sources, source]
+        elif not len(new_days) and not revised:
+            return AppendResult(series, 0, 0, merged.index[-1] if len(merged) else None)
+        self._write_atomic(series, merged, sources)
+        return AppendResult(series, len(new_days), revised, merged.index[-1] if len(merged) else None)
+
+    def _write_atomic(self, series: str, frame: pd.DataFrame, sources: list[str]) -> None:
+        path = self.path(series)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_pandas(frame, preserve_index=True)
+        meta = dict(table.schema.metadata or {})
+        units = {c: spec.unit for c, spec in SERIES[series].columns.items()}
+        meta[_META_KEY] = json.dumps({"series": series, "sources": sources, "units": units}).encode()
+        table = table.replace_schema_metadata(meta)
+        fd, tmp = tempfile.mkstemp(prefix=f".{series}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            pq.write_table(table, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def status(self) -> list[SeriesStatus]:
+        """Per stored series: sources, first/last day, rows and the runs of missing days."""
+        out = []
+        for series in SERIES:
+            if not self.exists(series):
+                continue
+            frame = self.read(series)
+            out.append(
+                SeriesStatus(
+                    series,
+                    self.sources(series),
+                    frame.index[0] if len(frame) else None,
+                    frame.index[-1] if len(frame) else None,
+                    len(frame),
+                    find_gaps(frame.index),
+                )
+            )
+        return out
+
+    def panel(self, series: list[str] | None = None) -> pd.DataFrame:
+        """All stored series side by side on one continuous daily index (missing days stay NaN)."""
+        frames = [self.read(s) for s in (series or list(SERIES)) if self.exists(s)]
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return pd.DataFrame(index=pd.DatetimeIndex([], name="date"))
+        start = min(f.index[0] for f in frames)
+        end = max(f.index[-1] for f in frames)
+        days = pd.date_range(start, end, freq="D", name="date")
+        return pd.concat([f.reindex(days) for f in frames], axis=1)

@@ -1,0 +1,51 @@
+"""Shared fixtures: seeded synthetic history, a temporary store and settings pointing at tmp dirs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from cascade_radar.config import PROJECT_ROOT, Settings  # noqa: E402
+from features.sources.synthetic import SyntheticHistory, generate_history, load_into  # noqa: E402
+from features.store import HistoryStore  # noqa: E402
+
+REFERENCE_DIR = (PROJECT_ROOT / "../shared/data").resolve()
+
+
+@pytest.fixture(scope="session")
+def synthetic() -> SyntheticHistory:
+    return generate_history(seed=11)
+
+
+@pytest.fixture()
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        reports_dir=tmp_path / "reports",
+        mlruns_dir=tmp_path / "mlruns",
+        reference_dir=tmp_path / "no-reference",
+    )
+
+
+@pytest.fixture()
+def store(settings: Settings) -> HistoryStore:
+    return HistoryStore(settings.data_path)
+
+
+@pytest.fixture()
+def synthetic_store(store: HistoryStore, synthetic: SyntheticHistory) -> HistoryStore:
+    load_into(store, synthetic)
+    return store
+
+
+@pytest.fixture()
+def reference_dir() -> Path:
+    if not (REFERENCE_DIR / "README.md").exists():
+        pytest.skip(f"reference data not found at {REFERENCE_DIR} (clone without ../shared)")
+    return REFERENCE_DIR

@@ -1,0 +1,38 @@
+"""The command line speaks to people: tables, and one-line errors instead of tracebacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cascade_radar import cli
+
+
+@pytest.fixture()
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CASCADE_RADAR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CASCADE_RADAR_REFERENCE_DIR", str(tmp_path / "missing"))
+    return tmp_path
+
+
+def test_status_of_an_empty_store_says_what_to_do(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["data", "status"]) == 0
+    assert "is empty" in capsys.readouterr().out
+
+
+def test_missing_reference_dir_is_one_line_not_a_traceback(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["data", "import-reference"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "reference-data directory not found" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.reference
+def test_import_then_status_lists_every_series(env: Path, reference_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CASCADE_RADAR_REFERENCE_DIR", str(reference_dir))
+    assert cli.main(["--asset", "ETH", "data", "import-reference"]) == 0
+    assert cli.main(["--asset", "ETH", "data", "status"]) == 0
+    out = capsys.readouterr().out
+    for series in ("open_interest", "funding_binance", "onchain_cohorts", "liquidations", "liquidations_binance"):
+        assert series in out

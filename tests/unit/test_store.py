@@ -1,0 +1,118 @@
+"""The history store: schema checks, incremental idempotent appends, atomic writes, gaps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from features.schemas import SchemaError, validate
+from features.store import HistoryStore, find_gaps
+
+
+def liq(days: list[str], long: list[float], short: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"liq_long_usd": long, "liq_short_usd": short}, index=pd.DatetimeIndex(pd.to_datetime(days), name="date"))
+
+
+def test_validate_fills_optional_columns_and_orders_them() -> None:
+    frame = pd.DataFrame({"oi_close_usd": [1.0, 2.0]}, index=pd.to_datetime(["2024-01-01", "2024-01-02"]))
+    out = validate("open_interest", frame)
+    assert list(out.columns) == ["oi_close_usd", "oi_high_usd", "oi_low_usd", "oi_coin_margined_usd"]
+    assert out["oi_high_usd"].isna().all()
+    assert out.index.name == "date"
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (liq(["2024-01-01", "2024-01-01"], [1, 2], [1, 2]), "series 'liquidations', date 2024-01-01: duplicate day"),
+        (liq(["2024-01-02", "2024-01-01"], [1, 2], [1, 2]), "series 'liquidations', date 2024-01-01: dates are not increasing"),
+        (liq(["2024-01-01", "2024-01-02"], [1, -5], [1, 2]), "series 'liquidations', column 'liq_long_usd', date 2024-01-02: impossible value -5"),
+        (liq(["2024-01-01", "2024-01-02"], [1, np.inf], [1, 2]), "column 'liq_long_usd', date 2024-01-02: infinite value"),
+        (liq(["2024-01-01", "2024-01-02"], [1, "abc"], [1, 2]), "column 'liq_long_usd', date 2024-01-02: non-numeric value 'abc'"),
+        (liq(["2024-01-01", "2024-01-02"], [1, 2], [1, 2]).drop(columns="liq_short_usd"), "column 'liq_short_usd': required column missing"),
+        (liq(["2024-01-01", "2024-01-02"], [1, 2], [1, 2]).assign(extra=1.0), "column 'extra': unexpected column"),
+    ],
+)
+def test_validate_refuses_with_series_date_and_column(frame: pd.DataFrame, message: str) -> None:
+    with pytest.raises(SchemaError) as err:
+        validate("liquidations", frame)
+    assert message in str(err.value)
+
+
+def test_price_must_be_positive() -> None:
+    frame = pd.DataFrame({"open_usd": [1.0], "high_usd": [1.0], "low_usd": [0.0], "close_usd": [1.0], "volume_base": [1.0]},
+                         index=pd.to_datetime(["2024-03-05"]))
+    with pytest.raises(SchemaError, match=r"column 'low_usd', date 2024-03-05: impossible value 0 \(must be > 0"):
+        validate("ohlcv", frame)
+
+
+def test_intraday_timestamps_are_refused() -> None:
+    frame = liq(["2024-01-01 08:00"], [1], [1])
+    with pytest.raises(SchemaError, match="UTC day starts"):
+        validate("liquidations", frame)
+
+
+def test_append_is_incremental_and_idempotent(store: HistoryStore) -> None:
+    first = store.append("liquidations", liq(["2024-01-01", "2024-01-02"], [1, 2], [3, 4]), source="t")
+    assert (first.new_rows, first.revised_rows) == (2, 0)
+    path = store.path("liquidations")
+    before = path.read_bytes()
+    again = store.append("liquidations", liq(["2024-01-01", "2024-01-02"], [1, 2], [3, 4]), source="t")
+    assert not again.changed
+    assert path.read_bytes() == before  # loading twice changes nothing, not even the file
+    more = store.append("liquidations", liq(["2024-01-02", "2024-01-03"], [20, 5], [4, 6]), source="t")
+    assert (more.new_rows, more.revised_rows) == (1, 1)  # 01-02 revised by the provider, 01-03 new
+    stored = store.read("liquidations")
+    assert stored["liq_long_usd"].tolist() == [1, 20, 5]
+    assert stored.index.tolist() == list(pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]))
+
+
+def test_missing_values_never_erase_stored_ones(store: HistoryStore) -> None:
+    store.append("liquidations", liq(["2024-01-01"], [1], [3]), source="t")
+    store.append("liquidations", liq(["2024-01-01"], [np.nan], [7]), source="t")
+    stored = store.read("liquidations")
+    assert stored.loc["2024-01-01"].tolist() == [1.0, 7.0]
+
+
+def test_failed_write_leaves_store_byte_identical(store: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.append("liquidations", liq(["2024-01-01", "2024-01-02"], [1, 2], [3, 4]), source="t")
+    path = store.path("liquidations")
+    before = path.read_bytes()
+
+    def half_write(table, where, **kwargs):  # noqa: ANN001, ANN003 - stands in for pyarrow's writer
+        with open(where, "wb") as fh:
+            fh.write(b"PAR1 half a file")
+        raise OSError("disk full (simulated mid-write)")
+
+    monkeypatch.setattr(pq, "write_table", half_write)
+    with pytest.raises(OSError, match="simulated"):
+        store.append("liquidations", liq(["2024-01-03"], [9], [9]), source="t")
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_invalid_append_leaves_store_unchanged(store: HistoryStore) -> None:
+    store.append("liquidations", liq(["2024-01-01"], [1], [3]), source="t")
+    before = store.path("liquidations").read_bytes()
+    with pytest.raises(SchemaError):
+        store.append("liquidations", liq(["2024-01-02"], [-1], [3]), source="t")
+    assert store.path("liquidations").read_bytes() == before
+
+
+def test_gaps_are_recorded_not_filled(store: HistoryStore) -> None:
+    store.append("liquidations", liq(["2024-01-01", "2024-01-02", "2024-01-05", "2024-01-07"], [1, 1, 1, 1], [1, 1, 1, 1]), source="t")
+    (status,) = store.status()
+    assert status.rows == 4
+    assert [(a.day, b.day) for a, b in status.gaps] == [(3, 4), (6, 6)]
+    assert status.missing_days == 3
+    assert len(store.read("liquidations")) == 4
+    assert find_gaps(pd.DatetimeIndex([])) == []
+
+
+def test_panel_keeps_missing_days_missing(store: HistoryStore) -> None:
+    store.append("liquidations", liq(["2024-01-01", "2024-01-03"], [1, 3], [1, 3]), source="t")
+    panel = store.panel()
+    assert len(panel) == 3
+    assert np.isnan(panel.loc["2024-01-02", "liq_long_usd"])
