@@ -65,6 +65,71 @@ def cmd_data_import_reference(args: argparse.Namespace, settings: Settings) -> i
     return 0
 
 
+# ---------------------------------------------------------------- features & labels
+def _parse_day(value: str | None, flag: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(pd.to_datetime(value, format="%Y-%m-%d"))
+    except ValueError:
+        raise UserError(f"{flag} {value!r}: expected a date YYYY-MM-DD") from None
+
+
+def build_features(settings: Settings, until: pd.Timestamp | None = None):  # noqa: ANN201 - FeatureTable, imported lazily
+    from features.build import load_feature_table
+
+    store = open_store(settings)
+    ensure_history(settings, store)
+    return load_feature_table(store, settings, until)
+
+
+def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
+    from features.build import feature_table_path, write_feature_table
+
+    started = time.perf_counter()
+    ft = build_features(settings, _parse_day(args.until, "--until"))
+    write_feature_table(ft, settings)
+    labelled = ft.table["target"].notna()
+    per_family = ft.catalogue.groupby("family", sort=False).size()
+    print(f"{settings.asset}: feature table {ft.table.shape[0]} days x {len(ft.features)} features, "
+          f"{_day(ft.table.index[0])}..{_day(ft.table.index[-1])}; {int(labelled.sum())} labelled days; "
+          f"built in {time.perf_counter() - started:.2f} s")
+    print("features per family: " + ", ".join(f"{k} {v}" for k, v in per_family.items()))
+    print(f"targets: " + ", ".join(f"{k} {v}" for k, v in ft.table["target"].value_counts().items()))
+    print(f"written to {feature_table_path(settings)}")
+    return 0
+
+
+def cmd_features_list(args: argparse.Namespace, settings: Settings) -> int:
+    from features.build import compute_features, assemble_panel
+    from features.sources.synthetic import generate_history
+
+    # the catalogue does not depend on data: compute it on a small synthetic panel
+    history = generate_history(seed=0, n_days=60)
+    panel = assemble_panel(pd.concat(history.series.values(), axis=1))
+    _, catalogue = compute_features(panel, settings.features)
+    if args.markdown:
+        print("| feature | family | meaning |\n|---|---|---|")
+        for row in catalogue.itertuples():
+            print(f"| `{row.name}` | {row.family} | {row.meaning} |")
+    else:
+        print(tabulate(catalogue.values.tolist(), headers=["feature", "family", "meaning"]))
+    return 0
+
+
+def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
+    ft = build_features(settings)
+    events = ft.labels.events
+    cfg = settings.labels
+    print(f"{settings.asset}: {len(events)} cascade events (total liquidations >= {cfg.cascade_multiple:g}x the trailing "
+          f"{cfg.trailing_median_days}-day median of the same series); " + ", ".join(f"{k} {v}" for k, v in events["direction"].value_counts().items()))
+    rows = [[_day(e.start), e.days, e.direction, f"{e.long_usd / 1e6:,.0f}", f"{e.short_usd / 1e6:,.0f}", f"{e.peak_ratio:.1f}x", e.series]
+            for e in events.itertuples()]
+    fmt = "github" if args.markdown else "simple"
+    print(tabulate(rows, headers=["start", "days", "direction", "long $M", "short $M", "size vs median", "series"], tablefmt=fmt))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cascade-radar", description="Early warning for crypto liquidation cascades.")
     parser.add_argument("--asset", help="asset to work on (BTC, ETH); default from CASCADE_RADAR_ASSET or BTC")
@@ -74,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="local history store").add_subparsers(dest="data_command", required=True)
     data.add_parser("status", help="per series: source, first/last day, rows, gaps").set_defaults(handler=cmd_data_status)
     data.add_parser("import-reference", help="load the reference history (../shared/data)").set_defaults(handler=cmd_data_import_reference)
+
+    feats = sub.add_parser("features", help="feature table").add_subparsers(dest="features_command", required=True)
+    fb = feats.add_parser("build", help="build the feature table (features + labels) and write it under the data dir")
+    fb.add_argument("--until", help="build on history up to this day only (YYYY-MM-DD)")
+    fb.set_defaults(handler=cmd_features_build)
+    fl = feats.add_parser("list", help="catalogue of features: name, family, meaning")
+    fl.add_argument("--markdown", action="store_true")
+    fl.set_defaults(handler=cmd_features_list)
+    ev = sub.add_parser("events", help="list the labelled cascade events")
+    ev.add_argument("--markdown", action="store_true")
+    ev.set_defaults(handler=cmd_events)
 
     for register in _EXTENSIONS:
         register(sub)
@@ -94,6 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a person reads this: one line, unless --debug
+        if isinstance(exc, UserError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         if args.debug or isinstance(exc, (AssertionError, NameError, AttributeError, TypeError)):
             raise
         print(f"error: {exc}", file=sys.stderr)

@@ -25,6 +25,8 @@ class FeatureConfig(BaseModel):
     return_windows: list[int] = Field(default=[1, 3, 7, 14, 30], description="price return horizons (days)")
     change_windows: list[int] = Field(default=[3, 7, 14, 30], description="change horizons of OI and STH-NUPL (days)")
     rolling_windows: list[int] = Field(default=[3, 7, 14, 30], description="rolling mean / sum windows (days)")
+    ma_windows: list[int] = Field(default=[20, 50, 200], description="moving averages the price distance is measured from (days)")
+    vol_windows: list[int] = Field(default=[7, 30], description="realized-volatility windows (days)")
     trailing_norm_days: int = Field(default=180, description="window of the trailing distribution used for z-scores and ranks")
     rsi_period: int = 14
     divergence_lookback_days: int = Field(default=30, description="how far back the RSI divergence detector looks for the previous swing high/low")

@@ -1,0 +1,98 @@
+"""Sources -> panel -> signal families -> lags -> labels: one feature table per asset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from cascade_radar.config import FeatureConfig, Settings
+from features.families import load_families
+from features.labels import Labels, build_labels
+from features.lags import add_lags
+from features.store import HistoryStore
+
+LABEL_COLUMNS = ["target", "days_to_event", "cascade_day", "liq_ratio"]
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    table: pd.DataFrame  # index date; feature columns, then LABEL_COLUMNS
+    features: list[str]
+    catalogue: pd.DataFrame  # name, family, meaning
+    labels: Labels
+
+    @property
+    def X(self) -> pd.DataFrame:  # noqa: N802 - the usual name for a design matrix
+        return self.table[self.features]
+
+
+def first_available(panel: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """Per day, the first non-missing value among ``columns`` (in priority order)."""
+    out = pd.Series(float("nan"), index=panel.index)
+    for col in columns:
+        if col in panel.columns:
+            out = out.combine_first(panel[col])
+    return out
+
+
+def assemble_panel(raw: pd.DataFrame) -> pd.DataFrame:
+    """Add the canonical family inputs that more than one stored series can supply.
+
+    ``price_usd``: exchange close, else the Coin Metrics reference price, else the on-chain
+    provider's price (ETH has no candle file). ``funding_rate_frac8h``: Binance's rate, else the
+    OI-weighted cross-exchange rate (both fractions per 8 h). No value is carried across days.
+    """
+    panel = raw.copy()
+    panel["price_usd"] = first_available(raw, ["close_usd", "reference_price_usd", "cohort_price_usd"])
+    panel["funding_rate_frac8h"] = first_available(raw, ["funding_rate_binance_frac8h", "funding_rate_oiw_frac8h"])
+    return panel
+
+
+def compute_features(panel: pd.DataFrame, config: FeatureConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every registered family on ``panel`` plus configured lags; returns (features, catalogue)."""
+    frames, rows = [], []
+    for fam in load_families().values():
+        result = fam.compute(panel, config)
+        frames.append(result.frame())
+        rows += [{"name": n, "family": fam.name, "meaning": m} for n, m in result.meanings.items()]
+    features = add_lags(pd.concat(frames, axis=1), config.lagged_features, config.lags)
+    for name in features.columns[len(rows):]:
+        base, lag = name.rsplit("_lag", 1)
+        src = next(r for r in rows if r["name"] == base)
+        rows.append({"name": name, "family": src["family"], "meaning": f"{src['meaning']} — {lag} days earlier"})
+    return features, pd.DataFrame(rows)
+
+
+def build_feature_table(raw_panel: pd.DataFrame, settings: Settings, until: pd.Timestamp | None = None) -> FeatureTable:
+    """The feature table of ``raw_panel`` (as read from the store), truncated at ``until`` if given."""
+    if until is not None:
+        raw_panel = raw_panel.loc[:until]
+    if raw_panel.empty:
+        raise ValueError("no history to build features from: the store is empty (run `make data-reference`)")
+    panel = assemble_panel(raw_panel)
+    features, catalogue = compute_features(panel, settings.features)
+    labels = build_labels(panel, settings.labels)
+    table = pd.concat([features, labels.daily[LABEL_COLUMNS]], axis=1)
+    return FeatureTable(table, list(features.columns), catalogue, labels)
+
+
+def load_feature_table(store: HistoryStore, settings: Settings, until: pd.Timestamp | None = None) -> FeatureTable:
+    return build_feature_table(store.panel(), settings, until)
+
+
+def feature_table_path(settings: Settings) -> "Path":  # noqa: F821 - pathlib only for the annotation
+    return settings.data_path / "feature_table.parquet"
+
+
+def write_feature_table(ft: FeatureTable, settings: Settings) -> None:
+    """Write the table atomically (temporary file, then rename)."""
+    import os
+
+    path = feature_table_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".parquet.tmp")
+    out = ft.table.copy()
+    out["cascade_day"] = out["cascade_day"].astype("float64")
+    out.to_parquet(tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,37 @@
+"""Family 1 — price & momentum: extension, RSI and its divergences, volatility compression."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cascade_radar.config import FeatureConfig
+from features.families import FeatureSet, family
+from features.transforms import log_return, rolling_mean, rsi, rsi_divergence
+
+
+@family("price", "price & momentum", inputs=("price_usd",))
+def price_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
+    price = panel["price_usd"]
+    daily = log_return(price, 1)
+    for w in cfg.return_windows:
+        out.add(f"return_{w}d", log_return(price, w), f"log return of price over {w} days")
+    for w in cfg.ma_windows:
+        out.add(f"dist_sma_{w}d", price / rolling_mean(price, w) - 1, f"price relative to its {w}-day simple moving average")
+    vols = {}
+    for w in cfg.vol_windows:
+        vols[w] = daily.rolling(w, min_periods=max(3, int(0.7 * w))).std() * np.sqrt(365)
+        out.add(f"realized_vol_{w}d", vols[w], f"annualised std of daily log returns over {w} days")
+    short, long = min(cfg.vol_windows), max(cfg.vol_windows)
+    long_vol = daily.rolling(cfg.trailing_norm_days, min_periods=cfg.trailing_norm_days // 3).std() * np.sqrt(365)
+    out.add("vol_compression", vols[short] / long_vol, f"{short}-day realized vol / {cfg.trailing_norm_days}-day vol (<1 = compressed)")
+    out.add(f"vol_ratio_{short}d_{long}d", vols[short] / vols[long], f"{short}-day / {long}-day realized vol")
+    out.add("drawdown", price / price.cummax() - 1, "price relative to its running all-time high (<= 0)")
+    rsi_values = rsi(price, cfg.rsi_period)
+    out.add(f"rsi_{cfg.rsi_period}", rsi_values, f"Wilder RSI({cfg.rsi_period}) of the daily price")
+    for kind, short_name in (("bearish", "bear"), ("bullish", "bull")):
+        div = rsi_divergence(price, rsi_values, cfg.divergence_pivot_days, cfg.divergence_lookback_days, kind)
+        higher = "higher high in price, lower high in RSI" if kind == "bearish" else "lower low in price, higher low in RSI"
+        out.add(f"rsi_{short_name}_div_strength", div["strength"], f"{kind} RSI divergence ({higher}): RSI points between the swings, 0 if none")
+        out.add(f"rsi_{short_name}_div_price_move", div["price_move"], f"{kind} RSI divergence: relative price move between the two swings")
+        out.add(f"rsi_{short_name}_div_age", div["age"], f"days since the second swing of the active {kind} divergence (missing if none)")

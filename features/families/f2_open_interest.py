@@ -1,0 +1,24 @@
+"""Family 2 — perpetual open interest: leverage building up, with or without spot demand."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cascade_radar.config import FeatureConfig
+from features.families import FeatureSet, family
+from features.transforms import pct_change, range_position, zscore
+
+
+@family("oi", "open interest", inputs=("oi_close_usd", "price_usd"), optional_inputs=("market_cap_usd",))
+def open_interest_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
+    oi, price = panel["oi_close_usd"], panel["price_usd"]
+    out.add("usd_bn", oi / 1e9, "aggregated open interest, billions of USD")
+    for w in cfg.change_windows:
+        out.add(f"change_{w}d", pct_change(oi, w), f"relative change of open interest over {w} days")
+    for w in cfg.change_windows:
+        out.add(f"change_vs_price_{w}d", pct_change(oi, w) - pct_change(price, w),
+                f"OI change minus price change over {w} days (> 0: leverage building without spot demand)")
+    out.add("to_market_cap_pct", 100 * oi / panel["market_cap_usd"], "open interest as a percentage of market capitalisation")
+    n = cfg.trailing_norm_days
+    out.add(f"range_position_{n}d", range_position(oi, n), f"OI within its trailing {n}-day min..max range (0..1)")
+    out.add("zscore", zscore(oi, n), f"z-score of OI versus its trailing {n} days")

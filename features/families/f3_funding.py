@@ -1,0 +1,27 @@
+"""Family 3 — funding rates: one-sided positioning that persists for days.
+
+Input ``funding_rate_frac8h`` is a fraction per 8 h (0.0001 = 0.01 %): the percent-quoted
+sources were converted once, at the source boundary.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cascade_radar.config import FeatureConfig
+from features.families import FeatureSet, family
+from features.transforms import rolling_mean, sign_streak, trailing_rank, zscore
+
+
+@family("funding", "funding rates", inputs=("funding_rate_frac8h",))
+def funding_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
+    rate = panel["funding_rate_frac8h"] * 1e4  # basis points per 8 h: readable magnitudes
+    out.add("rate", rate, "funding rate of the day, basis points per 8 h")
+    for w in cfg.rolling_windows:
+        out.add(f"rate_mean_{w}d", rolling_mean(rate, w), f"mean funding over {w} days, bp per 8 h")
+    out.add("sign_streak", sign_streak(rate), "consecutive days funding kept its sign (+ longs pay, - shorts pay)")
+    # 1 bp / 8 h is Binance's neutral rate: persistence above it is what crowds longs
+    out.add("above_neutral_streak", sign_streak(rate - 1.0).clip(lower=0), "consecutive days funding stayed above the neutral 1 bp / 8 h")
+    n = cfg.trailing_norm_days
+    out.add("rate_zscore", zscore(rolling_mean(rate, 3), n), f"z-score of 3-day mean funding versus the trailing {n} days")
+    out.add("rate_rank", trailing_rank(rate, n), f"percentile of today's funding among the trailing {n} days")

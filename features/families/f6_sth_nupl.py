@@ -1,0 +1,22 @@
+"""Family 6 — short-term-holder NUPL: fast swings in recent buyers' paper profit."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cascade_radar.config import FeatureConfig
+from features.families import FeatureSet, family
+from features.transforms import sign_flips, sign_streak, trailing_rank, zscore
+
+
+@family("nupl", "short-term-holder NUPL", inputs=("sth_nupl",))
+def sth_nupl_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
+    nupl = panel["sth_nupl"]
+    out.add("sth", nupl, "STH net unrealized profit/loss, fraction of STH market value")
+    for w in cfg.change_windows:
+        out.add(f"sth_change_{w}d", nupl - nupl.shift(w), f"change of STH-NUPL over {w} days (fraction points)")
+    out.add("sth_sign_streak", sign_streak(nupl), "days since STH-NUPL last changed sign (+ in profit, - in loss)")
+    out.add("sth_flips_30d", sign_flips(nupl, 30), "number of STH-NUPL sign flips in 30 days")
+    n = cfg.trailing_norm_days
+    out.add("sth_zscore", zscore(nupl, n), f"z-score of STH-NUPL versus the trailing {n} days")
+    out.add("sth_rank", trailing_rank(nupl, n), f"percentile of STH-NUPL among the trailing {n} days")

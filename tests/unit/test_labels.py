@@ -1,0 +1,87 @@
+"""Labels: planted cascades become the right events, directions and targets, judged without the future."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cascade_radar.config import LabelConfig
+from features.labels import build_labels, judge_days, make_targets
+from features.sources.synthetic import SyntheticHistory
+
+
+@pytest.fixture(scope="module")
+def raw(synthetic: SyntheticHistory) -> pd.DataFrame:
+    return pd.concat(synthetic.series.values(), axis=1)
+
+
+def test_planted_cascades_are_found_with_their_direction(raw: pd.DataFrame, synthetic: SyntheticHistory) -> None:
+    labels = build_labels(raw, LabelConfig())
+    found = labels.events[["start", "direction"]].reset_index(drop=True)
+    planted = synthetic.events.rename(columns={"date": "start"}).reset_index(drop=True)
+    pd.testing.assert_frame_equal(found, planted, check_dtype=False)
+    # the last events fall after the all-exchange series ends: judged on Binance-only data, same result
+    assert labels.events["series"].iloc[-1] == "Binance only"
+    assert labels.events["series"].iloc[0] == "all exchanges"
+
+
+def test_targets_point_at_the_first_event_within_the_horizon(raw: pd.DataFrame, synthetic: SyntheticHistory) -> None:
+    cfg = LabelConfig(horizon_days=14)
+    daily = build_labels(raw, cfg).daily
+    event = synthetic.events.iloc[3]
+    day = event["date"]
+    assert daily.loc[day - pd.Timedelta(days=1), "target"] == event["direction"]
+    assert daily.loc[day - pd.Timedelta(days=1), "days_to_event"] == 1
+    assert daily.loc[day - pd.Timedelta(days=14), "days_to_event"] == 14
+    assert daily.loc[day - pd.Timedelta(days=15), "target"] == "none"
+    assert daily.loc[day, "target"] == "none"  # (t, t+H] excludes the day itself
+    assert daily["target"].iloc[-5:].isna().all()  # the future window is not observed yet
+
+
+def test_hand_made_timeline() -> None:
+    days = pd.date_range("2024-01-01", periods=10, freq="D")
+    judged = pd.DataFrame({"cascade_day": pd.array([False] * 10, dtype="boolean")}, index=days)
+    events = pd.DataFrame({"start": [days[3], days[5]], "direction": ["short", "long"]})
+    out = make_targets(judged, events, horizon=3)
+    assert out["target"].tolist()[:6] == ["short", "short", "short", "long", "long", "none"]
+    assert out["days_to_event"].tolist()[:5] == [3, 2, 1, 2, 1]
+    assert out["target"].iloc[7:].isna().all()
+
+
+def test_adjacent_days_merge_and_direction_is_by_dollars() -> None:
+    days = pd.date_range("2024-01-01", periods=60, freq="D")
+    long = np.full(60, 10.0)
+    short = np.full(60, 10.0)
+    long[40], short[40] = 200.0, 10.0  # long-dominated day ...
+    long[41], short[41] = 50.0, 120.0  # ... then a short-heavy day: one event, long by total dollars
+    short[50] = 400.0
+    panel = pd.DataFrame({"liq_long_usd": long, "liq_short_usd": short}, index=days)
+    events = build_labels(panel, LabelConfig(min_trailing_days=20)).events
+    assert events["start"].dt.day.tolist() == [10, 20]  # 2024-02-10, 2024-02-20
+    assert events["days"].tolist() == [2, 1]
+    assert events["direction"].tolist() == ["long", "short"]
+
+
+def test_a_days_judgement_ignores_the_future(raw: pd.DataFrame) -> None:
+    cfg = LabelConfig()
+    full = judge_days(raw, cfg)
+    rng = np.random.default_rng(5)
+    for pos in rng.choice(np.arange(100, len(raw) - 1), size=8, replace=False):
+        day = raw.index[pos]
+        future_changed = raw.copy()
+        cols = ["liq_long_usd", "liq_short_usd", "binance_liq_long_usd", "binance_liq_short_usd"]
+        future_changed.loc[raw.index > day, cols] *= 50
+        again = judge_days(future_changed, cfg)
+        assert again.loc[:day, "cascade_day"].equals(full.loc[:day, "cascade_day"])
+        assert again.loc[:day, "liq_ratio"].equals(full.loc[:day, "liq_ratio"])
+
+
+def test_a_fixed_dollar_day_is_judged_against_its_own_time() -> None:
+    days = pd.date_range("2021-01-01", periods=200, freq="D")
+    total = np.r_[np.full(100, 1000.0), np.full(100, 100.0)]  # 2021 busy, later quiet
+    total[60], total[160] = 3000.0, 600.0  # 3x a busy median is no cascade, 6x a quiet one is
+    panel = pd.DataFrame({"liq_long_usd": total / 2, "liq_short_usd": total / 2}, index=days)
+    judged = judge_days(panel, LabelConfig(trailing_median_days=30))
+    assert not judged["cascade_day"].iloc[60]
+    assert judged["cascade_day"].iloc[160]
