@@ -130,6 +130,46 @@ def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- training
+def _print_evaluation(result) -> None:  # noqa: ANN001 - TrainResult
+    from training.evaluate import format_table
+
+    print(format_table(result.evaluation.table()))
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings, register: bool = True) -> int:
+    from training.train import run_training
+
+    started = time.perf_counter()
+    store = open_store(settings)
+    ft = build_features(settings)
+    print(f"{settings.asset}: {len(ft.table)} days x {len(ft.features)} features, {int(ft.table['target'].notna().sum())} labelled days, "
+          f"{len(ft.labels.events)} events; walk-forward over {settings.folds.n_folds} folds ...")
+    result = run_training(ft, store, settings, register=register)
+    _print_evaluation(result)
+    print(f"report: {result.report}  (out-of-fold predictions: {result.report.parent / 'oof_predictions.csv'})")
+    print(f"MLflow run {result.run_id} in {settings.tracking_uri}")
+    if register:
+        name = settings.registered_model_name
+        if result.passed_gate:
+            print(f"registered {name} version {result.model_version}; passed the gate -> alias 'champion'")
+        else:
+            print(f"registered {name} version {result.model_version}; did NOT pass the gate: " + "; ".join(result.reasons))
+            print(f"champion stays at version {result.champion}" if result.champion else "no champion yet")
+    print(f"done in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    return cmd_train(args, settings, register=False)
+
+
+def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
+    from training.ui import run_ui
+
+    return run_ui(settings, args.host, args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cascade-radar", description="Early warning for crypto liquidation cascades.")
     parser.add_argument("--asset", help="asset to work on (BTC, ETH); default from CASCADE_RADAR_ASSET or BTC")
@@ -150,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("events", help="list the labelled cascade events")
     ev.add_argument("--markdown", action="store_true")
     ev.set_defaults(handler=cmd_events)
+
+    sub.add_parser("train", help="walk-forward evaluation, final fit, MLflow run, registration and champion gate").set_defaults(handler=cmd_train)
+    sub.add_parser("evaluate", help="walk-forward evaluation: model vs baselines table and report (no registration)").set_defaults(handler=cmd_evaluate)
+    ui = sub.add_parser("ui", help="MLflow UI on the project's store (Ctrl-C stops it and its workers)")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(handler=cmd_ui)
 
     for register in _EXTENSIONS:
         register(sub)

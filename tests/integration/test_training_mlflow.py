@@ -1,0 +1,68 @@
+"""End to end on the synthetic history, into a temporary real MLflow store."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from cascade_radar.config import GateConfig, Settings
+from features.build import load_feature_table
+from features.store import HistoryStore
+from training.register import CHAMPION, load_champion
+from training.train import run_training
+
+
+@pytest.fixture()
+def trained(settings: Settings, synthetic_store: HistoryStore):  # noqa: ANN201
+    ft = load_feature_table(synthetic_store, settings)
+    return ft, run_training(ft, synthetic_store, settings)
+
+
+def test_train_registers_a_champion_that_loads_back_with_the_same_probabilities(trained, settings: Settings) -> None:  # noqa: ANN001
+    ft, result = trained
+    assert result.passed_gate, result.reasons  # planted build-ups are learnable: the model beats the baselines
+    assert result.model_version == "1" and result.champion == "1"
+    name = settings.registered_model_name
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+    X = ft.table.loc[ft.table["target"].notna(), result.model.features].tail(50)
+    loaded = pyfunc.predict(X)
+    expected = result.model.predict(X)
+    np.testing.assert_allclose(loaded[["p_cascade", "p_long", "p_short"]].to_numpy(), expected[["p_cascade", "p_long", "p_short"]].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(loaded["p_long"] + loaded["p_short"], loaded["p_cascade"], rtol=1e-12)
+    model, identity = load_champion(settings)
+    assert identity["version"] == "1" and identity["alias"] == CHAMPION
+    np.testing.assert_allclose(model.predict(X)["p_cascade"], expected["p_cascade"])
+
+
+def test_the_run_records_config_data_metrics_plots_and_oof(trained, settings: Settings) -> None:  # noqa: ANN001
+    ft, result = trained
+    run = MlflowClient().get_run(result.run_id)
+    assert run.data.params["labels.horizon_days"] == "14"
+    assert len(run.data.tags["feature_table_hash"]) == 16
+    for name in ("model", "base_rate", "rule", "logistic"):
+        assert f"{name}_pr_auc" in run.data.metrics and f"{name}_brier_skill" in run.data.metrics
+    artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id, "evaluation")}
+    assert {"evaluation/pr_curve.png", "evaluation/reliability.png", "evaluation/timeline.png", "evaluation/oof_predictions.csv"} <= artifacts
+    oof = pd.read_csv(settings.reports_path / "oof_predictions.csv")
+    assert list(oof.columns) == ["date", "fold", "p_cascade", "p_long", "p_short", "target"]
+    assert set(oof["target"]) <= {"none", "long", "short"}
+    # out-of-fold means out of fold: every predicted day lies in its fold's test block
+    for fold in result.evaluation.folds:
+        days = pd.to_datetime(oof.loc[oof["fold"] == fold.number, "date"])
+        assert days.min() >= fold.test_start and days.max() <= fold.test_end
+        assert days.min() > fold.train_end + pd.Timedelta(days=settings.labels.horizon_days)
+
+
+def test_the_gate_refuses_a_model_that_loses_and_keeps_the_champion(trained, settings: Settings, synthetic_store: HistoryStore) -> None:  # noqa: ANN001
+    ft, _ = trained
+    strict = settings.model_copy(update={"gate": GateConfig(min_margin=10.0)})
+    second = run_training(ft, synthetic_store, strict)
+    assert not second.passed_gate
+    assert any("does not beat base_rate" in r for r in second.reasons)
+    assert second.model_version == "2"
+    assert second.champion == "1"
+    tags = MlflowClient().get_model_version(settings.registered_model_name, "2").tags
+    assert tags["gate"] == "failed"

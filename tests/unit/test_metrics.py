@@ -1,0 +1,51 @@
+"""Event-level metrics on a tiny hand-made timeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.metrics import alert_episodes, event_metrics, probability_metrics
+
+
+def timeline() -> tuple[pd.DataFrame, pd.DataFrame]:
+    days = pd.date_range("2024-01-01", periods=30, freq="D")
+    p = np.full(30, 0.1)
+    p[5:8] = 0.8  # alert 5..7, event A starts day 9 -> caught, lead 4
+    p[20:22] = 0.9  # alert 20..21, nothing follows -> one false alarm
+    p_long = p * np.where(np.arange(30) < 10, 0.7, 0.2)
+    target = ["none"] * 30
+    for d in range(5, 9):
+        target[d] = "long"  # days 5..8 have event A within H = 4
+    for d in range(11, 15):
+        target[d] = "short"  # event B (day 15) is missed: no alert in 11..14
+    pred = pd.DataFrame({"p_cascade": p, "p_long": p_long, "p_short": p - p_long, "target": target}, index=days)
+    events = pd.DataFrame({"start": [days[9], days[15], days[2]], "direction": ["long", "short", "long"]})
+    return pred, events
+
+
+def test_event_recall_lead_time_false_alarms_and_direction() -> None:
+    pred, events = timeline()
+    m = event_metrics(pred, events, horizon=4, threshold=0.5)
+    assert m["events"] == 2  # the day-2 event's warning window starts before the predictions: not scored
+    assert m["event_recall"] == 0.5
+    assert m["median_lead_days"] == 4
+    assert m["false_alarms_per_30d"] == pytest.approx(1.0)
+    assert m["direction_accuracy"] == 1.0  # first alert day 5: p_long 0.56 > p_short 0.24, event long
+    assert m["alert_share"] == pytest.approx(5 / 30)
+
+
+def test_alert_episodes() -> None:
+    pred, _ = timeline()
+    runs = alert_episodes(pred["p_cascade"] >= 0.5)
+    assert [(a.day, b.day) for a, b in runs] == [(6, 8), (21, 22)]
+
+
+def test_probability_metrics_by_hand() -> None:
+    y = np.array([1, 0, 1, 0])
+    p = np.array([0.9, 0.1, 0.6, 0.4])
+    m = probability_metrics(y, p, np.full(4, 0.5))
+    assert m["brier"] == pytest.approx((0.01 + 0.01 + 0.16 + 0.16) / 4)
+    assert m["brier_skill"] == pytest.approx(1 - 0.085 / 0.25)
+    assert m["pr_auc"] == pytest.approx(1.0) and m["roc_auc"] == pytest.approx(1.0)

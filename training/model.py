@@ -1,0 +1,262 @@
+"""The cascade model and the baselines it must beat, behind one small contract.
+
+Design: two LightGBM binary models rather than one 3-class model.
+* the *cascade* model gives P(an event starts within H days) from every labelled day;
+* the *direction* model gives P(long | event) from the days that precede an event only.
+P(long squeeze) = P(cascade) x P(long | event), P(short squeeze) = P(cascade) x (1 - P(long | event)).
+Splitting lets each question use all of its data (direction is learnt without the ~60 % of
+`none` days drowning it), keeps P(cascade) a plain binary probability that can be Platt-calibrated,
+and gives SHAP explanations for "how likely" and "which side" separately.
+
+Class imbalance is handled by *not* re-weighting: weights would inflate the probabilities and
+break calibration; ranking quality is judged by PR-AUC and alerts by a configurable threshold.
+"""
+
+from __future__ import annotations
+
+import json
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Protocol
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from cascade_radar.config import ModelConfig
+
+PROBABILITY_COLUMNS = ["p_cascade", "p_long", "p_short"]
+
+
+def is_cascade(target: pd.Series) -> np.ndarray:
+    return (target != "none").to_numpy(dtype=bool)
+
+
+def combine(p_cascade: np.ndarray, p_long_given: np.ndarray, index: pd.Index) -> pd.DataFrame:
+    p_cascade = np.clip(p_cascade, 1e-6, 1 - 1e-6)
+    return pd.DataFrame({"p_cascade": p_cascade, "p_long": p_cascade * p_long_given, "p_short": p_cascade * (1 - p_long_given)}, index=index)
+
+
+class Predictor(Protocol):
+    name: str
+
+    def fit(self, X: pd.DataFrame, target: pd.Series) -> Predictor: ...  # noqa: N803
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame: ...  # noqa: N803
+
+
+class PlattCalibrator:
+    """Logistic map of the raw log-odds: p = sigmoid(a * margin + b); identity when a = 1, b = 0.
+
+    Fitted on *out-of-fold* margins only (earlier folds during evaluation, all folds for the final
+    model): margins on the training days themselves are over-confident.
+    """
+
+    def __init__(self, a: float = 1.0, b: float = 0.0) -> None:
+        self.a, self.b = a, b
+
+    def fit(self, margin: np.ndarray, y: np.ndarray, min_rows: int = 100) -> PlattCalibrator:
+        if len(y) < min_rows or len(np.unique(y)) < 2:
+            return self
+        lr = LogisticRegression(C=1e4, max_iter=1000).fit(np.asarray(margin).reshape(-1, 1), y)
+        a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        if a > 0:  # a non-positive slope would reverse the model's ranking: keep the identity instead
+            self.a, self.b = a, b
+        return self
+
+    def __call__(self, margin: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(self.a * margin + self.b)))
+
+
+class CascadeModel:
+    """LightGBM cascade model + LightGBM direction model (+ Platt calibration of the cascade margin)."""
+
+    name = "model"
+
+    def __init__(self, config: ModelConfig, features: list[str] | None = None) -> None:
+        self.config = config
+        self.features = features
+        self.cascade: lgb.Booster | None = None
+        self.direction: lgb.Booster | None = None
+        self.calibrator = PlattCalibrator()
+        self.long_share = 0.5
+
+    def _params(self) -> dict[str, object]:
+        c = self.config
+        return {
+            "objective": "binary", "learning_rate": c.learning_rate, "num_leaves": c.num_leaves, "max_depth": c.max_depth,
+            "min_child_samples": c.min_child_samples, "subsample": c.subsample, "subsample_freq": c.subsample_freq,
+            "colsample_bytree": c.colsample_bytree, "reg_lambda": c.reg_lambda, "n_jobs": c.n_jobs,
+            "random_state": c.random_state, "verbose": -1, "deterministic": True, "force_row_wise": True,
+        }
+
+    def _fit_booster(self, X: pd.DataFrame, y: np.ndarray, n_estimators: int) -> lgb.Booster:  # noqa: N803
+        data = lgb.Dataset(X, label=y.astype(float), feature_name=list(X.columns), free_raw_data=True)
+        return lgb.train(self._params(), data, num_boost_round=n_estimators)
+
+    def fit(self, X: pd.DataFrame, target: pd.Series) -> CascadeModel:  # noqa: N803
+        self.features = list(X.columns)
+        y = is_cascade(target)
+        self.cascade = self._fit_booster(X, y, self.config.n_estimators)
+        events = target[y]
+        self.long_share = float((events == "long").mean()) if len(events) else 0.5
+        if events.nunique() == 2:
+            self.direction = self._fit_booster(X[y], (events == "long").to_numpy(), self.config.direction_n_estimators)
+        return self
+
+    def cascade_margin(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        return self.cascade.predict(X[self.features], raw_score=True)
+
+    def p_long_given_cascade(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        if self.direction is None:
+            return np.full(len(X), self.long_share)
+        return self.direction.predict(X[self.features])
+
+    def predict(self, X: pd.DataFrame, calibrated: bool = True) -> pd.DataFrame:  # noqa: N803
+        """Daily p_cascade, p_long, p_short (and the raw cascade ``margin``, log-odds before calibration)."""
+        if self.cascade is None:
+            raise RuntimeError("model is not fitted")
+        missing = [f for f in self.features if f not in X.columns]
+        if missing:
+            raise ValueError(f"input lacks feature column(s) {missing[:5]}{'...' if len(missing) > 5 else ''}")
+        margin = self.cascade_margin(X)
+        p = self.calibrator(margin) if calibrated else 1.0 / (1.0 + np.exp(-margin))
+        out = combine(p, self.p_long_given_cascade(X), X.index)
+        out["margin"] = margin
+        return out
+
+    # -- persistence: plain LightGBM text models + JSON, no pickles
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.cascade.save_model(str(directory / "cascade.txt"))
+        if self.direction is not None:
+            self.direction.save_model(str(directory / "direction.txt"))
+        meta = {"features": self.features, "calibrator": [self.calibrator.a, self.calibrator.b],
+                "long_share": self.long_share, "config": self.config.model_dump()}
+        (directory / "meta.json").write_text(json.dumps(meta, indent=1))
+
+    @classmethod
+    def load(cls, directory: Path) -> CascadeModel:
+        meta = json.loads((directory / "meta.json").read_text())
+        model = cls(ModelConfig(**meta["config"]), meta["features"])
+        model.cascade = lgb.Booster(model_file=str(directory / "cascade.txt"))
+        if (directory / "direction.txt").exists():
+            model.direction = lgb.Booster(model_file=str(directory / "direction.txt"))
+        model.calibrator = PlattCalibrator(*meta["calibrator"])
+        model.long_share = meta["long_share"]
+        return model
+
+
+class BaseRate:
+    """Predicts the training prevalence every day, and the training share of long events."""
+
+    name = "base_rate"
+
+    def fit(self, X: pd.DataFrame, target: pd.Series) -> BaseRate:  # noqa: N803
+        y = is_cascade(target)
+        self.rate = float(y.mean())
+        self.long_share = float((target[y] == "long").mean()) if y.any() else 0.5
+        return self
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
+        return combine(np.full(len(X), self.rate), np.full(len(X), self.long_share), X.index)
+
+
+# Rule baseline: the hand analyst's checklist, one warning per family. Thresholds are deliberately
+# round numbers, not fitted: the rule is what an analyst would write down before looking at results.
+WARNINGS: dict[str, tuple[str, str, float]] = {
+    "funding persistently one-sided": ("funding_above_neutral_streak", ">=", 5),
+    "funding extreme": ("funding_rate_zscore", "abs>=", 1.5),
+    "OI rising faster than price": ("oi_change_vs_price_14d", ">=", 0.05),
+    "RSI divergence": ("price_rsi_bear_div_strength", "+", 0.0),  # bearish or bullish strength > 0
+    "volatility compressed": ("price_vol_compression", "<=", 0.6),
+    "spot inflows drying into a rally": ("flows_inflow_vs_price_14d", "<=", -0.2),
+    "STH-SOPR extreme": ("sopr_sth_zscore", "abs>=", 1.5),
+    "STH-NUPL extreme": ("nupl_sth_zscore", "abs>=", 1.5),
+}
+
+
+def warning_count(X: pd.DataFrame) -> pd.Series:  # noqa: N803
+    """How many checklist warnings are on each day (missing inputs count as off)."""
+    count = pd.Series(0, index=X.index)
+    for column, op, threshold in WARNINGS.values():
+        if column not in X.columns:
+            continue
+        v = X[column]
+        if op == ">=":
+            on = v >= threshold
+        elif op == "<=":
+            on = v <= threshold
+        elif op == "abs>=":
+            on = v.abs() >= threshold
+        else:  # divergence of either kind
+            on = (v > threshold) | (X.get("price_rsi_bull_div_strength", pd.Series(0, index=X.index)) > threshold)
+        count += on.fillna(False).astype(int)
+    return count
+
+
+class RuleBaseline:
+    """Count of families in a warning state, mapped to the training frequency of cascades at that count.
+
+    Direction: the side funding leans to (positive funding = crowded longs = long squeeze).
+    """
+
+    name = "rule"
+
+    def fit(self, X: pd.DataFrame, target: pd.Series) -> RuleBaseline:  # noqa: N803
+        y = is_cascade(target)
+        counts = warning_count(X).to_numpy()
+        self.prior = float(y.mean())
+        self.rate_by_count = {}
+        for k in range(len(WARNINGS) + 1):
+            at = counts == k
+            # shrink towards the prior: a count seen on few training days says little
+            self.rate_by_count[k] = float((y[at].sum() + 5 * self.prior) / (at.sum() + 5))
+        funding = X["funding_rate_mean_7d"].to_numpy() if "funding_rate_mean_7d" in X else np.zeros(len(X))
+        longs = target[y] == "long"
+        pos = funding[y] > 1.0
+        self.long_if_positive = float(longs[pos].mean()) if pos.any() else 0.5
+        self.long_if_not = float(longs[~pos].mean()) if (~pos).any() else 0.5
+        return self
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
+        counts = warning_count(X).clip(upper=max(self.rate_by_count))
+        p = counts.map(self.rate_by_count).to_numpy(dtype=float)
+        funding = X["funding_rate_mean_7d"].to_numpy() if "funding_rate_mean_7d" in X else np.zeros(len(X))
+        p_long = np.where(funding > 1.0, self.long_if_positive, self.long_if_not)
+        return combine(p, p_long, X.index)
+
+
+class LogisticBaseline:
+    """Logistic regressions (cascade, direction) on the same features: median-imputed, standardised."""
+
+    name = "logistic"
+
+    def _pipe(self) -> object:
+        return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(), LogisticRegression(C=0.05, max_iter=2000))
+
+    def fit(self, X: pd.DataFrame, target: pd.Series) -> LogisticBaseline:  # noqa: N803
+        y = is_cascade(target)
+        self.cascade = self._pipe().fit(X, y)
+        events = target[y]
+        self.direction = self._pipe().fit(X[y], (events == "long").to_numpy()) if events.nunique() == 2 else None
+        self.long_share = float((events == "long").mean()) if len(events) else 0.5
+        return self
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
+        p = self.cascade.predict_proba(X)[:, 1]
+        p_long = self.direction.predict_proba(X)[:, 1] if self.direction is not None else np.full(len(X), self.long_share)
+        return combine(p, p_long, X.index)
+
+
+def model_features(features: list[str], exclude: list[str]) -> list[str]:
+    """The table's features minus the configured exclusion patterns (fnmatch)."""
+    return [f for f in features if not any(fnmatch(f, pattern) for pattern in exclude)]
+
+
+def baselines() -> list[Predictor]:
+    return [BaseRate(), RuleBaseline(), LogisticBaseline()]

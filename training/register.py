@@ -1,0 +1,96 @@
+"""MLflow: the tracking store, the pyfunc wrapper of the cascade model, registration and the champion alias."""
+
+from __future__ import annotations
+
+import logging
+import os
+from importlib.metadata import version
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from cascade_radar.config import Settings
+from training.model import PROBABILITY_COLUMNS, CascadeModel
+
+CHAMPION = "champion"
+MODEL_DIR_KEY = "model_dir"
+
+
+class CascadeRadarPyfunc(mlflow.pyfunc.PythonModel):
+    """pyfunc face of :class:`CascadeModel`: features in, p_cascade / p_long / p_short out.
+
+    The boosters are stored as LightGBM text files (no pickles); ``unwrap_python_model().model``
+    gives the :class:`CascadeModel` itself, which explanations and serving use.
+    """
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        self.model = CascadeModel.load(Path(context.artifacts[MODEL_DIR_KEY]))
+
+    def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        return self.model.predict(model_input)[PROBABILITY_COLUMNS]
+
+
+def setup_tracking(settings: Settings) -> str:
+    """Point MLflow at the project's store and return the experiment id (created on first use)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # the cloudpickle notice concerns only the wrapper class; the boosters are stored as text files
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name(settings.experiment_name)
+    if experiment is None:
+        Path(settings.artifact_location).mkdir(parents=True, exist_ok=True)
+        return mlflow.create_experiment(settings.experiment_name, artifact_location=Path(settings.artifact_location).as_uri())
+    return experiment.experiment_id
+
+
+def requirements() -> list[str]:
+    return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pydantic", "pydantic-settings")]
+
+
+def log_cascade_model(model: CascadeModel, X_example: pd.DataFrame, workdir: Path, registered_name: str) -> mlflow.models.model.ModelInfo:  # noqa: N803
+    """Log the model (with signature and input example) and register a new version of ``registered_name``."""
+    model_dir = workdir / "cascade_model"
+    model.save(model_dir)
+    example = X_example[model.features].head(5).astype("float64")
+    signature = infer_signature(example, model.predict(example)[PROBABILITY_COLUMNS])
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=CascadeRadarPyfunc(),
+        artifacts={MODEL_DIR_KEY: str(model_dir)},
+        signature=signature,
+        input_example=example.fillna(0.0),  # JSON has no NaN; LightGBM treats missing natively at predict time
+        registered_model_name=registered_name,
+        pip_requirements=requirements(),
+    )
+
+
+def set_champion(name: str, model_version: str) -> None:
+    MlflowClient().set_registered_model_alias(name, CHAMPION, model_version)
+
+
+def champion_version(name: str) -> str | None:
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def load_champion(settings: Settings, alias: str = CHAMPION) -> tuple[CascadeModel, dict[str, str]]:
+    """Load ``models:/<name>@<alias>`` and return the CascadeModel with its registry identity."""
+    setup_tracking(settings)
+    name = settings.registered_model_name
+    try:
+        mv = MlflowClient().get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException as exc:
+        raise LookupError(f"no '{alias}' model registered as '{name}' in {settings.tracking_uri} — run `make train`") from exc
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+    identity = {"name": name, "version": str(mv.version), "alias": alias, "run_id": mv.run_id or ""}
+    return pyfunc.unwrap_python_model().model, identity
