@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export MPLBACKEND := Agg
 
-.PHONY: help setup lock data-reference status features features-list events train evaluate ui ui-stop docs test clean
+.PHONY: help setup lock data-reference status features features-list events train evaluate explain replay bench ui ui-stop docs test clean
 
 help: ## list every target with a one-line description
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -54,6 +54,16 @@ train: setup ## main job: (load reference history if empty) features -> walk-for
 
 evaluate: setup ## walk-forward evaluation: print model vs baselines, write reports/ (no registration)
 	$(CR) evaluate
+
+explain: setup ## explain one day: make explain DATE=YYYY-MM-DD (or DATE=all for every day)
+	@if [ -z "$(DATE)" ]; then echo "usage: make explain DATE=YYYY-MM-DD (or DATE=all)"; exit 2; fi
+	@if [ "$(DATE)" = "all" ]; then $(CR) explain --all; else $(CR) explain --date $(DATE); fi
+
+replay: setup ## replay the configured and largest past events from out-of-fold predictions (reports/replays/)
+	$(CR) replay
+
+bench: setup ## benchmarks: training stages (and serving latency) with ratios to baselines measured in the same run
+	$(BIN)/python bench/bench_train.py
 
 ui: setup ## MLflow UI on http://localhost:5000 against mlruns/ (Ctrl-C stops it and its workers)
 	$(CR) ui --port 5000

@@ -170,6 +170,70 @@ def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     return run_ui(settings, args.host, args.port)
 
 
+# ---------------------------------------------------------------- explanations
+def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
+    from training.explain import build_explainer, day_explanation, write_all, write_day
+
+    if not args.date and not args.all:
+        raise UserError("give --date YYYY-MM-DD or --all")
+    ft = build_features(settings)
+    explainer, identity = build_explainer(settings)
+    out_dir = settings.reports_path / "explanations"
+    h, thr = settings.labels.horizon_days, settings.alert_threshold
+    if args.all:
+        started = time.perf_counter()
+        explained = explainer.explain(ft.table)
+        path = write_all(explained, ft.table, out_dir, h, thr)
+        counts = explained["basis"].value_counts().to_dict()
+        print(f"explained {len(explained)} days in {time.perf_counter() - started:.1f} s -> {path} and {out_dir / 'days'}/<date>.json")
+        print("basis: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return 0
+    day = _parse_day(args.date, "--date")
+    if day not in ft.table.index:
+        raise UserError(f"--date {args.date}: no data for that day (history covers {_day(ft.table.index[0])}..{_day(ft.table.index[-1])})")
+    started = time.perf_counter()
+    row = explainer.explain(ft.table.loc[[day]]).iloc[0]
+    explanation = day_explanation(row, ft.table.loc[day], h, thr)
+    json_path, png_path = write_day(explanation, ft.table.loc[day], out_dir)
+    print(explanation["sentence"])
+    print(f"\nbasis: {explanation['basis']} — {explanation['model_used']}")
+    if explanation["basis"] == "in-sample":
+        print("note: the model was trained on this day's outcome; this is hindsight, not what it would have said then")
+    print(f"scale: {explanation['scale']}; cascade base value {explanation['cascade']['base_value']:+.3f}, margin {explanation['cascade']['margin']:+.3f}")
+    fams = explanation["cascade"]["families"]
+    effects = explanation["cascade"]["family_probability_effect"]
+    print(tabulate([[k, f"{v:+.3f}", f"{effects[k]:+.3f}"] for k, v in fams.items()], headers=["family", "log-odds", "P(cascade) effect"]))
+    print()
+    print(tabulate([[d["feature"], d["family"], "-" if d["value"] is None else f"{d['value']:.4g}", f"{d['contribution']:+.3f}"] for d in explanation["top_drivers"]],
+                   headers=["top feature", "family", "value", "log-odds"]))
+    print(f"\nwritten {json_path} and {png_path} in {time.perf_counter() - started:.2f} s")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from training.explain import build_explainer
+    from training.replay import read_oof, replay_event, select_events, write_index, write_replay
+
+    ft = build_features(settings)
+    oof = read_oof(settings.reports_path)
+    explainer, _ = build_explainer(settings)
+    events, notes = select_events(ft.labels.events, settings, oof)
+    directory = settings.reports_path / "replays"
+    replays = []
+    for _, event in events.iterrows():
+        replay = replay_event(event, oof, ft, explainer, settings)
+        write_replay(replay, settings, directory)
+        replays.append(replay)
+    index = write_index(replays, notes, directory)
+    rows = [[_day(r.event["start"]), r.event["direction"], f"{r.event['peak_ratio']:.1f}x", _day(r.first_alert), r.lead_days if r.lead_days is not None else "-",
+             r.side_at_first_alert or "-", _day(r.earliest_alert), r.covered_days] for r in replays]
+    print(tabulate(rows, headers=["event", "direction", "size", "first alert within H", "lead days", "side then", "earliest alert in window", "days with OOF"]))
+    for note in notes:
+        print(f"not replayed: {note}")
+    print(f"reports: {index}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cascade-radar", description="Early warning for crypto liquidation cascades.")
     parser.add_argument("--asset", help="asset to work on (BTC, ETH); default from CASCADE_RADAR_ASSET or BTC")
@@ -198,6 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(handler=cmd_ui)
 
+    ex = sub.add_parser("explain", help="SHAP explanation of a day (--date) or of every day (--all)")
+    ex.add_argument("--date", help="day to explain, YYYY-MM-DD")
+    ex.add_argument("--all", action="store_true", help="explain every day of the feature table")
+    ex.set_defaults(handler=cmd_explain)
+
+    sub.add_parser("replay", help="replay configured and largest past events from out-of-fold predictions").set_defaults(handler=cmd_replay)
+
     for register in _EXTENSIONS:
         register(sub)
     return parser
@@ -213,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = get_settings(asset=args.asset)
         return args.handler(args, settings)
+    except BrokenPipeError:  # output piped into `head`: not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

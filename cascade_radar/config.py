@@ -103,6 +103,14 @@ class GateConfig(BaseModel):
     min_margin: float = 0.0
 
 
+class ReplayConfig(BaseModel):
+    """Which past events `cascade-radar replay` reconstructs."""
+
+    events: list[str] = Field(default=["2025-04-22", "2025-10-10"], description="event days to replay (an event starting within a day of each)")
+    largest: int = Field(default=4, ge=0, description="also replay this many of the largest labelled events (by size vs median)")
+    window_days: int = Field(default=30, ge=5, description="days before the event shown")
+
+
 class Settings(BaseSettings):
     """All settings of cascade-radar. Paths are resolved against the project root."""
 
@@ -127,6 +135,7 @@ class Settings(BaseSettings):
     folds: FoldConfig = FoldConfig()
     model: ModelConfig = ModelConfig()
     gate: GateConfig = GateConfig()
+    replay: ReplayConfig = ReplayConfig()
 
     @field_validator("asset", mode="before")
     @classmethod

@@ -39,6 +39,7 @@ class Evaluation:
     oof: dict[str, pd.DataFrame]  # predictor name -> date-indexed fold, p_cascade, p_long, p_short, target
     pooled: pd.DataFrame  # rows: predictor, columns: metrics
     per_fold: pd.DataFrame  # rows: (predictor, fold)
+    fold_models: dict[int, CascadeModel]  # the model fitted for each fold: out-of-fold explanations use these
 
     def table(self) -> pd.DataFrame:
         return self.pooled[TABLE_METRICS]
@@ -62,12 +63,15 @@ def walk_forward(ft: FeatureTable, settings: Settings) -> Evaluation:
     X = labelled[model_features(ft.features, settings.model.exclude_features)]
     target = labelled["target"].astype(str)
     parts: dict[str, list[pd.DataFrame]] = {}
+    fold_models: dict[int, CascadeModel] = {}
     for fold in folds:
         for predictor in predictors(settings):
             predictor.fit(X.loc[fold.train_days], target.loc[fold.train_days])
-            if isinstance(predictor, CascadeModel) and settings.model.calibrate and parts.get("model"):
-                earlier = pd.concat(parts["model"])
-                predictor.calibrator = PlattCalibrator().fit(earlier["margin"].to_numpy(), is_cascade(earlier["target"]))
+            if isinstance(predictor, CascadeModel):
+                fold_models[fold.number] = predictor
+                if settings.model.calibrate and parts.get("model"):
+                    earlier = pd.concat(parts["model"])
+                    predictor.calibrator = PlattCalibrator().fit(earlier["margin"].to_numpy(), is_cascade(earlier["target"]))
             pred = predictor.predict(X.loc[fold.test_days])
             pred.insert(0, "fold", fold.number)
             pred["target"] = target.loc[fold.test_days]
@@ -82,7 +86,7 @@ def walk_forward(ft: FeatureTable, settings: Settings) -> Evaluation:
             sel = pred["fold"] == fold.number
             rows[(name, fold.number)] = _score(pred[sel], reference[sel], events, settings)
     per_fold = pd.DataFrame(rows).T.rename_axis(["predictor", "fold"])
-    return Evaluation(folds, oof, pooled, per_fold)
+    return Evaluation(folds, oof, pooled, per_fold, fold_models)
 
 
 def gate(evaluation: Evaluation, settings: Settings) -> tuple[bool, list[str]]:
@@ -103,6 +107,21 @@ def format_table(table: pd.DataFrame) -> str:
     for col in out.columns:
         out[col] = out[col].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}")
     return out.to_markdown()
+
+
+FOLD_MODELS_DIR = "fold_models"
+
+
+def write_fold_models(evaluation: Evaluation, directory: Path) -> None:
+    """Each fold's model and its test block, so past days can be explained out-of-fold later."""
+    import json
+    import shutil
+
+    root = directory / FOLD_MODELS_DIR
+    shutil.rmtree(root, ignore_errors=True)
+    for fold in evaluation.folds:
+        evaluation.fold_models[fold.number].save(root / f"fold{fold.number}")
+    (root / "folds.json").write_text(json.dumps([f.describe() for f in evaluation.folds], indent=1))
 
 
 def write_oof(evaluation: Evaluation, path: Path) -> None:
@@ -166,6 +185,7 @@ def write_report(evaluation: Evaluation, ft: FeatureTable, settings: Settings, d
     """Markdown report + plots + out-of-fold predictions under ``directory``; returns the report path."""
     directory.mkdir(parents=True, exist_ok=True)
     write_oof(evaluation, directory / "oof_predictions.csv")
+    write_fold_models(evaluation, directory)
     plot_pr(evaluation, directory / "pr_curve.png")
     plot_reliability(evaluation, directory / "reliability.png")
     plot_timeline(evaluation, ft.labels.events, settings.alert_threshold, directory / "timeline.png")

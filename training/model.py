@@ -84,6 +84,7 @@ class CascadeModel:
         self.direction: lgb.Booster | None = None
         self.calibrator = PlattCalibrator()
         self.long_share = 0.5
+        self.trained_through: str | None = None  # last training day: later days are out-of-sample
 
     def _params(self) -> dict[str, object]:
         c = self.config
@@ -100,6 +101,7 @@ class CascadeModel:
 
     def fit(self, X: pd.DataFrame, target: pd.Series) -> CascadeModel:  # noqa: N803
         self.features = list(X.columns)
+        self.trained_through = str(pd.Timestamp(X.index.max()).date()) if isinstance(X.index, pd.DatetimeIndex) and len(X) else None
         y = is_cascade(target)
         self.cascade = self._fit_booster(X, y, self.config.n_estimators)
         events = target[y]
@@ -136,7 +138,7 @@ class CascadeModel:
         if self.direction is not None:
             self.direction.save_model(str(directory / "direction.txt"))
         meta = {"features": self.features, "calibrator": [self.calibrator.a, self.calibrator.b],
-                "long_share": self.long_share, "config": self.config.model_dump()}
+                "long_share": self.long_share, "trained_through": self.trained_through, "config": self.config.model_dump()}
         (directory / "meta.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
@@ -148,6 +150,7 @@ class CascadeModel:
             model.direction = lgb.Booster(model_file=str(directory / "direction.txt"))
         model.calibrator = PlattCalibrator(*meta["calibrator"])
         model.long_share = meta["long_share"]
+        model.trained_through = meta.get("trained_through")
         return model
 
 

@@ -20,6 +20,7 @@ from cascade_radar.config import Settings  # noqa: E402
 from features.build import FeatureTable  # noqa: E402
 from features.store import HistoryStore  # noqa: E402
 from training.evaluate import Evaluation, gate, walk_forward, write_report  # noqa: E402
+from training.explain import Explainer, fold_sources  # noqa: E402
 from training.model import CascadeModel, PlattCalibrator, is_cascade, model_features  # noqa: E402
 from training.register import champion_version, log_cascade_model, set_champion, setup_tracking  # noqa: E402
 
@@ -123,6 +124,7 @@ def run_training(ft: FeatureTable, store: HistoryStore, settings: Settings, regi
         for path in ("evaluation.md", "pr_curve.png", "reliability.png", "timeline.png", "feature_importance.png",
                      "feature_importance.csv", "oof_predictions.csv", "oof_baselines.csv", "events.csv"):
             mlflow.log_artifact(str(reports / path), artifact_path="evaluation")
+        mlflow.log_artifacts(str(reports / "fold_models"), artifact_path="evaluation/fold_models")
         model_version = ""
         if register:
             info = log_cascade_model(model, ft.table.loc[labelled, model.features], work, name)
@@ -133,6 +135,11 @@ def run_training(ft: FeatureTable, store: HistoryStore, settings: Settings, regi
                 client.set_model_version_tag(name, model_version, "gate_reasons", "; ".join(reasons)[:5000])
             if passed:
                 set_champion(name, model_version)
+                explainer = Explainer(model, f"{name} v{model_version} (@champion)", pd.Timestamp(model.trained_through),
+                                      fold_sources(evaluation), settings.labels.horizon_days, settings.alert_threshold)
+                explained = explainer.explain(ft.table)
+                explained.to_parquet(work / "champion_explanations.parquet")
+                mlflow.log_artifact(str(work / "champion_explanations.parquet"), artifact_path="explanations")
         run_id = run.info.run_id
     return TrainResult(evaluation, model, run_id, model_version, passed, reasons, champion_version(name) if register else None,
                        report, time.perf_counter() - started)

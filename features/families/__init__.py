@@ -60,6 +60,8 @@ class Family:
 
 
 REGISTRY: dict[str, Family] = {}
+SummaryFn = Callable[[pd.Series], str]
+SUMMARIES: dict[str, SummaryFn] = {}
 
 
 def family(name: str, title: str, inputs: tuple[str, ...], optional_inputs: tuple[str, ...] = ()) -> Callable[[FamilyFn], FamilyFn]:
@@ -72,6 +74,28 @@ def family(name: str, title: str, inputs: tuple[str, ...], optional_inputs: tupl
         return fn
 
     return register
+
+
+def summary(name: str) -> Callable[[SummaryFn], SummaryFn]:
+    """Register how a family describes one day's feature row in words (used by explanations)."""
+
+    def register(fn: SummaryFn) -> SummaryFn:
+        SUMMARIES[name] = fn
+        return fn
+
+    return register
+
+
+def describe(name: str, row: pd.Series) -> str:
+    """A family's words for one day, or '' if it has none or its inputs are missing."""
+    fn = SUMMARIES.get(name)
+    if fn is None:
+        return ""
+    try:
+        text = fn(row)
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return "" if "nan" in text else text
 
 
 def load_families() -> dict[str, Family]:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.config import FeatureConfig
-from features.families import FeatureSet, family
+from features.families import FeatureSet, family, summary
 from features.transforms import log_return, rolling_mean, rsi, rsi_divergence
 
 
@@ -35,3 +35,13 @@ def price_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> 
         out.add(f"rsi_{short_name}_div_strength", div["strength"], f"{kind} RSI divergence ({higher}): RSI points between the swings, 0 if none")
         out.add(f"rsi_{short_name}_div_price_move", div["price_move"], f"{kind} RSI divergence: relative price move between the two swings")
         out.add(f"rsi_{short_name}_div_age", div["age"], f"days since the second swing of the active {kind} divergence (missing if none)")
+
+
+@summary("price")
+def describe_price(row: pd.Series) -> str:
+    text = f"price {row['price_return_14d'] * 100:+.0f} % in 14 days, RSI {row['price_rsi_14']:.0f}"
+    if row["price_rsi_bear_div_strength"] > 0:
+        text += f", bearish RSI divergence ({row['price_rsi_bear_div_strength']:.0f} pts)"
+    elif row["price_rsi_bull_div_strength"] > 0:
+        text += f", bullish RSI divergence ({row['price_rsi_bull_div_strength']:.0f} pts)"
+    return text

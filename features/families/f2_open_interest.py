@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cascade_radar.config import FeatureConfig
-from features.families import FeatureSet, family
+from features.families import FeatureSet, family, summary
 from features.transforms import pct_change, range_position, zscore
 
 
@@ -22,3 +22,8 @@ def open_interest_features(panel: pd.DataFrame, cfg: FeatureConfig, out: Feature
     n = cfg.trailing_norm_days
     out.add(f"range_position_{n}d", range_position(oi, n), f"OI within its trailing {n}-day min..max range (0..1)")
     out.add("zscore", zscore(oi, n), f"z-score of OI versus its trailing {n} days")
+
+
+@summary("oi")
+def describe_open_interest(row: pd.Series) -> str:
+    return f"{row['oi_change_14d'] * 100:+.0f} % in 14 days while price {(row['oi_change_14d'] - row['oi_change_vs_price_14d']) * 100:+.0f} %"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cascade_radar.config import FeatureConfig
-from features.families import FeatureSet, family
+from features.families import FeatureSet, family, summary
 from features.transforms import rolling_mean, sign_streak, trailing_rank, zscore
 
 
@@ -25,3 +25,10 @@ def funding_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -
     n = cfg.trailing_norm_days
     out.add("rate_zscore", zscore(rolling_mean(rate, 3), n), f"z-score of 3-day mean funding versus the trailing {n} days")
     out.add("rate_rank", trailing_rank(rate, n), f"percentile of today's funding among the trailing {n} days")
+
+
+@summary("funding")
+def describe_funding(row: pd.Series) -> str:
+    streak = int(row["funding_sign_streak"])
+    side = "positive" if streak > 0 else "negative"
+    return f"{row['funding_rate_mean_7d']:+.1f} bp/8h over 7 days; {side} {abs(streak)} days running"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.config import FeatureConfig
-from features.families import FeatureSet, family
+from features.families import FeatureSet, family, summary
 from features.transforms import log_return, pct_change, rolling_mean, rolling_sum
 
 
@@ -27,3 +27,8 @@ def exchange_flow_features(panel: pd.DataFrame, cfg: FeatureConfig, out: Feature
     out.add("inflow_vs_price_14d", np.log(rolling_mean(inflow, 14) / norm_in) - log_return(price, 14),
             "log(14-day inflow / trailing norm) minus the 14-day price return (< 0: spot drying up into a rally)")
     out.add("exchange_supply_change_30d", pct_change(panel["supply_on_exchanges_coin"], 30), "relative change of coins held on exchanges over 30 days")
+
+
+@summary("flows")
+def describe_flows(row: pd.Series) -> str:
+    return f"inflows {row['flows_inflow_ratio_7d']:.2f}x their norm, net {row['flows_netflow_sum_7d']:+.1f}k coins in 7 days"

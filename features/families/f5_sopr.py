@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cascade_radar.config import FeatureConfig
-from features.families import FeatureSet, family
+from features.families import FeatureSet, family, summary
 from features.transforms import rolling_mean, sign_streak, zscore
 
 
@@ -20,3 +20,8 @@ def sopr_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> N
     out.add("sth_zscore", zscore(sth, cfg.trailing_norm_days), f"z-score of STH-SOPR versus the trailing {cfg.trailing_norm_days} days")
     out.add("adjusted", adjusted, "adjusted SOPR of all spent outputs")
     out.add("adjusted_mean_7d", rolling_mean(adjusted, 7), "mean adjusted SOPR over 7 days")
+
+
+@summary("sopr")
+def describe_sopr(row: pd.Series) -> str:
+    return f"STH-SOPR {row['sopr_sth']:.3f} (7-day mean {row['sopr_sth_mean_7d']:.3f})"

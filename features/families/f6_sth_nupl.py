@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cascade_radar.config import FeatureConfig
-from features.families import FeatureSet, family
+from features.families import FeatureSet, family, summary
 from features.transforms import sign_flips, sign_streak, trailing_rank, zscore
 
 
@@ -20,3 +20,8 @@ def sth_nupl_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) 
     n = cfg.trailing_norm_days
     out.add("sth_zscore", zscore(nupl, n), f"z-score of STH-NUPL versus the trailing {n} days")
     out.add("sth_rank", trailing_rank(nupl, n), f"percentile of STH-NUPL among the trailing {n} days")
+
+
+@summary("nupl")
+def describe_nupl(row: pd.Series) -> str:
+    return f"STH-NUPL {row['nupl_sth']:+.2f}, {row['nupl_sth_change_7d']:+.2f} in 7 days"

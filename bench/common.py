@@ -1,0 +1,43 @@
+"""Helpers shared by the benchmarks: timing and a printed table with ratios to a baseline."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tabulate import tabulate
+
+from cascade_radar.config import Settings
+from features.sources.reference import import_reference
+from features.sources.synthetic import generate_history, load_into
+from features.store import HistoryStore
+
+
+def timed(fn: Callable[[], object], repeat: int = 1) -> tuple[float, object]:
+    """Median wall time of ``repeat`` calls (seconds) and the last result."""
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def bench_settings(workdir: Path) -> tuple[Settings, str]:
+    """Settings on a scratch store and MLflow store; loads the reference history when present."""
+    settings = Settings(data_dir=workdir / "data", reports_dir=workdir / "reports", mlruns_dir=workdir / "mlruns")
+    store = HistoryStore(settings.data_path)
+    if (settings.reference_path / "README.md").exists():
+        import_reference(store, settings.reference_path, settings.asset)
+        return settings, f"reference history ({settings.reference_path})"
+    load_into(store, generate_history(seed=0))
+    return settings, "synthetic history (reference data not found)"
+
+
+def print_table(title: str, rows: list[tuple[str, float]], baseline: str, unit: str = "s") -> None:
+    base = dict(rows)[baseline]
+    print(f"\n{title}")
+    print(tabulate([[name, f"{value:.3f}", f"{value / base:.1f}x"] for name, value in rows],
+                   headers=["step", unit, f"ratio to '{baseline}'"]))

@@ -1,0 +1,101 @@
+"""SHAP explanations: additivity, family sums, the sentence, no look-ahead, honest basis, replays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import shap
+
+from features.build import build_feature_table
+from training.explain import IN_SAMPLE, OUT_OF_FOLD, OUT_OF_SAMPLE, build_explainer, contributions, day_explanation, family_of
+from training.replay import read_oof, replay_event
+
+
+@pytest.fixture(scope="module")
+def explained(trained_synthetic):  # noqa: ANN001, ANN201
+    settings, ft, _ = trained_synthetic
+    explainer, _ = build_explainer(settings)
+    return explainer, explainer.explain(ft.table)
+
+
+def test_contributions_plus_base_equal_the_raw_margin_for_both_models(trained_synthetic, explained) -> None:  # noqa: ANN001
+    settings, ft, result = trained_synthetic
+    model = result.model
+    rng = np.random.default_rng(0)
+    X = ft.table[model.features].iloc[rng.choice(np.arange(300, len(ft.table)), 40, replace=False)]
+    for booster in (model.cascade, model.direction):
+        c = contributions(booster, X)
+        np.testing.assert_allclose(c.margin, booster.predict(X, raw_score=True), atol=1e-6)
+        reference = shap.TreeExplainer(booster).shap_values(X)  # the shap package agrees with LightGBM's TreeSHAP
+        np.testing.assert_allclose(c.values.to_numpy(), reference, atol=1e-6)
+
+
+def test_family_sums_equal_the_sum_of_their_features(explained) -> None:  # noqa: ANN001
+    _, table = explained
+    for model in ("cascade", "direction"):
+        shap_cols = [c for c in table.columns if c.startswith(f"{model}_shap__")]
+        for fam in ("price", "oi", "funding", "flows", "sopr", "nupl"):
+            members = [c for c in shap_cols if family_of(c.removeprefix(f"{model}_shap__")) == fam]
+            np.testing.assert_allclose(table[members].sum(axis=1), table[f"{model}_family__{fam}"], atol=1e-9)
+        np.testing.assert_allclose(table[f"{model}_base"] + table[shap_cols].sum(axis=1), table[f"{model}_margin"], atol=1e-6)
+
+
+def test_the_sentence_names_the_family_with_the_largest_contribution(trained_synthetic, explained) -> None:  # noqa: ANN001
+    settings, ft, _ = trained_synthetic
+    _, table = explained
+    titles = {"price": "price & momentum", "oi": "open interest", "funding": "funding", "flows": "exchange flows", "sopr": "SOPR", "nupl": "STH-NUPL"}
+    for day in table.index[300::97]:
+        e = day_explanation(table.loc[day], ft.table.loc[day], 14, 0.5)
+        fams = e["cascade"]["families"]
+        largest = max(fams, key=lambda k: abs(fams[k]))
+        assert titles[largest] in e["sentence"], e["sentence"]
+        assert e["sentence"].startswith(f"Cascade risk within 14 days {e['cascade_probability']:.2f}")
+        assert e["cascade_probability"] == pytest.approx(e["long_probability"] + e["short_probability"])
+
+
+def test_explaining_day_t_reads_no_data_after_t(trained_synthetic) -> None:  # noqa: ANN001
+    settings, ft, _ = trained_synthetic
+    explainer, _ = build_explainer(settings)
+    raw = pd.concat([explainer_store_frame(settings)], axis=1)
+    day = ft.table.index[700]
+    truncated = build_feature_table(raw, settings, until=day).table
+    a = explainer.explain(truncated.loc[[day]]).iloc[0]
+    b = explainer.explain(ft.table.loc[[day]]).iloc[0]
+    numeric = [c for c in a.index if c not in ("basis", "model_used")]
+    np.testing.assert_allclose(a[numeric].astype(float), b[numeric].astype(float), rtol=0, atol=0)
+
+
+def explainer_store_frame(settings):  # noqa: ANN001, ANN201
+    from features.store import HistoryStore
+
+    return HistoryStore(settings.data_path).panel()
+
+
+def test_each_day_says_which_model_explains_it(trained_synthetic, explained) -> None:  # noqa: ANN001
+    settings, ft, result = trained_synthetic
+    _, table = explained
+    folds = result.evaluation.folds
+    assert (table.loc[folds[0].test_start : folds[-1].test_end, "basis"] == OUT_OF_FOLD).all()
+    assert (table.loc[: folds[0].test_start - pd.Timedelta(days=1), "basis"] == IN_SAMPLE).all()
+    after = table.index > pd.Timestamp(result.model.trained_through)
+    assert after.any() and (table.loc[after, "basis"] == OUT_OF_SAMPLE).all()
+    # out-of-fold explanations reproduce the out-of-fold probabilities of the evaluation
+    oof = read_oof(settings.reports_path)
+    common = oof.index.intersection(table.index)
+    np.testing.assert_allclose(table.loc[common, "p_cascade"], oof.loc[common, "p_cascade"], atol=1e-6)
+
+
+def test_replay_of_a_planted_event_shows_the_alert_before_it(trained_synthetic, synthetic) -> None:  # noqa: ANN001
+    settings, ft, result = trained_synthetic
+    explainer, _ = build_explainer(settings)
+    oof = read_oof(settings.reports_path)
+    events = ft.labels.events
+    in_oof = events[events["start"] - pd.Timedelta(days=30) >= oof.index.min()]
+    replays = [replay_event(e, oof, ft, explainer, settings) for _, e in in_oof.iterrows()]
+    caught = [r for r in replays if r.first_alert is not None]
+    assert len(caught) >= len(replays) // 2
+    for r in caught:
+        assert 1 <= r.lead_days <= settings.labels.horizon_days
+        assert r.first_alert < r.event["start"]
+    assert all(set(r.days.columns) >= {"price", "oi", "funding", "flows", "sopr", "nupl"} for r in replays)

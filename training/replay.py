@@ -1,0 +1,174 @@
+"""Event replays: how the warning built up before past cascades, from out-of-fold predictions only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from cascade_radar.config import Settings  # noqa: E402
+from features.build import FeatureTable  # noqa: E402
+from training.explain import FAMILY_TITLES, Explainer  # noqa: E402
+
+FAMILY_COLOURS = {"price": "tab:purple", "oi": "tab:orange", "funding": "tab:red", "flows": "tab:green", "sopr": "tab:brown", "nupl": "tab:cyan"}
+
+
+@dataclass
+class Replay:
+    event: pd.Series
+    days: pd.DataFrame  # per day before the event: p_cascade, p_long, p_short, alert, side, family contributions
+    first_alert: pd.Timestamp | None
+    lead_days: int | None
+    side_at_first_alert: str | None
+    covered_days: int
+    earliest_alert: pd.Timestamp | None = None  # first alert anywhere in the window, possibly before the H-day warning window
+    report: Path | None = None
+
+    @property
+    def slug(self) -> str:
+        return f"{pd.Timestamp(self.event['start']).date()}_{self.event['direction']}"
+
+
+def read_oof(reports: Path) -> pd.DataFrame:
+    path = reports / "oof_predictions.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: replays use out-of-fold predictions — run `make train` first")
+    oof = pd.read_csv(path, parse_dates=["date"]).set_index("date")
+    return oof
+
+
+def select_events(events: pd.DataFrame, settings: Settings, oof: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The configured events (matched within a day) plus the largest ones the out-of-fold period covers."""
+    chosen, notes = [], []
+    for wanted in settings.replay.events:
+        day = pd.Timestamp(wanted)
+        near = events[(events["start"] - day).abs() <= pd.Timedelta(days=1)]
+        if near.empty:
+            notes.append(f"{wanted}: no labelled event within a day (liquidation data may not cover it)")
+        else:
+            chosen.append(near.index[0])
+    window = pd.Timedelta(days=settings.replay.window_days)
+    covered = events[(events["start"] - window >= oof.index.min()) & (events["start"] <= oof.index.max() + pd.Timedelta(days=1))]
+    extra = [i for i in covered.sort_values("peak_ratio", ascending=False).index if i not in chosen][: settings.replay.largest]
+    chosen += extra
+    return events.loc[chosen], notes
+
+
+def replay_event(event: pd.Series, oof: pd.DataFrame, ft: FeatureTable, explainer: Explainer, settings: Settings) -> Replay:
+    start = pd.Timestamp(event["start"])
+    window = pd.date_range(start - pd.Timedelta(days=settings.replay.window_days), start - pd.Timedelta(days=1), freq="D")
+    days = oof.reindex(window)[["fold", "p_cascade", "p_long", "p_short"]]
+    have = days["p_cascade"].notna()
+    explained = explainer.explain(ft.table.loc[window[have]]) if have.any() else pd.DataFrame(index=window[:0])
+    fam_cols = [c for c in explained.columns if c.startswith("cascade_family__")]
+    for col in fam_cols:
+        days[col.removeprefix("cascade_family__")] = explained[col]
+    days.attrs["horizon_days"] = settings.labels.horizon_days
+    days["alert"] = days["p_cascade"] >= settings.alert_threshold
+    days["side"] = np.where(days["p_long"] >= days["p_short"], "long", "short")
+    days.loc[~have, "side"] = None
+    # lead time as the evaluation counts it: the first alert within the H days before the event
+    alerts = days.index[days["alert"].fillna(False).astype(bool)]
+    in_horizon = alerts[alerts >= start - pd.Timedelta(days=settings.labels.horizon_days)]
+    first = in_horizon[0] if len(in_horizon) else None
+    return Replay(event, days, first, (start - first).days if first is not None else None,
+                  days.at[first, "side"] if first is not None else None, int(have.sum()),
+                  alerts[0] if len(alerts) else None)
+
+
+def threshold_days(replay: Replay) -> int:
+    return int(replay.days.attrs.get("horizon_days", 14))
+
+
+def plot_replay(replay: Replay, threshold: float, path: Path) -> None:
+    days = replay.days
+    fams = [c for c in FAMILY_COLOURS if c in days.columns]
+    fig, (ax_p, ax_c) = plt.subplots(2, 1, figsize=(11, 7), sharex=True, gridspec_kw={"height_ratios": [1, 1.2]})
+    ax_p.plot(days.index, days["p_cascade"], c="black", marker=".", label="P(cascade within H)")
+    ax_p.plot(days.index, days["p_long"], c="tab:red", lw=1, label="P(long squeeze)")
+    ax_p.plot(days.index, days["p_short"], c="tab:blue", lw=1, label="P(short squeeze)")
+    ax_p.axhline(threshold, c="grey", ls=":", label=f"alert threshold {threshold:g}")
+    if replay.first_alert is not None:
+        ax_p.axvline(replay.first_alert, c="darkorange", ls="--", label=f"first alert within H ({replay.lead_days} d before)")
+    start_h = pd.Timestamp(replay.event["start"]) - pd.Timedelta(days=threshold_days(replay))
+    ax_p.axvspan(start_h, days.index[-1] + pd.Timedelta(days=1), color="gold", alpha=0.12, label="warning window (H days)")
+    start = pd.Timestamp(replay.event["start"])
+    ax_p.set(ylim=(0, 1), ylabel="out-of-fold probability",
+             title=f"Replay: {start.date()} {replay.event['direction']}-squeeze event ({replay.event['peak_ratio']:.1f}x median liquidations)")
+    ax_p.legend(loc="upper left", fontsize=8, ncol=2)
+    pos_base = np.zeros(len(days))
+    neg_base = np.zeros(len(days))
+    for fam in fams:
+        v = days[fam].fillna(0).to_numpy()
+        pos, neg = np.clip(v, 0, None), np.clip(v, None, 0)
+        ax_c.bar(days.index, pos, bottom=pos_base, color=FAMILY_COLOURS[fam], label=FAMILY_TITLES.get(fam, fam), width=0.8)
+        ax_c.bar(days.index, neg, bottom=neg_base, color=FAMILY_COLOURS[fam], width=0.8)
+        pos_base += pos
+        neg_base += neg
+    ax_c.axhline(0, c="black", lw=0.8)
+    ax_c.set(ylabel="contribution to P(cascade), log-odds", title="Per-family SHAP contributions (out-of-fold models)")
+    ax_c.legend(loc="upper left", fontsize=8, ncol=3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_replay(replay: Replay, settings: Settings, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    png = directory / f"{replay.slug}.png"
+    plot_replay(replay, settings.alert_threshold, png)
+    e = replay.event
+    table = replay.days.copy()
+    table.index = table.index.strftime("%Y-%m-%d")
+    fam_cols = [c for c in FAMILY_COLOURS if c in table.columns]
+    show = table[["p_cascade", "p_long", "p_short", "alert", "side", *fam_cols]].rename(columns={c: FAMILY_TITLES[c] for c in fam_cols})
+    lines = [
+        f"# Replay: {pd.Timestamp(e['start']).date()} — {e['direction']} squeeze",
+        "",
+        f"Liquidations: longs ${e['long_usd'] / 1e6:,.0f}M, shorts ${e['short_usd'] / 1e6:,.0f}M over {e['days']} day(s), "
+        f"{e['peak_ratio']:.1f}x the trailing median ({e['series']}).",
+        "",
+        f"Probabilities are **out-of-fold** (the model of the walk-forward fold whose test block holds each day — "
+        f"what the model would have said then); {replay.covered_days} of the {len(replay.days)} days before the event have one.",
+        "",
+        (f"**First alert**: {replay.first_alert.date()} — **{replay.lead_days} days** before the event, "
+         f"predicted side `{replay.side_at_first_alert}` ({'right' if replay.side_at_first_alert == e['direction'] else 'wrong'})."
+         if replay.first_alert is not None else f"**No alert** in the {settings.labels.horizon_days} days before the event "
+         f"(P(cascade) stayed below {settings.alert_threshold:g})."),
+        "" if replay.earliest_alert is None or replay.earliest_alert == replay.first_alert else
+        f"An earlier alert came on {replay.earliest_alert.date()} ({(pd.Timestamp(e['start']) - replay.earliest_alert).days} days before), "
+        f"outside the {settings.labels.horizon_days}-day horizon the model predicts for.",
+        "",
+        f"![replay]({png.name})",
+        "",
+        "Per-family columns: contribution to P(cascade) in log-odds.",
+        "",
+        show.to_markdown(floatfmt=".3f"),
+    ]
+    path = directory / f"{replay.slug}.md"
+    path.write_text("\n".join(lines))
+    replay.report = path
+    return path
+
+
+def write_index(replays: list[Replay], notes: list[str], directory: Path) -> Path:
+    rows = ["| event | direction | size | first alert within H | lead (days) | side at first alert | earliest alert in window | report |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in replays:
+        e = r.event
+        rows.append(f"| {pd.Timestamp(e['start']).date()} | {e['direction']} | {e['peak_ratio']:.1f}x | "
+                    f"{r.first_alert.date() if r.first_alert is not None else 'none'} | {r.lead_days if r.lead_days is not None else '-'} | "
+                    f"{r.side_at_first_alert or '-'} | {r.earliest_alert.date() if r.earliest_alert is not None else '-'} | [{r.slug}]({r.report.name}) |")
+    text = "# Event replays\n\nOut-of-fold probabilities and per-family contributions before each event.\n\n" + "\n".join(rows)
+    if notes:
+        text += "\n\nNot replayed:\n\n" + "\n".join(f"- {n}" for n in notes)
+    path = directory / "index.md"
+    path.write_text(text + "\n")
+    return path
