@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export MPLBACKEND := Agg
 
-.PHONY: help setup lock data-reference status features features-list events train evaluate explain replay bench ui ui-stop docs test clean
+.PHONY: help setup lock data-reference status features features-list events train evaluate explain replay bench serve bento ui ui-stop docs test clean
 
 help: ## list every target with a one-line description
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -64,6 +64,12 @@ replay: setup ## replay the configured and largest past events from out-of-fold 
 
 bench: setup ## benchmarks: training stages (and serving latency) with ratios to baselines measured in the same run
 	$(BIN)/python bench/bench_train.py
+
+serve: setup ## start the prediction API on localhost:$(PORT) (make serve PORT=3001); Ctrl-C stops it
+	$(BIN)/bentoml serve serving.service:CascadeRadar --host 127.0.0.1 --port $(PORT)
+
+bento: setup ## build a Bento of the prediction service (serving/bentofile.yaml)
+	BENTOML_HOME=$${BENTOML_HOME:-$(CURDIR)/bentoml_home} $(BIN)/bentoml build -f serving/bentofile.yaml .
 
 ui: setup ## MLflow UI on http://localhost:5000 against mlruns/ (Ctrl-C stops it and its workers)
 	$(CR) ui --port 5000

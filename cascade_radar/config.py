@@ -7,7 +7,6 @@ The whole object is logged to MLflow with every training run.
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +30,8 @@ class FeatureConfig(BaseModel):
     rsi_period: int = 14
     divergence_lookback_days: int = Field(default=30, description="how far back the RSI divergence detector looks for the previous swing high/low")
     divergence_pivot_days: int = Field(default=3, description="a swing high must be the highest close of ±this many days (confirmed only after them)")
+    drawdown_days: int = Field(default=365, description="drawdown is measured from the highest price of this many trailing days")
+    streak_cap_days: int = Field(default=90, description="sign streaks are capped here: beyond it a run is simply 'long', and features keep a bounded memory")
     lags: list[int] = Field(default=[3, 7], description="lags added to the features listed in lagged_features")
     lagged_features: list[str] = Field(
         default=[
@@ -125,6 +126,10 @@ class Settings(BaseSettings):
     experiment_name: str = "cascade-radar"
     alert_threshold: float = Field(default=0.5, gt=0, lt=1, description="p_cascade at or above which a day is an alert")
 
+    serving_min_signal_rows: int = Field(default=365, ge=30, description="rows /predict_signals needs: every window and lag fits, so "
+                                         "posted and stored history give the same features")
+    bentoml_port: int = 3000
+
     coinglass_api_key: SecretStr | None = None
     coinalyze_api_key: SecretStr | None = None
     coinmetrics_api_key: SecretStr | None = None
@@ -145,16 +150,16 @@ class Settings(BaseSettings):
     def _resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
 
-    @cached_property
+    @property
     def data_path(self) -> Path:
         """Directory of this asset's history store."""
         return self._resolve(self.data_dir) / self.asset.lower()
 
-    @cached_property
+    @property
     def reference_path(self) -> Path:
         return self._resolve(self.reference_dir)
 
-    @cached_property
+    @property
     def reports_path(self) -> Path:
         return self._resolve(self.reports_dir)
 

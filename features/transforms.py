@@ -54,10 +54,11 @@ def range_position(values: pd.Series, days: int) -> pd.Series:
     return (values - low) / span
 
 
-def sign_streak(values: pd.Series) -> pd.Series:
+def sign_streak(values: pd.Series, cap: int | None = None) -> pd.Series:
     """Signed length of the current run of same-sign values: +5 = fifth positive day in a row.
 
-    Zero and missing values end a run (a missing day is not assumed to continue it).
+    Zero and missing values end a run (a missing day is not assumed to continue it). With ``cap``
+    the length saturates at ±cap, so the value depends on at most the last ``cap`` days.
     """
     sign = np.sign(values.to_numpy(dtype="float64"))
     out = np.full(len(sign), np.nan)
@@ -73,6 +74,8 @@ def sign_streak(values: pd.Series) -> pd.Series:
         else:
             run = s
         out[i] = run
+    if cap is not None:
+        out = np.clip(out, -cap, cap)
     return pd.Series(out, index=values.index)
 
 

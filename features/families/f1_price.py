@@ -26,7 +26,8 @@ def price_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> 
     long_vol = daily.rolling(cfg.trailing_norm_days, min_periods=cfg.trailing_norm_days // 3).std() * np.sqrt(365)
     out.add("vol_compression", vols[short] / long_vol, f"{short}-day realized vol / {cfg.trailing_norm_days}-day vol (<1 = compressed)")
     out.add(f"vol_ratio_{short}d_{long}d", vols[short] / vols[long], f"{short}-day / {long}-day realized vol")
-    out.add("drawdown", price / price.cummax() - 1, "price relative to its running all-time high (<= 0)")
+    high = price.rolling(cfg.drawdown_days, min_periods=1).max()
+    out.add(f"drawdown_{cfg.drawdown_days}d", price / high - 1, f"price relative to its highest close of the trailing {cfg.drawdown_days} days (<= 0)")
     rsi_values = rsi(price, cfg.rsi_period)
     out.add(f"rsi_{cfg.rsi_period}", rsi_values, f"Wilder RSI({cfg.rsi_period}) of the daily price")
     for kind, short_name in (("bearish", "bear"), ("bullish", "bull")):

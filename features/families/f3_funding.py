@@ -19,9 +19,9 @@ def funding_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -
     out.add("rate", rate, "funding rate of the day, basis points per 8 h")
     for w in cfg.rolling_windows:
         out.add(f"rate_mean_{w}d", rolling_mean(rate, w), f"mean funding over {w} days, bp per 8 h")
-    out.add("sign_streak", sign_streak(rate), "consecutive days funding kept its sign (+ longs pay, - shorts pay)")
+    out.add("sign_streak", sign_streak(rate, cfg.streak_cap_days), "consecutive days funding kept its sign (+ longs pay, - shorts pay)")
     # 1 bp / 8 h is Binance's neutral rate: persistence above it is what crowds longs
-    out.add("above_neutral_streak", sign_streak(rate - 1.0).clip(lower=0), "consecutive days funding stayed above the neutral 1 bp / 8 h")
+    out.add("above_neutral_streak", sign_streak(rate - 1.0, cfg.streak_cap_days).clip(lower=0), "consecutive days funding stayed above the neutral 1 bp / 8 h")
     n = cfg.trailing_norm_days
     out.add("rate_zscore", zscore(rolling_mean(rate, 3), n), f"z-score of 3-day mean funding versus the trailing {n} days")
     out.add("rate_rank", trailing_rank(rate, n), f"percentile of today's funding among the trailing {n} days")
@@ -31,4 +31,5 @@ def funding_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -
 def describe_funding(row: pd.Series) -> str:
     streak = int(row["funding_sign_streak"])
     side = "positive" if streak > 0 else "negative"
-    return f"{row['funding_rate_mean_7d']:+.1f} bp/8h over 7 days; {side} {abs(streak)} days running"
+    days = f"{abs(streak)}+" if abs(streak) >= 90 else str(abs(streak))
+    return f"{row['funding_rate_mean_7d']:+.1f} bp/8h over 7 days; {side} {days} days running"

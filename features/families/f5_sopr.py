@@ -16,7 +16,7 @@ def sopr_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> N
     out.add("sth_dist_1_pct", 100 * (sth - 1), "STH-SOPR distance from 1, percent (> 0: recent buyers sell in profit)")
     for w in cfg.rolling_windows:
         out.add(f"sth_mean_{w}d", rolling_mean(sth, w), f"mean STH-SOPR over {w} days")
-    out.add("sth_above_one_streak", sign_streak(sth - 1), "consecutive days STH-SOPR stayed on the same side of 1 (+ above, - below)")
+    out.add("sth_above_one_streak", sign_streak(sth - 1, cfg.streak_cap_days), "consecutive days STH-SOPR stayed on the same side of 1 (+ above, - below)")
     out.add("sth_zscore", zscore(sth, cfg.trailing_norm_days), f"z-score of STH-SOPR versus the trailing {cfg.trailing_norm_days} days")
     out.add("adjusted", adjusted, "adjusted SOPR of all spent outputs")
     out.add("adjusted_mean_7d", rolling_mean(adjusted, 7), "mean adjusted SOPR over 7 days")

@@ -15,7 +15,7 @@ def sth_nupl_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) 
     out.add("sth", nupl, "STH net unrealized profit/loss, fraction of STH market value")
     for w in cfg.change_windows:
         out.add(f"sth_change_{w}d", nupl - nupl.shift(w), f"change of STH-NUPL over {w} days (fraction points)")
-    out.add("sth_sign_streak", sign_streak(nupl), "days since STH-NUPL last changed sign (+ in profit, - in loss)")
+    out.add("sth_sign_streak", sign_streak(nupl, cfg.streak_cap_days), "days since STH-NUPL last changed sign (+ in profit, - in loss)")
     out.add("sth_flips_30d", sign_flips(nupl, 30), "number of STH-NUPL sign flips in 30 days")
     n = cfg.trailing_norm_days
     out.add("sth_zscore", zscore(nupl, n), f"z-score of STH-NUPL versus the trailing {n} days")

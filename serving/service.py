@@ -1,0 +1,104 @@
+"""The BentoML prediction service (class API, BentoML >= 1.2).
+
+Start it with `make serve` (``bentoml serve serving.service:CascadeRadar``). Nothing happens at
+import: the champion and the history are loaded in ``__init__``; if either is missing the service
+still starts, reports *not ready* on /readyz and says why on GET /v1/ready.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import bentoml
+from bentoml.exceptions import BentoMLException
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from cascade_radar.config import Settings
+from serving.schemas import Explanation, Prediction, PredictRequest, RangeRequest, RangeResponse, SignalsRequest
+from serving.state import RequestError, ServingState
+
+health = FastAPI(title="cascade-radar health", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+class ApiError(BentoMLException):
+    """A 4xx answer whose message names the request field at fault."""
+
+    error_code = HTTPStatus.BAD_REQUEST
+
+
+def _fail(exc: RequestError) -> ApiError:
+    return ApiError(str(exc), error_code=HTTPStatus(exc.status))
+
+
+@bentoml.service(name="cascade_radar", traffic={"timeout": 60})
+@bentoml.asgi_app(health, path="/v1")
+class CascadeRadar:
+    """Cascade risk, direction and its explanation, for any day of the history or posted signals."""
+
+    def __init__(self) -> None:
+        self.state = ServingState.load(Settings())
+
+    def __is_ready__(self) -> bool:
+        return self.state.ready
+
+    @health.get("/ready")
+    def ready(self) -> JSONResponse:
+        """Readiness with the reason when not ready (the built-in /readyz only says 503)."""
+        s = self.state
+        body: dict[str, Any] = {"ready": s.ready, "reason": s.reason or None, "asset": s.settings.asset}
+        if s.ready:
+            body.update(model=s.model_info(), history=f"{s.first_day.date()}..{s.last_day.date()}",
+                        latest_complete_day=str(s.latest_complete_day().date()))
+        return JSONResponse(body, status_code=200 if s.ready else 503)
+
+    def _check_ready(self) -> None:
+        if not self.state.ready:
+            raise ApiError(f"service not ready: {self.state.reason}", error_code=HTTPStatus.SERVICE_UNAVAILABLE)
+
+    @bentoml.api(route="/ping")
+    def ping(self) -> dict[str, bool]:
+        """Trivial endpoint: the HTTP floor for latency benchmarks."""
+        return {"pong": True}
+
+    # Request models are positional-only parameters: the JSON body *is* the model, and its
+    # extra="forbid" turns a misspelt field into a 400 that names it.
+    @bentoml.api(route="/predict")
+    def predict(self, request: PredictRequest, /) -> Prediction:
+        """Cascade probability and direction for ``as_of`` (default: the latest day with price, OI and funding)."""
+        self._check_ready()
+        try:
+            return Prediction(**self.state.prediction(self.state.resolve_day(request.as_of)))
+        except RequestError as exc:
+            raise _fail(exc) from None
+
+    @bentoml.api(route="/predict_signals")
+    def predict_signals(self, request: SignalsRequest, /) -> Prediction:
+        """The same prediction for the last day of posted raw daily signals (same feature code as training)."""
+        self._check_ready()
+        try:
+            return Prediction(**self.state.predict_signals(request.signals))
+        except RequestError as exc:
+            raise _fail(exc) from None
+
+    @bentoml.api(route="/explain")
+    def explain(self, request: PredictRequest, /) -> Explanation:
+        """Full SHAP explanation of ``as_of``: per feature, per family, both models, and a sentence."""
+        self._check_ready()
+        try:
+            day = self.state.resolve_day(request.as_of)
+        except RequestError as exc:
+            raise _fail(exc) from None
+        return Explanation(**self.state.explanation(day), model=self.state.model_info())
+
+    @bentoml.api(route="/predict_range")
+    def predict_range(self, request: RangeRequest, /) -> RangeResponse:
+        """One row per day from ``start`` to ``end`` (inclusive), for dashboards."""
+        self._check_ready()
+        try:
+            rows = self.state.range(request.start, request.end)
+        except RequestError as exc:
+            raise _fail(exc) from None
+        return RangeResponse(start=request.start, end=request.end, horizon_days=self.state.settings.labels.horizon_days,
+                             model=self.state.model_info(), rows=rows)

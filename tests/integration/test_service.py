@@ -1,0 +1,229 @@
+"""The BentoML service: in-process through its ASGI app, and one real `bentoml serve` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from starlette.testclient import TestClient
+
+from cascade_radar.config import Settings
+from features.build import assemble_panel
+from features.store import HistoryStore
+
+SIGNAL_FIELDS = ["close_usd", "oi_close_usd", "funding_rate_frac8h", "sth_sopr", "sth_nupl", "sopr", "inflow_coin", "outflow_coin",
+                 "supply_on_exchanges_coin", "market_cap_usd"]
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    return {
+        "CASCADE_RADAR_DATA_DIR": str(settings.data_path.parent),
+        "CASCADE_RADAR_REPORTS_DIR": str(settings.reports_path),
+        "CASCADE_RADAR_MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "CASCADE_RADAR_REFERENCE_DIR": str(settings.reference_path),
+    }
+
+
+@pytest.fixture(scope="module")
+def client(trained_synthetic):  # noqa: ANN001, ANN201
+    settings, _, _ = trained_synthetic
+    from serving.service import CascadeRadar
+
+    saved = dict(os.environ)
+    os.environ.update(service_env(settings))
+    try:
+        with TestClient(CascadeRadar.to_asgi()) as c:
+            yield c
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def signals_for(settings: Settings, day: pd.Timestamp, rows: int = 365) -> list[dict[str, object]]:
+    panel = assemble_panel(HistoryStore(settings.data_path).panel())
+    window = panel.loc[day - pd.Timedelta(days=rows - 1) : day]
+    out = []
+    for d, r in window.iterrows():
+        row: dict[str, object] = {"date": str(d.date())}
+        row.update({f: None if pd.isna(r[f]) else float(r[f]) for f in SIGNAL_FIELDS})
+        out.append(row)
+    return out
+
+
+def test_predict_equals_the_models_own_probability(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
+    settings, ft, result = trained_synthetic
+    day = ft.table.index[800]
+    r = client.post("/predict", json={"as_of": str(day.date())})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    expected = result.model.predict(ft.table.loc[[day], result.model.features]).iloc[0]
+    assert body["cascade_probability"] == pytest.approx(expected["p_cascade"], abs=1e-12)
+    assert body["long_probability"] == pytest.approx(expected["p_long"], abs=1e-12)
+    assert body["short_probability"] == pytest.approx(expected["p_short"], abs=1e-12)
+    assert body["alert"] == (expected["p_cascade"] >= settings.alert_threshold)
+    assert body["model"] == {"name": settings.registered_model_name, "version": "1", "alias": "champion"}
+    assert body["basis"] == "in-sample" and body["horizon_days"] == 14
+    assert len(body["top_drivers"]) == 5 and {"feature", "family", "value", "contribution"} <= set(body["top_drivers"][0])
+
+
+def test_predict_defaults_to_the_latest_day_with_core_data(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
+    _, ft, _ = trained_synthetic
+    body = client.post("/predict", json={}).json()
+    assert body["as_of"] == str(ft.table.index[-1].date())
+    assert body["basis"] == "out-of-sample"  # after the last labelled day: no hindsight
+
+
+def test_predict_signals_agrees_with_predict_on_a_stored_day(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
+    settings, ft, _ = trained_synthetic
+    day = ft.table.index[900]
+    posted = client.post("/predict_signals", json={"signals": signals_for(settings, day)})
+    stored = client.post("/predict", json={"as_of": str(day.date())})
+    assert posted.status_code == 200, posted.text
+    a, b = posted.json(), stored.json()
+    assert a["as_of"] == b["as_of"]
+    for key in ("cascade_probability", "long_probability", "short_probability"):
+        assert a[key] == pytest.approx(b[key], abs=1e-9)
+    assert [d["feature"] for d in a["top_drivers"]] == [d["feature"] for d in b["top_drivers"]]
+
+
+def test_explain_returns_the_full_explanation(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
+    _, ft, _ = trained_synthetic
+    body = client.post("/explain", json={"as_of": str(ft.table.index[700].date())}).json()
+    assert body["sentence"].startswith("Cascade risk within 14 days")
+    assert set(body["cascade"]["families"]) == {"price", "oi", "funding", "flows", "sopr", "nupl"}
+    total = body["cascade"]["base_value"] + sum(body["cascade"]["features"].values())
+    assert total == pytest.approx(body["cascade"]["margin"], abs=1e-6)
+    assert body["direction_model"]["meaning"].startswith("positive pushes towards a long squeeze")
+
+
+def test_predict_range_rows(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
+    _, ft, _ = trained_synthetic
+    start, end = ft.table.index[500], ft.table.index[509]
+    body = client.post("/predict_range", json={"start": str(start.date()), "end": str(end.date())}).json()
+    assert len(body["rows"]) == 10 and body["rows"][0]["as_of"] == str(start.date())
+    single = client.post("/predict", json={"as_of": str(ft.table.index[505].date())}).json()
+    assert body["rows"][5]["cascade_probability"] == pytest.approx(single["cascade_probability"])
+
+
+@pytest.mark.parametrize(
+    ("route", "payload", "status", "names"),
+    [
+        ("/predict", {"as_of": "1999-01-01"}, 404, "as_of: 1999-01-01 is outside the history"),
+        ("/predict", {"as_of": "2023-02-30"}, 400, "as_of"),
+        ("/predict", {"as_of": "yesterday"}, 400, "as_of"),
+        ("/predict", {"asof": "2023-01-01"}, 400, "asof"),
+        ("/explain", {"as_of": "2099-01-01"}, 404, "as_of"),
+        ("/predict_range", {"start": "2023-01-10", "end": "2023-01-01"}, 400, "end 2023-01-01 is before start"),
+        ("/predict_range", {"start": "2023-01-10"}, 400, "end"),
+        ("/predict_signals", {"signals": []}, 400, "signals"),
+        ("/predict_signals", {"signals": [{"date": "2023-01-01", "close_usd": "abc"}]}, 400, "close_usd"),
+        ("/predict_signals", {"signals": [{"date": "2023-01-01", "close_usd": 1.0}]}, 400, "oi_close_usd"),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_field(client: TestClient, route: str, payload: dict, status: int, names: str) -> None:
+    r = client.post(route, json=payload)
+    assert r.status_code == status, r.text
+    assert names in r.text
+
+
+def test_bad_signals_are_4xx(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
+    settings, ft, _ = trained_synthetic
+    rows = signals_for(settings, ft.table.index[900])
+    few = client.post("/predict_signals", json={"signals": rows[-30:]})
+    assert few.status_code == 422 and "at least 365" in few.text
+    gap = client.post("/predict_signals", json={"signals": rows[:10] + rows[11:]})
+    assert gap.status_code == 400 and "signals[10].date" in gap.text
+    for bad in ("NaN", "Infinity", "-Infinity"):
+        text = json.dumps({"signals": rows}).replace('"sth_sopr": ' + json.dumps(rows[3]["sth_sopr"]), f'"sth_sopr": {bad}', 1)
+        r = client.post("/predict_signals", content=text, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "sth_sopr" in r.text and "finite" in r.text, r.text
+    assert client.post("/predict", content="{not json", headers={"content-type": "application/json"}).status_code == 400
+
+
+def test_health_routes(client: TestClient) -> None:
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    ready = client.get("/v1/ready").json()
+    assert ready["ready"] is True and ready["model"]["alias"] == "champion"
+    spec = client.get("/docs.json").json()
+    assert {"/predict", "/predict_signals", "/explain", "/predict_range"} <= set(spec["paths"])
+
+
+def test_not_ready_without_a_champion_and_says_why(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from serving.service import ApiError, CascadeRadar
+    from serving.state import ServingState
+
+    settings = Settings(mlflow_tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}", data_dir=tmp_path / "data", mlruns_dir=tmp_path / "mlruns")
+    state = ServingState.load(settings)
+    assert not state.ready and "no champion model" in state.reason and "make train" in state.reason
+    fake = SimpleNamespace(state=state)
+    service = CascadeRadar.inner  # the class under the decorator: call its methods on a not-ready state
+    response = service.ready(fake)
+    assert response.status_code == 503 and b"no champion model" in response.body
+    assert service.__is_ready__(fake) is False
+    with pytest.raises(ApiError) as err:
+        service._check_ready(fake)  # noqa: SLF001
+    assert err.value.error_code == 503 and "not ready" in str(err.value)
+
+
+def test_not_ready_without_history(trained_synthetic, tmp_path: Path) -> None:  # noqa: ANN001
+    from serving.state import ServingState
+
+    settings, _, _ = trained_synthetic
+    empty = settings.model_copy(update={"data_dir": tmp_path / "nothing"})
+    state = ServingState.load(empty)
+    assert not state.ready and "no history" in state.reason
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.server
+def test_real_bentoml_server_round_trip(trained_synthetic, tmp_path: Path) -> None:  # noqa: ANN001
+    import bentoml
+
+    settings, ft, result = trained_synthetic
+    port = free_port()
+    env = {**os.environ, **service_env(settings), "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:CascadeRadar", "--port", str(port), "--host", "127.0.0.1"],
+                            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        client = None
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            try:
+                client = bentoml.SyncHTTPClient(url, timeout=30)
+                if client.is_ready():
+                    break
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.5)
+        assert client is not None and client.is_ready()
+        day = ft.table.index[800]
+        body = client.predict({"as_of": str(day.date())})
+        expected = result.model.predict(ft.table.loc[[day], result.model.features]).iloc[0]
+        assert body["cascade_probability"] == pytest.approx(expected["p_cascade"], abs=1e-12)
+        client.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert np.isfinite(expected["p_cascade"])
