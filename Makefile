@@ -64,6 +64,7 @@ replay: setup ## replay the configured and largest past events from out-of-fold 
 
 bench: setup ## benchmarks: training stages (and serving latency) with ratios to baselines measured in the same run
 	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_serving.py
 
 serve: setup ## start the prediction API on localhost:$(PORT) (make serve PORT=3001); Ctrl-C stops it
 	$(BIN)/bentoml serve serving.service:CascadeRadar --host 127.0.0.1 --port $(PORT)

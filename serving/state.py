@@ -43,6 +43,14 @@ class ServingState:
     explained: pd.DataFrame | None = None
     explainer: Explainer | None = None
     reason: str = ""
+    # hot path of /predict: per-day arrays, so a request is an index lookup and a top-k, no pandas
+    _row: dict[pd.Timestamp, int] = field(default_factory=dict)
+    _probs: np.ndarray | None = None  # (days, 3) p_cascade, p_long, p_short
+    _shap: np.ndarray | None = None  # (days, features) cascade log-odds contributions
+    _values: np.ndarray | None = None  # (days, features) feature values
+    _basis: np.ndarray | None = None
+    _missing: list[list[str]] = field(default_factory=list)
+    _drivers_meta: list[tuple[str, str]] = field(default_factory=list)  # (feature, family)
 
     @property
     def ready(self) -> bool:
@@ -72,7 +80,24 @@ class ServingState:
         label = f"{state.identity['name']} v{state.identity['version']} (@{state.identity['alias']})"
         state.explainer = Explainer(state.model, label, through, [], settings.labels.horizon_days, settings.alert_threshold)
         state.explained = state.explainer.explain(state.table.table)
+        state._index_days()
         return state
+
+    def _index_days(self) -> None:
+        from training.explain import family_of
+
+        ex = self.explained
+        feats = self.model.features
+        self._row = {day: i for i, day in enumerate(ex.index)}
+        self._probs = ex[["p_cascade", "p_long", "p_short"]].to_numpy()
+        self._shap = ex[[f"cascade_shap__{f}" for f in feats]].to_numpy()
+        self._values = self.table.table[feats].to_numpy()
+        self._basis = ex["basis"].to_numpy()
+        present = self.panel[[c for c in CORE_INPUTS if c in self.panel.columns]].notna()
+        absent = [c for c in CORE_INPUTS if c not in self.panel.columns]
+        cols = list(present.columns)
+        self._missing = [[c for c, ok in zip(cols, flags, strict=True) if not ok] + absent for flags in present.loc[ex.index].to_numpy()]
+        self._drivers_meta = [(f, family_of(f)) for f in feats]
 
     # ------------------------------------------------------------------ queries
     @property
@@ -99,10 +124,6 @@ class ServingState:
     def model_info(self) -> dict[str, str]:
         return {k: self.identity[k] for k in ("name", "version", "alias")}
 
-    def missing_inputs(self, day: pd.Timestamp, panel: pd.DataFrame | None = None) -> list[str]:
-        row = (self.panel if panel is None else panel).loc[day]
-        return [c for c in CORE_INPUTS if c in row.index and pd.isna(row[c])]
-
     def explanation(self, day: pd.Timestamp) -> dict[str, object]:
         return self._explanation(self.explained.loc[day], self.table.table.loc[day])
 
@@ -110,7 +131,22 @@ class ServingState:
         return day_explanation(row, features, self.settings.labels.horizon_days, self.settings.alert_threshold)
 
     def prediction(self, day: pd.Timestamp, top: int = 5) -> dict[str, object]:
-        return self._prediction(self.explanation(day), self.missing_inputs(day), self.last_day, top)
+        """The /predict answer for a stored day, from the arrays computed at start-up."""
+        i = self._row[day]
+        p, p_long, p_short = (float(v) for v in self._probs[i])
+        shap = self._shap[i]
+        order = np.argsort(-np.abs(shap), kind="stable")[:top]
+        drivers = []
+        for j in order:
+            value = self._values[i, j]
+            feature, fam = self._drivers_meta[j]
+            drivers.append({"feature": feature, "family": fam, "value": float(value) if np.isfinite(value) else None, "contribution": float(shap[j])})
+        return {
+            "as_of": str(day.date()), "data_through": str(self.last_day.date()), "horizon_days": self.settings.labels.horizon_days,
+            "cascade_probability": p, "long_probability": p_long, "short_probability": p_short,
+            "direction": "long" if p_long >= p_short else "short", "alert": p >= self.settings.alert_threshold,
+            "basis": str(self._basis[i]), "missing_inputs": self._missing[i], "model": self.model_info(), "top_drivers": drivers,
+        }
 
     def _prediction(self, e: dict[str, object], missing: list[str], data_through: pd.Timestamp, top: int) -> dict[str, object]:
         return {

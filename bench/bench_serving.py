@@ -1,0 +1,249 @@
+"""`make bench` (serving part): latency, throughput, a bounded load test and API fuzzing, all on localhost.
+
+Floors measured in the same run: a bare single-row LightGBM predict, and the service's trivial
+/ping endpoint (framework + HTTP overhead alone). Prints p50/p99 and the ratios.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+
+from common import bench_settings  # noqa: E402
+from tabulate import tabulate  # noqa: E402
+
+from features.build import assemble_panel, load_feature_table  # noqa: E402
+from features.store import HistoryStore  # noqa: E402
+from training.train import run_training  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+LOAD_SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "60"))
+LOAD_RPS = int(os.environ.get("BENCH_LOAD_RPS", "100"))
+FUZZ_EXAMPLES = int(os.environ.get("BENCH_FUZZ_EXAMPLES", "100"))
+SIGNAL_FIELDS = ["close_usd", "oi_close_usd", "funding_rate_frac8h", "sth_sopr", "sth_nupl", "sopr", "inflow_coin", "outflow_coin",
+                 "supply_on_exchanges_coin", "market_cap_usd"]
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    arr = np.array(samples) * 1000
+    return float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
+
+
+def measure(call, n: int) -> tuple[float, float]:  # noqa: ANN001
+    for _ in range(min(20, n)):  # warm-up
+        call()
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return percentiles(samples)
+
+
+def signals_payload(settings, day) -> dict:  # noqa: ANN001
+    import pandas as pd
+
+    panel = assemble_panel(HistoryStore(settings.data_path).panel())
+    window = panel.loc[day - pd.Timedelta(days=settings.serving_min_signal_rows - 1) : day]
+    rows = []
+    for d, r in window.iterrows():
+        row = {"date": str(d.date())}
+        row.update({f: None if pd.isna(r[f]) else float(r[f]) for f in SIGNAL_FIELDS})
+        rows.append(row)
+    return {"signals": rows}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env_for(settings, workdir: Path) -> dict[str, str]:  # noqa: ANN001
+    return {**os.environ, "CASCADE_RADAR_DATA_DIR": str(settings.data_path.parent), "CASCADE_RADAR_REPORTS_DIR": str(settings.reports_path),
+            "CASCADE_RADAR_MLFLOW_TRACKING_URI": settings.tracking_uri, "BENTOML_HOME": str(workdir / "bentoml")}
+
+
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:CascadeRadar", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("server did not become ready in 120 s")
+
+
+def throughput(url: str, seconds: float, threads: int = 4) -> float:
+    import httpx
+
+    count = [0]
+    stop = time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def worker() -> None:
+        with httpx.Client(base_url=url, timeout=10) as c:
+            n = 0
+            while time.monotonic() < stop:
+                c.post("/predict", json={"as_of": "2025-10-05"})
+                n += 1
+            with lock:
+                count[0] += n
+
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return count[0] / seconds
+
+
+def load_test(url: str, workdir: Path) -> dict[str, float]:
+    prefix = workdir / "locust"
+    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "locustfile.py"), "--headless", "-u", str(LOAD_RPS), "-r", str(max(10, LOAD_RPS // 5)),
+           "-t", f"{LOAD_SECONDS}s", "--host", url, "--csv", str(prefix), "--only-summary", "--stop-timeout", "5"]
+    subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=LOAD_SECONDS + 120, check=False)
+    with open(f"{prefix}_stats.csv") as fh:
+        rows = {r["Name"]: r for r in csv.DictReader(fh)}
+    agg = rows["Aggregated"]
+    return {"requests": float(agg["Request Count"]), "failures": float(agg["Failure Count"]), "rps": float(agg["Requests/s"]),
+            "p50_ms": float(agg["50%"]), "p99_ms": float(agg["99%"])}
+
+
+def inline_refs(node: object, root: dict) -> object:
+    """Resolve local $refs in place: schemathesis cannot generate through BentoML's nested component refs."""
+    if isinstance(node, dict):
+        if set(node) == {"$ref"} and str(node["$ref"]).startswith("#/"):
+            target: object = root
+            for part in node["$ref"][2:].split("/"):
+                target = target[part]  # type: ignore[index]
+            return inline_refs(target, root)
+        return {k: inline_refs(v, root) for k, v in node.items()}
+    if isinstance(node, list):
+        return [inline_refs(v, root) for v in node]
+    return node
+
+
+def fuzz(url: str) -> tuple[int, int, dict[int, int]]:
+    """schemathesis over the served OpenAPI document: every operation, FUZZ_EXAMPLES cases each."""
+    import schemathesis
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+
+    import httpx
+
+    spec = httpx.get(f"{url}/docs.json", timeout=10).json()
+    # BentoML labels its document OpenAPI 3.0.2 but embeds pydantic's JSON-Schema 2020-12 (numeric
+    # exclusiveMinimum), which is OpenAPI 3.1: declare it as such so the fuzzer reads it correctly.
+    spec["openapi"] = "3.1.0"
+    schema = schemathesis.openapi.from_dict(inline_refs(spec, spec))
+    statuses: dict[int, int] = {}
+    server_errors = []
+    for result in schema.get_all_operations():
+        op = result.ok()
+        if op.method.upper() != "POST":
+            continue
+
+        @hsettings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @given(case=op.as_strategy())
+        def run(case) -> None:  # noqa: ANN001
+            response = case.call(base_url=url, timeout=30)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            if response.status_code >= 500:
+                server_errors.append((op.path, response.status_code, response.text[:200]))
+
+        run()
+    for path, code, text in server_errors[:5]:
+        print(f"  5xx on {path}: {code} {text}")
+    return sum(statuses.values()), len(server_errors), statuses
+
+
+def main() -> None:
+    import httpx
+    import pandas as pd
+    from starlette.testclient import TestClient
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        settings, what = bench_settings(workdir)
+        store = HistoryStore(settings.data_path)
+        ft = load_feature_table(store, settings)
+        result = run_training(ft, store, settings)
+        day = pd.Timestamp("2025-10-05") if pd.Timestamp("2025-10-05") in ft.table.index else ft.table.index[-30]
+        payload = {"as_of": str(day.date())}
+        signals = signals_payload(settings, day)
+        print(f"data: {what}; champion v{result.model_version}; day {day.date()}; /predict_signals posts {len(signals['signals'])} rows")
+        X1 = ft.table.loc[[day], result.model.features]
+        bare = measure(lambda: result.model.cascade.predict(X1), 500)
+
+        env = env_for(settings, workdir)
+        saved = dict(os.environ)
+        os.environ.update(env)
+        from serving.service import CascadeRadar
+
+        with TestClient(CascadeRadar.to_asgi()) as c:
+            inproc = {
+                "/ping": measure(lambda: c.post("/ping", json={}), 500),
+                "/predict": measure(lambda: c.post("/predict", json=payload), 500),
+                "/predict_signals": measure(lambda: c.post("/predict_signals", json=signals), 50),
+            }
+        os.environ.clear()
+        os.environ.update(saved)
+
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = start_server(env, port)
+        try:
+            with httpx.Client(base_url=url, timeout=30) as h:
+                http = {
+                    "/ping": measure(lambda: h.post("/ping", json={}), 500),
+                    "/predict": measure(lambda: h.post("/predict", json=payload), 500),
+                    "/predict_signals": measure(lambda: h.post("/predict_signals", json=signals), 50),
+                }
+            rps = throughput(url, 10)
+            load = load_test(url, workdir)
+            cases, errors, statuses = fuzz(url)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    floor_in, floor_http = inproc["/ping"][0], http["/ping"][0]
+    rows = [["bare LightGBM single-row predict", "-", f"{bare[0]:.3f}", f"{bare[1]:.3f}", "1.0x", "-"]]
+    for where, table, floor in (("in-process (ASGI)", inproc, floor_in), ("HTTP (bentoml serve)", http, floor_http)):
+        for route, (p50, p99) in table.items():
+            rows.append([route, where, f"{p50:.3f}", f"{p99:.3f}", f"{p50 / bare[0]:.1f}x", f"{p50 / floor:.2f}x"])
+    print(tabulate(rows, headers=["call", "where", "p50 ms", "p99 ms", "p50 / bare LightGBM", "p50 / trivial endpoint"]))
+    ratio = http["/predict"][0] / floor_http
+    print(f"\n/predict over HTTP is {ratio:.2f}x the trivial endpoint (target <= 2x: {'met' if ratio <= 2 else 'NOT met'})")
+    print(f"throughput: {rps:.0f} req/s on /predict (4 keep-alive clients, 10 s, 2 cores)")
+    print(f"load test (locust, {LOAD_SECONDS} s at {LOAD_RPS} req/s target): {load['requests']:.0f} requests, {load['failures']:.0f} errors, "
+          f"{load['rps']:.1f} req/s achieved, p50 {load['p50_ms']:.0f} ms, p99 {load['p99_ms']:.0f} ms")
+    print(f"fuzzing (schemathesis, {FUZZ_EXAMPLES} cases per operation): {cases} cases, {errors} server errors (5xx); statuses {dict(sorted(statuses.items()))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Bounded load test of the local prediction API (run by bench_serving.py; localhost only)."""
+
+from __future__ import annotations
+
+import os
+import random
+
+from locust import HttpUser, constant_throughput, task
+
+DAYS = os.environ.get("BENCH_DAYS", "2025-10-05").split(",")
+
+
+class Dashboard(HttpUser):
+    wait_time = constant_throughput(1.0)  # each user 1 req/s: users = target req/s
+
+    @task(4)
+    def predict(self) -> None:
+        self.client.post("/predict", json={"as_of": random.choice(DAYS)}, name="/predict")
+
+    @task(1)
+    def latest(self) -> None:
+        self.client.post("/predict", json={}, name="/predict (latest)")
