@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export MPLBACKEND := Agg
 
-.PHONY: help setup lock data-reference status features features-list events train evaluate explain replay bench serve bento ui ui-stop docs test clean
+.PHONY: help setup lock data-reference data status features features-list events train evaluate explain replay bench serve bento ui ui-stop docs test clean
 
 help: ## list every target with a one-line description
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ lock: $(BIN)/python ## re-resolve requirements.lock from pyproject.toml (needs t
 
 data-reference: setup ## load the reference history (../shared/data) into the local store
 	$(CR) data import-reference
+
+data: setup ## fetch new days of every series from the live providers (needs internet; keys in the environment)
+	$(CR) data update
 
 status: setup ## print per series: source, first/last day, rows, gaps
 	$(CR) data status

@@ -234,6 +234,32 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_data_update(args: argparse.Namespace, settings: Settings) -> int:
+    from features.sources.update import build_connectors, run_update
+
+    store = open_store(settings)
+    connectors = build_connectors(settings, args.source or None)
+    unavailable = {c.name: c.unavailable() for c in connectors if c.unavailable()}
+
+    def progress(o) -> None:  # noqa: ANN001 - SeriesOutcome
+        if o.network_down or o.source in unavailable:
+            return  # said once, below
+        state = f"skipped: {o.skipped}" if o.skipped else f"+{o.new_rows} new, {o.revised_rows} revised, through {_day(o.last_day)}"
+        print(f"  {o.source:<22} {o.series:<24} {state}", flush=True)
+
+    outcomes = run_update(settings, store, connectors, progress=progress)
+    tried = [o for o in outcomes if o.source not in unavailable]
+    if tried and all(o.network_down for o in tried):
+        print(f"no network: none of {len({o.source for o in tried})} providers could be reached; the store is unchanged")
+        return 1
+    for name, reason in unavailable.items():
+        print(f"  {name}: skipped — {reason}")
+    print()
+    print(tabulate([[o.series, o.source, o.new_rows, _day(o.last_day), o.skipped or "-"] for o in outcomes],
+                   headers=["series", "source", "new rows", "last day", "skipped (why)"]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cascade-radar", description="Early warning for crypto liquidation cascades.")
     parser.add_argument("--asset", help="asset to work on (BTC, ETH); default from CASCADE_RADAR_ASSET or BTC")
@@ -243,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="local history store").add_subparsers(dest="data_command", required=True)
     data.add_parser("status", help="per series: source, first/last day, rows, gaps").set_defaults(handler=cmd_data_status)
     data.add_parser("import-reference", help="load the reference history (../shared/data)").set_defaults(handler=cmd_data_import_reference)
+    upd = data.add_parser("update", help="fetch new days from the live providers (incremental, atomic per series)")
+    upd.add_argument("--source", action="append", help="only this provider (repeatable): binance-spot, binance-usdm-funding, "
+                     "binance-usdm-oi, bybit-oi, coinmetrics, bgeometrics, coinalyze, coinglass")
+    upd.set_defaults(handler=cmd_data_update)
 
     feats = sub.add_parser("features", help="feature table").add_subparsers(dest="features_command", required=True)
     fb = feats.add_parser("build", help="build the feature table (features + labels) and write it under the data dir")

@@ -24,6 +24,7 @@ from cascade_radar.config import LabelConfig
 LIQUIDATION_SERIES: list[tuple[str, str, str]] = [
     ("liq_long_usd", "liq_short_usd", "all exchanges"),
     ("binance_liq_long_usd", "binance_liq_short_usd", "Binance only"),
+    ("coinalyze_liq_long_usd", "coinalyze_liq_short_usd", "Coinalyze majors"),
 ]
 TARGETS = ("none", "long", "short")
 

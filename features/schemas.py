@@ -81,6 +81,13 @@ SERIES: dict[str, SeriesSchema] = {
             {"exchange_oi_close_usd": Column("USD", "OI at 24:00 UTC", **_NONNEG)},
         ),
         SeriesSchema(
+            "open_interest_bybit", "open_interest", "Bybit linear perpetual open interest, end of UTC day (one exchange; long daily history)",
+            {
+                "bybit_oi_coin": Column("coin", "OI in coins", **_NONNEG),
+                "bybit_oi_close_usd": Column("USD", "OI valued at the day's close", required=False, **_NONNEG),
+            },
+        ),
+        SeriesSchema(
             "open_interest_unverified", "open_interest", "OI series of unstated provider (reference only, not used by features)",
             {"unverified_oi_usd": Column("USD", "OI, provider unknown", **_NONNEG)},
         ),
@@ -135,6 +142,13 @@ SERIES: dict[str, SeriesSchema] = {
             {
                 "binance_liq_long_usd": Column("USD", "longs liquidated", **_NONNEG),
                 "binance_liq_short_usd": Column("USD", "shorts liquidated", **_NONNEG),
+            },
+        ),
+        SeriesSchema(
+            "liquidations_coinalyze", "liquidations", "forced liquidations summed over the major exchanges' perpetuals Coinalyze lists, USD per UTC day",
+            {
+                "coinalyze_liq_long_usd": Column("USD", "longs liquidated", **_NONNEG),
+                "coinalyze_liq_short_usd": Column("USD", "shorts liquidated", **_NONNEG),
             },
         ),
     ]

@@ -1,0 +1,65 @@
+"""BGeometrics bitcoin-data API: SOPR, STH-SOPR and STH-NUPL (from STH-MVRV), STH realized price.
+
+Its free tier allows only a few requests an hour (and ~15 a day): each metric is one request
+covering every missing day, and when the quota is spent the connector stops and says when to
+resume; columns already fetched are kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.sources.base import Connector, SeriesPlan
+from features.sources.http import HttpSource, ProviderError, RateLimit, as_float, require
+from features.store import HistoryStore
+
+# endpoint -> (value field, store column, transform)
+METRICS: dict[str, tuple[str, str]] = {
+    "sth-sopr": ("sthSopr", "sth_sopr"),
+    "asopr": ("asopr", "sopr"),
+    "sth-mvrv": ("sthMvrv", "sth_nupl"),  # NUPL = 1 - 1 / MVRV for the same cohort
+    "sth-realized-price": ("sthRealizedPrice", "sth_realized_price_usd"),
+}
+
+
+class BGeometrics(Connector):
+    name = "bgeometrics"
+    key_setting = None  # keyless free tier; CASCADE_RADAR_BGEOMETRICS_TOKEN lifts the quota
+    key_env = "CASCADE_RADAR_BGEOMETRICS_TOKEN"
+    assets = ("BTC",)
+    plans = (SeriesPlan("onchain_cohorts"),)
+    limits = "free tier: ~8 requests / hour, ~15 / day per IP; one request per metric"
+    licence = "BGeometrics terms (free tier, attribution)"
+
+    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, store: HistoryStore) -> pd.DataFrame:
+        http = HttpSource(self.name, self.base_url or "https://bitcoin-data.com/v1", rate=RateLimit(8, 3600.0), sleep=self.sleep)
+        stored = store.read("onchain_cohorts")
+        columns: dict[str, pd.Series] = {}
+        for endpoint, (field, column) in METRICS.items():
+            # per column, only the days after its own last value (a quota stop may have left columns
+            # uneven; a never-filled column starts from the beginning): every request is precious
+            have = stored[column].dropna()
+            first = have.index[-1] + pd.Timedelta(days=1) if len(have) else pd.Timestamp(self.plans[0].first_day)
+            if first > end:
+                continue
+            params: dict[str, Any] = {"startday": f"{first:%Y-%m-%d}", "endday": f"{end:%Y-%m-%d}"}
+            if self.settings.bgeometrics_token:
+                params["token"] = self.settings.bgeometrics_token.get_secret_value()
+            path = f"/{endpoint}"
+            body = http.get_json(path, params)  # QuotaExhausted propagates: the caller keeps what was fetched
+            if not isinstance(body, list):
+                raise ProviderError(self.name, path, f"expected a list of daily points, got {type(body).__name__}")
+            if not body:
+                continue
+            days = pd.DatetimeIndex(pd.to_datetime([require(r, "d", self.name, path) for r in body], format="%Y-%m-%d"), name="date")
+            values = np.array([as_float(require(r, field, self.name, path), field, self.name, path) for r in body])
+            if endpoint == "sth-mvrv":
+                values = 1.0 - 1.0 / np.where(values > 0, values, np.nan)
+            columns[column] = pd.Series(values, index=days).groupby(level=0).last()
+            self.partial = pd.DataFrame(columns)  # what a quota stop leaves usable
+        if not columns:
+            return pd.DataFrame()
+        return pd.DataFrame(columns).sort_index().loc[:end]

@@ -1,0 +1,76 @@
+"""Coinalyze (free API key, 40 calls / min): daily long / short liquidations of the asset's
+perpetuals on the major exchanges, summed per UTC day.
+
+A symbol's suffix is its exchange (``BTCUSDT_PERP.A`` = Binance), not an aggregate: the markets
+are listed, filtered to the configured exchanges, and summed here. ``convert_to_usd=true`` makes
+the provider value coin-margined markets at the day's price.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from features.sources.base import Connector, SeriesPlan
+from features.sources.http import HttpSource, ProviderError, RateLimit, as_float, require, utc_days
+from features.store import HistoryStore
+
+MAJOR_EXCHANGES = ("Binance", "Bybit", "OKX", "Bitget", "BitMEX", "Deribit", "Hyperliquid", "Gate.io", "HTX")
+SYMBOLS_PER_CALL = 20
+DAYS_PER_CALL = 300
+
+
+class Coinalyze(Connector):
+    name = "coinalyze"
+    key_setting = "coinalyze_api_key"
+    key_env = "CASCADE_RADAR_COINALYZE_API_KEY"
+    plans = (SeriesPlan("liquidations_coinalyze", "2020-01-01"),)
+    limits = "40 calls / min per key; 20 symbols per call"
+    licence = "Coinalyze API terms (free key)"
+
+    def source(self) -> HttpSource:
+        key = self.require_key("/liquidation-history")
+        return HttpSource(self.name, self.base_url or "https://api.coinalyze.net/v1", headers={"api_key": key}, rate=RateLimit(40, 60.0), sleep=self.sleep)
+
+    def markets(self, http: HttpSource) -> list[str]:
+        exchanges = http.get_json("/exchanges")
+        if not isinstance(exchanges, list):
+            raise ProviderError(self.name, "/exchanges", "expected a list of exchanges")
+        codes = {require(e, "code", self.name, "/exchanges") for e in exchanges if require(e, "name", self.name, "/exchanges") in MAJOR_EXCHANGES}
+        markets = http.get_json("/future-markets")
+        if not isinstance(markets, list):
+            raise ProviderError(self.name, "/future-markets", "expected a list of markets")
+        symbols = [require(m, "symbol", self.name, "/future-markets") for m in markets
+                   if m.get("base_asset") == self.asset and m.get("is_perpetual") and str(m.get("symbol", "")).rsplit(".", 1)[-1] in codes]
+        if not symbols:
+            raise ProviderError(self.name, "/future-markets", f"no {self.asset} perpetual on {', '.join(MAJOR_EXCHANGES)}")
+        return sorted(symbols)
+
+    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, store: HistoryStore) -> pd.DataFrame:
+        http = self.source()
+        symbols = self.markets(http)
+        endpoint = "/liquidation-history"
+        points: list[tuple[int, float, float]] = []
+        window_start = start
+        while window_start <= end:
+            window_end = min(end, window_start + pd.Timedelta(days=DAYS_PER_CALL - 1))
+            for i in range(0, len(symbols), SYMBOLS_PER_CALL):
+                params: dict[str, Any] = {"symbols": ",".join(symbols[i : i + SYMBOLS_PER_CALL]), "interval": "daily",
+                                          "from": int(window_start.timestamp()), "to": int((window_end + pd.Timedelta(days=1)).timestamp()) - 1,
+                                          "convert_to_usd": "true"}
+                body = http.get_json(endpoint, params)
+                if not isinstance(body, list):
+                    raise ProviderError(self.name, endpoint, f"expected a list per symbol, got {type(body).__name__}")
+                for market in body:
+                    for row in require(market, "history", self.name, endpoint):
+                        points.append((int(require(row, "t", self.name, endpoint)),
+                                       as_float(require(row, "l", self.name, endpoint), "l", self.name, endpoint),
+                                       as_float(require(row, "s", self.name, endpoint), "s", self.name, endpoint)))
+            window_start = window_end + pd.Timedelta(days=1)
+        if not points:
+            return pd.DataFrame()
+        frame = pd.DataFrame(points, columns=["t", "long", "short"])
+        frame["date"] = utc_days(frame["t"].to_numpy(), "s")
+        daily = frame.groupby("date")[["long", "short"]].sum()
+        return daily.rename(columns={"long": "coinalyze_liq_long_usd", "short": "coinalyze_liq_short_usd"}).loc[start:end]

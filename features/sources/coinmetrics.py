@@ -1,0 +1,68 @@
+"""Coin Metrics community API v4: exchange flows, supply on exchanges, reference price, MVRV.
+
+Community data is licensed CC BY-NC 4.0 (non-commercial). Limit: 10 requests per 6 s per IP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from features.sources.base import Connector, SeriesPlan
+from features.sources.http import HttpSource, ProviderError, RateLimit, as_float, require
+from features.store import HistoryStore
+
+METRICS = {
+    "FlowInExNtv": "inflow_coin",
+    "FlowOutExNtv": "outflow_coin",
+    "SplyExNtv": "supply_on_exchanges_coin",
+    "PriceUSD": "reference_price_usd",
+    "CapMrktCurUSD": "market_cap_usd",
+    "CapMVRVCur": "mvrv",
+}
+
+
+class CoinMetrics(Connector):
+    name = "coinmetrics"
+    key_setting = None  # community API is keyless; CASCADE_RADAR_COINMETRICS_API_KEY switches to the pro API
+    key_env = "CASCADE_RADAR_COINMETRICS_API_KEY"
+    plans = (SeriesPlan("exchange_flows"),)
+    limits = "community: 10 requests / 6 s per IP; 10,000 rows per page"
+    licence = "CC BY-NC 4.0 (non-commercial)"
+
+    def source(self) -> HttpSource:
+        key = self.settings.coinmetrics_api_key
+        base = self.base_url or ("https://api.coinmetrics.io/v4" if key else "https://community-api.coinmetrics.io/v4")
+        return HttpSource(self.name, base, rate=RateLimit(10, 6.0), sleep=self.sleep)
+
+    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, store: HistoryStore) -> pd.DataFrame:
+        http = self.source()
+        endpoint = "/timeseries/asset-metrics"
+        params: dict[str, Any] = {"assets": self.asset.lower(), "metrics": ",".join(METRICS), "frequency": "1d",
+                                  "start_time": f"{start:%Y-%m-%d}", "end_time": f"{end:%Y-%m-%d}", "page_size": 10000}
+        if self.settings.coinmetrics_api_key:
+            params["api_key"] = self.settings.coinmetrics_api_key.get_secret_value()
+        rows: list[dict[str, Any]] = []
+        for _ in range(1000):
+            body = http.get_json(endpoint, params)
+            if isinstance(body, dict) and "error" in body:
+                raise ProviderError(self.name, endpoint, str(body["error"])[:200])
+            data = require(body, "data", self.name, endpoint)
+            if not isinstance(data, list):
+                raise ProviderError(self.name, endpoint, "'data' is not a list")
+            rows += data
+            token = body.get("next_page_token")
+            if not token or not data:
+                break
+            params = {**params, "next_page_token": token}
+        if not rows:
+            return pd.DataFrame()
+        days = pd.DatetimeIndex(pd.to_datetime([require(r, "time", self.name, endpoint) for r in rows], utc=True).tz_localize(None).normalize(), name="date")
+        out = pd.DataFrame(index=days)
+        for metric, column in METRICS.items():
+            out[column] = [as_float(r[metric], metric, self.name, endpoint) if r.get(metric) is not None else float("nan") for r in rows]
+        if out[["inflow_coin", "outflow_coin"]].isna().all().any():
+            raise ProviderError(self.name, endpoint, "no FlowInExNtv / FlowOutExNtv in the response (metric not available to this key?)")
+        out = out[~out.index.duplicated(keep="last")].sort_index()
+        return out.dropna(subset=["inflow_coin", "outflow_coin"]).loc[start:end]

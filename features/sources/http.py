@@ -1,0 +1,160 @@
+"""What every live provider connector shares: errors that name provider and endpoint, a rate
+limiter that respects the provider's published limit, and retries with backoff on 429 / 5xx."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+
+class ProviderError(Exception):
+    """A provider answered with something we cannot use; names provider, endpoint and what was wrong."""
+
+    def __init__(self, provider: str, endpoint: str, message: str) -> None:
+        super().__init__(f"{provider} {endpoint}: {message}")
+        self.provider, self.endpoint, self.message = provider, endpoint, message
+
+
+class QuotaExhausted(ProviderError):
+    """The provider's quota is spent; ``resume_at`` says when to try again."""
+
+    def __init__(self, provider: str, endpoint: str, resume_at: pd.Timestamp) -> None:
+        super().__init__(provider, endpoint, f"quota exhausted; resume after {resume_at:%Y-%m-%d %H:%M} UTC")
+        self.resume_at = resume_at
+
+
+class NoNetwork(ProviderError):
+    """The provider could not be reached at all (no route, DNS failure, connection refused)."""
+
+
+class MissingKey(ProviderError):
+    """The provider needs an API key that is not configured."""
+
+
+@dataclass
+class RateLimit:
+    """At most ``calls`` requests per ``period`` seconds (a sliding window)."""
+
+    calls: int
+    period: float
+
+    def __post_init__(self) -> None:
+        self._times: deque[float] = deque()
+
+    def wait(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        now = clock()
+        while self._times and now - self._times[0] >= self.period:
+            self._times.popleft()
+        if len(self._times) >= self.calls:
+            sleep(max(0.0, self.period - (now - self._times[0])))
+            self._times.popleft()
+        self._times.append(clock())
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 5
+    backoff: float = 1.0  # seconds; doubles per attempt
+    max_wait: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_wait)
+        return min(self.backoff * 2**attempt, self.max_wait)
+
+
+def retry_after_seconds(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+class HttpSource:
+    """GET JSON from one provider with rate limiting, timeouts and retries."""
+
+    def __init__(self, provider: str, base_url: str, *, headers: dict[str, str] | None = None, rate: RateLimit,
+                 retry: RetryPolicy | None = None, timeout: float = 30.0, sleep: Callable[[float], None] = time.sleep,
+                 client: httpx.Client | None = None) -> None:
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self.rate = rate
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
+        self.client = client or httpx.Client(timeout=timeout, headers={"User-Agent": "cascade-radar/0.1", **(headers or {})})
+        self.requests = 0
+
+    def get_json(self, endpoint: str, params: dict[str, Any] | None = None) -> Any:  # noqa: ANN401 - JSON
+        """The decoded JSON body of ``GET base_url + endpoint``; raises ProviderError subclasses."""
+        url = f"{self.base_url}{endpoint}"
+        last = ""
+        for attempt in range(self.retry.attempts):
+            self.rate.wait(sleep=self.sleep)
+            self.requests += 1
+            try:
+                response = self.client.get(url, params=params)
+            except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
+                raise NoNetwork(self.provider, endpoint, f"cannot reach {self.base_url} ({exc.__class__.__name__})") from None
+            except httpx.TimeoutException:
+                last = "timed out"
+                self.sleep(self.retry.delay(attempt, None))
+                continue
+            except httpx.TransportError as exc:
+                last = f"transport error {exc.__class__.__name__}"
+                self.sleep(self.retry.delay(attempt, None))
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                last = f"HTTP {response.status_code}"
+                wait = retry_after_seconds(response.headers)
+                if response.status_code == 429 and wait is not None and wait > self.retry.max_wait:
+                    # a quota, not a burst: stop now and say when to resume instead of sleeping on it
+                    raise QuotaExhausted(self.provider, endpoint, pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(seconds=wait))
+                if attempt + 1 < self.retry.attempts:
+                    self.sleep(self.retry.delay(attempt, retry_after_seconds(response.headers)))
+                    continue
+                if response.status_code == 429:
+                    wait = retry_after_seconds(response.headers) or 3600.0
+                    raise QuotaExhausted(self.provider, endpoint, pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(seconds=wait))
+                break
+            if response.status_code >= 400:
+                raise ProviderError(self.provider, endpoint, f"HTTP {response.status_code}: {response.text[:200]}")
+            try:
+                return response.json()
+            except ValueError:
+                raise ProviderError(self.provider, endpoint, f"malformed body (not JSON): {response.text[:100]!r}") from None
+        raise ProviderError(self.provider, endpoint, f"gave up after {self.retry.attempts} attempts ({last})")
+
+
+def day_start(ts: pd.Timestamp) -> int:
+    """Milliseconds since the epoch of a UTC day start."""
+    return int(pd.Timestamp(ts).normalize().value // 1_000_000)
+
+
+def utc_days(values: Any, unit: str) -> pd.DatetimeIndex:  # noqa: ANN401 - array-like of epochs
+    """Epoch numbers (``unit`` "ms" or "s") to naive UTC day starts."""
+    stamps = pd.DatetimeIndex(pd.to_datetime(np.asarray(values, dtype="int64"), unit=unit, utc=True))
+    return pd.DatetimeIndex(stamps.tz_localize(None).normalize(), name="date")
+
+
+def require(row: dict[str, Any], key: str, provider: str, endpoint: str) -> Any:  # noqa: ANN401
+    """``row[key]`` or a ProviderError naming the missing field."""
+    if not isinstance(row, dict) or key not in row:
+        raise ProviderError(provider, endpoint, f"response row lacks field '{key}': {str(row)[:120]}")
+    return row[key]
+
+
+def as_float(value: Any, field: str, provider: str, endpoint: str) -> float:  # noqa: ANN401
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ProviderError(provider, endpoint, f"field '{field}' is not a number: {value!r}") from None

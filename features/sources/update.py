@@ -1,0 +1,110 @@
+"""`cascade-radar data update`: fetch, per series, only the days after the last stored one (plus a
+small overlap for provider revisions), validate, append atomically; one failing provider leaves its
+series as they were and the others still update."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from cascade_radar.config import Settings
+from features.sources.base import Connector, last_complete_day
+from features.sources.bgeometrics import BGeometrics
+from features.sources.coinalyze import Coinalyze
+from features.sources.coinglass import CoinGlass
+from features.sources.coinmetrics import CoinMetrics
+from features.sources.exchanges import BinanceFunding, BinanceOpenInterest, BinanceSpot, BybitOpenInterest
+from features.sources.http import NoNetwork, ProviderError, QuotaExhausted
+from features.store import HistoryStore
+
+OVERLAP_DAYS = 3  # re-fetch the last days: providers revise recent bars
+CONNECTORS: list[type[Connector]] = [BinanceSpot, BinanceFunding, BinanceOpenInterest, BybitOpenInterest, CoinMetrics, BGeometrics,
+                                     Coinalyze, CoinGlass]
+
+
+@dataclass
+class SeriesOutcome:
+    source: str
+    series: str
+    new_rows: int = 0
+    revised_rows: int = 0
+    last_day: pd.Timestamp | None = None
+    skipped: str = ""
+    network_down: bool = False
+
+
+def build_connectors(settings: Settings, only: list[str] | None = None, base_urls: dict[str, str] | None = None,
+                     sleep: Callable[[float], None] | None = None) -> list[Connector]:
+    """The live connectors (optionally only those named), each with an optional base-URL override."""
+    known = {c.name: c for c in CONNECTORS}
+    unknown = [n for n in only or [] if n not in known]
+    if unknown:
+        raise ValueError(f"unknown source(s) {unknown}; known: {', '.join(known)}")
+    out = []
+    for cls in CONNECTORS:
+        if only and cls.name not in only:
+            continue
+        kwargs = {"base_url": (base_urls or {}).get(cls.name)}
+        if sleep is not None:
+            kwargs["sleep"] = sleep
+        out.append(cls(settings, **kwargs))
+    return out
+
+
+def update_series(connector: Connector, series: str, first_day: str, store: HistoryStore, until: pd.Timestamp) -> SeriesOutcome:
+    outcome = SeriesOutcome(connector.name, series)
+    last = store.last_day(series)
+    start = pd.Timestamp(first_day) if last is None else last - pd.Timedelta(days=OVERLAP_DAYS)
+    if start > until:
+        outcome.last_day = last
+        return outcome
+    try:
+        frame = connector.fetch(series, start, until, store)
+    except QuotaExhausted as exc:
+        partial = getattr(connector, "partial", None)
+        if partial is not None and len(partial):
+            result = store.append(series, partial.loc[:until], source=connector.name)
+            outcome.new_rows, outcome.revised_rows = result.new_rows, result.revised_rows
+        outcome.skipped = f"{exc.message}"
+        outcome.last_day = store.last_day(series)
+        return outcome
+    except NoNetwork as exc:
+        outcome.skipped, outcome.network_down = f"no network ({exc.message})", True
+        return outcome
+    except ProviderError as exc:
+        outcome.skipped = f"{exc.endpoint}: {exc.message}"
+        outcome.last_day = last
+        return outcome
+    if frame is None or frame.empty:
+        outcome.last_day = last
+        outcome.skipped = "" if last is not None else "provider returned no data"
+        return outcome
+    result = store.append(series, frame, source=connector.name)
+    outcome.new_rows, outcome.revised_rows, outcome.last_day = result.new_rows, result.revised_rows, result.last_day
+    return outcome
+
+
+def run_update(settings: Settings, store: HistoryStore, connectors: list[Connector], until: pd.Timestamp | None = None,
+               progress: Callable[[SeriesOutcome], None] | None = None) -> list[SeriesOutcome]:
+    """Update every series of every connector; never raises for a provider's failure."""
+    until = until or last_complete_day()
+    outcomes = []
+    for connector in connectors:
+        reason = connector.unavailable()
+        down = False
+        for plan in connector.plans:
+            if reason:
+                outcome = SeriesOutcome(connector.name, plan.series, skipped=reason, last_day=store.last_day(plan.series))
+            elif down:
+                outcome = SeriesOutcome(connector.name, plan.series, skipped="no network", network_down=True)
+            else:
+                outcome = update_series(connector, plan.series, plan.first_day, store, until)
+                down = outcome.network_down
+                if "quota exhausted" in outcome.skipped:
+                    reason = outcome.skipped  # the rest of this provider's series wait too
+            outcomes.append(outcome)
+            if progress:
+                progress(outcome)
+    return outcomes

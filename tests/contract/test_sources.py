@@ -1,0 +1,276 @@
+"""Every live connector against responses of the providers' documented shapes, served locally."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import SecretStr
+
+from cascade_radar.config import Settings
+from features.sources.bgeometrics import BGeometrics
+from features.sources.coinalyze import Coinalyze
+from features.sources.coinglass import CoinGlass
+from features.sources.coinmetrics import CoinMetrics
+from features.sources.exchanges import BinanceFunding, BinanceOpenInterest, BinanceSpot, BybitOpenInterest
+from features.sources.http import HttpSource, ProviderError, QuotaExhausted, RateLimit, RetryPolicy
+from features.sources.update import build_connectors, run_update
+from features.store import HistoryStore
+from tests.contract.provider_server import ProviderServer
+
+DAY_MS = 86_400_000
+T0 = pd.Timestamp("2024-01-01")
+
+
+def ms(day: pd.Timestamp) -> int:
+    return int(day.value // 1_000_000)
+
+
+@pytest.fixture()
+def server():  # noqa: ANN201
+    with ProviderServer() as s:
+        yield s
+
+
+@pytest.fixture()
+def keyed(settings: Settings) -> Settings:
+    return settings.model_copy(update={"coinglass_api_key": SecretStr("cg-key"), "coinalyze_api_key": SecretStr("ca-key")})
+
+
+class Sleeps(list):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def candles(start: pd.Timestamp, n: int) -> list[list]:
+    out = []
+    for i in range(n):
+        t = ms(start + pd.Timedelta(days=i))
+        p = 40000.0 + i
+        out.append([t, str(p), str(p + 100), str(p - 100), str(p + 50), "1000.5", t + DAY_MS - 1, str(1000.5 * p), 12345, "1", "1", "0"])
+    return out
+
+
+# ----------------------------------------------------------------------------- exchanges (ccxt)
+def test_binance_klines_paginate_and_validate(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
+    server.add("/api/v3/klines", (200, candles(T0, 1000), {}), (200, candles(T0 + pd.Timedelta(days=1000), 5), {}))
+    conn = BinanceSpot(settings, base_url=server.url, sleep=Sleeps())
+    frame = conn.fetch("ohlcv", T0, T0 + pd.Timedelta(days=1004), store)
+    assert len(frame) == 1005 and frame.index[0] == T0
+    assert frame["close_usd"].iloc[0] == 40050.0 and frame["volume_usd"].iloc[0] == pytest.approx(1000.5 * 40000)
+    q = server.queries("/api/v3/klines")
+    assert [int(x["startTime"]) for x in q] == [ms(T0), ms(T0 + pd.Timedelta(days=1000))]
+    assert q[0]["symbol"] == "BTCUSDT" and q[0]["interval"] == "1d" and q[0]["limit"] == "1000"
+    assert store.append("ohlcv", frame, "binance-spot").new_rows == 1005
+
+
+def test_binance_funding_retries_a_429_and_averages_8h_events(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
+    events = [{"symbol": "BTCUSDT", "fundingTime": ms(T0) + h * 3_600_000, "fundingRate": r, "markPrice": "1"}
+              for h, r in [(0, "0.0001"), (8, "0.0002"), (16, "0.0003"), (24, "-0.0001")]]
+    server.add("/fapi/v1/fundingRate", (429, {"code": -1003, "msg": "Too many requests"}, {"Retry-After": "2"}), (200, events, {}))
+    sleeps = Sleeps()
+    frame = BinanceFunding(settings, base_url=server.url, sleep=sleeps).fetch("funding_binance", T0, T0 + pd.Timedelta(days=1), store)
+    assert len(server.queries("/fapi/v1/fundingRate")) == 2 and len(sleeps) == 1
+    assert frame.loc[T0, "funding_rate_binance_frac8h"] == pytest.approx(0.0002)
+    assert frame.loc[T0, "funding_events"] == 3 and frame["funding_events"].iloc[1] == 1
+
+
+def test_binance_open_interest_is_shifted_to_the_previous_days_close(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
+    rows = [{"symbol": "BTCUSDT", "sumOpenInterest": "100", "sumOpenInterestValue": str(1e9 + i), "timestamp": ms(T0 + pd.Timedelta(days=i))} for i in range(1, 4)]
+    server.add("/futures/data/openInterestHist", (200, rows, {}))
+    frame = BinanceOpenInterest(settings, base_url=server.url).fetch("open_interest_exchange", T0, T0 + pd.Timedelta(days=5), store)
+    assert frame.index[0] == T0 and frame["exchange_oi_close_usd"].iloc[0] == 1e9 + 1
+
+
+def test_bybit_open_interest_follows_the_cursor_and_values_coins_at_the_close(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
+    store.append("ohlcv", pd.DataFrame({c: [100.0, 200.0, 300.0] for c in ("open_usd", "high_usd", "low_usd", "close_usd", "volume_base")},
+                                       index=pd.date_range(T0, periods=3)), "t")
+
+    def page(points: list[int], cursor: str) -> tuple[int, dict, dict]:
+        return 200, {"retCode": 0, "retMsg": "OK", "result": {"symbol": "BTCUSDT", "category": "linear",
+                     "list": [{"openInterest": str(10.0 * d), "timestamp": str(ms(T0 + pd.Timedelta(days=d)))} for d in points],
+                     "nextPageCursor": cursor}, "time": 0}, {}
+
+    server.add("/v5/market/open-interest", page([3, 2], "next-1"), page([1], ""))
+    frame = BybitOpenInterest(settings, base_url=server.url).fetch("open_interest_bybit", T0, T0 + pd.Timedelta(days=2), store)
+    assert server.queries("/v5/market/open-interest")[1]["cursor"] == "next-1"
+    assert frame["bybit_oi_coin"].tolist() == [10.0, 20.0, 30.0]
+    assert frame["bybit_oi_close_usd"].tolist() == [1000.0, 4000.0, 9000.0]  # coins x that day's close
+
+
+def test_bybit_error_code_names_provider_and_endpoint(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
+    server.add("/v5/market/open-interest", (200, {"retCode": 10001, "retMsg": "params error: symbol invalid", "result": {}}, {}))
+    with pytest.raises(ProviderError, match=r"bybit-oi GET /v5/market/open-interest: .*params error: symbol invalid"):
+        BybitOpenInterest(settings, base_url=server.url).fetch("open_interest_bybit", T0, T0, store)
+
+
+# ----------------------------------------------------------------------------- Coin Metrics
+def cm_rows(start: pd.Timestamp, n: int) -> list[dict]:
+    return [{"asset": "btc", "time": f"{start + pd.Timedelta(days=i):%Y-%m-%d}T00:00:00.000000000Z", "FlowInExNtv": str(100 + i),
+             "FlowOutExNtv": "90", "SplyExNtv": "2000000", "PriceUSD": "42000.5", "CapMrktCurUSD": "8.2e11", "CapMVRVCur": "1.9"} for i in range(n)]
+
+
+def test_coinmetrics_follows_next_page_token(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
+    server.add("/timeseries/asset-metrics", (200, {"data": cm_rows(T0, 2), "next_page_token": "tok2", "next_page_url": "x"}, {}),
+               (200, {"data": cm_rows(T0 + pd.Timedelta(days=2), 1)}, {}))
+    frame = CoinMetrics(settings, base_url=server.url).fetch("exchange_flows", T0, T0 + pd.Timedelta(days=2), store)
+    q = server.queries("/timeseries/asset-metrics")
+    assert q[0]["metrics"] == "FlowInExNtv,FlowOutExNtv,SplyExNtv,PriceUSD,CapMrktCurUSD,CapMVRVCur" and q[1]["next_page_token"] == "tok2"
+    assert frame["inflow_coin"].tolist() == [100.0, 101.0, 100.0] and frame["mvrv"].iloc[0] == 1.9
+
+
+def test_coinmetrics_missing_field_and_forbidden_metric(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
+    server.add("/timeseries/asset-metrics", (200, {"rows": []}, {}))
+    with pytest.raises(ProviderError, match=r"coinmetrics /timeseries/asset-metrics: response row lacks field 'data'"):
+        CoinMetrics(settings, base_url=server.url).fetch("exchange_flows", T0, T0, store)
+
+
+def test_coinmetrics_403_is_a_provider_error(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
+    server.add("/timeseries/asset-metrics", (403, {"error": {"type": "forbidden", "message": "Requested metric 'SplyExNtv' is not available"}}, {}))
+    with pytest.raises(ProviderError, match=r"HTTP 403.*not available"):
+        CoinMetrics(settings, base_url=server.url).fetch("exchange_flows", T0, T0, store)
+
+
+# ----------------------------------------------------------------------------- BGeometrics
+def bg(field: str, days: int, value: float) -> list[dict]:
+    return [{"d": f"{T0 + pd.Timedelta(days=i):%Y-%m-%d}", "unixTs": int((T0 + pd.Timedelta(days=i)).timestamp()), field: value} for i in range(days)]
+
+
+def test_bgeometrics_quota_stops_cleanly_keeps_what_it_got_and_resumes_only_the_missing(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
+    server.add("/sth-sopr", (200, bg("sthSopr", 3, 1.01), {}))
+    server.add("/asopr", (429, {"error": "quota"}, {"Retry-After": "1800"}))
+    connectors = build_connectors(settings, ["bgeometrics"], base_urls={"bgeometrics": server.url}, sleep=Sleeps())
+    (first,) = run_update(settings, store, connectors, until=T0 + pd.Timedelta(days=2))
+    assert "quota exhausted; resume after" in first.skipped
+    stored = store.read("onchain_cohorts")
+    assert stored["sth_sopr"].tolist() == [1.01, 1.01, 1.01] and stored["sopr"].isna().all()
+    # next run: STH-SOPR is complete, so only the overlap is asked again; the other metrics from the start
+    server.routes.clear()
+    server.calls.clear()
+    server.add("/sth-sopr", (200, bg("sthSopr", 3, 1.01), {}))
+    server.add("/asopr", (200, bg("asopr", 3, 1.002), {}))
+    server.add("/sth-mvrv", (200, bg("sthMvrv", 3, 1.25), {}))
+    server.add("/sth-realized-price", (200, bg("sthRealizedPrice", 3, 90000.0), {}))
+    (second,) = run_update(settings, store, build_connectors(settings, ["bgeometrics"], base_urls={"bgeometrics": server.url}), until=T0 + pd.Timedelta(days=2))
+    assert not second.skipped
+    assert server.queries("/sth-sopr") == []  # nothing missing there: not a wasted request
+    assert server.queries("/asopr")[0]["startday"] == "2018-01-01"  # never filled: its whole history
+    stored = store.read("onchain_cohorts")
+    assert stored["sth_nupl"].iloc[0] == pytest.approx(1 - 1 / 1.25)  # NUPL from MVRV of the same cohort
+    assert stored["sopr"].iloc[-1] == 1.002
+
+
+# ----------------------------------------------------------------------------- Coinalyze
+def test_coinalyze_sums_major_exchange_perpetuals(server: ProviderServer, keyed: Settings, store: HistoryStore) -> None:
+    server.add("/exchanges", (200, [{"name": "Binance", "code": "A"}, {"name": "Bybit", "code": "6"}, {"name": "Tiny DEX", "code": "Z"}], {}))
+    server.add("/future-markets", (200, [
+        {"symbol": "BTCUSDT_PERP.A", "base_asset": "BTC", "is_perpetual": True},
+        {"symbol": "BTCUSD_PERP.6", "base_asset": "BTC", "is_perpetual": True},
+        {"symbol": "BTCUSDT.A", "base_asset": "BTC", "is_perpetual": False},
+        {"symbol": "BTCUSDT_PERP.Z", "base_asset": "BTC", "is_perpetual": True},
+        {"symbol": "ETHUSDT_PERP.A", "base_asset": "ETH", "is_perpetual": True}], {}))
+    t = int(T0.timestamp())
+    server.add("/liquidation-history", (200, [{"symbol": "BTCUSDT_PERP.A", "history": [{"t": t, "l": 100.0, "s": 10.0}]},
+                                              {"symbol": "BTCUSD_PERP.6", "history": [{"t": t, "l": 50.0, "s": 5.0}, {"t": t + 86400, "l": 1.0, "s": 2.0}]}], {}))
+    frame = Coinalyze(keyed, base_url=server.url).fetch("liquidations_coinalyze", T0, T0 + pd.Timedelta(days=1), store)
+    q = server.queries("/liquidation-history")[0]
+    assert q["symbols"] == "BTCUSDT_PERP.A,BTCUSD_PERP.6" and q["interval"] == "daily" and q["convert_to_usd"] == "true"
+    assert int(q["from"]) == t  # seconds, not milliseconds
+    assert frame["coinalyze_liq_long_usd"].tolist() == [150.0, 1.0] and frame["coinalyze_liq_short_usd"].tolist() == [15.0, 2.0]
+    assert all({k.lower(): v for k, v in headers.items()}["api_key"] == "ca-key" for _, _, headers in server.calls)
+
+
+def test_coinalyze_malformed_body(server: ProviderServer, keyed: Settings, store: HistoryStore) -> None:
+    server.add("/exchanges", (200, "<html>gateway</html>", {}))
+    with pytest.raises(ProviderError, match=r"coinalyze /exchanges: malformed body \(not JSON\)"):
+        Coinalyze(keyed, base_url=server.url).fetch("liquidations_coinalyze", T0, T0, store)
+
+
+# ----------------------------------------------------------------------------- CoinGlass
+def test_coinglass_series_units_and_errors(server: ProviderServer, keyed: Settings, store: HistoryStore) -> None:
+    liq = [{"time": ms(T0 + pd.Timedelta(days=i)), "aggregated_long_liquidation_usd": 1e8 * (i + 1), "aggregated_short_liquidation_usd": 2e7} for i in range(2)]
+    server.add("/api/futures/liquidation/aggregated-history", (200, {"code": "0", "msg": "success", "data": liq}, {}))
+    conn = CoinGlass(keyed, base_url=server.url)
+    frame = conn.fetch("liquidations_binance", T0, T0 + pd.Timedelta(days=1), store)
+    assert frame["binance_liq_long_usd"].tolist() == [1e8, 2e8]
+    assert server.queries("/api/futures/liquidation/aggregated-history")[0]["exchange_list"] == "Binance"
+    assert {k.lower(): v for k, v in server.calls[0][2].items()}["cg-api-key"] == "cg-key"
+    funding = [{"time": ms(T0), "open": "0.01", "high": "0.02", "low": "0.0", "close": "0.015"}]
+    server.add("/api/futures/funding-rate/oi-weight-history", (200, {"code": "0", "msg": "success", "data": funding}, {}))
+    server.add("/api/futures/funding-rate/vol-weight-history", (200, {"code": "0", "msg": "success", "data": []}, {}))  # empty page
+    frame = conn.fetch("funding_aggregated", T0, T0, store)
+    assert frame["funding_rate_oiw_frac8h"].iloc[0] == pytest.approx(0.00015)  # percent -> fraction
+    server.add("/api/futures/open-interest/aggregated-history", (200, {"code": "40001", "msg": "Upgrade plan", "data": None}, {}))
+    with pytest.raises(ProviderError, match="coinglass /api/futures/open-interest/aggregated-history: error response: Upgrade plan"):
+        conn.fetch("open_interest", T0, T0, store)
+
+
+# ----------------------------------------------------------------------------- shared HTTP behaviour
+def test_http_retries_5xx_then_succeeds_and_gives_up_with_a_named_error(server: ProviderServer) -> None:
+    server.add("/x", (503, "busy", {}), (502, "busy", {}), (200, {"ok": 1}, {}))
+    sleeps = Sleeps()
+    http = HttpSource("prov", server.url, rate=RateLimit(100, 1.0), retry=RetryPolicy(attempts=4, backoff=0.5), sleep=sleeps)
+    assert http.get_json("/x") == {"ok": 1}
+    assert sleeps == [0.5, 1.0]  # exponential backoff
+    server.add("/y", (500, "down", {}))
+    with pytest.raises(ProviderError, match=r"prov /y: gave up after 4 attempts \(HTTP 500\)"):
+        http.get_json("/y")
+    server.add("/z", (429, "slow down", {"Retry-After": "7200"}))
+    before = len(server.calls)
+    with pytest.raises(QuotaExhausted, match="quota exhausted; resume after"):
+        http.get_json("/z")
+    assert len(server.calls) == before + 1  # a long Retry-After is a spent quota: no retries burning it
+
+
+def test_rate_limit_waits_for_the_window() -> None:
+    now = [0.0]
+    sleeps: list[float] = []
+    rl = RateLimit(2, 10.0)
+    for _ in range(3):
+        rl.wait(clock=lambda: now[0], sleep=lambda s: (sleeps.append(s), now.__setitem__(0, now[0] + s)))
+    assert sleeps == [10.0]
+
+
+# ----------------------------------------------------------------------------- the update command
+def test_a_failing_provider_leaves_its_series_byte_identical_and_others_update(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
+    flows = pd.DataFrame({"inflow_coin": [1.0], "outflow_coin": [2.0]}, index=pd.DatetimeIndex([T0]))
+    store.append("exchange_flows", flows, "t")
+    before = store.path("exchange_flows").read_bytes()
+    server.add("/api/v3/klines", (200, candles(T0, 3), {}))
+    server.add("/timeseries/asset-metrics", (500, "internal error", {}))
+    connectors = build_connectors(settings, ["binance-spot", "coinmetrics"], base_urls={"binance-spot": server.url, "coinmetrics": server.url}, sleep=Sleeps())
+    spot, cm = run_update(settings, store, connectors, until=T0 + pd.Timedelta(days=2))
+    assert spot.new_rows == 3 and not spot.skipped
+    assert "HTTP 500" in cm.skipped and cm.new_rows == 0
+    assert store.path("exchange_flows").read_bytes() == before
+
+
+def test_missing_keys_are_skipped_with_one_clear_reason(settings: Settings, store: HistoryStore) -> None:
+    outcomes = run_update(settings, store, build_connectors(settings, ["coinglass", "coinalyze"]), until=T0)
+    assert {o.skipped for o in outcomes} == {"needs an API key: set CASCADE_RADAR_COINGLASS_API_KEY", "needs an API key: set CASCADE_RADAR_COINALYZE_API_KEY"}
+    assert store.is_empty()
+
+
+def test_no_network_leaves_the_store_as_it_was(settings: Settings, store: HistoryStore, tmp_path: Path) -> None:
+    store.append("ohlcv", pd.DataFrame({c: [1.0] for c in ("open_usd", "high_usd", "low_usd", "close_usd", "volume_base")}, index=pd.DatetimeIndex([T0])), "t")
+    before = {p.name: p.read_bytes() for p in store.root.iterdir()}
+    closed = "http://127.0.0.1:9"  # nothing listens on the discard port
+    names = ["binance-spot", "binance-usdm-funding", "bybit-oi", "coinmetrics", "bgeometrics"]
+    outcomes = run_update(settings, store, build_connectors(settings, names, base_urls={n: closed for n in names}), until=T0 + pd.Timedelta(days=3))
+    assert all(o.network_down for o in outcomes)
+    assert {p.name: p.read_bytes() for p in store.root.iterdir()} == before
+
+
+def test_incremental_update_fetches_only_after_the_last_day_with_overlap(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
+    server.add("/api/v3/klines", lambda q: (200, [c for c in candles(T0, 10) if c[0] >= int(q["startTime"])], {}))
+    connectors = build_connectors(settings, ["binance-spot"], base_urls={"binance-spot": server.url})
+    run_update(settings, store, connectors, until=T0 + pd.Timedelta(days=5))
+    first = store.path("ohlcv").read_bytes()
+    (again,) = run_update(settings, store, connectors, until=T0 + pd.Timedelta(days=5))
+    assert int(server.queries("/api/v3/klines")[-1]["startTime"]) == ms(T0 + pd.Timedelta(days=2))  # last day minus 3 overlap days
+    assert again.new_rows == 0 and store.path("ohlcv").read_bytes() == first  # idempotent
+    (later,) = run_update(settings, store, connectors, until=T0 + pd.Timedelta(days=9))
+    assert later.new_rows == 4 and store.last_day("ohlcv") == T0 + pd.Timedelta(days=9)
+    assert np.isfinite(store.read("ohlcv").to_numpy()).all()
