@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,14 +26,13 @@ from tabulate import tabulate  # noqa: E402
 
 from features.build import assemble_panel, load_feature_table  # noqa: E402
 from features.store import HistoryStore  # noqa: E402
+from serving.process import free_port, signals_payload, start_server, stop_server  # noqa: E402
 from training.train import run_training  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LOAD_SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "60"))
 LOAD_RPS = int(os.environ.get("BENCH_LOAD_RPS", "100"))
 FUZZ_EXAMPLES = int(os.environ.get("BENCH_FUZZ_EXAMPLES", "100"))
-SIGNAL_FIELDS = ["close_usd", "oi_close_usd", "funding_rate_frac8h", "sth_sopr", "sth_nupl", "sopr", "inflow_coin", "outflow_coin",
-                 "supply_on_exchanges_coin", "market_cap_usd"]
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -54,45 +51,9 @@ def measure(call, n: int) -> tuple[float, float]:  # noqa: ANN001
     return percentiles(samples)
 
 
-def signals_payload(settings, day) -> dict:  # noqa: ANN001
-    import pandas as pd
-
-    panel = assemble_panel(HistoryStore(settings.data_path).panel())
-    window = panel.loc[day - pd.Timedelta(days=settings.serving_min_signal_rows - 1) : day]
-    rows = []
-    for d, r in window.iterrows():
-        row = {"date": str(d.date())}
-        row.update({f: None if pd.isna(r[f]) else float(r[f]) for f in SIGNAL_FIELDS})
-        rows.append(row)
-    return {"signals": rows}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def env_for(settings, workdir: Path) -> dict[str, str]:  # noqa: ANN001
-    return {**os.environ, "CASCADE_RADAR_DATA_DIR": str(settings.data_path.parent), "CASCADE_RADAR_REPORTS_DIR": str(settings.reports_path),
+    return {"CASCADE_RADAR_DATA_DIR": str(settings.data_path.parent), "CASCADE_RADAR_REPORTS_DIR": str(settings.reports_path),
             "CASCADE_RADAR_MLFLOW_TRACKING_URI": settings.tracking_uri, "BENTOML_HOME": str(workdir / "bentoml")}
-
-
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:CascadeRadar", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import httpx
-
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("server did not become ready in 120 s")
 
 
 def throughput(url: str, seconds: float, threads: int = 4) -> float:
@@ -171,7 +132,7 @@ def fuzz(url: str) -> tuple[int, int, dict[int, int]]:
             response = case.call(base_url=url, timeout=30)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             if response.status_code >= 500:
-                server_errors.append((op.path, response.status_code, response.text[:200]))
+                server_errors.append((case.operation.path, response.status_code, response.text[:200]))
 
         run()
     for path, code, text in server_errors[:5]:
@@ -192,7 +153,7 @@ def main() -> None:
         result = run_training(ft, store, settings)
         day = pd.Timestamp("2025-10-05") if pd.Timestamp("2025-10-05") in ft.table.index else ft.table.index[-30]
         payload = {"as_of": str(day.date())}
-        signals = signals_payload(settings, day)
+        signals = signals_payload(assemble_panel(store.panel()), day, settings.serving_min_signal_rows)
         print(f"data: {what}; champion v{result.model_version}; day {day.date()}; /predict_signals posts {len(signals['signals'])} rows")
         X1 = ft.table.loc[[day], result.model.features]
         bare = measure(lambda: result.model.cascade.predict(X1), 500)
@@ -225,11 +186,7 @@ def main() -> None:
             load = load_test(url, workdir)
             cases, errors, statuses = fuzz(url)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
 
     floor_in, floor_http = inproc["/ping"][0], http["/ping"][0]
     rows = [["bare LightGBM single-row predict", "-", f"{bare[0]:.3f}", f"{bare[1]:.3f}", "1.0x", "-"]]

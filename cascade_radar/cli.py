@@ -95,7 +95,7 @@ def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
           f"{_day(ft.table.index[0])}..{_day(ft.table.index[-1])}; {int(labelled.sum())} labelled days; "
           f"built in {time.perf_counter() - started:.2f} s")
     print("features per family: " + ", ".join(f"{k} {v}" for k, v in per_family.items()))
-    print(f"targets: " + ", ".join(f"{k} {v}" for k, v in ft.table["target"].value_counts().items()))
+    print("targets: " + ", ".join(f"{k} {v}" for k, v in ft.table["target"].value_counts().items()))
     print(f"written to {feature_table_path(settings)}")
     return 0
 

@@ -10,7 +10,6 @@ import pytest
 from pydantic import SecretStr
 
 from cascade_radar.config import Settings
-from features.sources.bgeometrics import BGeometrics
 from features.sources.coinalyze import Coinalyze
 from features.sources.coinglass import CoinGlass
 from features.sources.coinmetrics import CoinMetrics

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from starlette.testclient import TestClient
@@ -19,9 +13,8 @@ from starlette.testclient import TestClient
 from cascade_radar.config import Settings
 from features.build import assemble_panel
 from features.store import HistoryStore
+from serving.process import free_port, signals_payload, start_server, stop_server
 
-SIGNAL_FIELDS = ["close_usd", "oi_close_usd", "funding_rate_frac8h", "sth_sopr", "sth_nupl", "sopr", "inflow_coin", "outflow_coin",
-                 "supply_on_exchanges_coin", "market_cap_usd"]
 
 
 def service_env(settings: Settings) -> dict[str, str]:
@@ -49,14 +42,7 @@ def client(trained_synthetic):  # noqa: ANN001, ANN201
 
 
 def signals_for(settings: Settings, day: pd.Timestamp, rows: int = 365) -> list[dict[str, object]]:
-    panel = assemble_panel(HistoryStore(settings.data_path).panel())
-    window = panel.loc[day - pd.Timedelta(days=rows - 1) : day]
-    out = []
-    for d, r in window.iterrows():
-        row: dict[str, object] = {"date": str(d.date())}
-        row.update({f: None if pd.isna(r[f]) else float(r[f]) for f in SIGNAL_FIELDS})
-        out.append(row)
-    return out
+    return signals_payload(assemble_panel(HistoryStore(settings.data_path).panel()), day, rows)["signals"]
 
 
 def test_predict_equals_the_models_own_probability(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
@@ -186,44 +172,22 @@ def test_not_ready_without_history(trained_synthetic, tmp_path: Path) -> None:  
     assert not state.ready and "no history" in state.reason
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.server
 def test_real_bentoml_server_round_trip(trained_synthetic, tmp_path: Path) -> None:  # noqa: ANN001
     import bentoml
 
     settings, ft, result = trained_synthetic
     port = free_port()
-    env = {**os.environ, **service_env(settings), "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:CascadeRadar", "--port", str(port), "--host", "127.0.0.1"],
-                            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = start_server({**service_env(settings), "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}, port)
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        client = None
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            try:
-                client = bentoml.SyncHTTPClient(url, timeout=30)
-                if client.is_ready():
-                    break
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.5)
-        assert client is not None and client.is_ready()
-        day = ft.table.index[800]
-        body = client.predict({"as_of": str(day.date())})
-        expected = result.model.predict(ft.table.loc[[day], result.model.features]).iloc[0]
-        assert body["cascade_probability"] == pytest.approx(expected["p_cascade"], abs=1e-12)
-        client.close()
+        with bentoml.SyncHTTPClient(f"http://127.0.0.1:{port}", timeout=30) as client:
+            assert client.is_ready()
+            day = ft.table.index[800]
+            body = client.predict({"as_of": str(day.date())})
+            ready = client.request("GET", "/v1/ready").json()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    assert np.isfinite(expected["p_cascade"])
+        stop_server(proc)
+    expected = result.model.predict(ft.table.loc[[day], result.model.features]).iloc[0]
+    assert body["cascade_probability"] == pytest.approx(expected["p_cascade"], abs=1e-12)
+    assert ready["ready"] is True and ready["model"]["version"] == "1"
+    assert proc.returncode is not None  # stopped
