@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import random
 
-from locust import HttpUser, constant_throughput, task
+from locust import FastHttpUser, constant_throughput, task
 
 DAYS = os.environ.get("BENCH_DAYS", "2025-10-05").split(",")
 
 
-class Dashboard(HttpUser):
+class Dashboard(FastHttpUser):  # geventhttpclient: light enough to share 2 cores with the server
     wait_time = constant_throughput(1.0)  # each user 1 req/s: users = target req/s
 
     @task(4)
@@ -20,3 +20,8 @@ class Dashboard(HttpUser):
     @task(1)
     def latest(self) -> None:
         self.client.post("/predict", json={}, name="/predict (latest)")
+
+    @task(1)
+    def ping(self) -> None:
+        # the trivial endpoint under the same load: the floor locust itself and HTTP impose
+        self.client.post("/ping", json={}, name="/ping")
