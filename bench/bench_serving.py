@@ -52,7 +52,7 @@ def measure(call, n: int) -> tuple[float, float]:  # noqa: ANN001
 
 
 def env_for(settings, workdir: Path) -> dict[str, str]:  # noqa: ANN001
-    return {"CASCADE_RADAR_DATA_DIR": str(settings.data_path.parent), "CASCADE_RADAR_REPORTS_DIR": str(settings.reports_path),
+    return {"CASCADE_RADAR_DATA_DIR": str(settings.data_path.parent), "CASCADE_RADAR_REPORTS_DIR": str(settings.reports_root),
             "CASCADE_RADAR_MLFLOW_TRACKING_URI": settings.tracking_uri, "BENTOML_HOME": str(workdir / "bentoml")}
 
 

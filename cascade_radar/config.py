@@ -161,6 +161,11 @@ class Settings(BaseSettings):
 
     @property
     def reports_path(self) -> Path:
+        """reports/ for the default asset (BTC), reports/<asset>/ for the others, so assets never overwrite each other."""
+        return self.reports_root if self.asset == "BTC" else self.reports_root / self.asset.lower()
+
+    @property
+    def reports_root(self) -> Path:
         return self._resolve(self.reports_dir)
 
     @property

@@ -20,7 +20,7 @@ from serving.process import free_port, signals_payload, start_server, stop_serve
 def service_env(settings: Settings) -> dict[str, str]:
     return {
         "CASCADE_RADAR_DATA_DIR": str(settings.data_path.parent),
-        "CASCADE_RADAR_REPORTS_DIR": str(settings.reports_path),
+        "CASCADE_RADAR_REPORTS_DIR": str(settings.reports_root),
         "CASCADE_RADAR_MLFLOW_TRACKING_URI": settings.tracking_uri,
         "CASCADE_RADAR_REFERENCE_DIR": str(settings.reference_path),
     }

@@ -26,6 +26,13 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "secret" not in str(s.loggable())
 
 
+def test_assets_keep_separate_stores_reports_and_models() -> None:
+    btc, eth = Settings(asset="BTC"), Settings(asset="ETH")
+    assert btc.data_path != eth.data_path
+    assert btc.reports_path == PROJECT_ROOT / "reports" and eth.reports_path == PROJECT_ROOT / "reports" / "eth"
+    assert (btc.registered_model_name, eth.registered_model_name) == ("cascade-radar-btc", "cascade-radar-eth")
+
+
 def test_unknown_asset_is_refused() -> None:
     with pytest.raises(ValueError, match="asset"):
         Settings(asset="DOGE")
