@@ -301,7 +301,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     for register in _EXTENSIONS:
         register(sub)
+    _asset_option_everywhere(parser)
     return parser
+
+
+def _asset_option_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept --asset after any subcommand too (`cascade-radar features build --asset ETH`)."""
+    for action in parser._actions:  # noqa: SLF001 - argparse exposes no public walk of subparsers
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for child in action.choices.values():
+                if not any(isinstance(a, argparse._SubParsersAction) for a in child._actions):  # noqa: SLF001
+                    child.add_argument("--asset", default=argparse.SUPPRESS, help="asset (BTC, ETH)")
+                _asset_option_everywhere(child)
 
 
 # Later stages register their subcommands here (one function each, see bottom of file).
@@ -323,6 +334,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a person reads this: one line, unless --debug
         if isinstance(exc, UserError):
             print(f"error: {exc}", file=sys.stderr)
+            return 2
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):  # settings from the environment or --asset
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err["loc"])
+                print(f"error: setting '{where}': {err['msg']} (got {err.get('input')!r}; environment prefix CASCADE_RADAR_)", file=sys.stderr)
             return 2
         if args.debug or isinstance(exc, (AssertionError, NameError, AttributeError, TypeError)):
             raise

@@ -15,7 +15,8 @@ from cascade_radar.config import PROJECT_ROOT, Settings  # noqa: E402
 from features.sources.synthetic import SyntheticHistory, generate_history, load_into  # noqa: E402
 from features.store import HistoryStore  # noqa: E402
 
-REFERENCE_DIR = (PROJECT_ROOT / "../shared/data").resolve()
+# CASCADE_RADAR_TEST_REFERENCE_DIR=/nonexistent simulates a clone without ../shared
+REFERENCE_DIR = Path(os.environ.get("CASCADE_RADAR_TEST_REFERENCE_DIR", PROJECT_ROOT / "../shared/data")).resolve()
 
 
 @pytest.fixture(scope="session")

@@ -36,3 +36,14 @@ def test_import_then_status_lists_every_series(env: Path, reference_dir: Path, m
     out = capsys.readouterr().out
     for series in ("open_interest", "funding_binance", "onchain_cohorts", "liquidations", "liquidations_binance"):
         assert series in out
+
+
+def test_bad_settings_are_one_line_naming_the_setting(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["data", "status", "--asset", "DOGE"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: setting 'asset'") and "Traceback" not in err
+
+
+def test_bad_until_date_names_the_flag(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["features", "build", "--until", "2025-13-01"]) == 2
+    assert "--until '2025-13-01': expected a date YYYY-MM-DD" in capsys.readouterr().err
