@@ -15,7 +15,7 @@ from sklearn.metrics import precision_recall_curve  # noqa: E402
 
 from cascade_radar.config import Settings  # noqa: E402
 from features.build import FeatureTable  # noqa: E402
-from training.metrics import event_metrics, probability_metrics  # noqa: E402
+from training.metrics import direction_day_accuracy, event_metrics, probability_metrics  # noqa: E402
 from training.model import (  # noqa: E402
     PROBABILITY_COLUMNS,
     CascadeModel,
@@ -29,7 +29,7 @@ from training.splits import Fold, walk_forward_folds  # noqa: E402
 
 OOF_COLUMNS = ["date", "fold", *PROBABILITY_COLUMNS, "target"]
 TABLE_METRICS = ["pr_auc", "roc_auc", "brier", "brier_skill", "log_loss", "event_recall", "median_lead_days",
-                 "false_alarms_per_30d", "direction_accuracy"]
+                 "false_alarms_per_30d", "direction_accuracy", "direction_day_accuracy"]
 
 
 @dataclass
@@ -52,6 +52,7 @@ def _score(pred: pd.DataFrame, reference: pd.DataFrame, events: pd.DataFrame, se
     y = is_cascade(pred["target"])
     scores = probability_metrics(y, pred["p_cascade"].to_numpy(), reference["p_cascade"].to_numpy())
     scores.update(event_metrics(pred, events, settings.labels.horizon_days, settings.alert_threshold))
+    scores["direction_day_accuracy"] = direction_day_accuracy(pred)
     return scores
 
 

@@ -76,3 +76,12 @@ def event_metrics(pred: pd.DataFrame, events: pd.DataFrame, horizon: int, thresh
         "alert_share": float(alert.mean()) if len(days) else float("nan"),
         "direction_accuracy": correct / caught if caught else float("nan"),
     }
+
+
+def direction_day_accuracy(pred: pd.DataFrame) -> float:
+    """On days with an event ahead, the share where the likelier side is the event's side."""
+    ahead = pred[pred["target"].isin(["long", "short"])]
+    if ahead.empty:
+        return float("nan")
+    side = np.where(ahead["p_long"] >= ahead["p_short"], "long", "short")
+    return float((side == ahead["target"].to_numpy()).mean())

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.metrics import alert_episodes, event_metrics, probability_metrics
+from training.metrics import alert_episodes, direction_day_accuracy, event_metrics, probability_metrics
 
 
 def timeline() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -34,6 +34,14 @@ def test_event_recall_lead_time_false_alarms_and_direction() -> None:
     assert m["false_alarms_per_30d"] == pytest.approx(1.0)
     assert m["direction_accuracy"] == 1.0  # first alert day 5: p_long 0.56 > p_short 0.24, event long
     assert m["alert_share"] == pytest.approx(5 / 30)
+
+
+def test_direction_day_accuracy() -> None:
+    pred, _ = timeline()
+    # days 5..8 (long ahead): p_long 0.7 share -> right; days 11..14 (short ahead): p_long 0.2 share -> right
+    assert direction_day_accuracy(pred) == 1.0
+    pred.loc[pred.index[11:13], ["p_long", "p_short"]] = [[0.09, 0.01], [0.09, 0.01]]
+    assert direction_day_accuracy(pred) == 0.75
 
 
 def test_alert_episodes() -> None:
