@@ -24,15 +24,18 @@ class FeatureSet:
     def __init__(self, prefix: str, index: pd.DatetimeIndex) -> None:
         self.prefix = prefix
         self.index = index
-        self.columns: dict[str, pd.Series] = {}
+        self.columns: dict[str, np.ndarray] = {}
         self.meanings: dict[str, str] = {}
 
-    def add(self, name: str, values: pd.Series, meaning: str) -> None:
+    def add(self, name: str, values: pd.Series | np.ndarray, meaning: str) -> None:
         full = f"{self.prefix}_{name}"
         if full in self.columns:
             raise ValueError(f"feature '{full}' defined twice")
-        series = pd.Series(values, index=self.index, dtype="float64")
-        self.columns[full] = series.where(np.isfinite(series))  # ±inf from a 0 denominator -> missing
+        if isinstance(values, pd.Series) and not values.index.equals(self.index):
+            raise ValueError(f"feature '{full}' is not indexed like the family's input")
+        arr = np.array(values, dtype="float64")  # a copy: the family's intermediate series stay untouched
+        arr[~np.isfinite(arr)] = np.nan  # ±inf from a 0 denominator -> missing
+        self.columns[full] = arr
         self.meanings[full] = meaning
 
     def frame(self) -> pd.DataFrame:
