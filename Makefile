@@ -69,7 +69,7 @@ bench: setup ## benchmarks: training stages (and serving latency) with ratios to
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_serving.py
 
-serve: setup ## start the prediction API on localhost:$(PORT) (make serve PORT=3001); Ctrl-C stops it
+serve: setup ## start the prediction API on localhost:3000 (make serve PORT=3001 to change); Ctrl-C stops it
 	$(BIN)/bentoml serve serving.service:CascadeRadar --host 127.0.0.1 --port $(PORT)
 
 bento: setup ## build a Bento of the prediction service (serving/bentofile.yaml)
