@@ -5,16 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 from tabulate import tabulate
 
 from cascade_radar.config import Settings, get_settings
 from features.store import HistoryStore
-
-Handler = Callable[[argparse.Namespace, Settings], int]
-
 
 class UserError(Exception):
     """An error a user can act on; printed as one line, no traceback."""
@@ -239,7 +236,7 @@ def cmd_data_update(args: argparse.Namespace, settings: Settings) -> int:
 
     store = open_store(settings)
     connectors = build_connectors(settings, args.source or None)
-    unavailable = {c.name: c.unavailable() for c in connectors if c.unavailable()}
+    unavailable = {c.name: reason for c in connectors if (reason := c.unavailable())}
 
     def progress(o) -> None:  # noqa: ANN001 - SeriesOutcome
         if o.network_down or o.source in unavailable:
@@ -299,8 +296,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("replay", help="replay configured and largest past events from out-of-fold predictions").set_defaults(handler=cmd_replay)
 
-    for register in _EXTENSIONS:
-        register(sub)
     _asset_option_everywhere(parser)
     return parser
 
@@ -313,10 +308,6 @@ def _asset_option_everywhere(parser: argparse.ArgumentParser) -> None:
                 if not any(isinstance(a, argparse._SubParsersAction) for a in child._actions):  # noqa: SLF001
                     child.add_argument("--asset", default=argparse.SUPPRESS, help="asset (BTC, ETH)")
                 _asset_option_everywhere(child)
-
-
-# Later stages register their subcommands here (one function each, see bottom of file).
-_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -81,14 +83,12 @@ def load_feature_table(store: HistoryStore, settings: Settings, until: pd.Timest
     return build_feature_table(store.panel(), settings, until)
 
 
-def feature_table_path(settings: Settings) -> "Path":  # noqa: F821 - pathlib only for the annotation
+def feature_table_path(settings: Settings) -> Path:
     return settings.data_path / "feature_table.parquet"
 
 
 def write_feature_table(ft: FeatureTable, settings: Settings) -> None:
     """Write the table atomically (temporary file, then rename)."""
-    import os
-
     path = feature_table_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".parquet.tmp")

@@ -7,8 +7,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-FiniteFloat = float  # finiteness is enforced by ``allow_inf_nan=False`` on the models below
-
 
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -7,6 +7,8 @@ still starts, reports *not ready* on /readyz and says why on GET /v1/ready.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
 
@@ -28,8 +30,13 @@ class ApiError(BentoMLException):
     error_code = HTTPStatus.BAD_REQUEST
 
 
-def _fail(exc: RequestError) -> ApiError:
-    return ApiError(str(exc), error_code=HTTPStatus(exc.status))
+@contextmanager
+def caller_errors() -> Iterator[None]:
+    """Turn a RequestError (bad input, named field) into the 4xx BentoML answers with."""
+    try:
+        yield
+    except RequestError as exc:
+        raise ApiError(str(exc), error_code=HTTPStatus(exc.status)) from None
 
 
 @bentoml.service(name="cascade_radar", traffic={"timeout": 60})
@@ -68,37 +75,29 @@ class CascadeRadar:
     def predict(self, request: PredictRequest, /) -> Prediction:
         """Cascade probability and direction for ``as_of`` (default: the latest day with price, OI and funding)."""
         self._check_ready()
-        try:
+        with caller_errors():
             return Prediction(**self.state.prediction(self.state.resolve_day(request.as_of)))
-        except RequestError as exc:
-            raise _fail(exc) from None
 
     @bentoml.api(route="/predict_signals")
     def predict_signals(self, request: SignalsRequest, /) -> Prediction:
         """The same prediction for the last day of posted raw daily signals (same feature code as training)."""
         self._check_ready()
-        try:
+        with caller_errors():
             return Prediction(**self.state.predict_signals(request.signals))
-        except RequestError as exc:
-            raise _fail(exc) from None
 
     @bentoml.api(route="/explain")
     def explain(self, request: PredictRequest, /) -> Explanation:
         """Full SHAP explanation of ``as_of``: per feature, per family, both models, and a sentence."""
         self._check_ready()
-        try:
+        with caller_errors():
             day = self.state.resolve_day(request.as_of)
-        except RequestError as exc:
-            raise _fail(exc) from None
         return Explanation(**self.state.explanation(day), model=self.state.model_info())
 
     @bentoml.api(route="/predict_range")
     def predict_range(self, request: RangeRequest, /) -> RangeResponse:
         """One row per day from ``start`` to ``end`` (inclusive), for dashboards."""
         self._check_ready()
-        try:
+        with caller_errors():
             rows = self.state.range(request.start, request.end)
-        except RequestError as exc:
-            raise _fail(exc) from None
         return RangeResponse(start=request.start, end=request.end, horizon_days=self.state.settings.labels.horizon_days,
                              model=self.state.model_info(), rows=rows)

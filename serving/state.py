@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.config import Settings
-from features.build import FeatureTable, assemble_panel, compute_features, load_feature_table
+from features.build import FeatureTable, assemble_panel, build_feature_table, compute_features
 from features.store import HistoryStore
 from serving.schemas import SignalRow
 from training.explain import Explainer, day_explanation
@@ -71,8 +71,9 @@ class ServingState:
             state.reason = f"no history in {settings.data_path}: run `make data-reference` or `make data`"
             return state
         try:
-            state.table = load_feature_table(store, settings)
-            state.panel = assemble_panel(store.panel())
+            raw = store.panel()  # read the store once for both the features and the input panel
+            state.table = build_feature_table(raw, settings)
+            state.panel = assemble_panel(raw)
         except Exception as exc:  # noqa: BLE001
             state.reason = f"history could not be turned into features: {exc}"
             return state
@@ -194,6 +195,3 @@ class ServingState:
         missing += [c for c in CORE_INPUTS if c not in panel.columns]
         return self._prediction(e, sorted(set(missing)), day, top)
 
-
-def finite(value: float) -> bool:
-    return bool(np.isfinite(value))

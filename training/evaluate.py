@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,9 +116,6 @@ FOLD_MODELS_DIR = "fold_models"
 
 def write_fold_models(evaluation: Evaluation, directory: Path) -> None:
     """Each fold's model and its test block, so past days can be explained out-of-fold later."""
-    import json
-    import shutil
-
     root = directory / FOLD_MODELS_DIR
     shutil.rmtree(root, ignore_errors=True)
     for fold in evaluation.folds:

@@ -68,7 +68,6 @@ class ModelSource:
     """A model and the days it may explain without hindsight (test block), or None for the champion."""
 
     model: CascadeModel
-    kind: str
     label: str
     test_start: pd.Timestamp | None = None
     test_end: pd.Timestamp | None = None
@@ -82,14 +81,14 @@ def load_fold_models(reports: Path) -> list[ModelSource]:
     out = []
     for fold in json.loads(folds_file.read_text()):
         model = CascadeModel.load(reports / FOLD_MODELS_DIR / f"fold{fold['fold']}")
-        out.append(ModelSource(model, OUT_OF_FOLD, f"fold {fold['fold']} model (trained to {fold['train_last']})",
+        out.append(ModelSource(model, f"fold {fold['fold']} model (trained to {fold['train_last']})",
                                pd.Timestamp(fold["test_first"]), pd.Timestamp(fold["test_last"])))
     return out
 
 
 def fold_sources(evaluation: "Evaluation") -> list[ModelSource]:  # noqa: F821
     """The in-memory fold models of an evaluation as explanation sources."""
-    return [ModelSource(evaluation.fold_models[f.number], OUT_OF_FOLD, f"fold {f.number} model (trained to {f.train_end.date()})",
+    return [ModelSource(evaluation.fold_models[f.number], f"fold {f.number} model (trained to {f.train_end.date()})",
                         f.test_start, f.test_end) for f in evaluation.folds]
 
 
@@ -98,7 +97,7 @@ class Explainer:
 
     def __init__(self, champion: CascadeModel, champion_label: str, last_training_day: pd.Timestamp, folds: list[ModelSource] | None = None,
                  horizon_days: int = 14, alert_threshold: float = 0.5) -> None:
-        self.champion = ModelSource(champion, IN_SAMPLE, champion_label)
+        self.champion = ModelSource(champion, champion_label)
         self.last_training_day = last_training_day
         self.folds = folds or []
         self.horizon_days = horizon_days
@@ -271,11 +270,6 @@ def write_day(explanation: dict[str, object], features: pd.Series, directory: Pa
         png_path = directory / f"{explanation['date']}.png"
         plot_day(explanation, features, png_path)
     return json_path, png_path
-
-
-def explain_table(explainer: Explainer, table: pd.DataFrame) -> pd.DataFrame:
-    """Explanations of every row of the feature table (wide: probabilities, bases, margins, family and feature SHAP)."""
-    return explainer.explain(table)
 
 
 def write_all(explained: pd.DataFrame, table: pd.DataFrame, directory: Path, horizon: int, threshold: float) -> Path:

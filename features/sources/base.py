@@ -38,10 +38,6 @@ class Connector:
         self.base_url = base_url
         self.sleep = sleep
 
-    @property
-    def series(self) -> list[str]:
-        return [p.series for p in self.plans]
-
     def key(self) -> str | None:
         if self.key_setting is None:
             return None

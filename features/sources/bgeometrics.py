@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from features.sources.base import Connector, SeriesPlan
-from features.sources.http import HttpSource, ProviderError, RateLimit, as_float, require
+from features.sources.http import HttpSource, QuotaExhausted, RateLimit, require, require_float, require_list
 from features.store import HistoryStore
 
 # endpoint -> (value field, store column, transform)
@@ -49,17 +49,18 @@ class BGeometrics(Connector):
             if self.settings.bgeometrics_token:
                 params["token"] = self.settings.bgeometrics_token.get_secret_value()
             path = f"/{endpoint}"
-            body = http.get_json(path, params)  # QuotaExhausted propagates: the caller keeps what was fetched
-            if not isinstance(body, list):
-                raise ProviderError(self.name, path, f"expected a list of daily points, got {type(body).__name__}")
+            try:
+                body = require_list(http.get_json(path, params), "daily points", self.name, path)
+            except QuotaExhausted as exc:
+                exc.partial = pd.DataFrame(columns).sort_index().loc[:end] if columns else None  # the caller keeps these
+                raise
             if not body:
                 continue
             days = pd.DatetimeIndex(pd.to_datetime([require(r, "d", self.name, path) for r in body], format="%Y-%m-%d"), name="date")
-            values = np.array([as_float(require(r, field, self.name, path), field, self.name, path) for r in body])
+            values = np.array([require_float(r, field, self.name, path) for r in body])
             if endpoint == "sth-mvrv":
                 values = 1.0 - 1.0 / np.where(values > 0, values, np.nan)
             columns[column] = pd.Series(values, index=days).groupby(level=0).last()
-            self.partial = pd.DataFrame(columns)  # what a quota stop leaves usable
         if not columns:
             return pd.DataFrame()
         return pd.DataFrame(columns).sort_index().loc[:end]

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from features.sources.base import Connector, SeriesPlan
-from features.sources.http import HttpSource, ProviderError, RateLimit, as_float, require, utc_days
+from features.sources.http import HttpSource, ProviderError, RateLimit, require, require_float, require_list, utc_days
 from features.store import HistoryStore
 
 MAJOR_EXCHANGES = ("Binance", "Bybit", "OKX", "Bitget", "BitMEX", "Deribit", "Hyperliquid", "Gate.io", "HTX")
@@ -34,13 +34,9 @@ class Coinalyze(Connector):
         return HttpSource(self.name, self.base_url or "https://api.coinalyze.net/v1", headers={"api_key": key}, rate=RateLimit(40, 60.0), sleep=self.sleep)
 
     def markets(self, http: HttpSource) -> list[str]:
-        exchanges = http.get_json("/exchanges")
-        if not isinstance(exchanges, list):
-            raise ProviderError(self.name, "/exchanges", "expected a list of exchanges")
+        exchanges = require_list(http.get_json("/exchanges"), "exchanges", self.name, "/exchanges")
         codes = {require(e, "code", self.name, "/exchanges") for e in exchanges if require(e, "name", self.name, "/exchanges") in MAJOR_EXCHANGES}
-        markets = http.get_json("/future-markets")
-        if not isinstance(markets, list):
-            raise ProviderError(self.name, "/future-markets", "expected a list of markets")
+        markets = require_list(http.get_json("/future-markets"), "markets", self.name, "/future-markets")
         symbols = [require(m, "symbol", self.name, "/future-markets") for m in markets
                    if m.get("base_asset") == self.asset and m.get("is_perpetual") and str(m.get("symbol", "")).rsplit(".", 1)[-1] in codes]
         if not symbols:
@@ -59,14 +55,10 @@ class Coinalyze(Connector):
                 params: dict[str, Any] = {"symbols": ",".join(symbols[i : i + SYMBOLS_PER_CALL]), "interval": "daily",
                                           "from": int(window_start.timestamp()), "to": int((window_end + pd.Timedelta(days=1)).timestamp()) - 1,
                                           "convert_to_usd": "true"}
-                body = http.get_json(endpoint, params)
-                if not isinstance(body, list):
-                    raise ProviderError(self.name, endpoint, f"expected a list per symbol, got {type(body).__name__}")
-                for market in body:
+                for market in require_list(http.get_json(endpoint, params), "symbol histories", self.name, endpoint):
                     for row in require(market, "history", self.name, endpoint):
                         points.append((int(require(row, "t", self.name, endpoint)),
-                                       as_float(require(row, "l", self.name, endpoint), "l", self.name, endpoint),
-                                       as_float(require(row, "s", self.name, endpoint), "s", self.name, endpoint)))
+                                       require_float(row, "l", self.name, endpoint), require_float(row, "s", self.name, endpoint)))
             window_start = window_end + pd.Timedelta(days=1)
         if not points:
             return pd.DataFrame()

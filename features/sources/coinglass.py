@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from features.sources.base import Connector, SeriesPlan
-from features.sources.http import HttpSource, ProviderError, RateLimit, as_float, day_start, require, utc_days
+from features.sources.http import HttpSource, ProviderError, RateLimit, day_start, require, require_float, require_list, utc_days
 from features.store import HistoryStore
 
 ALL_EXCHANGES = "Binance,OKX,Bybit,Bitget,BitMEX,Deribit,Huobi,Gate,Bitfinex,Kraken,CoinEx,Hyperliquid"
@@ -40,9 +40,7 @@ class CoinGlass(Connector):
             if not isinstance(body, dict) or str(body.get("code")) != "0":
                 msg = body.get("msg") if isinstance(body, dict) else str(body)[:100]
                 raise ProviderError(self.name, endpoint, f"error response: {msg}")
-            data = require(body, "data", self.name, endpoint)
-            if not isinstance(data, list):
-                raise ProviderError(self.name, endpoint, "'data' is not a list")
+            data = require_list(require(body, "data", self.name, endpoint), "bars in 'data'", self.name, endpoint)
             if not data:
                 break
             rows += data
@@ -58,7 +56,7 @@ class CoinGlass(Connector):
         index = utc_days([int(require(r, "time", self.name, endpoint)) for r in rows], "ms")
         out = pd.DataFrame(index=index)
         for field, (column, scale) in fields.items():
-            out[column] = [as_float(require(r, field, self.name, endpoint), field, self.name, endpoint) * scale for r in rows]
+            out[column] = [require_float(r, field, self.name, endpoint) * scale for r in rows]
         return out[~out.index.duplicated(keep="last")].sort_index()
 
     def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, store: HistoryStore) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from features.sources.base import Connector, SeriesPlan
-from features.sources.http import HttpSource, ProviderError, RateLimit, as_float, require
+from features.sources.http import HttpSource, ProviderError, RateLimit, as_float, require, require_list
 from features.store import HistoryStore
 
 METRICS = {
@@ -48,9 +48,7 @@ class CoinMetrics(Connector):
             body = http.get_json(endpoint, params)
             if isinstance(body, dict) and "error" in body:
                 raise ProviderError(self.name, endpoint, str(body["error"])[:200])
-            data = require(body, "data", self.name, endpoint)
-            if not isinstance(data, list):
-                raise ProviderError(self.name, endpoint, "'data' is not a list")
+            data = require_list(require(body, "data", self.name, endpoint), "daily rows in 'data'", self.name, endpoint)
             rows += data
             token = body.get("next_page_token")
             if not token or not data:

@@ -14,7 +14,17 @@ import numpy as np
 import pandas as pd
 
 from features.sources.base import Connector, SeriesPlan, price_lookup
-from features.sources.http import NoNetwork, ProviderError, QuotaExhausted, RetryPolicy, as_float, day_start, require, utc_days
+from features.sources.http import (
+    NoNetwork,
+    ProviderError,
+    QuotaExhausted,
+    RetryPolicy,
+    day_start,
+    require,
+    require_float,
+    require_list,
+    utc_days,
+)
 from features.store import HistoryStore
 
 DAY_MS = 86_400_000
@@ -74,10 +84,9 @@ class BinanceSpot(ExchangeConnector):
         cursor = day_start(start)
         stop = day_start(end)
         while cursor <= stop:
-            page = self.call(endpoint, ex.public_get_klines, {"symbol": self.pair(), "interval": "1d", "startTime": cursor,
-                                                              "endTime": stop + DAY_MS - 1, "limit": 1000})
-            if not isinstance(page, list):
-                raise ProviderError(self.name, endpoint, f"expected a list of candles, got {type(page).__name__}")
+            page = require_list(self.call(endpoint, ex.public_get_klines, {"symbol": self.pair(), "interval": "1d", "startTime": cursor,
+                                                                           "endTime": stop + DAY_MS - 1, "limit": 1000}),
+                                "candles", self.name, endpoint)
             if not page:
                 break
             for candle in page:
@@ -106,14 +115,13 @@ class BinanceFunding(ExchangeConnector):
         events: list[tuple[int, float]] = []
         cursor, stop = day_start(start), day_start(end) + DAY_MS - 1
         while cursor <= stop:
-            page = self.call(endpoint, ex.fapipublic_get_fundingrate, {"symbol": self.pair(), "startTime": cursor, "endTime": stop, "limit": 1000})
-            if not isinstance(page, list):
-                raise ProviderError(self.name, endpoint, f"expected a list of funding events, got {type(page).__name__}")
+            page = require_list(self.call(endpoint, ex.fapipublic_get_fundingrate,
+                                          {"symbol": self.pair(), "startTime": cursor, "endTime": stop, "limit": 1000}),
+                                "funding events", self.name, endpoint)
             if not page:
                 break
             for row in page:
-                t = int(require(row, "fundingTime", self.name, endpoint))
-                events.append((t, as_float(require(row, "fundingRate", self.name, endpoint), "fundingRate", self.name, endpoint)))
+                events.append((int(require(row, "fundingTime", self.name, endpoint)), require_float(row, "fundingRate", self.name, endpoint)))
             cursor = events[-1][0] + 1
             if len(page) < 1000:
                 break
@@ -135,15 +143,14 @@ class BinanceOpenInterest(ExchangeConnector):
         endpoint = "GET /futures/data/openInterestHist"
         # the provider serves ~30 days; the value stamped 00:00 of D is the close of D-1
         first = max(start, end - pd.Timedelta(days=28))
-        page = self.call(endpoint, ex.fapidata_get_openinteresthist, {"symbol": self.pair(), "period": "1d", "limit": 500,
-                                                                     "startTime": day_start(first + pd.Timedelta(days=1)),
-                                                                     "endTime": day_start(end + pd.Timedelta(days=1))})
-        if not isinstance(page, list):
-            raise ProviderError(self.name, endpoint, f"expected a list, got {type(page).__name__}")
+        page = require_list(self.call(endpoint, ex.fapidata_get_openinteresthist, {"symbol": self.pair(), "period": "1d", "limit": 500,
+                                                                                  "startTime": day_start(first + pd.Timedelta(days=1)),
+                                                                                  "endTime": day_start(end + pd.Timedelta(days=1))}),
+                            "open-interest points", self.name, endpoint)
         if not page:
             return pd.DataFrame()
         t = [int(require(r, "timestamp", self.name, endpoint)) for r in page]
-        v = [as_float(require(r, "sumOpenInterestValue", self.name, endpoint), "sumOpenInterestValue", self.name, endpoint) for r in page]
+        v = [require_float(r, "sumOpenInterestValue", self.name, endpoint) for r in page]
         frame = pd.DataFrame({"exchange_oi_close_usd": v}, index=utc_days(t, "ms") - pd.Timedelta(days=1))
         return frame[~frame.index.duplicated(keep="last")].sort_index().loc[start:end]
 
@@ -167,8 +174,7 @@ class BybitOpenInterest(ExchangeConnector):
             result = require(body, "result", self.name, endpoint)
             rows = require(result, "list", self.name, endpoint)
             for row in rows:
-                points.append((int(require(row, "timestamp", self.name, endpoint)),
-                               as_float(require(row, "openInterest", self.name, endpoint), "openInterest", self.name, endpoint)))
+                points.append((int(require(row, "timestamp", self.name, endpoint)), require_float(row, "openInterest", self.name, endpoint)))
             cursor = result.get("nextPageCursor")
             if not rows or not cursor:
                 break

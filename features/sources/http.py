@@ -28,6 +28,7 @@ class QuotaExhausted(ProviderError):
     def __init__(self, provider: str, endpoint: str, resume_at: pd.Timestamp) -> None:
         super().__init__(provider, endpoint, f"quota exhausted; resume after {resume_at:%Y-%m-%d %H:%M} UTC")
         self.resume_at = resume_at
+        self.partial: pd.DataFrame | None = None  # what the connector fetched before the quota ran out
 
 
 class NoNetwork(ProviderError):
@@ -151,6 +152,18 @@ def require(row: dict[str, Any], key: str, provider: str, endpoint: str) -> Any:
     if not isinstance(row, dict) or key not in row:
         raise ProviderError(provider, endpoint, f"response row lacks field '{key}': {str(row)[:120]}")
     return row[key]
+
+
+def require_float(row: dict[str, Any], key: str, provider: str, endpoint: str) -> float:
+    """``row[key]`` as a number, or a ProviderError naming the missing or non-numeric field."""
+    return as_float(require(row, key, provider, endpoint), key, provider, endpoint)
+
+
+def require_list(body: Any, what: str, provider: str, endpoint: str) -> list[Any]:  # noqa: ANN401 - JSON
+    """``body`` if it is a JSON list, else a ProviderError saying what was expected."""
+    if not isinstance(body, list):
+        raise ProviderError(provider, endpoint, f"expected a list of {what}, got {type(body).__name__}")
+    return body
 
 
 def as_float(value: Any, field: str, provider: str, endpoint: str) -> float:  # noqa: ANN401

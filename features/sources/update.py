@@ -33,6 +33,7 @@ class SeriesOutcome:
     last_day: pd.Timestamp | None = None
     skipped: str = ""
     network_down: bool = False
+    quota_exhausted: bool = False
 
 
 def build_connectors(settings: Settings, only: list[str] | None = None, base_urls: dict[str, str] | None = None,
@@ -63,11 +64,10 @@ def update_series(connector: Connector, series: str, first_day: str, store: Hist
     try:
         frame = connector.fetch(series, start, until, store)
     except QuotaExhausted as exc:
-        partial = getattr(connector, "partial", None)
-        if partial is not None and len(partial):
-            result = store.append(series, partial.loc[:until], source=connector.name)
+        if exc.partial is not None and len(exc.partial):
+            result = store.append(series, exc.partial, source=connector.name)
             outcome.new_rows, outcome.revised_rows = result.new_rows, result.revised_rows
-        outcome.skipped = f"{exc.message}"
+        outcome.skipped, outcome.quota_exhausted = exc.message, True
         outcome.last_day = store.last_day(series)
         return outcome
     except NoNetwork as exc:
@@ -102,7 +102,7 @@ def run_update(settings: Settings, store: HistoryStore, connectors: list[Connect
             else:
                 outcome = update_series(connector, plan.series, plan.first_day, store, until)
                 down = outcome.network_down
-                if "quota exhausted" in outcome.skipped:
+                if outcome.quota_exhausted:
                     reason = outcome.skipped  # the rest of this provider's series wait too
             outcomes.append(outcome)
             if progress:

@@ -8,6 +8,7 @@ import pytest
 import shap
 
 from features.build import build_feature_table
+from features.store import HistoryStore
 from training.explain import IN_SAMPLE, OUT_OF_FOLD, OUT_OF_SAMPLE, build_explainer, contributions, day_explanation, family_of
 from training.replay import read_oof, replay_event
 
@@ -57,19 +58,13 @@ def test_the_sentence_names_the_family_with_the_largest_contribution(trained_syn
 def test_explaining_day_t_reads_no_data_after_t(trained_synthetic) -> None:  # noqa: ANN001
     settings, ft, _ = trained_synthetic
     explainer, _ = build_explainer(settings)
-    raw = pd.concat([explainer_store_frame(settings)], axis=1)
+    raw = HistoryStore(settings.data_path).panel()
     day = ft.table.index[700]
     truncated = build_feature_table(raw, settings, until=day).table
     a = explainer.explain(truncated.loc[[day]]).iloc[0]
     b = explainer.explain(ft.table.loc[[day]]).iloc[0]
     numeric = [c for c in a.index if c not in ("basis", "model_used")]
     np.testing.assert_allclose(a[numeric].astype(float), b[numeric].astype(float), rtol=0, atol=0)
-
-
-def explainer_store_frame(settings):  # noqa: ANN001, ANN201
-    from features.store import HistoryStore
-
-    return HistoryStore(settings.data_path).panel()
 
 
 def test_each_day_says_which_model_explains_it(trained_synthetic, explained) -> None:  # noqa: ANN001
