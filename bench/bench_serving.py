@@ -27,7 +27,7 @@ from tabulate import tabulate  # noqa: E402
 from features.build import assemble_panel, load_feature_table  # noqa: E402
 from features.store import HistoryStore  # noqa: E402
 from serving.process import free_port, signals_payload, start_server, stop_server  # noqa: E402
-from training.train import run_training  # noqa: E402
+from training.train import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LOAD_SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "60"))
@@ -150,7 +150,7 @@ def main() -> None:
         settings, what = bench_settings(workdir)
         store = HistoryStore(settings.data_path)
         ft = load_feature_table(store, settings)
-        result = run_training(ft, store, settings)
+        result = train(settings, store=store)
         day = pd.Timestamp("2025-10-05") if pd.Timestamp("2025-10-05") in ft.table.index else ft.table.index[-30]
         payload = {"as_of": str(day.date())}
         signals = signals_payload(assemble_panel(store.panel()), day, settings.serving_min_signal_rows)

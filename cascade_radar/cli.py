@@ -21,16 +21,6 @@ def open_store(settings: Settings) -> HistoryStore:
     return HistoryStore(settings.data_path)
 
 
-def ensure_history(settings: Settings, store: HistoryStore) -> None:
-    """Load the reference history when the store is empty (the offline first run)."""
-    if not store.is_empty():
-        return
-    from features.sources.reference import import_reference
-
-    print(f"store {settings.data_path} is empty: loading the reference history from {settings.reference_path}")
-    import_reference(store, settings.reference_path, settings.asset)
-
-
 def _day(value: pd.Timestamp | None) -> str:
     return "-" if value is None else str(pd.Timestamp(value).date())
 
@@ -73,11 +63,9 @@ def _parse_day(value: str | None, flag: str) -> pd.Timestamp | None:
 
 
 def build_features(settings: Settings, until: pd.Timestamp | None = None):  # noqa: ANN201 - FeatureTable, imported lazily
-    from features.build import load_feature_table
+    from features.build import load_feature_table, load_history
 
-    store = open_store(settings)
-    ensure_history(settings, store)
-    return load_feature_table(store, settings, until)
+    return load_feature_table(load_history(settings), settings, until)
 
 
 def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
@@ -128,22 +116,16 @@ def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # ---------------------------------------------------------------- training
-def _print_evaluation(result) -> None:  # noqa: ANN001 - TrainResult
-    from training.evaluate import format_table
-
-    print(format_table(result.evaluation.table()))
-
-
 def cmd_train(args: argparse.Namespace, settings: Settings, register: bool = True) -> int:
-    from training.train import run_training
+    from training.report import format_table
+    from training.train import train
 
-    started = time.perf_counter()
-    store = open_store(settings)
-    ft = build_features(settings)
+    print(f"{settings.asset}: features -> walk-forward over {settings.folds.n_folds} folds -> final fit -> MLflow ...", flush=True)
+    result = train(settings, register=register)
+    ft = result.feature_table
     print(f"{settings.asset}: {len(ft.table)} days x {len(ft.features)} features, {int(ft.table['target'].notna().sum())} labelled days, "
-          f"{len(ft.labels.events)} events; walk-forward over {settings.folds.n_folds} folds ...")
-    result = run_training(ft, store, settings, register=register)
-    _print_evaluation(result)
+          f"{len(ft.labels.events)} events")
+    print(format_table(result.evaluation.table()))
     print(f"report: {result.report}  (out-of-fold predictions: {result.report.parent / 'oof_predictions.csv'})")
     print(f"MLflow run {result.run_id} in {settings.tracking_uri}")
     if register:
@@ -153,7 +135,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings, register: bool = Tru
         else:
             print(f"registered {name} version {result.model_version}; did NOT pass the gate: " + "; ".join(result.reasons))
             print(f"champion stays at version {result.champion}" if result.champion else "no champion yet")
-    print(f"done in {time.perf_counter() - started:.1f} s")
+    print(f"done in {result.seconds:.1f} s")
     return 0
 
 
@@ -209,7 +191,8 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from training.explain import build_explainer
-    from training.replay import read_oof, replay_event, select_events, write_index, write_replay
+    from training.replay import replay_event, select_events, write_index, write_replay
+    from training.report import read_oof
 
     ft = build_features(settings)
     oof = read_oof(settings.reports_path)

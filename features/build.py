@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +11,8 @@ from cascade_radar.config import FeatureConfig, Settings
 from features.families import load_families
 from features.labels import Labels, build_labels
 from features.lags import add_lags
-from features.store import HistoryStore
+from features.schemas import Column, column_spec
+from features.store import HistoryStore, atomic_write
 
 LABEL_COLUMNS = ["target", "days_to_event", "cascade_day", "liq_ratio"]
 
@@ -29,6 +29,19 @@ class FeatureTable:
         return self.table[self.features]
 
 
+# Family inputs that more than one stored series can supply, in priority order. A posted or stored
+# value under the input's own name comes first.
+DERIVED_INPUTS: dict[str, tuple[str, ...]] = {
+    "price_usd": ("close_usd", "reference_price_usd", "cohort_price_usd"),
+    "funding_rate_frac8h": ("funding_rate_binance_frac8h", "funding_rate_oiw_frac8h"),
+}
+
+
+def input_spec(name: str) -> Column:
+    """Unit, meaning and bounds of a family input: its stored column's, or for a derived input its first source's."""
+    return column_spec(DERIVED_INPUTS.get(name, (name,))[0])
+
+
 def first_available(panel: pd.DataFrame, columns: list[str]) -> pd.Series:
     """Per day, the first non-missing value among ``columns`` (in priority order)."""
     out = pd.Series(float("nan"), index=panel.index)
@@ -39,15 +52,15 @@ def first_available(panel: pd.DataFrame, columns: list[str]) -> pd.Series:
 
 
 def assemble_panel(raw: pd.DataFrame) -> pd.DataFrame:
-    """Add the canonical family inputs that more than one stored series can supply.
+    """Add the canonical family inputs that more than one stored series can supply (``DERIVED_INPUTS``).
 
     ``price_usd``: exchange close, else the Coin Metrics reference price, else the on-chain
     provider's price (ETH has no candle file). ``funding_rate_frac8h``: Binance's rate, else the
     OI-weighted cross-exchange rate (both fractions per 8 h). No value is carried across days.
     """
     panel = raw.copy()
-    panel["price_usd"] = first_available(raw, ["close_usd", "reference_price_usd", "cohort_price_usd"])
-    panel["funding_rate_frac8h"] = first_available(raw, ["funding_rate_binance_frac8h", "funding_rate_oiw_frac8h"])
+    for name, sources in DERIVED_INPUTS.items():
+        panel[name] = first_available(raw, [name, *sources])
     return panel
 
 
@@ -66,17 +79,34 @@ def compute_features(panel: pd.DataFrame, config: FeatureConfig) -> tuple[pd.Dat
     return features, pd.DataFrame(rows)
 
 
-def build_feature_table(raw_panel: pd.DataFrame, settings: Settings, until: pd.Timestamp | None = None) -> FeatureTable:
-    """The feature table of ``raw_panel`` (as read from the store), truncated at ``until`` if given."""
-    if until is not None:
-        raw_panel = raw_panel.loc[:until]
+def feature_frame(raw_panel: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(assembled panel, features, catalogue) of ``raw_panel``: what training and serving both compute, no labels."""
     if raw_panel.empty:
         raise ValueError("no history to build features from: the store is empty (run `make data-reference`)")
     panel = assemble_panel(raw_panel)
     features, catalogue = compute_features(panel, settings.features)
+    return panel, features, catalogue
+
+
+def build_feature_table(raw_panel: pd.DataFrame, settings: Settings, until: pd.Timestamp | None = None) -> FeatureTable:
+    """The feature table of ``raw_panel`` (as read from the store), truncated at ``until`` if given."""
+    if until is not None:
+        raw_panel = raw_panel.loc[:until]
+    panel, features, catalogue = feature_frame(raw_panel, settings)
     labels = build_labels(panel, settings.labels)
     table = pd.concat([features, labels.daily[LABEL_COLUMNS]], axis=1)
     return FeatureTable(table, list(features.columns), catalogue, labels)
+
+
+def load_history(settings: Settings) -> HistoryStore:
+    """The asset's store; on first use (empty store) the reference history is loaded into it, the offline first run."""
+    store = HistoryStore(settings.data_path)
+    if store.is_empty():
+        from features.sources.reference import import_reference
+
+        print(f"store {settings.data_path} is empty: loading the reference history from {settings.reference_path}")
+        import_reference(store, settings.reference_path, settings.asset)
+    return store
 
 
 def load_feature_table(store: HistoryStore, settings: Settings, until: pd.Timestamp | None = None) -> FeatureTable:
@@ -87,12 +117,10 @@ def feature_table_path(settings: Settings) -> Path:
     return settings.data_path / "feature_table.parquet"
 
 
-def write_feature_table(ft: FeatureTable, settings: Settings) -> None:
-    """Write the table atomically (temporary file, then rename)."""
+def write_feature_table(ft: FeatureTable, settings: Settings) -> Path:
+    """Write the table atomically (unique temporary file beside it, then rename)."""
     path = feature_table_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
     out = ft.table.copy()
     out["cascade_day"] = out["cascade_day"].astype("float64")
-    out.to_parquet(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, out.to_parquet)
+    return path

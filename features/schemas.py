@@ -21,6 +21,7 @@ class Column:
     min_value: float | None = None
     min_inclusive: bool = True
     required: bool = True
+    max_value: float | None = None  # inclusive
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class SchemaError(ValueError):
 
 _POS = dict(min_value=0.0, min_inclusive=False)
 _NONNEG = dict(min_value=0.0)
+# Exchanges cap funding far inside ±5 % per 8 h: a larger "fraction" is a percent taken for a fraction.
+_FUNDING = dict(min_value=-0.05, max_value=0.05)
+_NUPL = dict(min_value=-5.0, max_value=1.0)  # NUPL = 1 - realized/market value <= 1
 
 SERIES: dict[str, SeriesSchema] = {
     s.name: s
@@ -94,15 +98,15 @@ SERIES: dict[str, SeriesSchema] = {
         SeriesSchema(
             "funding_binance", "funding", "Binance USD-M perpetual funding, mean of the day's 8 h rates",
             {
-                "funding_rate_binance_frac8h": Column("fraction per 8 h", "mean funding rate of the day"),
+                "funding_rate_binance_frac8h": Column("fraction per 8 h", "mean funding rate of the day", **_FUNDING),
                 "funding_events": Column("count", "funding events in the day", required=False, **_NONNEG),
             },
         ),
         SeriesSchema(
             "funding_aggregated", "funding", "OI-/volume-weighted funding across exchanges, close of UTC day",
             {
-                "funding_rate_oiw_frac8h": Column("fraction per 8 h", "OI-weighted funding"),
-                "funding_rate_volw_frac8h": Column("fraction per 8 h", "volume-weighted funding", required=False),
+                "funding_rate_oiw_frac8h": Column("fraction per 8 h", "OI-weighted funding", **_FUNDING),
+                "funding_rate_volw_frac8h": Column("fraction per 8 h", "volume-weighted funding", required=False, **_FUNDING),
             },
         ),
         SeriesSchema(
@@ -123,8 +127,8 @@ SERIES: dict[str, SeriesSchema] = {
                 "sopr": Column("ratio", "adjusted SOPR", required=False, **_POS),
                 "sth_sopr": Column("ratio", "short-term-holder SOPR", required=False, **_POS),
                 "lth_sopr": Column("ratio", "long-term-holder SOPR", required=False, **_POS),
-                "sth_nupl": Column("fraction", "short-term-holder NUPL (can be negative)", required=False),
-                "lth_nupl": Column("fraction", "long-term-holder NUPL", required=False),
+                "sth_nupl": Column("fraction", "short-term-holder NUPL (can be negative)", required=False, **_NUPL),
+                "lth_nupl": Column("fraction", "long-term-holder NUPL", required=False, **_NUPL),
                 "sth_realized_price_usd": Column("USD", "STH realized price", required=False, **_POS),
                 "lth_realized_price_usd": Column("USD", "LTH realized price", required=False, **_POS),
                 "mvrv_zscore": Column("z", "MVRV Z-score", required=False),
@@ -213,5 +217,19 @@ def validate(series: str, frame: pd.DataFrame) -> pd.DataFrame:
                 pos = int(np.flatnonzero(bad)[0])
                 op = ">=" if spec.min_inclusive else ">"
                 raise SchemaError(series, f"impossible value {arr[pos]:g} (must be {op} {spec.min_value:g} {spec.unit})", date=index[pos], column=col)
+        if spec.max_value is not None:
+            with np.errstate(invalid="ignore"):
+                above = arr > spec.max_value
+            if above.any():
+                pos = int(np.flatnonzero(above)[0])
+                raise SchemaError(series, f"impossible value {arr[pos]:g} (must be <= {spec.max_value:g} {spec.unit})", date=index[pos], column=col)
         out[col] = arr
     return out
+
+
+def column_spec(column: str) -> Column:
+    """The declared spec of a stored column (names are unique across series)."""
+    for schema in SERIES.values():
+        if column in schema.columns:
+            return schema.columns[column]
+    raise KeyError(f"no stored series has a column '{column}'")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,23 @@ class SeriesStatus:
     @property
     def missing_days(self) -> int:
         return sum((end - start).days + 1 for start, end in self.gaps)
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Write ``path`` all or nothing: ``write`` fills a temporary file beside it (unique name), which is
+    fsynced and renamed over ``path``; on any failure the temporary file is removed and ``path`` is untouched."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def find_gaps(index: pd.DatetimeIndex) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
@@ -127,16 +145,7 @@ class HistoryStore:
         units = {c: spec.unit for c, spec in SERIES[series].columns.items()}
         meta[_META_KEY] = json.dumps({"series": series, "sources": sources, "units": units}).encode()
         table = table.replace_schema_metadata(meta)
-        fd, tmp = tempfile.mkstemp(prefix=f".{series}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            pq.write_table(table, tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
     def status(self) -> list[SeriesStatus]:
         """Per stored series: sources, first/last day, rows and the runs of missing days."""

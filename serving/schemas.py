@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+
+from features.build import input_spec
+from features.families import optional_inputs, required_inputs
 
 
 class PredictRequest(BaseModel):
@@ -91,32 +94,42 @@ class Explanation(BaseModel):
     model: ModelInfo
 
 
-class SignalRow(BaseModel):
-    """One day of raw signals, in the store's units."""
+def _signal_field(name: str, required: bool) -> tuple[object, object]:
+    spec = input_spec(name)
+    bounds: dict[str, float] = {}
+    if spec.min_value is not None:
+        bounds["ge" if spec.min_inclusive else "gt"] = spec.min_value
+    if spec.max_value is not None:
+        bounds["le"] = spec.max_value
+    text = f"{spec.description}, {spec.unit}" + ("" if required else " (optional)")
+    if required:
+        return float, Field(description=text, **bounds)
+    return float | None, Field(default=None, description=text, **bounds)
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    date: dt.date
-    close_usd: float = Field(gt=0, description="daily close price, USD")
-    oi_close_usd: float = Field(ge=0, description="aggregated open interest at the end of the day, USD")
-    funding_rate_frac8h: float = Field(ge=-0.05, le=0.05, description="mean funding rate of the day, fraction per 8 h (0.0001 = 0.01 %)")
-    sth_sopr: float = Field(gt=0, description="short-term-holder SOPR")
-    sth_nupl: float = Field(ge=-5, le=1, description="short-term-holder NUPL, fraction")
-    sopr: float | None = Field(default=None, gt=0, description="adjusted SOPR (optional)")
-    inflow_coin: float | None = Field(default=None, ge=0, description="coins sent to exchanges (optional)")
-    outflow_coin: float | None = Field(default=None, ge=0, description="coins withdrawn from exchanges (optional)")
-    supply_on_exchanges_coin: float | None = Field(default=None, ge=0, description="coins held on exchanges (optional)")
-    market_cap_usd: float | None = Field(default=None, gt=0, description="market capitalisation, USD (optional)")
+def signal_row_model() -> type[BaseModel]:
+    """One day of raw signals: a field per family input (required) and optional input, with the store's units and bounds.
+
+    Built from the family registry, so a new family's inputs are accepted here without an edit.
+    """
+    fields: dict[str, tuple[object, object]] = {"date": (dt.date, Field(description="UTC day"))}
+    fields.update({name: _signal_field(name, True) for name in required_inputs()})
+    fields.update({name: _signal_field(name, False) for name in optional_inputs()})
+    return create_model("SignalRow", __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
+                        __doc__="One day of raw signals, in the store's units.", **fields)
+
+
+SignalRow = signal_row_model()
 
 
 class SignalsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    signals: list[SignalRow] = Field(min_length=1, description="consecutive daily rows, oldest first")
+    signals: list[SignalRow] = Field(min_length=1, description="consecutive daily rows, oldest first")  # type: ignore[valid-type]
 
     @field_validator("signals")
     @classmethod
-    def _consecutive_days(cls, rows: list[SignalRow]) -> list[SignalRow]:
+    def _consecutive_days(cls, rows: list[BaseModel]) -> list[BaseModel]:
         for i in range(1, len(rows)):
             step = (rows[i].date - rows[i - 1].date).days
             if step != 1:

@@ -55,14 +55,11 @@ def reference_dir() -> Path:
 @pytest.fixture(scope="session")
 def trained_synthetic(tmp_path_factory: pytest.TempPathFactory, synthetic: SyntheticHistory):  # noqa: ANN201
     """A champion trained on the synthetic history, in a session-wide temporary MLflow store."""
-    from features.build import load_feature_table
-    from training.train import run_training
+    from training.train import train
 
     root = tmp_path_factory.mktemp("trained")
     settings = Settings(data_dir=root / "data", reports_dir=root / "reports", mlruns_dir=root / "mlruns", reference_dir=root / "none")
-    store = HistoryStore(settings.data_path)
-    load_into(store, synthetic)
-    ft = load_feature_table(store, settings)
-    result = run_training(ft, store, settings)
+    load_into(HistoryStore(settings.data_path), synthetic)
+    result = train(settings)
     assert result.passed_gate, result.reasons
-    return settings, ft, result
+    return settings, result.feature_table, result

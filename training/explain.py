@@ -14,32 +14,24 @@ data by the champion (out-of-sample); any other day by the champion *in-sample*,
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from features.families import describe, load_families
-from training.evaluate import FOLD_MODELS_DIR
-from training.model import CascadeModel
+from cascade_radar.config import Settings
+from features.families import describe, family_of, title_of
+from training.model import CascadeModel, load_fold_models, side, sigmoid
+from training.plotting import pyplot, save_figure
+
+if TYPE_CHECKING:
+    from training.evaluate import Evaluation
 
 SCALE = "log-odds (raw margin of the binary LightGBM model)"
 OUT_OF_FOLD, OUT_OF_SAMPLE, IN_SAMPLE = "out-of-fold", "out-of-sample", "in-sample"
-
-
-@functools.cache
-def family_of(feature: str) -> str:
-    for name in load_families():
-        if feature.startswith(f"{name}_"):
-            return name
-    return "other"
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 @dataclass(frozen=True)
@@ -73,23 +65,23 @@ class ModelSource:
     test_end: pd.Timestamp | None = None
 
 
-def load_fold_models(reports: Path) -> list[ModelSource]:
-    """The walk-forward fold models written by the last evaluation (empty if none)."""
-    folds_file = reports / FOLD_MODELS_DIR / "folds.json"
-    if not folds_file.exists():
-        return []
-    out = []
-    for fold in json.loads(folds_file.read_text()):
-        model = CascadeModel.load(reports / FOLD_MODELS_DIR / f"fold{fold['fold']}")
-        out.append(ModelSource(model, f"fold {fold['fold']} model (trained to {fold['train_last']})",
-                               pd.Timestamp(fold["test_first"]), pd.Timestamp(fold["test_last"])))
-    return out
+def fold_model_sources(reports: Path) -> list[ModelSource]:
+    """The walk-forward fold models written by the last evaluation, as explanation sources (empty if none)."""
+    return [ModelSource(model, f"fold {fold['fold']} model (trained to {fold['train_last']})", pd.Timestamp(fold["test_first"]),
+                        pd.Timestamp(fold["test_last"])) for fold, model in load_fold_models(reports)]
 
 
-def fold_sources(evaluation: "Evaluation") -> list[ModelSource]:  # noqa: F821
+def fold_sources(evaluation: Evaluation) -> list[ModelSource]:
     """The in-memory fold models of an evaluation as explanation sources."""
     return [ModelSource(evaluation.fold_models[f.number], f"fold {f.number} model (trained to {f.train_end.date()})",
                         f.test_start, f.test_end) for f in evaluation.folds]
+
+
+def champion_explainer(model: CascadeModel, identity: dict[str, str], settings: Settings, folds: list[ModelSource]) -> Explainer:
+    """The explainer of a registered model: ``identity`` is its registry name, version and alias."""
+    through = pd.Timestamp(model.trained_through) if model.trained_through else pd.Timestamp.max
+    label = f"{identity['name']} v{identity['version']} (@{identity['alias']})"
+    return Explainer(model, label, through, folds, settings.labels.horizon_days, settings.alert_threshold)
 
 
 class Explainer:
@@ -158,7 +150,7 @@ def day_explanation(row: pd.Series, features: pd.Series, horizon: int, threshold
         "date": str(pd.Timestamp(row.name).date()),
         "horizon_days": horizon,
         "cascade_probability": p, "long_probability": p_long, "short_probability": p_short,
-        "direction": "long" if p_long >= p_short else "short",
+        "direction": str(side(p_long, p_short)),
         "alert": p >= threshold,
         "basis": row["basis"], "model_used": row["model_used"],
         "scale": SCALE,
@@ -190,10 +182,6 @@ def _num(value: object) -> float | None:
     return v if np.isfinite(v) else None
 
 
-FAMILY_TITLES = {"price": "price & momentum", "oi": "open interest", "funding": "funding", "flows": "exchange flows",
-                 "sopr": "SOPR", "nupl": "STH-NUPL"}
-
-
 def sentence(explanation: dict[str, object], features: pd.Series, drivers: int = 2) -> str:
     """One readable sentence from the numbers: risk, side, the two largest pushes up and the largest against."""
     fams: dict[str, float] = explanation["cascade"]["families"]  # type: ignore[index]
@@ -207,7 +195,7 @@ def sentence(explanation: dict[str, object], features: pd.Series, drivers: int =
     def part(name: str, value: float, first: bool) -> str:
         words = describe(name, features)
         unit = " log-odds" if first else ""
-        return f"{FAMILY_TITLES.get(name, name)} ({value:+.2f}{unit}{'; ' + words if words else ''})"
+        return f"{title_of(name)} ({value:+.2f}{unit}{'; ' + words if words else ''})"
 
     text = head
     if up:
@@ -218,25 +206,19 @@ def sentence(explanation: dict[str, object], features: pd.Series, drivers: int =
 
 
 # ----------------------------------------------------------------------------- files
-def build_explainer(settings: "Settings") -> tuple[Explainer, dict[str, str]]:  # noqa: F821
+def build_explainer(settings: Settings) -> tuple[Explainer, dict[str, str]]:
     """The champion (from the MLflow registry) plus the last evaluation's fold models."""
     from training.register import load_champion
 
     model, identity = load_champion(settings)
-    through = pd.Timestamp(model.trained_through) if model.trained_through else pd.Timestamp.max
-    label = f"{identity['name']} v{identity['version']} (@{identity['alias']})"
-    explainer = Explainer(model, label, through, load_fold_models(settings.reports_path),
-                          settings.labels.horizon_days, settings.alert_threshold)
-    return explainer, identity
+    return champion_explainer(model, identity, settings, fold_model_sources(settings.reports_path)), identity
 
 
 def plot_day(explanation: dict[str, object], features: pd.Series, path: Path, top: int = 12) -> None:
     """Waterfall of the cascade model's top features (SHAP) beside the per-family sums, both in log-odds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import shap
+
+    plt = pyplot()
 
     cascade = explanation["cascade"]
     names = list(cascade["features"])
@@ -253,12 +235,10 @@ def plot_day(explanation: dict[str, object], features: pd.Series, path: Path, to
     ax_f = fig.add_axes([0.79, 0.1, 0.19, 0.76])
     fams = cascade["families"]
     order = sorted(fams, key=lambda k: fams[k])
-    ax_f.barh([FAMILY_TITLES.get(k, k) for k in order], [fams[k] for k in order],
-              color=["tab:red" if fams[k] > 0 else "tab:blue" for k in order])
+    ax_f.barh([title_of(k) for k in order], [fams[k] for k in order], color=["tab:red" if fams[k] > 0 else "tab:blue" for k in order])
     ax_f.axvline(0, c="black", lw=0.8)
     ax_f.set_title("per family (log-odds)", fontsize=10)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def write_day(explanation: dict[str, object], features: pd.Series, directory: Path, png: bool = True) -> tuple[Path, Path | None]:

@@ -15,6 +15,7 @@ break calibration; ranking quality is judged by PR-AUC and alerts by a configura
 from __future__ import annotations
 
 import json
+import shutil
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Protocol
@@ -28,8 +29,19 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cascade_radar.config import ModelConfig
+from features.families import SideHint, Warning, load_families
 
 PROBABILITY_COLUMNS = ["p_cascade", "p_long", "p_short"]
+
+
+def sigmoid(x: np.ndarray | float) -> np.ndarray:
+    """Log-odds to probability."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
+
+
+def side(p_long: np.ndarray | float, p_short: np.ndarray | float) -> np.ndarray:
+    """The forecast side: 'long' when a long squeeze is at least as likely as a short squeeze."""
+    return np.where(np.asarray(p_long) >= np.asarray(p_short), "long", "short")
 
 
 def is_cascade(target: pd.Series) -> np.ndarray:
@@ -69,7 +81,7 @@ class PlattCalibrator:
         return self
 
     def __call__(self, margin: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(self.a * margin + self.b)))
+        return sigmoid(self.a * np.asarray(margin) + self.b)
 
 
 class CascadeModel:
@@ -126,7 +138,7 @@ class CascadeModel:
         if missing:
             raise ValueError(f"input lacks feature column(s) {missing[:5]}{'...' if len(missing) > 5 else ''}")
         margin = self.cascade_margin(X)
-        p = self.calibrator(margin) if calibrated else 1.0 / (1.0 + np.exp(-margin))
+        p = self.calibrator(margin) if calibrated else sigmoid(margin)
         out = combine(p, self.p_long_given_cascade(X), X.index)
         out["margin"] = margin
         return out
@@ -154,6 +166,28 @@ class CascadeModel:
         return model
 
 
+FOLD_MODELS_DIR = "fold_models"
+
+
+def save_fold_models(models: dict[int, CascadeModel], folds: list[dict[str, object]], directory: Path) -> list[Path]:
+    """Each walk-forward fold's model and its test block (``Fold.describe()``), so past days can later be
+    explained out-of-fold; returns the files written."""
+    root = directory / FOLD_MODELS_DIR
+    shutil.rmtree(root, ignore_errors=True)
+    for fold in folds:
+        models[int(fold["fold"])].save(root / f"fold{fold['fold']}")
+    (root / "folds.json").write_text(json.dumps(folds, indent=1))
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def load_fold_models(directory: Path) -> list[tuple[dict[str, object], CascadeModel]]:
+    """The fold models written by the last evaluation under ``directory`` with their fold description (empty if none)."""
+    folds_file = directory / FOLD_MODELS_DIR / "folds.json"
+    if not folds_file.exists():
+        return []
+    return [(fold, CascadeModel.load(directory / FOLD_MODELS_DIR / f"fold{fold['fold']}")) for fold in json.loads(folds_file.read_text())]
+
+
 class BaseRate:
     """Predicts the training prevalence every day, and the training share of long events."""
 
@@ -169,43 +203,34 @@ class BaseRate:
         return combine(np.full(len(X), self.rate), np.full(len(X), self.long_share), X.index)
 
 
-# Rule baseline: the hand analyst's checklist, one warning per family. Thresholds are deliberately
-# round numbers, not fitted: the rule is what an analyst would write down before looking at results.
-WARNINGS: dict[str, tuple[str, str, float]] = {
-    "funding persistently one-sided": ("funding_above_neutral_streak", ">=", 5),
-    "funding extreme": ("funding_rate_zscore", "abs>=", 1.5),
-    "OI rising faster than price": ("oi_change_vs_price_14d", ">=", 0.05),
-    "RSI divergence": ("price_rsi_bear_div_strength", "+", 0.0),  # bearish or bullish strength > 0
-    "volatility compressed": ("price_vol_compression", "<=", 0.6),
-    "spot inflows drying into a rally": ("flows_inflow_vs_price_14d", "<=", -0.2),
-    "STH-SOPR extreme": ("sopr_sth_zscore", "abs>=", 1.5),
-    "STH-NUPL extreme": ("nupl_sth_zscore", "abs>=", 1.5),
-}
+def checklist() -> list[Warning]:
+    """The analyst's checklist: every registered family's warnings."""
+    return [w for fam in load_families().values() for w in fam.warnings]
 
 
 def warning_count(X: pd.DataFrame) -> pd.Series:  # noqa: N803
     """How many checklist warnings are on each day (missing inputs count as off)."""
     count = pd.Series(0, index=X.index)
-    for column, op, threshold in WARNINGS.values():
-        if column not in X.columns:
-            continue
-        v = X[column]
-        if op == ">=":
-            on = v >= threshold
-        elif op == "<=":
-            on = v <= threshold
-        elif op == "abs>=":
-            on = v.abs() >= threshold
-        else:  # divergence of either kind
-            on = (v > threshold) | (X.get("price_rsi_bull_div_strength", pd.Series(0, index=X.index)) > threshold)
-        count += on.fillna(False).astype(int)
+    for warning in checklist():
+        count += warning.on(X).astype(int)
     return count
 
 
-class RuleBaseline:
-    """Count of families in a warning state, mapped to the training frequency of cascades at that count.
+def side_hint() -> SideHint | None:
+    """The first registered family's hint of which side is crowded, if any declares one."""
+    return next((fam.side_hint for fam in load_families().values() if fam.side_hint is not None), None)
 
-    Direction: the side funding leans to (positive funding = crowded longs = long squeeze).
+
+def _crowded_longs(X: pd.DataFrame, hint: SideHint | None) -> np.ndarray:  # noqa: N803
+    if hint is None or hint.feature not in X.columns:
+        return np.zeros(len(X), dtype=bool)
+    return (X[hint.feature] > hint.threshold).to_numpy()
+
+
+class RuleBaseline:
+    """Count of checklist warnings on, mapped to the training frequency of cascades at that count.
+
+    Direction: the side the families' side hint calls crowded (positive funding = crowded longs).
     """
 
     name = "rule"
@@ -215,22 +240,21 @@ class RuleBaseline:
         counts = warning_count(X).to_numpy()
         self.prior = float(y.mean())
         self.rate_by_count = {}
-        for k in range(len(WARNINGS) + 1):
+        for k in range(len(checklist()) + 1):
             at = counts == k
             # shrink towards the prior: a count seen on few training days says little
             self.rate_by_count[k] = float((y[at].sum() + 5 * self.prior) / (at.sum() + 5))
-        funding = X["funding_rate_mean_7d"].to_numpy() if "funding_rate_mean_7d" in X else np.zeros(len(X))
-        longs = target[y] == "long"
-        pos = funding[y] > 1.0
-        self.long_if_positive = float(longs[pos].mean()) if pos.any() else 0.5
-        self.long_if_not = float(longs[~pos].mean()) if (~pos).any() else 0.5
+        self.hint = side_hint()
+        crowded = _crowded_longs(X, self.hint)[y]
+        longs = (target[y] == "long").to_numpy()
+        self.long_if_crowded = float(longs[crowded].mean()) if crowded.any() else 0.5
+        self.long_if_not = float(longs[~crowded].mean()) if (~crowded).any() else 0.5
         return self
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
         counts = warning_count(X).clip(upper=max(self.rate_by_count))
         p = counts.map(self.rate_by_count).to_numpy(dtype=float)
-        funding = X["funding_rate_mean_7d"].to_numpy() if "funding_rate_mean_7d" in X else np.zeros(len(X))
-        p_long = np.where(funding > 1.0, self.long_if_positive, self.long_if_not)
+        p_long = np.where(_crowded_longs(X, self.hint), self.long_if_crowded, self.long_if_not)
         return combine(p, p_long, X.index)
 
 

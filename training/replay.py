@@ -5,18 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from cascade_radar.config import Settings  # noqa: E402
-from features.build import FeatureTable  # noqa: E402
-from training.explain import FAMILY_TITLES, Explainer  # noqa: E402
-
-FAMILY_COLOURS = {"price": "tab:purple", "oi": "tab:orange", "funding": "tab:red", "flows": "tab:green", "sopr": "tab:brown", "nupl": "tab:cyan"}
+from cascade_radar.config import Settings
+from features.build import FeatureTable
+from features.families import REGISTRY, colour_of, title_of
+from training.explain import Explainer
+from training.model import side
+from training.plotting import pyplot, save_figure
 
 
 @dataclass
@@ -33,14 +30,6 @@ class Replay:
     @property
     def slug(self) -> str:
         return f"{pd.Timestamp(self.event['start']).date()}_{self.event['direction']}"
-
-
-def read_oof(reports: Path) -> pd.DataFrame:
-    path = reports / "oof_predictions.csv"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: replays use out-of-fold predictions — run `make train` first")
-    oof = pd.read_csv(path, parse_dates=["date"]).set_index("date")
-    return oof
 
 
 def select_events(events: pd.DataFrame, settings: Settings, oof: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -71,7 +60,7 @@ def replay_event(event: pd.Series, oof: pd.DataFrame, ft: FeatureTable, explaine
         days[col.removeprefix("cascade_family__")] = explained[col]
     days.attrs["horizon_days"] = settings.labels.horizon_days
     days["alert"] = days["p_cascade"] >= settings.alert_threshold
-    days["side"] = np.where(days["p_long"] >= days["p_short"], "long", "short")
+    days["side"] = side(days["p_long"], days["p_short"])
     days.loc[~have, "side"] = None
     # lead time as the evaluation counts it: the first alert within the H days before the event
     alerts = days.index[days["alert"].fillna(False).astype(bool)]
@@ -87,8 +76,9 @@ def threshold_days(replay: Replay) -> int:
 
 
 def plot_replay(replay: Replay, threshold: float, path: Path) -> None:
+    plt = pyplot()
     days = replay.days
-    fams = [c for c in FAMILY_COLOURS if c in days.columns]
+    fams = [c for c in REGISTRY if c in days.columns]
     fig, (ax_p, ax_c) = plt.subplots(2, 1, figsize=(11, 7), sharex=True, gridspec_kw={"height_ratios": [1, 1.2]})
     ax_p.plot(days.index, days["p_cascade"], c="black", marker=".", label="P(cascade within H)")
     ax_p.plot(days.index, days["p_long"], c="tab:red", lw=1, label="P(long squeeze)")
@@ -107,8 +97,8 @@ def plot_replay(replay: Replay, threshold: float, path: Path) -> None:
     for fam in fams:
         v = days[fam].fillna(0).to_numpy()
         pos, neg = np.clip(v, 0, None), np.clip(v, None, 0)
-        ax_c.bar(days.index, pos, bottom=pos_base, color=FAMILY_COLOURS[fam], label=FAMILY_TITLES.get(fam, fam), width=0.8)
-        ax_c.bar(days.index, neg, bottom=neg_base, color=FAMILY_COLOURS[fam], width=0.8)
+        ax_c.bar(days.index, pos, bottom=pos_base, color=colour_of(fam), label=title_of(fam), width=0.8)
+        ax_c.bar(days.index, neg, bottom=neg_base, color=colour_of(fam), width=0.8)
         pos_base += pos
         neg_base += neg
     ax_c.axhline(0, c="black", lw=0.8)
@@ -116,8 +106,7 @@ def plot_replay(replay: Replay, threshold: float, path: Path) -> None:
     ax_c.legend(loc="upper left", fontsize=8, ncol=3)
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def write_replay(replay: Replay, settings: Settings, directory: Path) -> Path:
@@ -127,8 +116,8 @@ def write_replay(replay: Replay, settings: Settings, directory: Path) -> Path:
     e = replay.event
     table = replay.days.copy()
     table.index = table.index.strftime("%Y-%m-%d")
-    fam_cols = [c for c in FAMILY_COLOURS if c in table.columns]
-    show = table[["p_cascade", "p_long", "p_short", "alert", "side", *fam_cols]].rename(columns={c: FAMILY_TITLES[c] for c in fam_cols})
+    fam_cols = [c for c in REGISTRY if c in table.columns]
+    show = table[["p_cascade", "p_long", "p_short", "alert", "side", *fam_cols]].rename(columns={c: title_of(c) for c in fam_cols})
     lines = [
         f"# Replay: {pd.Timestamp(e['start']).date()} — {e['direction']} squeeze",
         "",

@@ -1,8 +1,10 @@
 """Signal families: each module registers one family with ``@family``.
 
-A family declares the panel columns it reads and returns named features, every name prefixed by
-the family's name. Adding a seventh family is one new module in this package: ``load_families``
-imports every module here, and the decorator does the registration.
+A family owns its whole identity in its own module: the name (prefix of every feature it makes),
+a title and a colour for people, the panel columns it reads, the checklist warnings the rule
+baseline counts, and a ``@summary`` that says one day in words. Explanations, replays, the serving
+input schema and the baselines read all of it from ``REGISTRY``: adding a family is one new module
+in this package, which ``load_families`` imports.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -43,15 +45,53 @@ class FeatureSet:
 
 
 FamilyFn = Callable[[pd.DataFrame, FeatureConfig, FeatureSet], None]
+SummaryFn = Callable[[pd.Series], str]
+
+
+@dataclass(frozen=True)
+class Warning:  # noqa: A001 - a checklist warning, not the builtin category
+    """One item of the analyst's checklist: on when any of ``features`` satisfies ``op threshold``.
+
+    ``op`` is ``>=``, ``<=``, ``>`` or ``abs>=``. Thresholds are round numbers an analyst would write
+    down before looking at results, not fitted values.
+    """
+
+    label: str
+    features: tuple[str, ...]
+    op: str
+    threshold: float
+
+    def on(self, X: pd.DataFrame) -> pd.Series:  # noqa: N803
+        """Per day: is the warning on? (a missing input counts as off)"""
+        out = pd.Series(False, index=X.index)
+        for name in self.features:
+            if name not in X.columns:
+                continue
+            v = X[name]
+            hit = {">=": v >= self.threshold, "<=": v <= self.threshold, ">": v > self.threshold, "abs>=": v.abs() >= self.threshold}[self.op]
+            out |= hit.fillna(False).astype(bool)
+        return out
+
+
+@dataclass(frozen=True)
+class SideHint:
+    """A feature whose value above ``threshold`` means longs are crowded (the rule baseline's side)."""
+
+    feature: str
+    threshold: float
 
 
 @dataclass(frozen=True)
 class Family:
     name: str
     title: str
+    colour: str
     inputs: tuple[str, ...]
     fn: FamilyFn
     optional_inputs: tuple[str, ...] = field(default=())
+    warnings: tuple[Warning, ...] = field(default=())
+    side_hint: SideHint | None = None
+    summary: SummaryFn | None = None
 
     def compute(self, panel: pd.DataFrame, config: FeatureConfig) -> FeatureSet:
         """This family's features for every day of ``panel`` (missing input columns count as all-missing)."""
@@ -61,44 +101,45 @@ class Family:
         self.fn(inputs, config, out)
         return out
 
+    def describe(self, row: pd.Series) -> str:
+        """This family's words for one day, or '' if it has none or its inputs are missing."""
+        if self.summary is None:
+            return ""
+        try:
+            text = self.summary(row)
+        except (KeyError, TypeError, ValueError):
+            return ""
+        return "" if "nan" in text else text
+
 
 REGISTRY: dict[str, Family] = {}
-SummaryFn = Callable[[pd.Series], str]
-SUMMARIES: dict[str, SummaryFn] = {}
 
 
-def family(name: str, title: str, inputs: tuple[str, ...], optional_inputs: tuple[str, ...] = ()) -> Callable[[FamilyFn], FamilyFn]:
-    """Register a signal family; ``name`` is the prefix of every feature it makes."""
+def family(name: str, title: str, colour: str, inputs: tuple[str, ...], optional_inputs: tuple[str, ...] = (),
+           warnings: tuple[Warning, ...] = (), side_hint: SideHint | None = None) -> Callable[[FamilyFn], FamilyFn]:
+    """Register a signal family; ``name`` is the prefix of every feature it makes, ``colour`` a matplotlib colour."""
 
     def register(fn: FamilyFn) -> FamilyFn:
-        if name in REGISTRY and REGISTRY[name].fn is not fn:
+        if name in REGISTRY and REGISTRY[name].fn.__qualname__ != fn.__qualname__:
             raise ValueError(f"family '{name}' registered twice")
-        REGISTRY[name] = Family(name, title, tuple(inputs), fn, tuple(optional_inputs))
+        previous = REGISTRY.get(name)
+        REGISTRY[name] = Family(name, title, colour, tuple(inputs), fn, tuple(optional_inputs), tuple(warnings), side_hint,
+                                previous.summary if previous else None)
         return fn
 
     return register
 
 
 def summary(name: str) -> Callable[[SummaryFn], SummaryFn]:
-    """Register how a family describes one day's feature row in words (used by explanations)."""
+    """Register how family ``name`` (declared above it in the same module) describes one day in words."""
 
     def register(fn: SummaryFn) -> SummaryFn:
-        SUMMARIES[name] = fn
+        if name not in REGISTRY:
+            raise ValueError(f"@summary('{name}'): no such family; declare the @family first")
+        REGISTRY[name] = replace(REGISTRY[name], summary=fn)
         return fn
 
     return register
-
-
-def describe(name: str, row: pd.Series) -> str:
-    """A family's words for one day, or '' if it has none or its inputs are missing."""
-    fn = SUMMARIES.get(name)
-    if fn is None:
-        return ""
-    try:
-        text = fn(row)
-    except (KeyError, TypeError, ValueError):
-        return ""
-    return "" if "nan" in text else text
 
 
 def load_families() -> dict[str, Family]:
@@ -106,3 +147,32 @@ def load_families() -> dict[str, Family]:
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         importlib.import_module(f"{__name__}.{module.name}")
     return REGISTRY
+
+
+def family_of(feature: str) -> str:
+    """The family a feature belongs to (the longest registered name it is prefixed with), or 'other'."""
+    owners = [name for name in REGISTRY if feature.startswith(f"{name}_")]
+    return max(owners, key=len) if owners else "other"
+
+
+def title_of(name: str) -> str:
+    return REGISTRY[name].title if name in REGISTRY else name
+
+
+def colour_of(name: str) -> str:
+    return REGISTRY[name].colour if name in REGISTRY else "tab:gray"
+
+
+def describe(name: str, row: pd.Series) -> str:
+    """Family ``name``'s words for one day ('' if unknown)."""
+    return REGISTRY[name].describe(row) if name in REGISTRY else ""
+
+
+def required_inputs() -> list[str]:
+    """Every panel column some family needs, in registry order, without repeats."""
+    return list(dict.fromkeys(c for fam in load_families().values() for c in fam.inputs))
+
+
+def optional_inputs() -> list[str]:
+    required = set(required_inputs())
+    return [c for c in dict.fromkeys(c for fam in REGISTRY.values() for c in fam.optional_inputs) if c not in required]

@@ -6,11 +6,13 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.config import FeatureConfig
-from features.families import FeatureSet, family, summary
+from features.families import FeatureSet, Warning, family, summary
 from features.transforms import log_return, rolling_mean, rsi, rsi_divergence
 
 
-@family("price", "price & momentum", inputs=("price_usd",))
+@family("price", "price & momentum", "tab:purple", inputs=("price_usd",),
+        warnings=(Warning("RSI divergence", ("price_rsi_bear_div_strength", "price_rsi_bull_div_strength"), ">", 0.0),
+                  Warning("volatility compressed", ("price_vol_compression",), "<=", 0.6)))
 def price_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
     price = panel["price_usd"]
     daily = log_return(price, 1)

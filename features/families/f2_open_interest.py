@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 
 from cascade_radar.config import FeatureConfig
-from features.families import FeatureSet, family, summary
+from features.families import FeatureSet, Warning, family, summary
 from features.transforms import pct_change, range_position, zscore
 
 
-@family("oi", "open interest", inputs=("oi_close_usd", "price_usd"), optional_inputs=("market_cap_usd",))
+@family("oi", "open interest", "tab:orange", inputs=("oi_close_usd", "price_usd"), optional_inputs=("market_cap_usd",),
+        warnings=(Warning("OI rising faster than price", ("oi_change_vs_price_14d",), ">=", 0.05),))
 def open_interest_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
     oi, price = panel["oi_close_usd"], panel["price_usd"]
     out.add("usd_bn", oi / 1e9, "aggregated open interest, billions of USD")

@@ -9,11 +9,14 @@ from __future__ import annotations
 import pandas as pd
 
 from cascade_radar.config import FeatureConfig
-from features.families import FeatureSet, family, summary
+from features.families import FeatureSet, SideHint, Warning, family, summary
 from features.transforms import rolling_mean, sign_streak, trailing_rank, zscore
 
 
-@family("funding", "funding rates", inputs=("funding_rate_frac8h",))
+@family("funding", "funding", "tab:red", inputs=("funding_rate_frac8h",),
+        warnings=(Warning("funding persistently one-sided", ("funding_above_neutral_streak",), ">=", 5),
+                  Warning("funding extreme", ("funding_rate_zscore",), "abs>=", 1.5)),
+        side_hint=SideHint("funding_rate_mean_7d", 1.0))  # above 1 bp / 8 h longs pay: crowded longs
 def funding_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
     rate = panel["funding_rate_frac8h"] * 1e4  # basis points per 8 h: readable magnitudes
     out.add("rate", rate, "funding rate of the day, basis points per 8 h")

@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.config import FeatureConfig
-from features.families import FeatureSet, family, summary
+from features.families import FeatureSet, Warning, family, summary
 from features.transforms import log_return, pct_change, rolling_mean, rolling_sum
 
 
-@family("flows", "exchange flows", inputs=("inflow_coin", "outflow_coin", "price_usd"), optional_inputs=("supply_on_exchanges_coin",))
+@family("flows", "exchange flows", "tab:green", inputs=("inflow_coin", "outflow_coin", "price_usd"), optional_inputs=("supply_on_exchanges_coin",),
+        warnings=(Warning("spot inflows drying into a rally", ("flows_inflow_vs_price_14d",), "<=", -0.2),))
 def exchange_flow_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
     inflow, outflow, price = panel["inflow_coin"], panel["outflow_coin"], panel["price_usd"]
     netflow = inflow - outflow

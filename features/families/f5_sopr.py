@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 
 from cascade_radar.config import FeatureConfig
-from features.families import FeatureSet, family, summary
+from features.families import FeatureSet, Warning, family, summary
 from features.transforms import rolling_mean, sign_streak, zscore
 
 
-@family("sopr", "SOPR", inputs=("sth_sopr",), optional_inputs=("sopr",))
+@family("sopr", "SOPR", "tab:brown", inputs=("sth_sopr",), optional_inputs=("sopr",),
+        warnings=(Warning("STH-SOPR extreme", ("sopr_sth_zscore",), "abs>=", 1.5),))
 def sopr_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
     sth, adjusted = panel["sth_sopr"], panel["sopr"]
     out.add("sth", sth, "short-term-holder SOPR (spent output value / its cost)")

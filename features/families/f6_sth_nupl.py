@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 
 from cascade_radar.config import FeatureConfig
-from features.families import FeatureSet, family, summary
+from features.families import FeatureSet, Warning, family, summary
 from features.transforms import sign_flips, sign_streak, trailing_rank, zscore
 
 
-@family("nupl", "short-term-holder NUPL", inputs=("sth_nupl",))
+@family("nupl", "STH-NUPL", "tab:cyan", inputs=("sth_nupl",),
+        warnings=(Warning("STH-NUPL extreme", ("nupl_sth_zscore",), "abs>=", 1.5),))
 def sth_nupl_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
     nupl = panel["sth_nupl"]
     out.add("sth", nupl, "STH net unrealized profit/loss, fraction of STH market value")

@@ -35,8 +35,15 @@ def lookahead_violations(fam: Family, panel: pd.DataFrame, cfg: FeatureConfig, s
     return bad
 
 
-def test_six_families_are_registered() -> None:
-    assert list(FAMILIES) == ["price", "oi", "funding", "flows", "sopr", "nupl"]
+def test_every_family_module_registers_one_family_with_its_identity() -> None:
+    import pkgutil
+
+    import features.families as package
+
+    modules = [m.name for m in pkgutil.iter_modules(package.__path__)]
+    assert len(FAMILIES) == len(modules) >= 6
+    for fam in FAMILIES.values():
+        assert fam.title and fam.colour and fam.inputs and fam.summary is not None, fam.name
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
@@ -65,7 +72,7 @@ def test_the_contract_catches_a_family_that_peeks(panel: pd.DataFrame) -> None:
         out.add("zscore_all", (inputs["price_usd"] - inputs["price_usd"].mean()) / inputs["price_usd"].std(), "full-sample z")
 
     for fn in (peeking, centred, global_norm):
-        fam = Family("leaky", "leaky", ("price_usd",), fn)
+        fam = Family("leaky", "leaky", "black", ("price_usd",), fn)
         assert lookahead_violations(fam, panel, FeatureConfig()), f"{fn.__name__} should be caught"
     assert "leaky" not in REGISTRY
 

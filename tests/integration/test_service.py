@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 from cascade_radar.config import Settings
 from features.build import assemble_panel
+from features.families import load_families
 from features.store import HistoryStore
 from serving.process import free_port, signals_payload, start_server, stop_server
 
@@ -85,7 +86,7 @@ def test_explain_returns_the_full_explanation(client: TestClient, trained_synthe
     _, ft, _ = trained_synthetic
     body = client.post("/explain", json={"as_of": str(ft.table.index[700].date())}).json()
     assert body["sentence"].startswith("Cascade risk within 14 days")
-    assert set(body["cascade"]["families"]) == {"price", "oi", "funding", "flows", "sopr", "nupl"}
+    assert set(body["cascade"]["families"]) == set(load_families())
     total = body["cascade"]["base_value"] + sum(body["cascade"]["features"].values())
     assert total == pytest.approx(body["cascade"]["margin"], abs=1e-6)
     assert body["direction_model"]["meaning"].startswith("positive pushes towards a long squeeze")
@@ -111,8 +112,9 @@ def test_predict_range_rows(client: TestClient, trained_synthetic) -> None:  # n
         ("/predict_range", {"start": "2023-01-10", "end": "2023-01-01"}, 400, "end 2023-01-01 is before start"),
         ("/predict_range", {"start": "2023-01-10"}, 400, "end"),
         ("/predict_signals", {"signals": []}, 400, "signals"),
-        ("/predict_signals", {"signals": [{"date": "2023-01-01", "close_usd": "abc"}]}, 400, "close_usd"),
-        ("/predict_signals", {"signals": [{"date": "2023-01-01", "close_usd": 1.0}]}, 400, "oi_close_usd"),
+        ("/predict_signals", {"signals": [{"date": "2023-01-01", "price_usd": "abc"}]}, 400, "price_usd"),
+        ("/predict_signals", {"signals": [{"date": "2023-01-01", "price_usd": 1.0}]}, 400, "oi_close_usd"),
+        ("/predict_signals", {"signals": [{"date": "2023-01-01", "funding_rate_frac8h": 1.5}]}, 400, "funding_rate_frac8h"),
     ],
 )
 def test_bad_input_is_a_4xx_naming_the_field(client: TestClient, route: str, payload: dict, status: int, names: str) -> None:

@@ -9,16 +9,15 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from cascade_radar.config import GateConfig, Settings
-from features.build import load_feature_table
 from features.store import HistoryStore
 from training.register import CHAMPION, load_champion
-from training.train import run_training
+from training.train import train
 
 
 @pytest.fixture()
 def trained(settings: Settings, synthetic_store: HistoryStore):  # noqa: ANN201
-    ft = load_feature_table(synthetic_store, settings)
-    return ft, run_training(ft, synthetic_store, settings)
+    result = train(settings, store=synthetic_store)
+    return result.feature_table, result
 
 
 def test_train_registers_a_champion_that_loads_back_with_the_same_probabilities(trained, settings: Settings) -> None:  # noqa: ANN001
@@ -59,7 +58,7 @@ def test_the_run_records_config_data_metrics_plots_and_oof(trained, settings: Se
 def test_the_gate_refuses_a_model_that_loses_and_keeps_the_champion(trained, settings: Settings, synthetic_store: HistoryStore) -> None:  # noqa: ANN001
     ft, _ = trained
     strict = settings.model_copy(update={"gate": GateConfig(min_margin=10.0)})
-    second = run_training(ft, synthetic_store, strict)
+    second = train(strict, store=synthetic_store)
     assert not second.passed_gate
     assert any("does not beat base_rate" in r for r in second.reasons)
     assert second.model_version == "2"

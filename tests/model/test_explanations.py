@@ -9,8 +9,10 @@ import shap
 
 from features.build import build_feature_table
 from features.store import HistoryStore
-from training.explain import IN_SAMPLE, OUT_OF_FOLD, OUT_OF_SAMPLE, build_explainer, contributions, day_explanation, family_of
-from training.replay import read_oof, replay_event
+from features.families import REGISTRY, family_of
+from training.explain import IN_SAMPLE, OUT_OF_FOLD, OUT_OF_SAMPLE, build_explainer, contributions, day_explanation
+from training.replay import replay_event
+from training.report import read_oof
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,7 @@ def test_family_sums_equal_the_sum_of_their_features(explained) -> None:  # noqa
     _, table = explained
     for model in ("cascade", "direction"):
         shap_cols = [c for c in table.columns if c.startswith(f"{model}_shap__")]
-        for fam in ("price", "oi", "funding", "flows", "sopr", "nupl"):
+        for fam in REGISTRY:
             members = [c for c in shap_cols if family_of(c.removeprefix(f"{model}_shap__")) == fam]
             np.testing.assert_allclose(table[members].sum(axis=1), table[f"{model}_family__{fam}"], atol=1e-9)
         np.testing.assert_allclose(table[f"{model}_base"] + table[shap_cols].sum(axis=1), table[f"{model}_margin"], atol=1e-6)
@@ -45,7 +47,7 @@ def test_family_sums_equal_the_sum_of_their_features(explained) -> None:  # noqa
 def test_the_sentence_names_the_family_with_the_largest_contribution(trained_synthetic, explained) -> None:  # noqa: ANN001
     settings, ft, _ = trained_synthetic
     _, table = explained
-    titles = {"price": "price & momentum", "oi": "open interest", "funding": "funding", "flows": "exchange flows", "sopr": "SOPR", "nupl": "STH-NUPL"}
+    titles = {name: fam.title for name, fam in REGISTRY.items()}
     for day in table.index[300::97]:
         e = day_explanation(table.loc[day], ft.table.loc[day], 14, 0.5)
         fams = e["cascade"]["families"]
@@ -93,4 +95,4 @@ def test_replay_of_a_planted_event_shows_the_alert_before_it(trained_synthetic, 
     for r in caught:
         assert 1 <= r.lead_days <= settings.labels.horizon_days
         assert r.first_alert < r.event["start"]
-    assert all(set(r.days.columns) >= {"price", "oi", "funding", "flows", "sopr", "nupl"} for r in replays)
+    assert all(set(r.days.columns) >= set(REGISTRY) for r in replays)

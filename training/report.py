@@ -1,0 +1,161 @@
+"""Every file a training run leaves for people: the Markdown report, its plots, out-of-fold predictions,
+feature importance, events and the fold models. ``write_report`` is the one place that writes them
+and it returns the paths it wrote, which the pipeline logs to MLflow as they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from cascade_radar.config import Settings
+from features.build import FeatureTable
+from training.evaluate import TABLE_METRICS, Evaluation, Verdict
+from training.model import PROBABILITY_COLUMNS, CascadeModel, is_cascade, save_fold_models
+from training.plotting import pyplot, save_figure
+
+OOF_COLUMNS = ["date", "fold", *PROBABILITY_COLUMNS, "target"]
+OOF_FILE = "oof_predictions.csv"
+
+
+def format_table(table: pd.DataFrame) -> str:
+    out = table.copy()
+    for col in out.columns:
+        out[col] = out[col].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}")
+    return out.to_markdown()
+
+
+def write_oof(evaluation: Evaluation, directory: Path) -> list[Path]:
+    oof = evaluation.oof["model"].reset_index()
+    oof["date"] = oof["date"].dt.strftime("%Y-%m-%d")
+    path = directory / OOF_FILE
+    oof[OOF_COLUMNS].to_csv(path, index=False, float_format="%.6f")
+    baselines_frame = pd.concat({name: pred for name, pred in evaluation.oof.items() if name != "model"}, names=["predictor"]).reset_index()
+    baselines_frame["date"] = baselines_frame["date"].dt.strftime("%Y-%m-%d")
+    other = directory / "oof_baselines.csv"
+    baselines_frame.to_csv(other, index=False, float_format="%.6f")
+    return [path, other]
+
+
+def read_oof(directory: Path) -> pd.DataFrame:
+    """The out-of-fold predictions of the last evaluation written under ``directory``."""
+    path = directory / OOF_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: out-of-fold predictions come from an evaluation — run `make train` first")
+    return pd.read_csv(path, parse_dates=["date"]).set_index("date")
+
+
+def plot_pr(evaluation: Evaluation, asset: str, path: Path) -> Path:
+    from sklearn.metrics import precision_recall_curve
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for name, pred in evaluation.oof.items():
+        precision, recall, _ = precision_recall_curve(is_cascade(pred["target"]), pred["p_cascade"])
+        ax.step(recall, precision, where="post", label=f"{name} (AP {evaluation.pooled.loc[name, 'pr_auc']:.3f})")
+    ax.set(xlabel="recall", ylabel="precision", title=f"{asset}: precision-recall, out-of-fold", ylim=(0, 1.02))
+    ax.legend(loc="upper right")
+    return save_figure(fig, path)
+
+
+def plot_reliability(evaluation: Evaluation, asset: str, path: Path) -> Path:
+    from sklearn.calibration import calibration_curve
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="perfect")
+    for name in ("model", "logistic", "rule"):
+        pred = evaluation.oof[name]
+        frac, mean = calibration_curve(is_cascade(pred["target"]), pred["p_cascade"], n_bins=10, strategy="quantile")
+        ax.plot(mean, frac, marker="o", label=name)
+    ax.set(xlabel="predicted P(cascade within H days)", ylabel="observed frequency", title=f"{asset}: reliability, out-of-fold",
+           xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="upper left")
+    return save_figure(fig, path)
+
+
+def plot_timeline(evaluation: Evaluation, events: pd.DataFrame, threshold: float, asset: str, path: Path) -> Path:
+    plt = pyplot()
+    pred = evaluation.oof["model"]
+    fig, ax = plt.subplots(figsize=(13, 4))
+    ax.plot(pred.index, pred["p_cascade"], lw=0.8, c="black", label="P(cascade within H)")
+    ax.fill_between(pred.index, 0, pred["p_long"], color="tab:red", alpha=0.25, lw=0, label="P(long squeeze)")
+    ax.axhline(threshold, c="grey", ls=":", lw=1, label=f"alert threshold {threshold:g}")
+    shown = events[(events["start"] >= pred.index[0]) & (events["start"] <= pred.index[-1])]
+    for event in shown.itertuples():
+        ax.axvline(event.start, color="tab:red" if event.direction == "long" else "tab:blue", lw=0.8, alpha=0.8)
+    for fold in evaluation.folds[1:]:
+        ax.axvline(fold.test_start, color="grey", lw=0.5, ls="--")
+    ax.plot([], [], c="tab:red", label="long-squeeze event")
+    ax.plot([], [], c="tab:blue", label="short-squeeze event")
+    ax.set(ylim=(0, 1), ylabel="probability", title=f"{asset}: out-of-fold cascade probability with labelled events (dashed: fold boundaries)")
+    ax.legend(loc="upper left", ncol=3, fontsize=8)
+    return save_figure(fig, path)
+
+
+def feature_importance(model: CascadeModel) -> pd.DataFrame:
+    imp = pd.DataFrame({"feature": model.features,
+                        "cascade_gain": model.cascade.feature_importance("gain"),
+                        "direction_gain": model.direction.feature_importance("gain") if model.direction else 0.0})
+    return imp.sort_values("cascade_gain", ascending=False)
+
+
+def plot_importance(imp: pd.DataFrame, asset: str, path: Path, top: int = 25) -> Path:
+    plt = pyplot()
+    head = imp.head(top).iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 7))
+    ax.barh(head["feature"], head["cascade_gain"])
+    ax.set(title=f"{asset}: cascade model, top {top} features by gain", xlabel="total gain")
+    return save_figure(fig, path)
+
+
+def write_report(evaluation: Evaluation, verdict: Verdict, ft: FeatureTable, model: CascadeModel, settings: Settings,
+                 directory: Path) -> list[Path]:
+    """The report, its plots and tables, and the fold models under ``directory``; returns every path written
+    (the report itself first)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    asset = settings.asset
+    written = write_oof(evaluation, directory)
+    written += save_fold_models(evaluation.fold_models, evaluation.fold_descriptions(), directory)
+    written.append(plot_pr(evaluation, asset, directory / "pr_curve.png"))
+    written.append(plot_reliability(evaluation, asset, directory / "reliability.png"))
+    written.append(plot_timeline(evaluation, ft.labels.events, settings.alert_threshold, asset, directory / "timeline.png"))
+    imp = feature_importance(model)
+    imp.to_csv(directory / "feature_importance.csv", index=False)
+    written += [directory / "feature_importance.csv", plot_importance(imp, asset, directory / "feature_importance.png")]
+    ft.labels.events.to_csv(directory / "events.csv", index=False)
+    written.append(directory / "events.csv")
+    folds = pd.DataFrame(evaluation.fold_descriptions()).set_index("fold")
+    h = settings.labels.horizon_days
+    lines = [
+        f"# cascade-radar evaluation — {asset}",
+        "",
+        f"Walk-forward, expanding window, {len(evaluation.folds)} folds, purge gap {settings.purge_days} days "
+        f"(label horizon H = {h}). Alert: P(cascade) >= {settings.alert_threshold:g}. All numbers are out-of-fold.",
+        "",
+        "## Model vs baselines (pooled out-of-fold)",
+        "",
+        format_table(evaluation.table()),
+        "",
+        f"Gate ({' and '.join(settings.gate.metrics)} above every baseline): **{'passed' if verdict.passed else 'failed'}**"
+        + ("" if verdict.passed else " — " + "; ".join(verdict.reasons)),
+        "",
+        "## Per fold",
+        "",
+        format_table(evaluation.per_fold[TABLE_METRICS]),
+        "",
+        "## Folds",
+        "",
+        folds.to_markdown(),
+        "",
+        "## Plots",
+        "",
+        "![precision-recall](pr_curve.png) ![reliability](reliability.png)",
+        "",
+        "![timeline](timeline.png)",
+        "",
+        verdict.note(),
+    ]
+    path = directory / "evaluation.md"
+    path.write_text("\n".join(lines))
+    return [path, *written]
