@@ -218,7 +218,7 @@ def cmd_data_update(args: argparse.Namespace, settings: Settings) -> int:
     from features.sources.update import build_connectors, run_update
 
     store = open_store(settings)
-    connectors = build_connectors(settings, args.source or None)
+    connectors = build_connectors(settings.asset, args.source or None)
     unavailable = {c.name: reason for c in connectors if (reason := c.unavailable())}
 
     def progress(o) -> None:  # noqa: ANN001 - SeriesOutcome
@@ -227,7 +227,7 @@ def cmd_data_update(args: argparse.Namespace, settings: Settings) -> int:
         state = f"skipped: {o.skipped}" if o.skipped else f"+{o.new_rows} new, {o.revised_rows} revised, through {_day(o.last_day)}"
         print(f"  {o.source:<22} {o.series:<24} {state}", flush=True)
 
-    outcomes = run_update(settings, store, connectors, progress=progress)
+    outcomes = run_update(store, connectors, progress=progress)
     tried = [o for o in outcomes if o.source not in unavailable]
     if tried and all(o.network_down for o in tried):
         print(f"no network: none of {len({o.source for o in tried})} providers could be reached; the store is unchanged")
@@ -249,9 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="local history store").add_subparsers(dest="data_command", required=True)
     data.add_parser("status", help="per series: source, first/last day, rows, gaps").set_defaults(handler=cmd_data_status)
     data.add_parser("import-reference", help="load the reference history (../shared/data)").set_defaults(handler=cmd_data_import_reference)
-    upd = data.add_parser("update", help="fetch new days from the live providers (incremental, atomic per series)")
-    upd.add_argument("--source", action="append", help="only this provider (repeatable): binance-spot, binance-usdm-funding, "
-                     "binance-usdm-oi, bybit-oi, coinmetrics, bgeometrics, coinalyze, coinglass")
+    from features.sources.base import load_connectors
+
+    providers = load_connectors()
+    keys = "; ".join(f"{name}: {cls.key_env} ({'required' if cls.key_required else 'optional'})" for name, cls in providers.items() if cls.key_env)
+    upd = data.add_parser("update", help="fetch new days from the live providers (incremental, atomic per series)",
+                          epilog=f"API keys are read from the environment — {keys}")
+    upd.add_argument("--source", action="append", choices=list(providers), metavar="NAME",
+                     help=f"only this provider (repeatable): {', '.join(providers)}")
     upd.set_defaults(handler=cmd_data_update)
 
     feats = sub.add_parser("features", help="feature table").add_subparsers(dest="features_command", required=True)

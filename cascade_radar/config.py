@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -130,11 +130,6 @@ class Settings(BaseSettings):
                                          "posted and stored history give the same features")
     bentoml_port: int = 3000
 
-    coinglass_api_key: SecretStr | None = None
-    coinalyze_api_key: SecretStr | None = None
-    coinmetrics_api_key: SecretStr | None = None
-    bgeometrics_token: SecretStr | None = None
-
     features: FeatureConfig = FeatureConfig()
     labels: LabelConfig = LabelConfig()
     folds: FoldConfig = FoldConfig()
@@ -187,11 +182,9 @@ class Settings(BaseSettings):
         return self.folds.purge_days if self.folds.purge_days is not None else self.labels.horizon_days
 
     def loggable(self) -> dict[str, object]:
-        """The whole config as plain JSON-able data, secrets masked."""
-        data = self.model_dump(mode="json")
-        for key in ("coinglass_api_key", "coinalyze_api_key", "coinmetrics_api_key", "bgeometrics_token"):
-            data[key] = "set" if getattr(self, key) else None
-        return data
+        """The whole config as plain JSON-able data. It holds no secret: provider keys stay in the environment
+        variables their connectors declare (`cascade-radar data update --help` lists them)."""
+        return self.model_dump(mode="json")
 
 
 def get_settings(**overrides: object) -> Settings:

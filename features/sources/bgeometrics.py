@@ -12,9 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.sources.base import Connector, SeriesPlan
+from features.sources.base import Connector, FetchContext, SeriesPlan
 from features.sources.http import HttpSource, QuotaExhausted, RateLimit, require, require_float, require_list
-from features.store import HistoryStore
 
 # endpoint -> (value field, store column, transform)
 METRICS: dict[str, tuple[str, str]] = {
@@ -27,16 +26,15 @@ METRICS: dict[str, tuple[str, str]] = {
 
 class BGeometrics(Connector):
     name = "bgeometrics"
-    key_setting = None  # keyless free tier; CASCADE_RADAR_BGEOMETRICS_TOKEN lifts the quota
     key_env = "CASCADE_RADAR_BGEOMETRICS_TOKEN"
     assets = ("BTC",)
     plans = (SeriesPlan("onchain_cohorts"),)
     limits = "free tier: ~8 requests / hour, ~15 / day per IP; one request per metric"
     licence = "BGeometrics terms (free tier, attribution)"
 
-    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, store: HistoryStore) -> pd.DataFrame:
+    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, context: FetchContext) -> pd.DataFrame:
         http = HttpSource(self.name, self.base_url or "https://bitcoin-data.com/v1", rate=RateLimit(8, 3600.0), sleep=self.sleep)
-        stored = store.read("onchain_cohorts")
+        stored = context.stored
         columns: dict[str, pd.Series] = {}
         for endpoint, (field, column) in METRICS.items():
             # per column, only the days after its own last value (a quota stop may have left columns
@@ -46,8 +44,8 @@ class BGeometrics(Connector):
             if first > end:
                 continue
             params: dict[str, Any] = {"startday": f"{first:%Y-%m-%d}", "endday": f"{end:%Y-%m-%d}"}
-            if self.settings.bgeometrics_token:
-                params["token"] = self.settings.bgeometrics_token.get_secret_value()
+            if self.key:
+                params["token"] = self.key
             path = f"/{endpoint}"
             try:
                 body = require_list(http.get_json(path, params), "daily points", self.name, path)
@@ -64,3 +62,10 @@ class BGeometrics(Connector):
         if not columns:
             return pd.DataFrame()
         return pd.DataFrame(columns).sort_index().loc[:end]
+
+    def documented_example(self, series: str, start: pd.Timestamp, days: int) -> dict[str, Any]:
+        """GET /v1/<metric>: [{d: YYYY-MM-DD, unixTs: seconds, <metricField>: number}]."""
+        values = {"sthSopr": 1.01, "asopr": 1.002, "sthMvrv": 1.25, "sthRealizedPrice": 90000.0}
+        days_list = [start + pd.Timedelta(days=i) for i in range(days)]
+        return {f"/{endpoint}": [{"d": f"{d:%Y-%m-%d}", "unixTs": int(d.timestamp()), field: values[field]} for d in days_list]
+                for endpoint, (field, _) in METRICS.items()}

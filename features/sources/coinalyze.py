@@ -12,9 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from features.sources.base import Connector, SeriesPlan
+from features.sources.base import Connector, FetchContext, SeriesPlan
 from features.sources.http import HttpSource, ProviderError, RateLimit, require, require_float, require_list, utc_days
-from features.store import HistoryStore
 
 MAJOR_EXCHANGES = ("Binance", "Bybit", "OKX", "Bitget", "BitMEX", "Deribit", "Hyperliquid", "Gate.io", "HTX")
 SYMBOLS_PER_CALL = 20
@@ -23,7 +22,7 @@ DAYS_PER_CALL = 300
 
 class Coinalyze(Connector):
     name = "coinalyze"
-    key_setting = "coinalyze_api_key"
+    key_required = True
     key_env = "CASCADE_RADAR_COINALYZE_API_KEY"
     plans = (SeriesPlan("liquidations_coinalyze", "2020-01-01"),)
     limits = "40 calls / min per key; 20 symbols per call"
@@ -43,7 +42,7 @@ class Coinalyze(Connector):
             raise ProviderError(self.name, "/future-markets", f"no {self.asset} perpetual on {', '.join(MAJOR_EXCHANGES)}")
         return sorted(symbols)
 
-    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, store: HistoryStore) -> pd.DataFrame:
+    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, context: FetchContext) -> pd.DataFrame:
         http = self.source()
         symbols = self.markets(http)
         endpoint = "/liquidation-history"
@@ -66,3 +65,12 @@ class Coinalyze(Connector):
         frame["date"] = utc_days(frame["t"].to_numpy(), "s")
         daily = frame.groupby("date")[["long", "short"]].sum()
         return daily.rename(columns={"long": "coinalyze_liq_long_usd", "short": "coinalyze_liq_short_usd"}).loc[start:end]
+
+    def documented_example(self, series: str, start: pd.Timestamp, days: int) -> dict[str, Any]:
+        """GET /exchanges [{name, code}], /future-markets [{symbol, base_asset, is_perpetual}],
+        /liquidation-history [{symbol, history: [{t (s), l, s}]}]."""
+        symbol = f"{self.asset}USDT_PERP.A"
+        history = [{"t": int((start + pd.Timedelta(days=i)).timestamp()), "l": 1.5e6, "s": 2.5e5} for i in range(days)]
+        return {"/exchanges": [{"name": "Binance", "code": "A"}],
+                "/future-markets": [{"symbol": symbol, "base_asset": self.asset, "is_perpetual": True}],
+                "/liquidation-history": [{"symbol": symbol, "history": history}] if days else []}

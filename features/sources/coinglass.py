@@ -9,9 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from features.sources.base import Connector, SeriesPlan
+from features.sources.base import Connector, FetchContext, SeriesPlan
 from features.sources.http import HttpSource, ProviderError, RateLimit, day_start, require, require_float, require_list, utc_days
-from features.store import HistoryStore
 
 ALL_EXCHANGES = "Binance,OKX,Bybit,Bitget,BitMEX,Deribit,Huobi,Gate,Bitfinex,Kraken,CoinEx,Hyperliquid"
 PERCENT = 0.01
@@ -19,7 +18,7 @@ PERCENT = 0.01
 
 class CoinGlass(Connector):
     name = "coinglass"
-    key_setting = "coinglass_api_key"
+    key_required = True
     key_env = "CASCADE_RADAR_COINGLASS_API_KEY"
     plans = (SeriesPlan("liquidations", "2020-12-23"), SeriesPlan("liquidations_binance", "2020-12-23"),
              SeriesPlan("open_interest", "2020-02-27"), SeriesPlan("funding_aggregated", "2020-03-31"))
@@ -59,7 +58,7 @@ class CoinGlass(Connector):
             out[column] = [require_float(r, field, self.name, endpoint) * scale for r in rows]
         return out[~out.index.duplicated(keep="last")].sort_index()
 
-    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, store: HistoryStore) -> pd.DataFrame:
+    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, context: FetchContext) -> pd.DataFrame:
         symbol = self.asset
         if series in ("liquidations", "liquidations_binance"):
             endpoint = "/api/futures/liquidation/aggregated-history"
@@ -82,3 +81,16 @@ class CoinGlass(Connector):
         else:
             raise ValueError(f"coinglass has no series '{series}'")
         return frame.loc[start:end] if len(frame) else frame
+
+    def documented_example(self, series: str, start: pd.Timestamp, days: int) -> dict[str, Any]:
+        """CoinGlass v4: {code: "0", msg, data: [{time (ms), ...fields}]} per endpoint."""
+        times = [day_start(start + pd.Timedelta(days=i)) for i in range(days)]
+        liq = [{"time": t, "aggregated_long_liquidation_usd": 1.2e8, "aggregated_short_liquidation_usd": 3.4e7} for t in times]
+        ohlc = [{"time": t, "open": "10", "high": "12", "low": "9", "close": "11"} for t in times]
+        funding = [{"time": t, "open": "0.01", "high": "0.02", "low": "0.0", "close": "0.01"} for t in times]
+
+        def ok(data: list[dict[str, Any]]) -> dict[str, Any]:
+            return {"code": "0", "msg": "success", "data": data}
+
+        return {"/api/futures/liquidation/aggregated-history": ok(liq), "/api/futures/open-interest/aggregated-history": ok(ohlc),
+                "/api/futures/funding-rate/oi-weight-history": ok(funding), "/api/futures/funding-rate/vol-weight-history": ok(funding)}

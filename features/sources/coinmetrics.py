@@ -9,9 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from features.sources.base import Connector, SeriesPlan
+from features.sources.base import Connector, FetchContext, SeriesPlan
 from features.sources.http import HttpSource, ProviderError, RateLimit, as_float, require, require_list
-from features.store import HistoryStore
 
 METRICS = {
     "FlowInExNtv": "inflow_coin",
@@ -25,24 +24,23 @@ METRICS = {
 
 class CoinMetrics(Connector):
     name = "coinmetrics"
-    key_setting = None  # community API is keyless; CASCADE_RADAR_COINMETRICS_API_KEY switches to the pro API
     key_env = "CASCADE_RADAR_COINMETRICS_API_KEY"
     plans = (SeriesPlan("exchange_flows"),)
     limits = "community: 10 requests / 6 s per IP; 10,000 rows per page"
     licence = "CC BY-NC 4.0 (non-commercial)"
 
     def source(self) -> HttpSource:
-        key = self.settings.coinmetrics_api_key
+        key = self.key
         base = self.base_url or ("https://api.coinmetrics.io/v4" if key else "https://community-api.coinmetrics.io/v4")
         return HttpSource(self.name, base, rate=RateLimit(10, 6.0), sleep=self.sleep)
 
-    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, store: HistoryStore) -> pd.DataFrame:
+    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, context: FetchContext) -> pd.DataFrame:
         http = self.source()
         endpoint = "/timeseries/asset-metrics"
         params: dict[str, Any] = {"assets": self.asset.lower(), "metrics": ",".join(METRICS), "frequency": "1d",
                                   "start_time": f"{start:%Y-%m-%d}", "end_time": f"{end:%Y-%m-%d}", "page_size": 10000}
-        if self.settings.coinmetrics_api_key:
-            params["api_key"] = self.settings.coinmetrics_api_key.get_secret_value()
+        if self.key:
+            params["api_key"] = self.key
         rows: list[dict[str, Any]] = []
         for _ in range(1000):
             body = http.get_json(endpoint, params)
@@ -64,3 +62,10 @@ class CoinMetrics(Connector):
             raise ProviderError(self.name, endpoint, "no FlowInExNtv / FlowOutExNtv in the response (metric not available to this key?)")
         out = out[~out.index.duplicated(keep="last")].sort_index()
         return out.dropna(subset=["inflow_coin", "outflow_coin"]).loc[start:end]
+
+    def documented_example(self, series: str, start: pd.Timestamp, days: int) -> dict[str, Any]:
+        """GET /timeseries/asset-metrics: {data: [{asset, time (RFC 3339), <metric>: string}], next_page_token?}."""
+        rows = [{"asset": self.asset.lower(), "time": f"{start + pd.Timedelta(days=i):%Y-%m-%d}T00:00:00.000000000Z", "FlowInExNtv": "100.5",
+                 "FlowOutExNtv": "90.25", "SplyExNtv": "2000000", "PriceUSD": "42000.5", "CapMrktCurUSD": "8.2e11", "CapMVRVCur": "1.9"}
+                for i in range(days)]
+        return {"/timeseries/asset-metrics": {"data": rows}}

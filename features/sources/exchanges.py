@@ -13,7 +13,7 @@ import ccxt
 import numpy as np
 import pandas as pd
 
-from features.sources.base import Connector, SeriesPlan, price_lookup
+from features.sources.base import Connector, FetchContext, SeriesPlan
 from features.sources.http import (
     NoNetwork,
     ProviderError,
@@ -25,7 +25,6 @@ from features.sources.http import (
     require_list,
     utc_days,
 )
-from features.store import HistoryStore
 
 DAY_MS = 86_400_000
 
@@ -61,6 +60,14 @@ def make_exchange(cls: type, base_url: str | None, keys: tuple[str, ...], timeou
     return exchange
 
 
+def _ms(day: pd.Timestamp) -> int:
+    return day_start(day)
+
+
+def _days(start: pd.Timestamp, days: int) -> list[pd.Timestamp]:
+    return [start + pd.Timedelta(days=i) for i in range(days)]
+
+
 class ExchangeConnector(Connector):
     retry = RetryPolicy(attempts=5, backoff=1.0)
 
@@ -77,7 +84,7 @@ class BinanceSpot(ExchangeConnector):
     limits = "klines: weight 2 of 6,000/min; 1,000 days per request"
     assets = ("BTC", "ETH")
 
-    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, store: HistoryStore) -> pd.DataFrame:
+    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, context: FetchContext) -> pd.DataFrame:
         ex = make_exchange(ccxt.binance, self.base_url, ("public",))
         endpoint = "GET /api/v3/klines"
         rows: list[list[Any]] = []
@@ -103,13 +110,18 @@ class BinanceSpot(ExchangeConnector):
                              index=utc_days(arr[:, 0].astype("int64"), "ms"))
         return frame[~frame.index.duplicated(keep="last")].loc[start:end]
 
+    def documented_example(self, series: str, start: pd.Timestamp, days: int) -> dict[str, Any]:
+        """GET /api/v3/klines: [open time, open, high, low, close, volume, close time, quote volume, trades, ...] as strings."""
+        return {"/api/v3/klines": [[_ms(d), "100.0", "110.0", "90.0", "105.0", "12.5", _ms(d) + DAY_MS - 1, "1312.5", 50, "6", "630", "0"]
+                                   for d in _days(start, days)]}
+
 
 class BinanceFunding(ExchangeConnector):
     name = "binance-usdm-funding"
     plans = (SeriesPlan("funding_binance", "2019-09-10"),)
     limits = "fundingRate: 500 requests / 5 min; 1,000 events (~333 days) per request"
 
-    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, store: HistoryStore) -> pd.DataFrame:
+    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, context: FetchContext) -> pd.DataFrame:
         ex = make_exchange(ccxt.binanceusdm, self.base_url, ("fapiPublic",))
         endpoint = "GET /fapi/v1/fundingRate"
         events: list[tuple[int, float]] = []
@@ -132,13 +144,18 @@ class BinanceFunding(ExchangeConnector):
         daily = frame.groupby("date")["rate"].agg(["mean", "count"])
         return pd.DataFrame({"funding_rate_binance_frac8h": daily["mean"], "funding_events": daily["count"].astype(float)}).loc[start:end]
 
+    def documented_example(self, series: str, start: pd.Timestamp, days: int) -> dict[str, Any]:
+        """GET /fapi/v1/fundingRate: [{symbol, fundingTime (ms), fundingRate (string fraction), markPrice}] every 8 h."""
+        return {"/fapi/v1/fundingRate": [{"symbol": self.pair(), "fundingTime": _ms(d) + h * 3_600_000, "fundingRate": "0.00010000", "markPrice": "100.0"}
+                                         for d in _days(start, days) for h in (0, 8, 16)]}
+
 
 class BinanceOpenInterest(ExchangeConnector):
     name = "binance-usdm-oi"
     plans = (SeriesPlan("open_interest_exchange", "2018-01-01"),)
     limits = "openInterestHist: last 30 days only, 500 points per request; 1,000 requests / 5 min"
 
-    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, store: HistoryStore) -> pd.DataFrame:
+    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, context: FetchContext) -> pd.DataFrame:
         ex = make_exchange(ccxt.binanceusdm, self.base_url, ("fapiData",))
         endpoint = "GET /futures/data/openInterestHist"
         # the provider serves ~30 days; the value stamped 00:00 of D is the close of D-1
@@ -154,13 +171,19 @@ class BinanceOpenInterest(ExchangeConnector):
         frame = pd.DataFrame({"exchange_oi_close_usd": v}, index=utc_days(t, "ms") - pd.Timedelta(days=1))
         return frame[~frame.index.duplicated(keep="last")].sort_index().loc[start:end]
 
+    def documented_example(self, series: str, start: pd.Timestamp, days: int) -> dict[str, Any]:
+        """GET /futures/data/openInterestHist: [{symbol, sumOpenInterest, sumOpenInterestValue, timestamp (ms)}]."""
+        return {"/futures/data/openInterestHist": [{"symbol": self.pair(), "sumOpenInterest": "1000.0", "sumOpenInterestValue": "100000000.0",
+                                                    "timestamp": _ms(d + pd.Timedelta(days=1))} for d in _days(start, days)]}
+
 
 class BybitOpenInterest(ExchangeConnector):
     name = "bybit-oi"
+    needs_price = True  # coins are valued at the stored close of each day
     plans = (SeriesPlan("open_interest_bybit", "2020-03-01"),)
     limits = "v5 open-interest: 200 points per page (cursor); 600 requests / 5 s per IP"
 
-    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, store: HistoryStore) -> pd.DataFrame:
+    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, context: FetchContext) -> pd.DataFrame:
         ex = make_exchange(ccxt.bybit, self.base_url, ("public",))
         endpoint = "GET /v5/market/open-interest"
         points: list[tuple[int, float]] = []
@@ -185,6 +208,12 @@ class BybitOpenInterest(ExchangeConnector):
         # stamped at 00:00 UTC of D = the close of D-1, as Binance's
         index = utc_days(frame["t"].to_numpy(), "ms") - pd.Timedelta(days=1)
         coins = pd.Series(frame["coins"].to_numpy(), index=index)
-        price = price_lookup(store).reindex(index)
+        price = context.price.reindex(index) if context.price is not None else pd.Series(float("nan"), index=index)
         out = pd.DataFrame({"bybit_oi_coin": coins, "bybit_oi_close_usd": coins * price})
         return out.loc[start:end]
+
+    def documented_example(self, series: str, start: pd.Timestamp, days: int) -> dict[str, Any]:
+        """GET /v5/market/open-interest: {retCode, retMsg, result: {list: [{openInterest, timestamp}], nextPageCursor}}."""
+        rows = [{"openInterest": "5000.0", "timestamp": str(_ms(d + pd.Timedelta(days=1)))} for d in reversed(_days(start, days))]
+        return {"/v5/market/open-interest": {"retCode": 0, "retMsg": "OK", "result": {"symbol": self.pair(), "category": "linear", "list": rows,
+                                                                                         "nextPageCursor": ""}, "time": 0}}

@@ -9,19 +9,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from cascade_radar.config import Settings
-from features.sources.base import Connector, last_complete_day
-from features.sources.bgeometrics import BGeometrics
-from features.sources.coinalyze import Coinalyze
-from features.sources.coinglass import CoinGlass
-from features.sources.coinmetrics import CoinMetrics
-from features.sources.exchanges import BinanceFunding, BinanceOpenInterest, BinanceSpot, BybitOpenInterest
+from features.build import DERIVED_INPUTS, first_available
+from features.sources.base import Connector, FetchContext, last_complete_day, load_connectors
 from features.sources.http import NoNetwork, ProviderError, QuotaExhausted
 from features.store import HistoryStore
 
 OVERLAP_DAYS = 3  # re-fetch the last days: providers revise recent bars
-CONNECTORS: list[type[Connector]] = [BinanceSpot, BinanceFunding, BinanceOpenInterest, BybitOpenInterest, CoinMetrics, BGeometrics,
-                                     Coinalyze, CoinGlass]
 
 
 @dataclass
@@ -36,22 +29,28 @@ class SeriesOutcome:
     quota_exhausted: bool = False
 
 
-def build_connectors(settings: Settings, only: list[str] | None = None, base_urls: dict[str, str] | None = None,
-                     sleep: Callable[[float], None] | None = None) -> list[Connector]:
-    """The live connectors (optionally only those named), each with an optional base-URL override."""
-    known = {c.name: c for c in CONNECTORS}
+def build_connectors(asset: str, only: list[str] | None = None, base_urls: dict[str, str] | None = None,
+                     sleep: Callable[[float], None] | None = None, keys: dict[str, str] | None = None) -> list[Connector]:
+    """The registered live connectors (optionally only those named), each with its key from the environment
+    (or ``keys``) and an optional base-URL override."""
+    known = load_connectors()
     unknown = [n for n in only or [] if n not in known]
     if unknown:
         raise ValueError(f"unknown source(s) {unknown}; known: {', '.join(known)}")
     out = []
-    for cls in CONNECTORS:
-        if only and cls.name not in only:
+    for name, cls in known.items():
+        if only and name not in only:
             continue
-        kwargs = {"base_url": (base_urls or {}).get(cls.name)}
+        kwargs = {"key": (keys or {}).get(name) or cls.key_from_environment(), "base_url": (base_urls or {}).get(name)}
         if sleep is not None:
             kwargs["sleep"] = sleep
-        out.append(cls(settings, **kwargs))
+        out.append(cls(asset, **kwargs))
     return out
+
+
+def price_lookup(store: HistoryStore) -> pd.Series:
+    """The best stored daily USD price, in the order the feature panel uses."""
+    return first_available(store.panel(), list(DERIVED_INPUTS["price_usd"]))
 
 
 def update_series(connector: Connector, series: str, first_day: str, store: HistoryStore, until: pd.Timestamp) -> SeriesOutcome:
@@ -62,7 +61,8 @@ def update_series(connector: Connector, series: str, first_day: str, store: Hist
         outcome.last_day = last
         return outcome
     try:
-        frame = connector.fetch(series, start, until, store)
+        context = FetchContext(store.read(series), price_lookup(store) if connector.needs_price else None)
+        frame = connector.fetch(series, start, until, context)
     except QuotaExhausted as exc:
         if exc.partial is not None and len(exc.partial):
             result = store.append(series, exc.partial, source=connector.name)
@@ -86,7 +86,7 @@ def update_series(connector: Connector, series: str, first_day: str, store: Hist
     return outcome
 
 
-def run_update(settings: Settings, store: HistoryStore, connectors: list[Connector], until: pd.Timestamp | None = None,
+def run_update(store: HistoryStore, connectors: list[Connector], until: pd.Timestamp | None = None,
                progress: Callable[[SeriesOutcome], None] | None = None) -> list[SeriesOutcome]:
     """Update every series of every connector; never raises for a provider's failure."""
     until = until or last_complete_day()

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from pydantic import SecretStr
 
 from cascade_radar.config import Settings
 from features.sources.coinalyze import Coinalyze
@@ -15,7 +14,8 @@ from features.sources.coinglass import CoinGlass
 from features.sources.coinmetrics import CoinMetrics
 from features.sources.exchanges import BinanceFunding, BinanceOpenInterest, BinanceSpot, BybitOpenInterest
 from features.sources.http import HttpSource, ProviderError, QuotaExhausted, RateLimit, RetryPolicy
-from features.sources.update import build_connectors, run_update
+from features.sources.base import Connector, FetchContext, load_connectors
+from features.sources.update import build_connectors, price_lookup, run_update
 from features.store import HistoryStore
 from tests.contract.provider_server import ProviderServer
 
@@ -33,9 +33,8 @@ def server():  # noqa: ANN201
         yield s
 
 
-@pytest.fixture()
-def keyed(settings: Settings) -> Settings:
-    return settings.model_copy(update={"coinglass_api_key": SecretStr("cg-key"), "coinalyze_api_key": SecretStr("ca-key")})
+def ctx(store: HistoryStore, series: str, price: bool = False) -> FetchContext:
+    return FetchContext(store.read(series), price_lookup(store) if price else None)
 
 
 class Sleeps(list):
@@ -55,8 +54,8 @@ def candles(start: pd.Timestamp, n: int) -> list[list]:
 # ----------------------------------------------------------------------------- exchanges (ccxt)
 def test_binance_klines_paginate_and_validate(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
     server.add("/api/v3/klines", (200, candles(T0, 1000), {}), (200, candles(T0 + pd.Timedelta(days=1000), 5), {}))
-    conn = BinanceSpot(settings, base_url=server.url, sleep=Sleeps())
-    frame = conn.fetch("ohlcv", T0, T0 + pd.Timedelta(days=1004), store)
+    conn = BinanceSpot("BTC", base_url=server.url, sleep=Sleeps())
+    frame = conn.fetch("ohlcv", T0, T0 + pd.Timedelta(days=1004), ctx(store, "ohlcv"))
     assert len(frame) == 1005 and frame.index[0] == T0
     assert frame["close_usd"].iloc[0] == 40050.0 and frame["volume_usd"].iloc[0] == pytest.approx(1000.5 * 40000)
     q = server.queries("/api/v3/klines")
@@ -70,7 +69,7 @@ def test_binance_funding_retries_a_429_and_averages_8h_events(server: ProviderSe
               for h, r in [(0, "0.0001"), (8, "0.0002"), (16, "0.0003"), (24, "-0.0001")]]
     server.add("/fapi/v1/fundingRate", (429, {"code": -1003, "msg": "Too many requests"}, {"Retry-After": "2"}), (200, events, {}))
     sleeps = Sleeps()
-    frame = BinanceFunding(settings, base_url=server.url, sleep=sleeps).fetch("funding_binance", T0, T0 + pd.Timedelta(days=1), store)
+    frame = BinanceFunding("BTC", base_url=server.url, sleep=sleeps).fetch("funding_binance", T0, T0 + pd.Timedelta(days=1), ctx(store, "funding_binance"))
     assert len(server.queries("/fapi/v1/fundingRate")) == 2 and len(sleeps) == 1
     assert frame.loc[T0, "funding_rate_binance_frac8h"] == pytest.approx(0.0002)
     assert frame.loc[T0, "funding_events"] == 3 and frame["funding_events"].iloc[1] == 1
@@ -79,7 +78,7 @@ def test_binance_funding_retries_a_429_and_averages_8h_events(server: ProviderSe
 def test_binance_open_interest_is_shifted_to_the_previous_days_close(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
     rows = [{"symbol": "BTCUSDT", "sumOpenInterest": "100", "sumOpenInterestValue": str(1e9 + i), "timestamp": ms(T0 + pd.Timedelta(days=i))} for i in range(1, 4)]
     server.add("/futures/data/openInterestHist", (200, rows, {}))
-    frame = BinanceOpenInterest(settings, base_url=server.url).fetch("open_interest_exchange", T0, T0 + pd.Timedelta(days=5), store)
+    frame = BinanceOpenInterest("BTC", base_url=server.url).fetch("open_interest_exchange", T0, T0 + pd.Timedelta(days=5), ctx(store, "open_interest_exchange"))
     assert frame.index[0] == T0 and frame["exchange_oi_close_usd"].iloc[0] == 1e9 + 1
 
 
@@ -93,7 +92,7 @@ def test_bybit_open_interest_follows_the_cursor_and_values_coins_at_the_close(se
                      "nextPageCursor": cursor}, "time": 0}, {}
 
     server.add("/v5/market/open-interest", page([3, 2], "next-1"), page([1], ""))
-    frame = BybitOpenInterest(settings, base_url=server.url).fetch("open_interest_bybit", T0, T0 + pd.Timedelta(days=2), store)
+    frame = BybitOpenInterest("BTC", base_url=server.url).fetch("open_interest_bybit", T0, T0 + pd.Timedelta(days=2), ctx(store, "open_interest_bybit", price=True))
     assert server.queries("/v5/market/open-interest")[1]["cursor"] == "next-1"
     assert frame["bybit_oi_coin"].tolist() == [10.0, 20.0, 30.0]
     assert frame["bybit_oi_close_usd"].tolist() == [1000.0, 4000.0, 9000.0]  # coins x that day's close
@@ -102,7 +101,7 @@ def test_bybit_open_interest_follows_the_cursor_and_values_coins_at_the_close(se
 def test_bybit_error_code_names_provider_and_endpoint(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
     server.add("/v5/market/open-interest", (200, {"retCode": 10001, "retMsg": "params error: symbol invalid", "result": {}}, {}))
     with pytest.raises(ProviderError, match=r"bybit-oi GET /v5/market/open-interest: .*params error: symbol invalid"):
-        BybitOpenInterest(settings, base_url=server.url).fetch("open_interest_bybit", T0, T0, store)
+        BybitOpenInterest("BTC", base_url=server.url).fetch("open_interest_bybit", T0, T0, ctx(store, "open_interest_bybit", price=True))
 
 
 # ----------------------------------------------------------------------------- Coin Metrics
@@ -114,7 +113,7 @@ def cm_rows(start: pd.Timestamp, n: int) -> list[dict]:
 def test_coinmetrics_follows_next_page_token(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
     server.add("/timeseries/asset-metrics", (200, {"data": cm_rows(T0, 2), "next_page_token": "tok2", "next_page_url": "x"}, {}),
                (200, {"data": cm_rows(T0 + pd.Timedelta(days=2), 1)}, {}))
-    frame = CoinMetrics(settings, base_url=server.url).fetch("exchange_flows", T0, T0 + pd.Timedelta(days=2), store)
+    frame = CoinMetrics("BTC", base_url=server.url).fetch("exchange_flows", T0, T0 + pd.Timedelta(days=2), ctx(store, "exchange_flows"))
     q = server.queries("/timeseries/asset-metrics")
     assert q[0]["metrics"] == "FlowInExNtv,FlowOutExNtv,SplyExNtv,PriceUSD,CapMrktCurUSD,CapMVRVCur" and q[1]["next_page_token"] == "tok2"
     assert frame["inflow_coin"].tolist() == [100.0, 101.0, 100.0] and frame["mvrv"].iloc[0] == 1.9
@@ -123,13 +122,13 @@ def test_coinmetrics_follows_next_page_token(server: ProviderServer, settings: S
 def test_coinmetrics_missing_field_and_forbidden_metric(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
     server.add("/timeseries/asset-metrics", (200, {"rows": []}, {}))
     with pytest.raises(ProviderError, match=r"coinmetrics /timeseries/asset-metrics: response row lacks field 'data'"):
-        CoinMetrics(settings, base_url=server.url).fetch("exchange_flows", T0, T0, store)
+        CoinMetrics("BTC", base_url=server.url).fetch("exchange_flows", T0, T0, ctx(store, "exchange_flows"))
 
 
 def test_coinmetrics_403_is_a_provider_error(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
     server.add("/timeseries/asset-metrics", (403, {"error": {"type": "forbidden", "message": "Requested metric 'SplyExNtv' is not available"}}, {}))
     with pytest.raises(ProviderError, match=r"HTTP 403.*not available"):
-        CoinMetrics(settings, base_url=server.url).fetch("exchange_flows", T0, T0, store)
+        CoinMetrics("BTC", base_url=server.url).fetch("exchange_flows", T0, T0, ctx(store, "exchange_flows"))
 
 
 # ----------------------------------------------------------------------------- BGeometrics
@@ -140,8 +139,8 @@ def bg(field: str, days: int, value: float) -> list[dict]:
 def test_bgeometrics_quota_stops_cleanly_keeps_what_it_got_and_resumes_only_the_missing(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
     server.add("/sth-sopr", (200, bg("sthSopr", 3, 1.01), {}))
     server.add("/asopr", (429, {"error": "quota"}, {"Retry-After": "1800"}))
-    connectors = build_connectors(settings, ["bgeometrics"], base_urls={"bgeometrics": server.url}, sleep=Sleeps())
-    (first,) = run_update(settings, store, connectors, until=T0 + pd.Timedelta(days=2))
+    connectors = build_connectors("BTC", ["bgeometrics"], base_urls={"bgeometrics": server.url}, sleep=Sleeps())
+    (first,) = run_update(store, connectors, until=T0 + pd.Timedelta(days=2))
     assert "quota exhausted; resume after" in first.skipped
     stored = store.read("onchain_cohorts")
     assert stored["sth_sopr"].tolist() == [1.01, 1.01, 1.01] and stored["sopr"].isna().all()
@@ -152,7 +151,7 @@ def test_bgeometrics_quota_stops_cleanly_keeps_what_it_got_and_resumes_only_the_
     server.add("/asopr", (200, bg("asopr", 3, 1.002), {}))
     server.add("/sth-mvrv", (200, bg("sthMvrv", 3, 1.25), {}))
     server.add("/sth-realized-price", (200, bg("sthRealizedPrice", 3, 90000.0), {}))
-    (second,) = run_update(settings, store, build_connectors(settings, ["bgeometrics"], base_urls={"bgeometrics": server.url}), until=T0 + pd.Timedelta(days=2))
+    (second,) = run_update(store, build_connectors("BTC", ["bgeometrics"], base_urls={"bgeometrics": server.url}), until=T0 + pd.Timedelta(days=2))
     assert not second.skipped
     assert server.queries("/sth-sopr") == []  # nothing missing there: not a wasted request
     assert server.queries("/asopr")[0]["startday"] == "2018-01-01"  # never filled: its whole history
@@ -162,7 +161,7 @@ def test_bgeometrics_quota_stops_cleanly_keeps_what_it_got_and_resumes_only_the_
 
 
 # ----------------------------------------------------------------------------- Coinalyze
-def test_coinalyze_sums_major_exchange_perpetuals(server: ProviderServer, keyed: Settings, store: HistoryStore) -> None:
+def test_coinalyze_sums_major_exchange_perpetuals(server: ProviderServer, store: HistoryStore) -> None:
     server.add("/exchanges", (200, [{"name": "Binance", "code": "A"}, {"name": "Bybit", "code": "6"}, {"name": "Tiny DEX", "code": "Z"}], {}))
     server.add("/future-markets", (200, [
         {"symbol": "BTCUSDT_PERP.A", "base_asset": "BTC", "is_perpetual": True},
@@ -173,7 +172,7 @@ def test_coinalyze_sums_major_exchange_perpetuals(server: ProviderServer, keyed:
     t = int(T0.timestamp())
     server.add("/liquidation-history", (200, [{"symbol": "BTCUSDT_PERP.A", "history": [{"t": t, "l": 100.0, "s": 10.0}]},
                                               {"symbol": "BTCUSD_PERP.6", "history": [{"t": t, "l": 50.0, "s": 5.0}, {"t": t + 86400, "l": 1.0, "s": 2.0}]}], {}))
-    frame = Coinalyze(keyed, base_url=server.url).fetch("liquidations_coinalyze", T0, T0 + pd.Timedelta(days=1), store)
+    frame = Coinalyze("BTC", key="ca-key", base_url=server.url).fetch("liquidations_coinalyze", T0, T0 + pd.Timedelta(days=1), ctx(store, "liquidations_coinalyze"))
     q = server.queries("/liquidation-history")[0]
     assert q["symbols"] == "BTCUSDT_PERP.A,BTCUSD_PERP.6" and q["interval"] == "daily" and q["convert_to_usd"] == "true"
     assert int(q["from"]) == t  # seconds, not milliseconds
@@ -181,29 +180,29 @@ def test_coinalyze_sums_major_exchange_perpetuals(server: ProviderServer, keyed:
     assert all({k.lower(): v for k, v in headers.items()}["api_key"] == "ca-key" for _, _, headers in server.calls)
 
 
-def test_coinalyze_malformed_body(server: ProviderServer, keyed: Settings, store: HistoryStore) -> None:
+def test_coinalyze_malformed_body(server: ProviderServer, store: HistoryStore) -> None:
     server.add("/exchanges", (200, "<html>gateway</html>", {}))
     with pytest.raises(ProviderError, match=r"coinalyze /exchanges: malformed body \(not JSON\)"):
-        Coinalyze(keyed, base_url=server.url).fetch("liquidations_coinalyze", T0, T0, store)
+        Coinalyze("BTC", key="ca-key", base_url=server.url).fetch("liquidations_coinalyze", T0, T0, ctx(store, "liquidations_coinalyze"))
 
 
 # ----------------------------------------------------------------------------- CoinGlass
-def test_coinglass_series_units_and_errors(server: ProviderServer, keyed: Settings, store: HistoryStore) -> None:
+def test_coinglass_series_units_and_errors(server: ProviderServer, store: HistoryStore) -> None:
     liq = [{"time": ms(T0 + pd.Timedelta(days=i)), "aggregated_long_liquidation_usd": 1e8 * (i + 1), "aggregated_short_liquidation_usd": 2e7} for i in range(2)]
     server.add("/api/futures/liquidation/aggregated-history", (200, {"code": "0", "msg": "success", "data": liq}, {}))
-    conn = CoinGlass(keyed, base_url=server.url)
-    frame = conn.fetch("liquidations_binance", T0, T0 + pd.Timedelta(days=1), store)
+    conn = CoinGlass("BTC", key="cg-key", base_url=server.url)
+    frame = conn.fetch("liquidations_binance", T0, T0 + pd.Timedelta(days=1), ctx(store, "liquidations_binance"))
     assert frame["binance_liq_long_usd"].tolist() == [1e8, 2e8]
     assert server.queries("/api/futures/liquidation/aggregated-history")[0]["exchange_list"] == "Binance"
     assert {k.lower(): v for k, v in server.calls[0][2].items()}["cg-api-key"] == "cg-key"
     funding = [{"time": ms(T0), "open": "0.01", "high": "0.02", "low": "0.0", "close": "0.015"}]
     server.add("/api/futures/funding-rate/oi-weight-history", (200, {"code": "0", "msg": "success", "data": funding}, {}))
     server.add("/api/futures/funding-rate/vol-weight-history", (200, {"code": "0", "msg": "success", "data": []}, {}))  # empty page
-    frame = conn.fetch("funding_aggregated", T0, T0, store)
+    frame = conn.fetch("funding_aggregated", T0, T0, ctx(store, "funding_aggregated"))
     assert frame["funding_rate_oiw_frac8h"].iloc[0] == pytest.approx(0.00015)  # percent -> fraction
     server.add("/api/futures/open-interest/aggregated-history", (200, {"code": "40001", "msg": "Upgrade plan", "data": None}, {}))
     with pytest.raises(ProviderError, match="coinglass /api/futures/open-interest/aggregated-history: error response: Upgrade plan"):
-        conn.fetch("open_interest", T0, T0, store)
+        conn.fetch("open_interest", T0, T0, ctx(store, "open_interest"))
 
 
 # ----------------------------------------------------------------------------- shared HTTP behaviour
@@ -239,15 +238,18 @@ def test_a_failing_provider_leaves_its_series_byte_identical_and_others_update(s
     before = store.path("exchange_flows").read_bytes()
     server.add("/api/v3/klines", (200, candles(T0, 3), {}))
     server.add("/timeseries/asset-metrics", (500, "internal error", {}))
-    connectors = build_connectors(settings, ["binance-spot", "coinmetrics"], base_urls={"binance-spot": server.url, "coinmetrics": server.url}, sleep=Sleeps())
-    spot, cm = run_update(settings, store, connectors, until=T0 + pd.Timedelta(days=2))
+    connectors = build_connectors("BTC", ["binance-spot", "coinmetrics"], base_urls={"binance-spot": server.url, "coinmetrics": server.url}, sleep=Sleeps())
+    outcomes = {o.source: o for o in run_update(store, connectors, until=T0 + pd.Timedelta(days=2))}
+    spot, cm = outcomes["binance-spot"], outcomes["coinmetrics"]
     assert spot.new_rows == 3 and not spot.skipped
     assert "HTTP 500" in cm.skipped and cm.new_rows == 0
     assert store.path("exchange_flows").read_bytes() == before
 
 
-def test_missing_keys_are_skipped_with_one_clear_reason(settings: Settings, store: HistoryStore) -> None:
-    outcomes = run_update(settings, store, build_connectors(settings, ["coinglass", "coinalyze"]), until=T0)
+def test_missing_keys_are_skipped_with_one_clear_reason(store: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CASCADE_RADAR_COINGLASS_API_KEY", raising=False)
+    monkeypatch.delenv("CASCADE_RADAR_COINALYZE_API_KEY", raising=False)
+    outcomes = run_update(store, build_connectors("BTC", ["coinglass", "coinalyze"]), until=T0)
     assert {o.skipped for o in outcomes} == {"needs an API key: set CASCADE_RADAR_COINGLASS_API_KEY", "needs an API key: set CASCADE_RADAR_COINALYZE_API_KEY"}
     assert store.is_empty()
 
@@ -257,19 +259,83 @@ def test_no_network_leaves_the_store_as_it_was(settings: Settings, store: Histor
     before = {p.name: p.read_bytes() for p in store.root.iterdir()}
     closed = "http://127.0.0.1:9"  # nothing listens on the discard port
     names = ["binance-spot", "binance-usdm-funding", "bybit-oi", "coinmetrics", "bgeometrics"]
-    outcomes = run_update(settings, store, build_connectors(settings, names, base_urls={n: closed for n in names}), until=T0 + pd.Timedelta(days=3))
+    outcomes = run_update(store, build_connectors("BTC", names, base_urls={n: closed for n in names}), until=T0 + pd.Timedelta(days=3))
     assert all(o.network_down for o in outcomes)
     assert {p.name: p.read_bytes() for p in store.root.iterdir()} == before
 
 
 def test_incremental_update_fetches_only_after_the_last_day_with_overlap(server: ProviderServer, settings: Settings, store: HistoryStore) -> None:
     server.add("/api/v3/klines", lambda q: (200, [c for c in candles(T0, 10) if c[0] >= int(q["startTime"])], {}))
-    connectors = build_connectors(settings, ["binance-spot"], base_urls={"binance-spot": server.url})
-    run_update(settings, store, connectors, until=T0 + pd.Timedelta(days=5))
+    connectors = build_connectors("BTC", ["binance-spot"], base_urls={"binance-spot": server.url})
+    run_update(store, connectors, until=T0 + pd.Timedelta(days=5))
     first = store.path("ohlcv").read_bytes()
-    (again,) = run_update(settings, store, connectors, until=T0 + pd.Timedelta(days=5))
+    (again,) = run_update(store, connectors, until=T0 + pd.Timedelta(days=5))
     assert int(server.queries("/api/v3/klines")[-1]["startTime"]) == ms(T0 + pd.Timedelta(days=2))  # last day minus 3 overlap days
     assert again.new_rows == 0 and store.path("ohlcv").read_bytes() == first  # idempotent
-    (later,) = run_update(settings, store, connectors, until=T0 + pd.Timedelta(days=9))
+    (later,) = run_update(store, connectors, until=T0 + pd.Timedelta(days=9))
     assert later.new_rows == 4 and store.last_day("ohlcv") == T0 + pd.Timedelta(days=9)
     assert np.isfinite(store.read("ohlcv").to_numpy()).all()
+
+
+# ----------------------------------------------------------------------------- one contract for every registered connector
+REGISTERED = load_connectors()
+
+
+def serve_example(server: ProviderServer, connector: Connector, series: str, days: int) -> None:
+    server.routes.clear()
+    for path, body in connector.documented_example(series, T0, days).items():
+        server.add(path, (200, body, {}))
+
+
+def contract_cases() -> list[tuple[str, str]]:
+    return [(name, plan.series) for name, cls in REGISTERED.items() for plan in cls.plans]
+
+
+@pytest.mark.parametrize(("name", "series"), contract_cases())
+def test_connector_contract(name: str, series: str, server: ProviderServer, store: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    cls = REGISTERED[name]
+    asset = cls.assets[0]
+    connector = cls(asset, key="test-key", base_url=server.url, sleep=Sleeps())
+    if cls.needs_price:
+        store.append("ohlcv", pd.DataFrame({c: [100.0] * 5 for c in ("open_usd", "high_usd", "low_usd", "close_usd", "volume_base")},
+                                           index=pd.date_range(T0, periods=5)), "t")
+    end = T0 + pd.Timedelta(days=2)
+    # the documented shape parses into the store's schema, within the days asked
+    serve_example(server, connector, series, 3)
+    frame = connector.fetch(series, T0, end, ctx(store, series, cls.needs_price))
+    assert len(frame) >= 1 and frame.index.min() >= T0 and frame.index.max() <= end
+    assert store.append(series, frame, name).new_rows == len(frame)
+    assert frame.notna().any().all() or set(frame.columns) <= set(store.read(series).columns)
+    # an empty page is no data, not an error
+    serve_example(server, connector, series, 0)
+    nothing = ctx(HistoryStore(store.root / "empty"), series)
+    assert connector.fetch(series, T0, end, nothing).empty
+    # a malformed body is a ProviderError naming the provider
+    server.routes.clear()
+    for path in connector.documented_example(series, T0, 1):
+        server.add(path, (200, "<html>bad gateway</html>", {}))
+    with pytest.raises(ProviderError, match=name):
+        connector.fetch(series, T0, end, nothing)
+    # a missing key: a required one makes the connector unavailable, naming the variable to set
+    if cls.key_env:
+        monkeypatch.delenv(cls.key_env, raising=False)
+        (bare,) = build_connectors(asset, [name])
+        assert (bare.unavailable() == f"needs an API key: set {cls.key_env}") == cls.key_required
+
+
+def test_every_provider_module_registers_a_connector_and_the_cli_lists_it() -> None:
+    import pkgutil
+
+    import features.sources as package
+    from cascade_radar.cli import build_parser
+
+    helpers = {"base", "http", "update", "reference", "synthetic"}
+    modules = {m.name for m in pkgutil.iter_modules(package.__path__)} - helpers
+    owners = {cls.__module__.rsplit(".", 1)[-1] for cls in REGISTERED.values()}
+    assert owners == modules
+    update = build_parser()._subparsers._group_actions[0].choices["data"]._subparsers._group_actions[0].choices["update"]  # noqa: SLF001
+    update_help = "".join(update.format_help().split())  # argparse wraps lines at hyphens
+    for name, cls in REGISTERED.items():
+        assert name in update_help
+        if cls.key_env:
+            assert cls.key_env in update_help
