@@ -101,14 +101,14 @@ def _signal_field(name: str, required: bool) -> tuple[object, object]:
         bounds["ge" if spec.min_inclusive else "gt"] = spec.min_value
     if spec.max_value is not None:
         bounds["le"] = spec.max_value
-    text = f"{spec.description}, {spec.unit}" + ("" if required else " (optional)")
-    if required:
-        return float, Field(description=text, **bounds)
-    return float | None, Field(default=None, description=text, **bounds)
+    text = f"{spec.description}, {spec.unit}" + (" (null if not observed that day)" if required else " (optional)")
+    # a family input must be sent, but may be null: a day without it is scored with those features missing
+    return float | None, Field(description=text, **bounds) if required else Field(default=None, description=text, **bounds)
 
 
 def signal_row_model() -> type[BaseModel]:
-    """One day of raw signals: a field per family input (required) and optional input, with the store's units and bounds.
+    """One day of raw signals: a field per family input (required key, null allowed) and per optional input,
+    with the store's units and bounds.
 
     Built from the family registry, so a new family's inputs are accepted here without an edit.
     """
