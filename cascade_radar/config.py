@@ -15,7 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-Asset = Literal["BTC", "ETH"]
+Asset = Literal["BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA"]
+ASSETS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA")
 
 
 class FeatureConfig(BaseModel):

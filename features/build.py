@@ -32,7 +32,7 @@ class FeatureTable:
 # Family inputs that more than one stored series can supply, in priority order. A posted or stored
 # value under the input's own name comes first.
 DERIVED_INPUTS: dict[str, tuple[str, ...]] = {
-    "price_usd": ("close_usd", "reference_price_usd", "cohort_price_usd"),
+    "price_usd": ("close_usd", "perp_close_usd", "reference_price_usd", "cohort_price_usd"),
     "funding_rate_frac8h": ("funding_rate_binance_frac8h", "funding_rate_oiw_frac8h"),
 }
 

@@ -72,6 +72,41 @@ SERIES: dict[str, SeriesSchema] = {
             },
         ),
         SeriesSchema(
+            "ohlcv_perp", "price", "daily candle of the exchange's USDT-margined perpetual (UTC day); the price where no spot candle is stored",
+            {
+                "perp_open_usd": Column("USD", "open", **_POS),
+                "perp_high_usd": Column("USD", "high", **_POS),
+                "perp_low_usd": Column("USD", "low", **_POS),
+                "perp_close_usd": Column("USD", "close", **_POS),
+                "perp_volume_usd": Column("USD", "quote volume", required=False, **_NONNEG),
+            },
+        ),
+        SeriesSchema(
+            "positioning", "positioning", "crowding of one side: Binance long/short account ratios and aggressive (taker) futures volume",
+            {
+                "lsr_global_accounts": Column("ratio", "long/short account ratio, all Binance accounts", required=False, **_POS),
+                "lsr_top_accounts": Column("ratio", "long/short account ratio of Binance top traders", required=False, **_POS),
+                "lsr_top_positions": Column("ratio", "long/short position-size ratio of Binance top traders", required=False, **_POS),
+                "taker_buy_usd": Column("USD", "aggressive buy volume of futures", required=False, **_NONNEG),
+                "taker_sell_usd": Column("USD", "aggressive sell volume of futures", required=False, **_NONNEG),
+            },
+        ),
+        SeriesSchema(
+            "orderbook_depth", "liquidity", "futures order-book depth within ±1 % of mid, end of UTC day",
+            {
+                "bids_1pct_usd": Column("USD", "bids within 1 % below mid", **_NONNEG),
+                "asks_1pct_usd": Column("USD", "asks within 1 % above mid", **_NONNEG),
+            },
+        ),
+        SeriesSchema(
+            "market_context", "market", "BTC market context: Coinbase premium, US spot-ETF flows",
+            {
+                "coinbase_premium_frac": Column("fraction", "Coinbase vs Binance BTC price premium", required=False, min_value=-0.2, max_value=0.2),
+                "spot_etf_netflow_usd": Column("USD", "net flow into US spot BTC ETFs (can be negative)", required=False),
+                "spot_etf_aum_usd": Column("USD", "assets under management of US spot BTC ETFs", required=False, **_NONNEG),
+            },
+        ),
+        SeriesSchema(
             "open_interest", "open_interest", "aggregated perpetual+futures open interest, all exchanges, end of UTC day",
             {
                 "oi_close_usd": Column("USD", "OI at 24:00 UTC", **_NONNEG),

@@ -55,7 +55,7 @@ def stop_server(proc: subprocess.Popen, timeout: float = 30.0) -> None:
 
 def signals_payload(panel: pd.DataFrame, day: pd.Timestamp, rows: int) -> dict[str, list[dict[str, object]]]:
     """A /predict_signals body from an assembled panel: the ``rows`` days ending at ``day``."""
-    window = panel.loc[day - pd.Timedelta(days=rows - 1) : day]
+    window = panel.loc[day - pd.Timedelta(days=rows - 1) : day].reindex(columns=SIGNAL_FIELDS)
     out = []
     for d, r in window.iterrows():
         row: dict[str, object] = {"date": str(d.date())}

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from cascade_radar.config import ASSETS
 from features.store import AppendResult, HistoryStore
+
 
 SOURCE = "reference"
 PERCENT = 0.01
@@ -33,7 +35,7 @@ class FileMapping:
     columns: dict[str, tuple[str, float]]  # source column -> (store column, multiplier to store unit)
     provider: str
     shift_days: int = 0  # the file's date labels a different day than the value describes
-    assets: tuple[str, ...] = ("BTC", "ETH")
+    assets: tuple[str, ...] = ASSETS
     note: str = ""
 
     def filename(self, asset: str) -> str:
@@ -56,12 +58,12 @@ MAPPINGS: list[FileMapping] = [
     FileMapping(
         "{asset}_open_interest_daily_coinglass_4h.csv", "open_interest",
         {"cg_oi_agg_close_usd": ("oi_close_usd", 1.0), "cg_oi_agg_high_usd": ("oi_high_usd", 1.0), "cg_oi_agg_low_usd": ("oi_low_usd", 1.0)},
-        "Coinglass aggregated OI (4h bars summed to days)", note="same series as the daily file (ratio 1.000 on 291 days)",
+        "Coinglass aggregated OI (4h bars summed to days)", assets=("BTC", "ETH", "SOL", "XRP"), note="same series as the daily file (ratio 1.000 on 291 days)",
     ),
     FileMapping(
         "{asset}_open_interest_daily_binance_usdm.csv", "open_interest_exchange",
         {"binance_{asset}usdt_oi_usd_at_0000utc": ("exchange_oi_close_usd", 1.0)},
-        "Binance USD-M openInterestHist", shift_days=-1, note="OI at 00:00 UTC of date = close of the previous day",
+        "Binance USD-M openInterestHist", shift_days=-1, assets=("BTC", "ETH"), note="OI at 00:00 UTC of date = close of the previous day",
     ),
     FileMapping(
         "{asset}_open_interest_daily_heun630_unverified.csv", "open_interest_unverified",
@@ -75,7 +77,7 @@ MAPPINGS: list[FileMapping] = [
     FileMapping(
         "{asset}_funding_daily.csv", "funding_binance",
         {"binance_funding_mean_8h": ("funding_rate_binance_frac8h", 1.0), "binance_funding_n": ("funding_events", 1.0)},
-        "Binance USD-M funding (8h events averaged per day)",
+        "Binance USD-M funding (8h events averaged per day)", assets=("BTC", "ETH"),
     ),
     FileMapping(
         "{asset}_funding_daily.csv", "funding_aggregated",
@@ -103,7 +105,30 @@ MAPPINGS: list[FileMapping] = [
     FileMapping(
         "{asset}_liquidations_daily_coinglass_binance_4hsum.csv", "liquidations_binance",
         {"cg_binance_liq_long_usd": ("binance_liq_long_usd", 1.0), "cg_binance_liq_short_usd": ("binance_liq_short_usd", 1.0)},
-        "Coinglass liquidations, Binance only (4h bars summed)",
+        "Coinglass liquidations, Binance only (4h bars summed)", assets=("BTC", "ETH", "SOL", "XRP"),
+    ),
+    FileMapping(
+        "{asset}_ohlcv_daily_binance_usdm.csv", "ohlcv_perp",
+        {"open_usdt": ("perp_open_usd", 1.0), "high_usdt": ("perp_high_usd", 1.0), "low_usdt": ("perp_low_usd", 1.0),
+         "close_usdt": ("perp_close_usd", 1.0), "volume_usdt": ("perp_volume_usd", 1.0)},
+        "Binance USD-M perpetual candles (Coinglass)", note="USDT taken as USD; 2020-12..2021-07 strays from spot (see reference README)",
+    ),
+    FileMapping(
+        "{asset}_positioning_daily_coinglass.csv", "positioning",
+        {"binance_lsr_global_accounts": ("lsr_global_accounts", 1.0), "binance_lsr_top_accounts": ("lsr_top_accounts", 1.0),
+         "binance_lsr_top_positions": ("lsr_top_positions", 1.0), "taker_buy_usd": ("taker_buy_usd", 1.0), "taker_sell_usd": ("taker_sell_usd", 1.0)},
+        "Coinglass: Binance long/short ratios, taker volume (Binance+OKX+Bybit)",
+    ),
+    FileMapping(
+        "{asset}_orderbook_depth_daily_coinglass.csv", "orderbook_depth",
+        {"bids_within_1pct_usd": ("bids_1pct_usd", 1.0), "asks_within_1pct_usd": ("asks_1pct_usd", 1.0)},
+        "Coinglass futures order-book depth ±1 % (Binance+OKX+Bybit)", note="2024-04-25 onwards only",
+    ),
+    FileMapping(
+        "{asset}_market_context_daily_coinglass.csv", "market_context",
+        {"coinbase_premium_rate_pct": ("coinbase_premium_frac", PERCENT), "spot_etf_netflow_usd": ("spot_etf_netflow_usd", 1.0),
+         "spot_etf_aum_usd": ("spot_etf_aum_usd", 1.0)},
+        "Coinglass: Coinbase premium, US spot-ETF flows", assets=("BTC",), note="premium percent -> fraction",
     ),
 ]
 

@@ -93,6 +93,17 @@ def generate_history(seed: int = 0, start: str = "2021-01-01", n_days: int = 110
         "lth_realized_price_usd": close * 0.4, "mvrv_zscore": 1.5 + 0.3 * rng.standard_normal(n_days),
     }, index=dates)
 
+    # positioning: top traders lean into the crowded side; takers chase the squeeze's victims' opposite
+    prng = np.random.default_rng(seed + 1000)  # its own stream: the other series stay what they were
+    lean = 0.15 * prng.standard_normal(n_days).cumsum() * 0.05 + 0.25 * build * sign
+    positioning = pd.DataFrame({
+        "lsr_global_accounts": np.exp(0.1 + lean + 0.05 * prng.standard_normal(n_days)),
+        "lsr_top_accounts": np.exp(0.05 + 1.5 * lean + 0.05 * prng.standard_normal(n_days)),
+        "lsr_top_positions": np.exp(1.2 * lean + 0.08 * prng.standard_normal(n_days)),
+        "taker_buy_usd": volume * close * (0.5 - 0.04 * build * sign + 0.02 * prng.standard_normal(n_days)),
+        "taker_sell_usd": volume * close * (0.5 + 0.04 * build * sign + 0.02 * prng.standard_normal(n_days)),
+    }, index=dates)
+
     # liquidations: lognormal noise around a slowly drifting level; cascades are 8-15x that level
     level = 1e8 * asset_scale * np.exp(np.cumsum(0.01 * rng.standard_normal(n_days)))
     total = level * rng.lognormal(0, 0.35, n_days)
@@ -106,7 +117,7 @@ def generate_history(seed: int = 0, start: str = "2021-01-01", n_days: int = 110
 
     series = {
         "ohlcv": ohlcv, "open_interest": open_interest, "funding_binance": funding_binance, "funding_aggregated": funding_agg,
-        "exchange_flows": flows, "onchain_cohorts": cohorts,
+        "exchange_flows": flows, "onchain_cohorts": cohorts, "positioning": positioning,
         "liquidations": liq.iloc[: n_days - 90], "liquidations_binance": liq_binance.iloc[n_days - 400:],
     }
     event_frame = pd.DataFrame({"date": [dates[d] for d, _ in events], "direction": [k for _, k in events]})

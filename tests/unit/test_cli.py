@@ -39,7 +39,7 @@ def test_import_then_status_lists_every_series(env: Path, reference_dir: Path, m
 
 
 def test_bad_settings_are_one_line_naming_the_setting(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["data", "status", "--asset", "DOGE"]) == 2
+    assert cli.main(["data", "status", "--asset", "PEPE"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: setting 'asset'") and "Traceback" not in err
 

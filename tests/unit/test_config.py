@@ -34,4 +34,4 @@ def test_assets_keep_separate_stores_reports_and_models() -> None:
 
 def test_unknown_asset_is_refused() -> None:
     with pytest.raises(ValueError, match="asset"):
-        Settings(asset="DOGE")
+        Settings(asset="PEPE")

@@ -1,0 +1,49 @@
+"""Family 7 — positioning: how crowded one side is (long/short ratios, aggressive taker volume).
+
+Ratios are taken in logs (a 2:1 and a 1:2 crowd are equally far from balance) and judged against
+their own trailing distribution, so coins and years with different habits share one scale. Measured
+on BTC days with a cascade ahead, a high top-trader account ratio goes with long squeezes and a high
+taker-buy share with short squeezes: this family is mostly about the side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cascade_radar.config import FeatureConfig
+from features.families import FeatureSet, Warning, family, summary
+from features.transforms import rolling_mean, sign_streak, trailing_rank, zscore
+
+RATIOS = {"top_accounts": "top traders' long/short account ratio", "top_positions": "top traders' long/short position ratio",
+          "global_accounts": "all accounts' long/short ratio"}
+Z_DAYS = 90
+
+
+@family("positioning", "positioning", "tab:pink", inputs=(), optional_inputs=tuple(f"lsr_{k}" for k in RATIOS) + ("taker_buy_usd", "taker_sell_usd"),
+        warnings=(Warning("one side crowded (top traders)", ("positioning_lsr_top_accounts_zscore_90d",), "abs>=", 2.0),))
+def positioning_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
+    n = cfg.trailing_norm_days
+    for key, meaning in RATIOS.items():
+        log_ratio = np.log(panel[f"lsr_{key}"])
+        out.add(f"lsr_{key}_log", log_ratio, f"log of the {meaning} (> 0: more longs)")
+        out.add(f"lsr_{key}_zscore_{Z_DAYS}d", zscore(log_ratio, Z_DAYS), f"z-score of the log {meaning} versus the trailing {Z_DAYS} days")
+        out.add(f"lsr_{key}_rank", trailing_rank(log_ratio, n), f"percentile of the {meaning} among the trailing {n} days")
+        out.add(f"lsr_{key}_change_7d", log_ratio - log_ratio.shift(7), f"7-day change of the log {meaning}")
+    top = zscore(np.log(panel["lsr_top_accounts"]), Z_DAYS)
+    out.add("lsr_top_accounts_crowded_streak", sign_streak(top.where(top.abs() >= 1.0), cfg.streak_cap_days),
+            "consecutive days the top-trader account ratio stayed >= 1 sd from its 90-day mean (+ long, - short)")
+    buy, sell = panel["taker_buy_usd"], panel["taker_sell_usd"]
+    share = buy / (buy + sell)
+    out.add("taker_buy_share", share, "aggressive buys / all aggressive futures volume of the day (0.5 = balanced)")
+    mean7 = rolling_mean(share, 7)
+    out.add("taker_buy_share_mean_7d", mean7, "7-day mean taker-buy share")
+    out.add("taker_buy_share_zscore", zscore(mean7, Z_DAYS), f"z-score of the 7-day taker-buy share versus the trailing {Z_DAYS} days")
+    out.add("taker_buy_share_streak", sign_streak(share - 0.5, cfg.streak_cap_days), "consecutive days takers leaned the same way (+ buying)")
+
+
+@summary("positioning")
+def describe_positioning(row: pd.Series) -> str:
+    z = row["positioning_lsr_top_accounts_zscore_90d"]
+    lean = "longs" if z > 0 else "shorts"
+    return f"top traders lean to {lean} ({z:+.1f} sd), taker buys {row['positioning_taker_buy_share_mean_7d'] * 100:.0f} % over 7 days"
