@@ -29,7 +29,7 @@ def main() -> None:
         store = HistoryStore(settings.data_path)
         t_features, ft = timed(lambda: load_feature_table(store, settings), repeat=3)
         labelled = ft.table[ft.table["target"].notna()]
-        X = labelled[model_features(ft.features, settings.model.exclude_features)]
+        X = labelled[model_features(ft.features, settings.model)]
         y = is_cascade(labelled["target"])
         model = CascadeModel(settings.model)
         params = {**model._params(), "verbose": -1}  # noqa: SLF001 - same parameters as the model

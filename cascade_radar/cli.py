@@ -176,6 +176,8 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     json_path, png_path = write_day(explanation, ft.table.loc[day], out_dir)
     print(explanation["sentence"])
     print(f"\nbasis: {explanation['basis']} — {explanation['model_used']}")
+    if explanation["missing_families"]:
+        print(f"missing that day (scored as missing, not 0): {', '.join(explanation['missing_families'])}")
     if explanation["basis"] == "in-sample":
         print("note: the model was trained on this day's outcome; this is hindsight, not what it would have said then")
     print(f"scale: {explanation['scale']}; cascade base value {explanation['cascade']['base_value']:+.3f}, margin {explanation['cascade']['margin']:+.3f}")

@@ -90,6 +90,19 @@ class ModelConfig(BaseModel):
         description="Platt-scale P(cascade) on out-of-fold margins of earlier folds. Off by default: measured on BTC it lowered "
         "Brier skill from 0.08 to 0.02, because prevalence shifts between folds; the unweighted log-loss fit is better calibrated",
     )
+    families: list[str] | None = Field(
+        default=["price", "oi", "funding", "flows", "sopr", "nupl"],
+        description="signal families the models are trained on (None: every registered family). The committed choice: "
+        "measured on BTC, adding the positioning and liquidation-memory families to all six lowered the out-of-fold "
+        "ROC-AUC from 0.63 to 0.55 (more features than ~60 events support); which families help is for nested selection to decide",
+    )
+    missing_example_share: float = Field(default=0.03, ge=0, le=0.5, description="per family, this share of training rows is "
+                                         "added again with the family's features blanked, so that a missing value is scored as missing, not as 0")
+    missing_example_weight: float = Field(default=0.2, gt=0, le=1, description="weight of those blanked copies")
+    volatility_features: list[str] = Field(
+        default=["price_realized_vol_7d", "price_realized_vol_30d", "price_vol_ratio_7d_30d"],
+        description="inputs of the volatility baseline (a logistic regression on them alone)",
+    )
     exclude_features: list[str] = Field(
         default=["oi_usd_bn", "flows_inflow_k", "flows_outflow_k", "flows_netflow_k", "flows_netflow_sum_*"],
         description="feature-name patterns kept in the table but not fed to models: raw levels that trend over the years "

@@ -91,6 +91,7 @@ class Explanation(BaseModel):
     cascade: dict[str, object]
     direction_model: dict[str, object] | None = None
     top_drivers: list[Driver]
+    missing_families: list[str] = Field(default_factory=list, description="families with no value that day (scored as missing, not as 0)")
     model: ModelInfo
 
 

@@ -32,7 +32,7 @@ class Evaluation:
 
 
 def predictors(settings: Settings) -> list[Predictor]:
-    return [CascadeModel(settings.model), *baselines()]
+    return [CascadeModel(settings.model), *baselines(settings.model)]
 
 
 def _score(pred: pd.DataFrame, reference: pd.DataFrame, events: pd.DataFrame, settings: Settings) -> dict[str, float]:
@@ -47,7 +47,7 @@ def walk_forward(ft: FeatureTable, settings: Settings) -> Evaluation:
     """Fit every predictor on each fold's training days, predict its test days, score pooled and per fold."""
     labelled = ft.table[ft.table["target"].notna()]
     folds = walk_forward_folds(labelled.index, settings.folds, settings.purge_days)
-    X = labelled[model_features(ft.features, settings.model.exclude_features)]
+    X = labelled[model_features(ft.features, settings.model)]
     target = labelled["target"].astype(str)
     parts: dict[str, list[pd.DataFrame]] = {}
     fold_models: dict[int, CascadeModel] = {}

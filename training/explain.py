@@ -161,6 +161,7 @@ def day_explanation(row: pd.Series, features: pd.Series, horizon: int, threshold
             "features": {k: float(v) for k, v in shap.items()},
         },
         "top_drivers": drivers,
+        "missing_families": missing_families(features, list(shap.index)),
     }
     if "direction_base" in row and pd.notna(row["direction_base"]):
         dfam = _columns(row, "direction_family__")
@@ -172,6 +173,13 @@ def day_explanation(row: pd.Series, features: pd.Series, horizon: int, threshold
         }
     explanation["sentence"] = sentence(explanation, features)
     return explanation
+
+
+def missing_families(features: pd.Series, model_features: list[str]) -> list[str]:
+    """Families none of whose model features has a value that day: scored as missing, never as 0."""
+    values = pd.to_numeric(features.reindex(model_features), errors="coerce")
+    present = values.notna().groupby([family_of(f) for f in model_features]).any()
+    return sorted(present.index[~present])
 
 
 def _num(value: object) -> float | None:
@@ -231,7 +239,8 @@ def plot_day(explanation: dict[str, object], features: pd.Series, path: Path, to
     ax_w = fig.axes[0]
     ax_w.set_position([0.27, 0.1, 0.38, 0.76])
     ax_w.set_title(f"{explanation['date']}: P(cascade within {explanation['horizon_days']}d) = {explanation['cascade_probability']:.2f}\n"
-                   f"log-odds contributions ({explanation['basis']})", fontsize=10)
+                   f"log-odds contributions ({explanation['basis']})"
+                   + (f"\nmissing that day: {', '.join(explanation['missing_families'])}" if explanation.get("missing_families") else ""), fontsize=10)
     ax_f = fig.add_axes([0.79, 0.1, 0.19, 0.76])
     fams = cascade["families"]
     order = sorted(fams, key=lambda k: fams[k])

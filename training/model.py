@@ -29,7 +29,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cascade_radar.config import ModelConfig
-from features.families import SideHint, Warning, load_families
+from features.families import SideHint, Warning, family_of, load_families
 
 PROBABILITY_COLUMNS = ["p_cascade", "p_long", "p_short"]
 
@@ -84,6 +84,30 @@ class PlattCalibrator:
         return sigmoid(self.a * np.asarray(margin) + self.b)
 
 
+def with_missing_examples(X: pd.DataFrame, y: np.ndarray, share: float, weight: float, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:  # noqa: N803
+    """Training rows plus, per signal family, a few copies of random rows with that family's features blanked.
+
+    Why: LightGBM gives a feature that has no missing value in training no "missing" branch, and then
+    scores a missing value as 0 — a day without open interest would read as "OI unchanged". With a
+    few blanked copies (low weight, same labels) every feature learns where a missing value goes, so
+    missing reaches the model as missing.
+    """
+    ones = np.ones(len(X))
+    if share <= 0 or len(X) == 0:
+        return X, y, ones
+    rng = np.random.default_rng(seed)
+    owners = pd.Series([family_of(f) for f in X.columns], index=X.columns)
+    parts, labels = [X], [y]
+    for fam in owners.unique():
+        rows = rng.choice(len(X), size=max(1, int(share * len(X))), replace=False)
+        blank = X.iloc[rows].copy()
+        blank.loc[:, owners.index[owners == fam]] = np.nan
+        parts.append(blank)
+        labels.append(y[rows])
+    extra = sum(len(p) for p in parts[1:])
+    return pd.concat(parts), np.concatenate(labels), np.concatenate([ones, np.full(extra, weight)])
+
+
 class CascadeModel:
     """LightGBM cascade model + LightGBM direction model (+ Platt calibration of the cascade margin)."""
 
@@ -108,7 +132,8 @@ class CascadeModel:
         }
 
     def _fit_booster(self, X: pd.DataFrame, y: np.ndarray, n_estimators: int) -> lgb.Booster:  # noqa: N803
-        data = lgb.Dataset(X, label=y.astype(float), feature_name=list(X.columns), free_raw_data=True)
+        X, y, weight = with_missing_examples(X, y, self.config.missing_example_share, self.config.missing_example_weight, self.config.random_state)
+        data = lgb.Dataset(X, label=y.astype(float), weight=weight, feature_name=list(X.columns), free_raw_data=True)
         return lgb.train(self._params(), data, num_boost_round=n_estimators)
 
     def fit(self, X: pd.DataFrame, target: pd.Series) -> CascadeModel:  # noqa: N803
@@ -280,10 +305,31 @@ class LogisticBaseline:
         return combine(p, p_long, X.index)
 
 
-def model_features(features: list[str], exclude: list[str]) -> list[str]:
-    """The table's features minus the configured exclusion patterns (fnmatch)."""
-    return [f for f in features if not any(fnmatch(f, pattern) for pattern in exclude)]
+class VolatilityBaseline(LogisticBaseline):
+    """Logistic regression on trailing realized volatility alone (7- and 30-day, and their ratio).
+
+    Quiet markets make the label fire (a cascade day is a multiple of a *trailing* median), so low
+    volatility alone predicts it: the model must beat this to show it reads the build-up, not the calm.
+    """
+
+    name = "volatility"
+
+    def __init__(self, features: list[str]) -> None:
+        self.features = features
+
+    def fit(self, X: pd.DataFrame, target: pd.Series) -> VolatilityBaseline:  # noqa: N803
+        return super().fit(X.reindex(columns=self.features), target)
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
+        return super().predict(X.reindex(columns=self.features))
 
 
-def baselines() -> list[Predictor]:
-    return [BaseRate(), RuleBaseline(), LogisticBaseline()]
+def model_features(features: list[str], config: ModelConfig) -> list[str]:
+    """The table's features the models see: those of the configured families (all if none are named), minus the
+    exclusion patterns (fnmatch)."""
+    keep = set(config.families) if config.families is not None else None
+    return [f for f in features if (keep is None or family_of(f) in keep) and not any(fnmatch(f, p) for p in config.exclude_features)]
+
+
+def baselines(config: ModelConfig) -> list[Predictor]:
+    return [BaseRate(), RuleBaseline(), LogisticBaseline(), VolatilityBaseline(config.volatility_features)]

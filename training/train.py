@@ -73,7 +73,7 @@ def train(settings: Settings, register: bool = True, store: HistoryStore | None 
 def fit_final(ft: FeatureTable, evaluation: Evaluation, settings: Settings) -> CascadeModel:
     """The model trained on every labelled day (calibrated, if configured, on all out-of-fold margins)."""
     labelled = ft.table[ft.table["target"].notna()]
-    X = labelled[model_features(ft.features, settings.model.exclude_features)]
+    X = labelled[model_features(ft.features, settings.model)]
     model = CascadeModel(settings.model).fit(X, labelled["target"].astype(str))
     if settings.model.calibrate:
         oof = evaluation.oof["model"]

@@ -83,10 +83,10 @@ def test_predict_signals_agrees_with_predict_on_a_stored_day(client: TestClient,
 
 
 def test_explain_returns_the_full_explanation(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
-    _, ft, _ = trained_synthetic
+    settings, ft, _ = trained_synthetic
     body = client.post("/explain", json={"as_of": str(ft.table.index[700].date())}).json()
     assert body["sentence"].startswith("Cascade risk within 14 days")
-    assert set(body["cascade"]["families"]) == set(load_families())
+    assert set(body["cascade"]["families"]) == set(settings.model.families or load_families()) & set(settings.model.families or load_families())
     total = body["cascade"]["base_value"] + sum(body["cascade"]["features"].values())
     assert total == pytest.approx(body["cascade"]["margin"], abs=1e-6)
     assert body["direction_model"]["meaning"].startswith("positive pushes towards a long squeeze")

@@ -38,7 +38,7 @@ def test_family_sums_equal_the_sum_of_their_features(explained) -> None:  # noqa
     _, table = explained
     for model in ("cascade", "direction"):
         shap_cols = [c for c in table.columns if c.startswith(f"{model}_shap__")]
-        for fam in REGISTRY:
+        for fam in [c.removeprefix(f"{model}_family__") for c in table.columns if c.startswith(f"{model}_family__")]:
             members = [c for c in shap_cols if family_of(c.removeprefix(f"{model}_shap__")) == fam]
             np.testing.assert_allclose(table[members].sum(axis=1), table[f"{model}_family__{fam}"], atol=1e-9)
         np.testing.assert_allclose(table[f"{model}_base"] + table[shap_cols].sum(axis=1), table[f"{model}_margin"], atol=1e-6)
@@ -95,4 +95,4 @@ def test_replay_of_a_planted_event_shows_the_alert_before_it(trained_synthetic, 
     for r in caught:
         assert 1 <= r.lead_days <= settings.labels.horizon_days
         assert r.first_alert < r.event["start"]
-    assert all(set(r.days.columns) >= set(REGISTRY) for r in replays)
+    assert all(set(r.days.columns) >= set(settings.model.families or REGISTRY) for r in replays)
