@@ -102,7 +102,25 @@ def cmd_features_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_label_study(args: argparse.Namespace, settings: Settings) -> int:
+    from cascade_radar.config import ASSETS
+    from features.build import assemble_panel, load_history
+    from features.labels import label_study
+
+    panels = {asset: assemble_panel(load_history(settings.model_copy(update={"asset": asset})).panel()) for asset in ASSETS}
+    table = label_study(panels, settings.labels)
+    totals = table.groupby(level="asset").sum()
+    fmt = "github" if args.markdown else "simple"
+    print("Events per year: trailing-median window (days) x multiple; a cascade day has total liquidations >= multiple x the median")
+    print(tabulate(table.reset_index().values.tolist(), headers=["asset", "year", *table.columns], tablefmt=fmt))
+    print("\nTotals per asset")
+    print(tabulate(totals.reset_index().values.tolist(), headers=["asset", *totals.columns], tablefmt=fmt))
+    return 0
+
+
 def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
+    if args.study:
+        return cmd_label_study(args, settings)
     ft = build_features(settings)
     events = ft.labels.events
     cfg = settings.labels
@@ -270,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     fl.set_defaults(handler=cmd_features_list)
     ev = sub.add_parser("events", help="list the labelled cascade events")
     ev.add_argument("--markdown", action="store_true")
+    ev.add_argument("--study", action="store_true", help="label study: events per coin and year for 90/180/365-day medians x 4/6/8")
     ev.set_defaults(handler=cmd_events)
 
     sub.add_parser("train", help="walk-forward evaluation, final fit, MLflow run, registration and champion gate").set_defaults(handler=cmd_train)

@@ -123,3 +123,28 @@ def build_labels(panel: pd.DataFrame, cfg: LabelConfig) -> Labels:
     events = find_events(days, cfg)
     targets = make_targets(days, events, cfg.horizon_days)
     return Labels(pd.concat([days, targets], axis=1), events)
+
+
+def label_study(panels: dict[str, pd.DataFrame], cfg: LabelConfig, baselines: tuple[int, ...] = (90, 180, 365),
+                multiples: tuple[float, ...] = (4.0, 6.0, 8.0)) -> pd.DataFrame:
+    """Events per asset and year for every (trailing-median window, multiple) pair: what each definition would call a cascade.
+
+    Rows: (asset, year); columns: ``<window>d_<multiple>x``; plus the share of labelled days with an event ahead
+    under the configured definition. Only years with liquidation coverage for the whole window appear.
+    """
+    rows = {}
+    for asset, panel in panels.items():
+        for window in baselines:
+            for multiple in multiples:
+                variant = cfg.model_copy(update={"trailing_median_days": window, "cascade_multiple": multiple})
+                events = find_events(judge_days(panel, variant), variant)
+                years = events["start"].dt.year.value_counts()
+                for year, count in years.items():
+                    rows.setdefault((asset, int(year)), {})[f"{window}d_{multiple:g}x"] = int(count)
+        judged = judge_days(panel, cfg)["cascade_day"].notna()
+        for year in judged[judged].index.year.unique():
+            rows.setdefault((asset, int(year)), {})
+    table = pd.DataFrame.from_dict(rows, orient="index").fillna(0).astype(int)
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["asset", "year"])
+    columns = [f"{w}d_{m:g}x" for w in baselines for m in multiples]
+    return table.reindex(columns=columns, fill_value=0).sort_index()

@@ -85,3 +85,18 @@ def test_a_fixed_dollar_day_is_judged_against_its_own_time() -> None:
     judged = judge_days(panel, LabelConfig(trailing_median_days=30))
     assert not judged["cascade_day"].iloc[60]
     assert judged["cascade_day"].iloc[160]
+
+
+def test_label_study_counts_events_per_year_and_definition() -> None:
+    from cascade_radar.config import LabelConfig
+    from features.labels import label_study
+
+    days = pd.date_range("2022-01-01", "2023-12-31", freq="D")
+    total = pd.Series(100.0, index=days)
+    total["2022-06-01"] = 500.0  # 5x: a cascade at 4x, not at 6x or 8x
+    total["2023-03-01"] = 900.0  # 9x: a cascade at every multiple
+    total["2023-09-01"] = 700.0  # 7x
+    panel = pd.DataFrame({"liq_long_usd": total * 0.7, "liq_short_usd": total * 0.3}, index=days)
+    table = label_study({"BTC": panel}, LabelConfig(), baselines=(90,), multiples=(4.0, 6.0, 8.0))
+    assert table.loc[("BTC", 2022)].tolist() == [1, 0, 0]
+    assert table.loc[("BTC", 2023)].tolist() == [2, 2, 1]
