@@ -12,6 +12,7 @@ import pandas as pd
 from features.build import DERIVED_INPUTS, first_available
 from features.sources.base import Connector, FetchContext, last_complete_day, load_connectors
 from features.sources.http import NoNetwork, ProviderError, QuotaExhausted
+from features.schemas import SERIES
 from features.store import HistoryStore
 
 OVERLAP_DAYS = 3  # re-fetch the last days: providers revise recent bars
@@ -50,7 +51,9 @@ def build_connectors(asset: str, only: list[str] | None = None, base_urls: dict[
 
 def price_lookup(store: HistoryStore) -> pd.Series:
     """The best stored daily USD price, in the order the feature panel uses."""
-    return first_available(store.panel(), list(DERIVED_INPUTS["price_usd"]))
+    sources = list(DERIVED_INPUTS["price_usd"])
+    series = [name for name, schema in SERIES.items() if set(schema.columns) & set(sources)]
+    return first_available(store.panel(series), sources)  # only the series that hold a price, not the whole store
 
 
 def update_series(connector: Connector, series: str, first_day: str, store: HistoryStore, until: pd.Timestamp) -> SeriesOutcome:
