@@ -27,7 +27,7 @@ def timed(fn: Callable[[], object], repeat: int = 1) -> tuple[float, object]:
 
 def bench_settings(workdir: Path) -> tuple[Settings, str]:
     """Settings on a scratch store and MLflow store; loads the reference history when present."""
-    settings = Settings(data_dir=workdir / "data", reports_dir=workdir / "reports", mlruns_dir=workdir / "mlruns")
+    settings = Settings(data_dir=workdir / "data", reports_dir=workdir / "reports", mlruns_dir=workdir / "mlruns", assets=["BTC"])
     store = HistoryStore(settings.data_path)
     if (settings.reference_path / "README.md").exists():
         import_reference(store, settings.reference_path, settings.asset)

@@ -135,24 +135,31 @@ def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
 
 # ---------------------------------------------------------------- training
 def cmd_train(args: argparse.Namespace, settings: Settings, register: bool = True) -> int:
-    from training.report import format_table
+    from training.report import coin_table, format_table
     from training.train import train
 
-    print(f"{settings.asset}: features -> walk-forward over {settings.folds.n_folds} folds -> final fit -> MLflow ...", flush=True)
+    if args.asset:  # `--asset X` trains and evaluates on that coin alone
+        settings = settings.model_copy(update={"assets": [settings.asset]})
+    coins = ", ".join(settings.assets)
+    print(f"{coins}: features -> pooled walk-forward over {settings.folds.n_folds} folds -> final fit -> MLflow ...", flush=True)
     result = train(settings, register=register)
-    ft = result.feature_table
-    print(f"{settings.asset}: {len(ft.table)} days x {len(ft.features)} features, {int(ft.table['target'].notna().sum())} labelled days, "
-          f"{len(ft.labels.events)} events")
-    print(format_table(result.evaluation.table()))
-    print(f"report: {result.report}  (out-of-fold predictions: {result.report.parent / 'oof_predictions.csv'})")
+    for asset, ft in result.tables.items():
+        print(f"{asset}: {len(ft.table)} days, {int(ft.table['target'].notna().sum())} labelled, {len(ft.labels.events)} events")
+    print(f"{len(result.model.features)} features ({len(result.model.cascade_features)} cascade, {len(result.model.direction_features)} direction)\n")
+    print(format_table(coin_table(result.evaluation)))
+    print(f"\n{result.asset} in detail (model vs baselines):")
+    print(format_table(result.evaluation.table(result.asset)))
+    print(f"\nreports: {result.report}" + (f", every coin: {settings.reports_root / 'coins.md'}" if len(result.tables) > 1 else ""))
     print(f"MLflow run {result.run_id} in {settings.tracking_uri}")
-    if register:
-        name = settings.registered_model_name
-        if result.passed_gate:
-            print(f"registered {name} version {result.model_version}; passed the gate -> alias 'champion'")
+    for asset, verdict in result.verdicts.items():
+        name = settings.for_asset(asset).registered_model_name
+        version = result.versions.get(asset)
+        if verdict.passed:
+            print(f"{asset}: passed the gate" + (f" -> {name} v{version} is 'champion'" if register else ""))
         else:
-            print(f"registered {name} version {result.model_version}; did NOT pass the gate: " + "; ".join(result.reasons))
-            print(f"champion stays at version {result.champion}" if result.champion else "no champion yet")
+            champion = result.champions.get(asset)
+            stays = (f"; champion stays at v{champion}" if champion else "; no champion") if register else ""
+            print(f"{asset}: did NOT pass the gate ({'; '.join(verdict.reasons)}){stays}")
     print(f"done in {result.seconds:.1f} s")
     return 0
 

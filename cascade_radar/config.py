@@ -7,16 +7,26 @@ The whole object is logged to MLflow with every training run.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 Asset = Literal["BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA"]
 ASSETS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA")
+
+# The model choice `make tune` selected by nested walk-forward (families, hyper-parameters, direction inputs).
+# It is committed with the code; ModelConfig takes its defaults from it, the environment still overrides.
+SELECTION_FILE = PROJECT_ROOT / "training" / "selection.json"
+
+
+def committed_selection() -> dict[str, object]:
+    """The committed model choice (empty if `make tune` never wrote one)."""
+    return json.loads(SELECTION_FILE.read_text())["choice"] if SELECTION_FILE.exists() else {}
 
 
 class FeatureConfig(BaseModel):
@@ -33,6 +43,9 @@ class FeatureConfig(BaseModel):
     divergence_pivot_days: int = Field(default=3, description="a swing high must be the highest close of ±this many days (confirmed only after them)")
     drawdown_days: int = Field(default=365, description="drawdown is measured from the highest price of this many trailing days")
     streak_cap_days: int = Field(default=90, description="sign streaks are capped here: beyond it a run is simply 'long', and features keep a bounded memory")
+    context_asset: Asset = Field(default="BTC", description="the coin whose on-chain families are market-wide context for every coin")
+    context_families: list[str] = Field(default=["flows", "sopr", "nupl"], description="families every coin takes from the context asset "
+                                        "(BTC's holders and exchange flows move the whole market; alts have no such series of their own)")
     lags: list[int] = Field(default=[3, 7], description="lags added to the features listed in lagged_features")
     lagged_features: list[str] = Field(
         default=[
@@ -59,6 +72,8 @@ class LabelConfig(BaseModel):
     min_trailing_days: int = Field(default=30, ge=5, description="days of history needed before a day can be judged")
     cascade_multiple: float = Field(default=4.0, gt=1, description="a cascade day has total liquidations >= this multiple of the trailing median")
     merge_gap_days: int = Field(default=1, ge=1, description="cascade days at most this many days apart form one event")
+    major_multiple: float = Field(default=8.0, gt=1, description="a *major* event peaks at >= this multiple of the trailing median; "
+                                  "skill on the major tier is reported beside the main label")
 
 
 class FoldConfig(BaseModel):
@@ -92,10 +107,11 @@ class ModelConfig(BaseModel):
     )
     families: list[str] | None = Field(
         default=["price", "oi", "funding", "flows", "sopr", "nupl"],
-        description="signal families the models are trained on (None: every registered family). The committed choice: "
-        "measured on BTC, adding the positioning and liquidation-memory families to all six lowered the out-of-fold "
-        "ROC-AUC from 0.63 to 0.55 (more features than ~60 events support); which families help is for nested selection to decide",
+        description="signal families the cascade model reads (None: every registered family); default: the committed "
+        "choice of `make tune` (training/selection.json)",
     )
+    direction_families: list[str] | None = Field(default=None, description="families the direction model reads (None: the same as "
+                                                 "`families`); chosen by `make tune` like the rest")
     missing_example_share: float = Field(default=0.03, ge=0, le=0.5, description="per family, this share of training rows is "
                                          "added again with the family's features blanked, so that a missing value is scored as missing, not as 0")
     missing_example_weight: float = Field(default=0.2, gt=0, le=1, description="weight of those blanked copies")
@@ -109,12 +125,20 @@ class ModelConfig(BaseModel):
         "(dollars of OI, coins moved) let trees learn the calendar instead of the build-up",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _committed_choice(cls, data: object) -> object:
+        """Fields not given explicitly take the committed choice of `make tune`."""
+        if isinstance(data, dict):
+            return {**committed_selection(), **data}
+        return data
+
 
 class GateConfig(BaseModel):
     """Evaluation gate a new model must pass to become the `champion`."""
 
     metrics: list[str] = Field(default=["pr_auc", "brier_skill"])
-    baselines: list[str] = Field(default=["base_rate", "rule", "logistic"])
+    baselines: list[str] = Field(default=["base_rate", "rule", "logistic", "volatility"])
     min_margin: float = 0.0
 
 
@@ -131,7 +155,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CASCADE_RADAR_", env_nested_delimiter="__", extra="ignore")
 
-    asset: Asset = "BTC"
+    asset: Asset = Field(default="BTC", description="the coin a command answers for (explain, replay, serving default)")
+    assets: list[Asset] = Field(default=list(ASSETS), description="the coins pooled into one model by `make train` / `make tune`; "
+                                "each is evaluated on its own and gets the champion only if it passes the gate")
     data_dir: Path = Path("data")
     reference_dir: Path = Path("../shared/data")
     reports_dir: Path = Path("reports")
@@ -155,6 +181,17 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_asset(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("assets", mode="before")
+    @classmethod
+    def _upper_assets(cls, value: object) -> object:
+        if isinstance(value, str):  # "BTC,ETH" as well as a JSON list
+            value = json.loads(value) if value.strip().startswith("[") else value.split(",")
+        return [v.strip().upper() if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+
+    def for_asset(self, asset: str) -> Settings:
+        """The same settings answering for ``asset``."""
+        return self.model_copy(update={"asset": asset.upper()})
 
     def _resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()

@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 
 from cascade_radar.config import FeatureConfig, Settings
-from features.families import load_families
+from features.families import family_of, load_families
 from features.labels import Labels, build_labels
 from features.lags import add_lags
 from features.schemas import Column, column_spec
 from features.store import HistoryStore, atomic_write
 
-LABEL_COLUMNS = ["target", "days_to_event", "cascade_day", "liq_ratio"]
+LABEL_COLUMNS = ["target", "days_to_event", "cascade_day", "liq_ratio", "major_ahead"]
 
 
 @dataclass(frozen=True)
@@ -79,20 +79,50 @@ def compute_features(panel: pd.DataFrame, config: FeatureConfig) -> tuple[pd.Dat
     return features, pd.DataFrame(rows)
 
 
-def feature_frame(raw_panel: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(assembled panel, features, catalogue) of ``raw_panel``: what training and serving both compute, no labels."""
+def with_market_context(features: pd.DataFrame, context: pd.DataFrame) -> pd.DataFrame:
+    """``features`` with every column ``context`` has (the context asset's on-chain families) replaced by the
+    context asset's value of the same day; missing where the context asset has no value that day."""
+    columns = [c for c in context.columns if c in features.columns]
+    out = features.copy()
+    out[columns] = context.reindex(index=features.index, columns=columns).to_numpy()
+    return out
+
+
+def feature_frame(raw_panel: pd.DataFrame, settings: Settings, context: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(assembled panel, features, catalogue) of ``raw_panel``: what training and serving both compute, no labels.
+
+    ``context``: the context asset's features of the context families (``market_context``), if this is another coin.
+    """
     if raw_panel.empty:
         raise ValueError("no history to build features from: the store is empty (run `make data-reference`)")
     panel = assemble_panel(raw_panel)
     features, catalogue = compute_features(panel, settings.features)
+    if context is not None:
+        features = with_market_context(features, context)
     return panel, features, catalogue
 
 
-def build_feature_table(raw_panel: pd.DataFrame, settings: Settings, until: pd.Timestamp | None = None) -> FeatureTable:
+def market_context(settings: Settings) -> pd.DataFrame | None:
+    """The context asset's (BTC's) features of the context families (on-chain flows, SOPR, NUPL), which every
+    other coin reads as market-wide context; None for the context asset itself.
+
+    Features of day t use data up to t only, so taking the context asset's value of the same day adds no look-ahead.
+    """
+    cfg = settings.features
+    if settings.asset == cfg.context_asset or not cfg.context_families:
+        return None
+    ctx = settings.for_asset(cfg.context_asset)
+    _, features, _ = feature_frame(load_history(ctx).panel(), ctx)
+    return features[[c for c in features.columns if family_of(c) in cfg.context_families]]
+
+
+def build_feature_table(raw_panel: pd.DataFrame, settings: Settings, until: pd.Timestamp | None = None,
+                        context: pd.DataFrame | None = None) -> FeatureTable:
     """The feature table of ``raw_panel`` (as read from the store), truncated at ``until`` if given."""
     if until is not None:
         raw_panel = raw_panel.loc[:until]
-    panel, features, catalogue = feature_frame(raw_panel, settings)
+        context = context.loc[:until] if context is not None else None
+    panel, features, catalogue = feature_frame(raw_panel, settings, context)
     labels = build_labels(panel, settings.labels)
     table = pd.concat([features, labels.daily[LABEL_COLUMNS]], axis=1)
     return FeatureTable(table, list(features.columns), catalogue, labels)
@@ -102,15 +132,31 @@ def load_history(settings: Settings) -> HistoryStore:
     """The asset's store; on first use (empty store) the reference history is loaded into it, the offline first run."""
     store = HistoryStore(settings.data_path)
     if store.is_empty():
-        from features.sources.reference import import_reference
+        from features.sources.reference import ReferenceDataError, import_reference
 
         print(f"store {settings.data_path} is empty: loading the reference history from {settings.reference_path}")
-        import_reference(store, settings.reference_path, settings.asset)
+        try:
+            import_reference(store, settings.reference_path, settings.asset)
+        except ReferenceDataError as exc:
+            raise ReferenceDataError(f"{settings.asset}: no history in {settings.data_path} and no reference history to load ({exc}); "
+                                     f"fetch it with `cascade-radar data update --asset {settings.asset}`, or leave the coin out "
+                                     "(--asset / CASCADE_RADAR_ASSETS)") from exc
     return store
 
 
 def load_feature_table(store: HistoryStore, settings: Settings, until: pd.Timestamp | None = None) -> FeatureTable:
-    return build_feature_table(store.panel(), settings, until)
+    """The feature table of ``settings.asset`` from its store, with the market context of the context asset."""
+    return build_feature_table(store.panel(), settings, until, market_context(settings))
+
+
+def load_feature_tables(settings: Settings, stores: dict[str, HistoryStore] | None = None) -> dict[str, FeatureTable]:
+    """One feature table per coin of ``settings.assets`` (the pooled training set)."""
+    stores = stores or {}
+    tables = {}
+    for asset in settings.assets:
+        each = settings.for_asset(asset)
+        tables[asset] = load_feature_table(stores.get(asset) or load_history(each), each)
+    return tables
 
 
 def feature_table_path(settings: Settings) -> Path:

@@ -117,11 +117,24 @@ def make_targets(days: pd.DataFrame, events: pd.DataFrame, horizon: int) -> pd.D
     return pd.DataFrame({"target": target, "days_to_event": days_to_event})
 
 
+def major_ahead(target: pd.Series, events: pd.DataFrame, horizon: int, multiple: float) -> pd.Series:
+    """1 where a *major* event (peak >= ``multiple`` x the median) starts in (t, t+H], 0 where the target is known
+    and none does, missing where the target is missing."""
+    index = target.index
+    out = pd.Series(0.0, index=index).where(target.notna())
+    major = events[events["peak_ratio"] >= multiple] if len(events) else events
+    for start in major["start"] if len(major) else []:
+        window = (index >= start - pd.Timedelta(days=horizon)) & (index < start)
+        out[window] = 1.0
+    return out
+
+
 def build_labels(panel: pd.DataFrame, cfg: LabelConfig) -> Labels:
-    """Judge every day, find events and make the prediction targets."""
+    """Judge every day, find events and make the prediction targets (and the major-tier target)."""
     days = judge_days(panel, cfg)
     events = find_events(days, cfg)
     targets = make_targets(days, events, cfg.horizon_days)
+    targets["major_ahead"] = major_ahead(targets["target"], events, cfg.horizon_days, cfg.major_multiple)
     return Labels(pd.concat([days, targets], axis=1), events)
 
 

@@ -31,6 +31,7 @@ def settings(tmp_path: Path) -> Settings:
         reports_dir=tmp_path / "reports",
         mlruns_dir=tmp_path / "mlruns",
         reference_dir=tmp_path / "no-reference",
+        assets=["BTC"],
     )
 
 
@@ -58,7 +59,8 @@ def trained_synthetic(tmp_path_factory: pytest.TempPathFactory, synthetic: Synth
     from training.train import train
 
     root = tmp_path_factory.mktemp("trained")
-    settings = Settings(data_dir=root / "data", reports_dir=root / "reports", mlruns_dir=root / "mlruns", reference_dir=root / "none")
+    settings = Settings(data_dir=root / "data", reports_dir=root / "reports", mlruns_dir=root / "mlruns", reference_dir=root / "none",
+                        assets=["BTC"])
     load_into(HistoryStore(settings.data_path), synthetic)
     result = train(settings)
     assert result.passed_gate, result.reasons

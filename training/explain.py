@@ -120,9 +120,10 @@ class Explainer:
         cols: dict[str, pd.Series] = {c: pred[c] for c in ("p_cascade", "p_long", "p_short")}
         cols["basis"] = pd.Series(kind, index=X.index)
         cols["model_used"] = pd.Series(source.label, index=X.index)
-        boosters = [("cascade", model.cascade)] + ([("direction", model.direction)] if model.direction is not None else [])
-        for name, booster in boosters:
-            contrib = contributions(booster, X)
+        for name, booster, columns in model.boosters():
+            contrib = contributions(booster, X[columns])
+            # every model input gets a column; those a booster does not read contribute exactly 0
+            contrib = Contributions(contrib.values.reindex(columns=model.features, fill_value=0.0), contrib.base)
             cols[f"{name}_base"] = contrib.base
             cols[f"{name}_margin"] = contrib.margin
             fam = contrib.by_family()

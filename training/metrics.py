@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
@@ -36,8 +38,37 @@ def alert_episodes(alert: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     return runs
 
 
-def event_metrics(pred: pd.DataFrame, events: pd.DataFrame, horizon: int, threshold: float) -> dict[str, float]:
-    """Event-level view of daily predictions (``pred``: index date, p_cascade, p_long, p_short, target).
+@dataclass
+class EventTally:
+    """Counts behind the event-level metrics; tallies of several coins add up to the pooled one."""
+
+    scored: int = 0
+    caught: int = 0
+    correct: int = 0
+    false_runs: int = 0
+    days: int = 0
+    alert_days: int = 0
+    leads: list[int] = field(default_factory=list)
+
+    def __add__(self, other: EventTally) -> EventTally:
+        return EventTally(self.scored + other.scored, self.caught + other.caught, self.correct + other.correct,
+                          self.false_runs + other.false_runs, self.days + other.days, self.alert_days + other.alert_days,
+                          self.leads + other.leads)
+
+    def metrics(self) -> dict[str, float]:
+        nan = float("nan")
+        return {
+            "events": float(self.scored),
+            "event_recall": self.caught / self.scored if self.scored else nan,
+            "median_lead_days": float(np.median(self.leads)) if self.leads else nan,
+            "false_alarms_per_30d": 30.0 * self.false_runs / self.days if self.days else nan,
+            "alert_share": self.alert_days / self.days if self.days else nan,
+            "direction_accuracy": self.correct / self.caught if self.caught else nan,
+        }
+
+
+def event_tally(pred: pd.DataFrame, events: pd.DataFrame, horizon: int, threshold: float) -> EventTally:
+    """Event-level view of one coin's daily predictions (``pred``: index date, p_cascade, p_long, p_short, target).
 
     * an event (start s) is *caught* when some predicted day in [s-H, s-1] has p_cascade >= threshold;
       its lead time is s minus the first such day;
@@ -50,38 +81,43 @@ def event_metrics(pred: pd.DataFrame, events: pd.DataFrame, horizon: int, thresh
     pred = pred.sort_index()
     alert = pred["p_cascade"] >= threshold
     days = pred.index
-    caught, leads, correct, scored = 0, [], 0, 0
+    tally = EventTally(days=len(days), alert_days=int(alert.sum()))
     for event in events.itertuples():
         window = pd.date_range(event.start - pd.Timedelta(days=horizon), event.start - pd.Timedelta(days=1), freq="D")
         if not window.isin(days).all():
             continue
-        scored += 1
+        tally.scored += 1
         hits = window[alert.reindex(window).to_numpy(dtype=bool)]
         if len(hits):
-            caught += 1
+            tally.caught += 1
             first = hits[0]
-            leads.append((event.start - first).days)
+            tally.leads.append((event.start - first).days)
             side = "long" if pred.at[first, "p_long"] >= pred.at[first, "p_short"] else "short"
-            correct += side == event.direction
-    false_runs = 0
+            tally.correct += side == event.direction
     for first, last in alert_episodes(alert):
-        run_targets = pred.loc[first:last, "target"]
-        if (run_targets == "none").all():
-            false_runs += 1
-    return {
-        "events": float(scored),
-        "event_recall": caught / scored if scored else float("nan"),
-        "median_lead_days": float(np.median(leads)) if leads else float("nan"),
-        "false_alarms_per_30d": 30.0 * false_runs / len(days) if len(days) else float("nan"),
-        "alert_share": float(alert.mean()) if len(days) else float("nan"),
-        "direction_accuracy": correct / caught if caught else float("nan"),
-    }
+        if (pred.loc[first:last, "target"] == "none").all():
+            tally.false_runs += 1
+    return tally
+
+
+def event_metrics(pred: pd.DataFrame, events: pd.DataFrame, horizon: int, threshold: float) -> dict[str, float]:
+    """``event_tally`` of one coin as metrics: events, event_recall, median_lead_days, false_alarms_per_30d, alert_share,
+    direction_accuracy."""
+    return event_tally(pred, events, horizon, threshold).metrics()
 
 
 def direction_day_accuracy(pred: pd.DataFrame) -> float:
     """On days with an event ahead, the share where the likelier side is the event's side."""
+    return direction_metrics(pred)["direction_day_accuracy"]
+
+
+def direction_metrics(pred: pd.DataFrame) -> dict[str, float]:
+    """On days with an event ahead: accuracy of the likelier side, and ROC-AUC of P(long | event) for long vs short."""
     ahead = pred[pred["target"].isin(["long", "short"])]
     if ahead.empty:
-        return float("nan")
+        return {"direction_day_accuracy": float("nan"), "direction_auc": float("nan")}
+    is_long = (ahead["target"] == "long").to_numpy()
     side = np.where(ahead["p_long"] >= ahead["p_short"], "long", "short")
-    return float((side == ahead["target"].to_numpy()).mean())
+    p_long_given = (ahead["p_long"] / (ahead["p_long"] + ahead["p_short"])).to_numpy()
+    auc = float(roc_auc_score(is_long, p_long_given)) if 0 < is_long.mean() < 1 else float("nan")
+    return {"direction_day_accuracy": float((side == ahead["target"].to_numpy()).mean()), "direction_auc": auc}

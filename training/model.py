@@ -115,7 +115,9 @@ class CascadeModel:
 
     def __init__(self, config: ModelConfig, features: list[str] | None = None) -> None:
         self.config = config
-        self.features = features
+        self.features = features  # every input column; each booster reads its own subset of them
+        self.cascade_features = features
+        self.direction_features = features
         self.cascade: lgb.Booster | None = None
         self.direction: lgb.Booster | None = None
         self.calibrator = PlattCalibrator()
@@ -138,22 +140,29 @@ class CascadeModel:
 
     def fit(self, X: pd.DataFrame, target: pd.Series) -> CascadeModel:  # noqa: N803
         self.features = list(X.columns)
+        self.cascade_features = model_features(self.features, self.config, self.config.families)
+        self.direction_features = model_features(self.features, self.config, self.config.direction_families or self.config.families)
         self.trained_through = str(pd.Timestamp(X.index.max()).date()) if isinstance(X.index, pd.DatetimeIndex) and len(X) else None
         y = is_cascade(target)
-        self.cascade = self._fit_booster(X, y, self.config.n_estimators)
+        self.cascade = self._fit_booster(X[self.cascade_features], y, self.config.n_estimators)
         events = target[y]
         self.long_share = float((events == "long").mean()) if len(events) else 0.5
         if events.nunique() == 2:
-            self.direction = self._fit_booster(X[y], (events == "long").to_numpy(), self.config.direction_n_estimators)
+            self.direction = self._fit_booster(X.loc[y, self.direction_features], (events == "long").to_numpy(), self.config.direction_n_estimators)
         return self
 
+    def boosters(self) -> list[tuple[str, lgb.Booster, list[str]]]:
+        """(name, booster, the columns it reads) of the cascade and, if fitted, the direction model."""
+        out = [("cascade", self.cascade, self.cascade_features)]
+        return out + ([("direction", self.direction, self.direction_features)] if self.direction is not None else [])
+
     def cascade_margin(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
-        return self.cascade.predict(X[self.features], raw_score=True)
+        return self.cascade.predict(X[self.cascade_features], raw_score=True)
 
     def p_long_given_cascade(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         if self.direction is None:
             return np.full(len(X), self.long_share)
-        return self.direction.predict(X[self.features])
+        return self.direction.predict(X[self.direction_features])
 
     def predict(self, X: pd.DataFrame, calibrated: bool = True) -> pd.DataFrame:  # noqa: N803
         """Daily p_cascade, p_long, p_short (and the raw cascade ``margin``, log-odds before calibration)."""
@@ -174,7 +183,8 @@ class CascadeModel:
         self.cascade.save_model(str(directory / "cascade.txt"))
         if self.direction is not None:
             self.direction.save_model(str(directory / "direction.txt"))
-        meta = {"features": self.features, "calibrator": [self.calibrator.a, self.calibrator.b],
+        meta = {"features": self.features, "cascade_features": self.cascade_features, "direction_features": self.direction_features,
+                "calibrator": [self.calibrator.a, self.calibrator.b],
                 "long_share": self.long_share, "trained_through": self.trained_through, "config": self.config.model_dump()}
         (directory / "meta.json").write_text(json.dumps(meta, indent=1))
 
@@ -182,6 +192,8 @@ class CascadeModel:
     def load(cls, directory: Path) -> CascadeModel:
         meta = json.loads((directory / "meta.json").read_text())
         model = cls(ModelConfig(**meta["config"]), meta["features"])
+        model.cascade_features = meta.get("cascade_features", meta["features"])
+        model.direction_features = meta.get("direction_features", meta["features"])
         model.cascade = lgb.Booster(model_file=str(directory / "cascade.txt"))
         if (directory / "direction.txt").exists():
             model.direction = lgb.Booster(model_file=str(directory / "direction.txt"))
@@ -324,10 +336,17 @@ class VolatilityBaseline(LogisticBaseline):
         return super().predict(X.reindex(columns=self.features))
 
 
-def model_features(features: list[str], config: ModelConfig) -> list[str]:
-    """The table's features the models see: those of the configured families (all if none are named), minus the
-    exclusion patterns (fnmatch)."""
-    keep = set(config.families) if config.families is not None else None
+ALL_FAMILIES = object()  # sentinel: "the families of the config", as opposed to an explicit None (= every family)
+
+
+def model_features(features: list[str], config: ModelConfig, families: list[str] | None | object = ALL_FAMILIES) -> list[str]:
+    """The table's features a model reads: those of ``families`` (every registered family if None), minus the exclusion
+    patterns (fnmatch). By default the union of what the cascade and the direction model read."""
+    if families is ALL_FAMILIES:
+        chosen = [config.families, config.direction_families or config.families]
+        keep = None if any(c is None for c in chosen) else {f for c in chosen for f in c}
+    else:
+        keep = set(families) if families is not None else None
     return [f for f in features if (keep is None or family_of(f) in keep) and not any(fnmatch(f, p) for p in config.exclude_features)]
 
 

@@ -55,8 +55,8 @@ def requirements() -> list[str]:
     return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pydantic", "pydantic-settings")]
 
 
-def log_cascade_model(model: CascadeModel, X_example: pd.DataFrame, workdir: Path, registered_name: str) -> mlflow.models.model.ModelInfo:  # noqa: N803
-    """Log the model (with signature and input example) and register a new version of ``registered_name``."""
+def log_cascade_model(model: CascadeModel, X_example: pd.DataFrame, workdir: Path, registered_name: str | None = None) -> mlflow.models.model.ModelInfo:  # noqa: N803
+    """Log the model (with signature and input example), and register a new version of ``registered_name`` if given."""
     model_dir = workdir / "cascade_model"
     model.save(model_dir)
     example = X_example[model.features].head(5).astype("float64")

@@ -10,11 +10,11 @@ import pandas as pd
 
 from cascade_radar.config import Settings
 from features.build import FeatureTable
-from training.evaluate import TABLE_METRICS, Evaluation, Verdict
+from training.evaluate import POOLED, TABLE_METRICS, Evaluation, Verdict
 from training.model import PROBABILITY_COLUMNS, CascadeModel, is_cascade, save_fold_models
 from training.plotting import pyplot, save_figure
 
-OOF_COLUMNS = ["date", "fold", *PROBABILITY_COLUMNS, "target"]
+OOF_COLUMNS = ["date", "asset", "fold", *PROBABILITY_COLUMNS, "target"]
 OOF_FILE = "oof_predictions.csv"
 
 
@@ -45,14 +45,14 @@ def read_oof(directory: Path) -> pd.DataFrame:
     return pd.read_csv(path, parse_dates=["date"]).set_index("date")
 
 
-def plot_pr(evaluation: Evaluation, asset: str, path: Path) -> Path:
+def plot_pr(evaluation: Evaluation, asset: str, path: Path) -> Path:  # one coin's view of the evaluation
     from sklearn.metrics import precision_recall_curve
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     for name, pred in evaluation.oof.items():
         precision, recall, _ = precision_recall_curve(is_cascade(pred["target"]), pred["p_cascade"])
-        ax.step(recall, precision, where="post", label=f"{name} (AP {evaluation.pooled.loc[name, 'pr_auc']:.3f})")
+        ax.step(recall, precision, where="post", label=f"{name} (AP {evaluation.scores.loc[(asset, name), 'pr_auc']:.3f})")
     ax.set(xlabel="recall", ylabel="precision", title=f"{asset}: precision-recall, out-of-fold", ylim=(0, 1.02))
     ax.legend(loc="upper right")
     return save_figure(fig, path)
@@ -94,9 +94,12 @@ def plot_timeline(evaluation: Evaluation, events: pd.DataFrame, threshold: float
 
 
 def feature_importance(model: CascadeModel) -> pd.DataFrame:
-    imp = pd.DataFrame({"feature": model.features,
-                        "cascade_gain": model.cascade.feature_importance("gain"),
-                        "direction_gain": model.direction.feature_importance("gain") if model.direction else 0.0})
+    imp = pd.DataFrame({"feature": model.features})
+    for name, booster, columns in model.boosters():
+        gain = pd.Series(booster.feature_importance("gain"), index=columns)
+        imp[f"{name}_gain"] = gain.reindex(model.features, fill_value=0.0).to_numpy()
+    if "direction_gain" not in imp:
+        imp["direction_gain"] = 0.0
     return imp.sort_values("cascade_gain", ascending=False)
 
 
@@ -133,16 +136,21 @@ def write_report(evaluation: Evaluation, verdict: Verdict, ft: FeatureTable, mod
         f"Walk-forward, expanding window, {len(evaluation.folds)} folds, purge gap {settings.purge_days} days "
         f"(label horizon H = {h}). Alert: P(cascade) >= {settings.alert_threshold:g}. All numbers are out-of-fold.",
         "",
-        "## Model vs baselines (pooled out-of-fold)",
+        f"The model is pooled over {', '.join(settings.assets)} (one model for every coin); the baselines are fitted on "
+        f"{asset} alone. Direction metrics are on days with an event ahead; `base_rate`'s direction accuracy is "
+        "\"always the majority side of the training window\". `major_*`: the same probabilities scored against major events "
+        f"(peak >= {settings.labels.major_multiple:g}x the median).",
         "",
-        format_table(evaluation.table()),
+        f"## Model vs baselines — {asset}, every fold together",
+        "",
+        format_table(evaluation.table(asset)),
         "",
         f"Gate ({' and '.join(settings.gate.metrics)} above every baseline): **{'passed' if verdict.passed else 'failed'}**"
         + ("" if verdict.passed else " — " + "; ".join(verdict.reasons)),
         "",
         "## Per fold",
         "",
-        format_table(evaluation.per_fold[TABLE_METRICS]),
+        format_table(evaluation.per_fold.loc[asset][TABLE_METRICS]),
         "",
         "## Folds",
         "",
@@ -159,3 +167,42 @@ def write_report(evaluation: Evaluation, verdict: Verdict, ft: FeatureTable, mod
     path = directory / "evaluation.md"
     path.write_text("\n".join(lines))
     return [path, *written]
+
+
+SUMMARY_COLUMNS = {"pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "brier_skill": "Brier skill", "base_rate": "prevalence",
+                   "event_recall": "event recall", "median_lead_days": "median lead (d)", "false_alarms_per_30d": "false alarms / 30 d",
+                   "direction_day_accuracy": "direction acc.", "direction_auc": "direction AUC", "major_pr_auc": "major PR-AUC",
+                   "major_roc_auc": "major ROC-AUC"}
+
+
+def coin_table(evaluation: Evaluation) -> pd.DataFrame:
+    """One row per coin and pooled: the model's metrics, the volatility baseline's beside them (``vol …``), and the
+    majority-side direction accuracy (the base rate's)."""
+    rows = {}
+    for asset in [*evaluation.assets, POOLED]:
+        table = evaluation.scores.loc[asset]
+        row = {label: table.loc["model", key] for key, label in SUMMARY_COLUMNS.items()}
+        if "volatility" in table.index:
+            for key in ("pr_auc", "roc_auc", "brier_skill", "event_recall"):
+                row[f"vol {SUMMARY_COLUMNS[key]}"] = table.loc["volatility", key]
+        if "base_rate" in table.index:
+            row["majority side acc."] = table.loc["base_rate", "direction_day_accuracy"]
+        rows[asset] = row
+    return pd.DataFrame(rows).T.rename_axis("asset")
+
+
+def write_summary(evaluation: Evaluation, verdicts: dict[str, Verdict], settings: Settings) -> list[Path]:
+    """The per-coin table (Markdown and CSV) of a pooled evaluation under the reports root; returns the paths."""
+    root = settings.reports_root
+    root.mkdir(parents=True, exist_ok=True)
+    table = coin_table(evaluation)
+    table["gate"] = [("passed" if verdicts[a].passed else "failed") if a in verdicts else "" for a in table.index]
+    csv = root / "coins.csv"
+    table.to_csv(csv, float_format="%.4f")
+    failed = [f"- {a}: " + "; ".join(v.reasons) for a, v in verdicts.items() if not v.passed]
+    lines = [f"# cascade-radar — every coin, pooled model ({len(evaluation.folds)} walk-forward folds, out-of-fold)", "",
+             format_table(table.drop(columns="gate")), "", "Gate: " + ", ".join(f"{a} {'passed' if v.passed else 'failed'}" for a, v in verdicts.items()),
+             "", *failed]
+    md = root / "coins.md"
+    md.write_text("\n".join(lines) + "\n")
+    return [md, csv]

@@ -18,26 +18,37 @@ import mlflow
 import pandas as pd
 
 from cascade_radar.config import Settings
-from features.build import FeatureTable, load_feature_table, load_history
+from features.build import FeatureTable, load_feature_tables
 from features.store import HistoryStore
-from training.evaluate import Evaluation, Verdict, gate, walk_forward
+from training.evaluate import POOLED, Evaluation, Pool, Verdict, gate, walk_forward
 from training.explain import champion_explainer, fold_sources
 from training.model import CascadeModel, PlattCalibrator, is_cascade, model_features
 from training.register import CHAMPION, champion_version, log_cascade_model, set_champion, setup_tracking
-from training.report import write_report
+from training.report import write_report, write_summary
 
 
 @dataclass
 class TrainResult:
-    feature_table: FeatureTable
+    """What one training of the pooled model produced, for every coin it covers."""
+
+    asset: str  # the coin the single-coin properties below answer for (settings.asset, else the first coin)
+    tables: dict[str, FeatureTable]
     evaluation: Evaluation
-    verdict: Verdict
+    verdicts: dict[str, Verdict]
     model: CascadeModel
     run_id: str
-    model_version: str
-    champion: str | None
-    files: list[Path]  # report files written (the report itself first), all logged to the run
+    versions: dict[str, str]  # registered version per coin ('' when not registered)
+    champions: dict[str, str | None]
+    files: list[Path]  # report files written (each coin's report first, then the rest), all logged to the run
     seconds: float
+
+    @property
+    def feature_table(self) -> FeatureTable:
+        return self.tables[self.asset]
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.verdicts[self.asset]
 
     @property
     def passed_gate(self) -> bool:
@@ -48,33 +59,54 @@ class TrainResult:
         return self.verdict.reasons
 
     @property
+    def model_version(self) -> str:
+        return self.versions.get(self.asset, "")
+
+    @property
+    def champion(self) -> str | None:
+        return self.champions.get(self.asset)
+
+    @property
     def report(self) -> Path:
         return self.files[0]
 
 
-def train(settings: Settings, register: bool = True, store: HistoryStore | None = None) -> TrainResult:
-    """Run the whole pipeline for ``settings.asset``; with ``register=False`` it evaluates and records only."""
+def train(settings: Settings, register: bool = True, store: HistoryStore | None = None,
+          stores: dict[str, HistoryStore] | None = None) -> TrainResult:
+    """Run the whole pipeline for the coins of ``settings.assets`` (one pooled model); with ``register=False`` it
+    evaluates and records only. ``store``: the store of ``settings.asset`` (tests, benches); ``stores``: per coin."""
     started = time.perf_counter()
-    store = store or load_history(settings)
-    ft = load_feature_table(store, settings)
-    evaluation = walk_forward(ft, settings)
-    verdict = gate(evaluation, settings)
-    model = fit_final(ft, evaluation, settings)
-    files = write_report(evaluation, verdict, ft, model, settings, settings.reports_path)
+    stores = dict(stores or {})
+    if store is not None:
+        stores[settings.asset] = store
+    tables = load_feature_tables(settings, stores)
+    evaluation = walk_forward(tables, settings)
+    verdicts = {asset: gate(evaluation, settings, asset) for asset in tables}
+    model = fit_final(tables, evaluation, settings)
+    files: list[Path] = []
+    for asset, ft in tables.items():
+        each = settings.for_asset(asset)
+        files += write_report(evaluation.for_asset(asset), verdicts[asset], ft, model, each, each.reports_path)
+    if len(tables) > 1:
+        files += write_summary(evaluation, verdicts, settings)
+    focus = settings.asset if settings.asset in tables else next(iter(tables))
+    files.sort(key=lambda p: (p.parent != settings.for_asset(focus).reports_path or p.name != "evaluation.md"))
     experiment_id = setup_tracking(settings)
     stage = "train" if register else "evaluate"
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{stage}-{settings.asset}") as run:
-        log_run(ft, evaluation, verdict, model, store, settings, files, stage)
-        version = register_model(ft, evaluation, verdict, model, settings) if register else ""
-    champion = champion_version(settings.registered_model_name) if register else None
-    return TrainResult(ft, evaluation, verdict, model, run.info.run_id, version, champion, files, time.perf_counter() - started)
+    name = "-".join(tables) if len(tables) <= 2 else f"pooled-{len(tables)}"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{stage}-{name}") as run:
+        log_run(tables, evaluation, verdicts, model, stores, settings, files, stage)
+        versions = register_model(tables, evaluation, verdicts, model, settings) if register else {}
+    champions = {a: champion_version(settings.for_asset(a).registered_model_name) for a in tables} if register else {}
+    return TrainResult(focus, tables, evaluation, verdicts, model, run.info.run_id, versions, champions, files,
+                       time.perf_counter() - started)
 
 
-def fit_final(ft: FeatureTable, evaluation: Evaluation, settings: Settings) -> CascadeModel:
-    """The model trained on every labelled day (calibrated, if configured, on all out-of-fold margins)."""
-    labelled = ft.table[ft.table["target"].notna()]
-    X = labelled[model_features(ft.features, settings.model)]
-    model = CascadeModel(settings.model).fit(X, labelled["target"].astype(str))
+def fit_final(tables: dict[str, FeatureTable], evaluation: Evaluation, settings: Settings) -> CascadeModel:
+    """The pooled model trained on every labelled day of every coin (calibrated, if configured, on all out-of-fold margins)."""
+    first = next(iter(tables.values()))
+    pool = Pool.of(tables, model_features(first.features, settings.model))
+    model = CascadeModel(settings.model).fit(pool.X, pool.target)
     if settings.model.calibrate:
         oof = evaluation.oof["model"]
         model.calibrator = PlattCalibrator().fit(oof["margin"].to_numpy(), is_cascade(oof["target"]))
@@ -97,59 +129,70 @@ def flatten(prefix: str, value: object, out: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def coverage(store: HistoryStore) -> dict[str, dict[str, object]]:
-    return {s.series: {"first": str(s.first_day.date()), "last": str(s.last_day.date()), "rows": s.rows, "missing_days": s.missing_days}
-            for s in store.status()}
+def coverage(stores: dict[str, HistoryStore]) -> dict[str, dict[str, dict[str, object]]]:
+    return {asset: {s.series: {"first": str(s.first_day.date()), "last": str(s.last_day.date()), "rows": s.rows, "missing_days": s.missing_days}
+                    for s in store.status()} for asset, store in stores.items()}
 
 
 def evaluation_metrics(evaluation: Evaluation) -> dict[str, float]:
-    """Pooled metrics as ``<predictor>_<metric>``, per fold as ``<predictor>_<metric>_fold<k>``."""
+    """Every coin together as ``<predictor>_<metric>``; per coin ``<asset>.<predictor>_<metric>``; per coin and fold
+    ``<asset>.<predictor>_<metric>_fold<k>``."""
     metrics = {}
-    for name, row in evaluation.pooled.iterrows():
-        metrics.update({f"{name}_{k}": float(v) for k, v in row.items() if pd.notna(v)})
-    for (name, fold), row in evaluation.per_fold.iterrows():
-        metrics.update({f"{name}_{k}_fold{fold}": float(v) for k, v in row.items() if pd.notna(v)})
+    for (asset, name), row in evaluation.scores.iterrows():
+        prefix = "" if asset == POOLED else f"{asset}."
+        metrics.update({f"{prefix}{name}_{k}": float(v) for k, v in row.items() if pd.notna(v)})
+    for (asset, name, fold), row in evaluation.per_fold.iterrows():
+        metrics.update({f"{asset}.{name}_{k}_fold{fold}": float(v) for k, v in row.items() if pd.notna(v)})
     return metrics
 
 
-def log_run(ft: FeatureTable, evaluation: Evaluation, verdict: Verdict, model: CascadeModel, store: HistoryStore, settings: Settings,
-            files: list[Path], stage: str) -> None:
+def log_run(tables: dict[str, FeatureTable], evaluation: Evaluation, verdicts: dict[str, Verdict], model: CascadeModel,
+            stores: dict[str, HistoryStore], settings: Settings, files: list[Path], stage: str) -> None:
     """Record the active MLflow run: tags, the whole config, data coverage, folds, metrics and every report file."""
-    labelled = ft.table["target"].notna()
-    mlflow.set_tags({"asset": settings.asset, "stage": stage, "feature_table_hash": table_hash(ft.table),
-                     "gate": "passed" if verdict.passed else "failed"})
+    pooled = pd.concat([ft.table.assign(asset=a) for a, ft in tables.items()])
+    mlflow.set_tags({"assets": ",".join(tables), "stage": stage, "feature_table_hash": table_hash(pooled),
+                     "gate": ",".join(f"{a}:{'passed' if v.passed else 'failed'}" for a, v in verdicts.items())})
     mlflow.log_params(flatten("", settings.loggable(), {}))
-    mlflow.log_params({"data.first_day": str(ft.table.index[0].date()), "data.last_day": str(ft.table.index[-1].date()),
-                       "data.labelled_days": int(labelled.sum()), "data.events": len(ft.labels.events),
-                       "model.n_features": len(model.features)})
+    for asset, ft in tables.items():
+        labelled = ft.table["target"].notna()
+        mlflow.log_params({f"data.{asset}.first_day": str(ft.table.index[0].date()), f"data.{asset}.last_day": str(ft.table.index[-1].date()),
+                           f"data.{asset}.labelled_days": int(labelled.sum()), f"data.{asset}.events": len(ft.labels.events)})
+    mlflow.log_params({"model.n_features": len(model.features), "model.cascade_features": len(model.cascade_features),
+                       "model.direction_features": len(model.direction_features)})
     mlflow.log_dict(settings.loggable(), "config.json")
-    mlflow.log_dict(coverage(store), "data_coverage.json")
+    mlflow.log_dict(coverage({a: stores.get(a) or HistoryStore(settings.for_asset(a).data_path) for a in tables}), "data_coverage.json")
     mlflow.log_dict({"folds": evaluation.fold_descriptions()}, "folds.json")
     mlflow.log_metrics(evaluation_metrics(evaluation))
-    root = settings.reports_path
+    root = settings.reports_root
     for path in files:
         parent = path.parent.relative_to(root).as_posix()
         mlflow.log_artifact(str(path), artifact_path="evaluation" if parent == "." else f"evaluation/{parent}")
 
 
-def register_model(ft: FeatureTable, evaluation: Evaluation, verdict: Verdict, model: CascadeModel, settings: Settings) -> str:
-    """Log and register the model in the active run, tag it with the gate, and move `champion` to it only on a pass.
-
-    A new champion's per-day explanations are logged beside it. Returns the new version number.
-    """
-    name = settings.registered_model_name
-    labelled = ft.table["target"].notna()
+def register_model(tables: dict[str, FeatureTable], evaluation: Evaluation, verdicts: dict[str, Verdict], model: CascadeModel,
+                   settings: Settings) -> dict[str, str]:
+    """Log the pooled model once in the active run and register it under every coin's name, tagged with that coin's gate;
+    `champion` moves to it only for the coins that passed. A new champion's per-day explanations are logged beside it.
+    Returns the new version number per coin."""
+    versions = {}
+    client = mlflow.MlflowClient()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        info = log_cascade_model(model, ft.table.loc[labelled, model.features], work, name)
-        version = str(info.registered_model_version)
-        client = mlflow.MlflowClient()
-        client.set_model_version_tag(name, version, "gate", "passed" if verdict.passed else "failed")
-        if verdict.reasons:
-            client.set_model_version_tag(name, version, "gate_reasons", "; ".join(verdict.reasons)[:5000])
-        if verdict.passed:
-            set_champion(name, version)
-            explainer = champion_explainer(model, {"name": name, "version": version, "alias": CHAMPION}, settings, fold_sources(evaluation))
-            explainer.explain(ft.table).to_parquet(work / "champion_explanations.parquet")
-            mlflow.log_artifact(str(work / "champion_explanations.parquet"), artifact_path="explanations")
-    return version
+        first = next(iter(tables.values())).table
+        info = log_cascade_model(model, first.loc[first["target"].notna(), model.features], work)
+        for asset, ft in tables.items():
+            each = settings.for_asset(asset)
+            name, verdict = each.registered_model_name, verdicts[asset]
+            version = str(mlflow.register_model(info.model_uri, name).version)
+            versions[asset] = version
+            client.set_model_version_tag(name, version, "gate", "passed" if verdict.passed else "failed")
+            client.set_model_version_tag(name, version, "pooled_assets", ",".join(tables))
+            if verdict.reasons:
+                client.set_model_version_tag(name, version, "gate_reasons", "; ".join(verdict.reasons)[:5000])
+            if verdict.passed:
+                set_champion(name, version)
+                explainer = champion_explainer(model, {"name": name, "version": version, "alias": CHAMPION}, each, fold_sources(evaluation))
+                path = work / f"champion_explanations_{asset.lower()}.parquet"
+                explainer.explain(ft.table).to_parquet(path)
+                mlflow.log_artifact(str(path), artifact_path="explanations")
+    return versions

@@ -61,7 +61,8 @@ def test_a_family_in_one_file_flows_through_features_explanations_and_replays(ex
     from training.report import read_oof
     from training.train import train
 
-    settings = Settings(data_dir=tmp_path / "data", reports_dir=tmp_path / "reports", mlruns_dir=tmp_path / "mlruns", reference_dir=tmp_path / "none")
+    settings = Settings(data_dir=tmp_path / "data", reports_dir=tmp_path / "reports", mlruns_dir=tmp_path / "mlruns", reference_dir=tmp_path / "none",
+                        assets=["BTC"])
     settings.model.families = None  # every registered family, the new one included
     load_into(HistoryStore(settings.data_path), synthetic)
     result = train(settings)

@@ -41,12 +41,13 @@ def test_the_run_records_config_data_metrics_plots_and_oof(trained, settings: Se
     run = MlflowClient().get_run(result.run_id)
     assert run.data.params["labels.horizon_days"] == "14"
     assert len(run.data.tags["feature_table_hash"]) == 16
-    for name in ("model", "base_rate", "rule", "logistic"):
+    for name in ("model", "base_rate", "rule", "logistic", "volatility"):
         assert f"{name}_pr_auc" in run.data.metrics and f"{name}_brier_skill" in run.data.metrics
     artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id, "evaluation")}
     assert {"evaluation/pr_curve.png", "evaluation/reliability.png", "evaluation/timeline.png", "evaluation/oof_predictions.csv"} <= artifacts
     oof = pd.read_csv(settings.reports_path / "oof_predictions.csv")
-    assert list(oof.columns) == ["date", "fold", "p_cascade", "p_long", "p_short", "target"]
+    assert list(oof.columns) == ["date", "asset", "fold", "p_cascade", "p_long", "p_short", "target"]
+    assert set(oof["asset"]) == {"BTC"}
     assert set(oof["target"]) <= {"none", "long", "short"}
     # out-of-fold means out of fold: every predicted day lies in its fold's test block
     for fold in result.evaluation.folds:
