@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export MPLBACKEND := Agg
 
-.PHONY: help setup lock data-reference data status features features-list events train evaluate explain replay bench serve bento ui ui-stop docs test clean
+.PHONY: help setup lock data-reference data status features features-list events train tune evaluate explain replay bench serve bento ui ui-stop docs test clean
 
 help: ## list every target with a one-line description
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ events: setup ## print the labelled cascade events
 
 train: setup ## main job: (load reference history if empty) features -> walk-forward eval -> final fit -> MLflow -> champion gate
 	$(CR) train
+
+tune: setup ## nested walk-forward model selection over every coin (<= 15 min); writes training/selection.json, MLflow child runs
+	$(CR) tune
 
 evaluate: setup ## walk-forward evaluation: print model vs baselines, write reports/ (no registration)
 	$(CR) evaluate

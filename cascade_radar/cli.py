@@ -168,6 +168,26 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return cmd_train(args, settings, register=False)
 
 
+def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
+    from training.report import coin_table, format_table
+    from training.tune import SELECTION_FILE, tune
+
+    if args.asset:
+        settings = settings.model_copy(update={"assets": [settings.asset]})
+    t = settings.tune
+    n = len(t.family_sets) * len(t.param_sets) + len(t.direction_sets)
+    print(f"{', '.join(settings.assets)}: nested walk-forward — {n} candidates x {t.inner_folds} inner folds in each of "
+          f"{settings.folds.n_folds} outer folds, then once on all days ...", flush=True)
+    result = tune(settings, write_selection=not args.dry_run)
+    for k, selection in result.per_fold.items():
+        print(f"outer fold {k}: chose {selection.chosen.name}")
+    print(f"\nnested out-of-fold, per coin:\n{format_table(coin_table(result.evaluation))}")
+    print(f"\ncommitted choice: {result.final.chosen.name}" + ("" if args.dry_run else f" -> {SELECTION_FILE} (commit it; `make train` uses it)"))
+    print(f"report: {result.files[0]}; MLflow run {result.run_id} (one child run per candidate)")
+    print(f"done in {result.seconds:.0f} s")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from training.ui import run_ui
 
@@ -299,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(handler=cmd_events)
 
     sub.add_parser("train", help="walk-forward evaluation, final fit, MLflow run, registration and champion gate").set_defaults(handler=cmd_train)
+    tu = sub.add_parser("tune", help="nested walk-forward selection of families, hyper-parameters and direction inputs (writes training/selection.json)")
+    tu.add_argument("--dry-run", action="store_true", help="report and log, but leave training/selection.json as it is")
+    tu.set_defaults(handler=cmd_tune)
     sub.add_parser("evaluate", help="walk-forward evaluation: model vs baselines table and report (no registration)").set_defaults(handler=cmd_evaluate)
     ui = sub.add_parser("ui", help="MLflow UI on the project's store (Ctrl-C stops it and its workers)")
     ui.add_argument("--host", default="127.0.0.1")

@@ -134,6 +134,41 @@ class ModelConfig(BaseModel):
         return data
 
 
+class TuneConfig(BaseModel):
+    """The search space and procedure of `make tune` (nested walk-forward model selection)."""
+
+    family_sets: dict[str, list[str] | None] = Field(
+        default={
+            "six": ["price", "oi", "funding", "flows", "sopr", "nupl"],
+            "six_positioning": ["price", "oi", "funding", "flows", "sopr", "nupl", "positioning"],
+            "six_liqmem": ["price", "oi", "funding", "flows", "sopr", "nupl", "liqmem"],
+            "all": None,
+            "derivatives": ["price", "oi", "funding", "positioning", "liqmem"],
+            "price": ["price"],
+        },
+        description="candidate families of the cascade model (None: every registered family)",
+    )
+    param_sets: dict[str, dict[str, float | int]] = Field(
+        default={
+            "shallow": {"num_leaves": 4, "max_depth": 2, "min_child_samples": 100, "n_estimators": 200, "learning_rate": 0.02},
+            "deeper": {"num_leaves": 8, "max_depth": 3, "min_child_samples": 200, "n_estimators": 300, "learning_rate": 0.02},
+            "stumps": {"num_leaves": 2, "max_depth": 1, "min_child_samples": 100, "n_estimators": 400, "learning_rate": 0.03},
+        },
+        description="candidate LightGBM hyper-parameters (both models)",
+    )
+    direction_sets: dict[str, list[str] | None] = Field(
+        default={
+            "same": None,
+            "funding_positioning": ["funding", "positioning"],
+            "funding_positioning_price": ["funding", "positioning", "price"],
+            "funding_positioning_liqmem": ["funding", "positioning", "liqmem"],
+        },
+        description="candidate families of the direction model (None: the cascade model's)",
+    )
+    inner_folds: int = Field(default=3, ge=2, description="walk-forward folds inside each outer training window")
+    inner_min_train_days: int = Field(default=180, ge=60, description="labelled days before the first inner test block")
+
+
 class GateConfig(BaseModel):
     """Evaluation gate a new model must pass to become the `champion`."""
 
@@ -175,6 +210,7 @@ class Settings(BaseSettings):
     folds: FoldConfig = FoldConfig()
     model: ModelConfig = ModelConfig()
     gate: GateConfig = GateConfig()
+    tune: TuneConfig = TuneConfig()
     replay: ReplayConfig = ReplayConfig()
 
     @field_validator("asset", mode="before")

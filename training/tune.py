@@ -1,0 +1,237 @@
+"""Nested walk-forward model selection (`make tune`): families, hyper-parameters and the direction model's inputs.
+
+Honest selection means the outer test blocks never take part in a choice. For each outer fold, every
+candidate is scored by an *inner* walk-forward on that fold's training days only; the winner is refitted
+on the whole outer training window and predicts the outer test block. The out-of-fold numbers of those
+outer predictions are the nested numbers the README reports. The committed choice (training/selection.json)
+is the same inner procedure run once over all labelled days; `make train` uses it.
+
+Criteria: the cascade candidate with the highest mean per-coin ROC-AUC (threshold- and prevalence-free,
+so each coin counts the same); then, with that cascade model fixed, the direction candidate with the
+highest mean per-coin direction ROC-AUC on days with an event ahead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from cascade_radar.config import SELECTION_FILE, ModelConfig, Settings
+from features.build import FeatureTable, load_feature_tables
+from features.store import HistoryStore, atomic_write
+from training.evaluate import Evaluation, Pool, fit_predict_folds, score_oof
+from training.model import CascadeModel, model_features
+from training.register import setup_tracking
+from training.report import coin_table, format_table
+from training.splits import Fold, walk_forward_folds
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One point of the search space: keys into ``TuneConfig``'s family, parameter and direction sets."""
+
+    families: str
+    params: str
+    direction: str = "same"
+
+    @property
+    def name(self) -> str:
+        return f"{self.families} / {self.params} / direction {self.direction}"
+
+    def config(self, settings: Settings) -> ModelConfig:
+        tune = settings.tune
+        return settings.model.model_copy(update={"families": tune.family_sets[self.families], **tune.param_sets[self.params],
+                                                 "direction_families": tune.direction_sets[self.direction]})
+
+
+@dataclass
+class Selection:
+    """The winner of one inner walk-forward, and every candidate's inner score."""
+
+    chosen: Candidate
+    cascade_scores: dict[str, float]  # "families / params" -> mean per-coin ROC-AUC
+    direction_scores: dict[str, float]  # direction key -> mean per-coin direction ROC-AUC
+
+
+def mean_per_coin(oof: pd.DataFrame, direction: bool = False) -> float:
+    """Mean over coins of the ROC-AUC of P(cascade) (or, with ``direction``, of P(long | event) on days with an event ahead)."""
+    scores = []
+    for _, rows in oof.groupby("asset"):
+        if direction:
+            rows = rows[rows["target"] != "none"]
+            y, p = (rows["target"] == "long").to_numpy(), (rows["p_long"] / rows["p_cascade"]).to_numpy()
+        else:
+            y, p = (rows["target"] != "none").to_numpy(), rows["p_cascade"].to_numpy()
+        if 0 < y.mean() < 1:
+            scores.append(roc_auc_score(y, p))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def inner_folds(pool: Pool, days: pd.DatetimeIndex, settings: Settings) -> list[Fold]:
+    labelled = pd.DatetimeIndex(pool.X.index.unique()).sort_values()
+    cfg = settings.folds.model_copy(update={"n_folds": settings.tune.inner_folds, "min_train_days": settings.tune.inner_min_train_days})
+    return walk_forward_folds(labelled[labelled.isin(days)], cfg, settings.purge_days)
+
+
+def select(pool: Pool, days: pd.DatetimeIndex, settings: Settings) -> Selection:
+    """Score every candidate by an inner walk-forward over ``days`` only and return the winner."""
+    folds = inner_folds(pool, days, settings)
+    tune = settings.tune
+    cascade_scores = {}
+    for families in tune.family_sets:
+        for params in tune.param_sets:
+            candidate = Candidate(families, params)
+            oof, _ = fit_predict_folds(pool, folds, settings, candidate.config(settings), with_baselines=False)
+            cascade_scores[f"{families} / {params}"] = mean_per_coin(oof["model"])
+    best = max(cascade_scores, key=lambda k: (np.nan_to_num(cascade_scores[k], nan=-1.0)))
+    families, params = best.split(" / ")
+    direction_scores = {}
+    for direction in tune.direction_sets:
+        candidate = Candidate(families, params, direction)
+        oof, _ = fit_predict_folds(pool, folds, settings, candidate.config(settings), with_baselines=False)
+        direction_scores[direction] = mean_per_coin(oof["model"], direction=True)
+    chosen = max(direction_scores, key=lambda k: np.nan_to_num(direction_scores[k], nan=-1.0))
+    return Selection(Candidate(families, params, chosen), cascade_scores, direction_scores)
+
+
+@dataclass
+class TuneResult:
+    evaluation: Evaluation  # the nested out-of-fold evaluation (model = the per-fold winners) with every coin's baselines
+    per_fold: dict[int, Selection]
+    final: Selection
+    files: list[Path] = field(default_factory=list)
+    run_id: str = ""
+    seconds: float = 0.0
+
+
+def nested_walk_forward(tables: dict[str, FeatureTable], settings: Settings) -> tuple[Evaluation, dict[int, Selection], Selection]:
+    """Outer walk-forward whose model is chosen, fold by fold, by an inner walk-forward on that fold's training days."""
+    features = next(iter(tables.values())).features
+    everything = settings.model.model_copy(update={"families": None, "direction_families": None})
+    pool = Pool.of(tables, model_features(features, everything))
+    labelled = pd.DatetimeIndex(pool.X.index.unique()).sort_values()
+    outer = walk_forward_folds(labelled, settings.folds, settings.purge_days)
+    # baselines do not take part in the selection: fitted per coin on each outer training window, as in `make train`
+    baseline_pool = Pool.of(tables, model_features(features, settings.model))
+    oof, _ = fit_predict_folds(baseline_pool, outer, settings, settings.model)
+    parts, fold_models, selections = [], {}, {}
+    for fold in outer:
+        selection = select(pool, fold.train_days, settings)
+        selections[fold.number] = selection
+        train, test = pool.rows(fold.train_days), pool.rows(fold.test_days)
+        model = CascadeModel(selection.chosen.config(settings)).fit(pool.X[train], pool.target[train])
+        fold_models[fold.number] = model
+        pred = model.predict(pool.X[test])
+        pred.insert(0, "fold", fold.number)
+        pred.insert(0, "asset", pool.asset.to_numpy()[test])
+        pred["target"] = pool.target.to_numpy()[test]
+        pred["major_ahead"] = pool.major.to_numpy()[test]
+        parts.append(pred)
+    oof["model"] = pd.concat(parts).rename_axis("date")
+    scores, per_fold = score_oof(oof, pool.events, outer, settings)
+    final = select(pool, labelled, settings)
+    return Evaluation(outer, oof, scores, per_fold, fold_models), selections, final
+
+
+def selection_record(result: TuneResult, settings: Settings, seconds: float) -> dict[str, object]:
+    chosen = result.final.chosen
+    config = chosen.config(settings)
+    choice = {"families": config.families, "direction_families": config.direction_families, **settings.tune.param_sets[chosen.params]}
+    nested = coin_table(result.evaluation)
+    return {
+        "choice": choice,
+        "candidate": {"families": chosen.families, "params": chosen.params, "direction": chosen.direction},
+        "made": dt.date.today().isoformat(),
+        "assets": list(result.evaluation.assets),
+        "tune_seconds": round(seconds, 1),
+        "per_outer_fold": {str(k): {"chosen": s.chosen.name, "cascade_scores": s.cascade_scores, "direction_scores": s.direction_scores}
+                           for k, s in result.per_fold.items()},
+        "final": {"cascade_scores": result.final.cascade_scores, "direction_scores": result.final.direction_scores},
+        "nested_out_of_fold": json.loads(nested.to_json(orient="index")),
+    }
+
+
+def candidate_table(result: TuneResult) -> pd.DataFrame:
+    """Inner score of every candidate in every outer fold and on all days (rows: candidate)."""
+    columns = {f"outer fold {k}": {**s.cascade_scores, **{f"direction {d}": v for d, v in s.direction_scores.items()}}
+               for k, s in result.per_fold.items()}
+    columns["all days (committed)"] = {**result.final.cascade_scores, **{f"direction {d}": v for d, v in result.final.direction_scores.items()}}
+    return pd.DataFrame(columns)
+
+
+def write_tune_report(result: TuneResult, settings: Settings) -> list[Path]:
+    directory = settings.reports_root / "tune"
+    directory.mkdir(parents=True, exist_ok=True)
+    nested = coin_table(result.evaluation)
+    nested.to_csv(directory / "nested_coins.csv", float_format="%.4f")
+    candidates = candidate_table(result)
+    candidates.to_csv(directory / "candidates.csv", float_format="%.4f")
+    result.evaluation.oof["model"].reset_index().to_csv(directory / "nested_oof.csv", index=False, float_format="%.6f")
+    chosen = "\n".join(f"- outer fold {k} (trained to {result.evaluation.folds[k - 1].train_end.date()}): {s.chosen.name}"
+                       for k, s in result.per_fold.items())
+    lines = [
+        "# cascade-radar — nested model selection", "",
+        f"Outer walk-forward: {len(result.evaluation.folds)} folds; inside each outer training window an inner walk-forward "
+        f"({settings.tune.inner_folds} folds) scores every candidate; the outer test blocks only report. Criterion: mean per-coin "
+        "ROC-AUC (cascade), then mean per-coin direction ROC-AUC on days with an event ahead.", "",
+        "## Nested out-of-fold, per coin (volatility baseline beside)", "", format_table(nested), "",
+        "## Chosen per outer fold", "", chosen, "",
+        f"Committed choice (inner walk-forward over all days): **{result.final.chosen.name}** -> `{SELECTION_FILE.name}`", "",
+        "## Every candidate's inner score", "", format_table(candidates), "",
+    ]
+    (directory / "nested.md").write_text("\n".join(lines))
+    return [directory / "nested.md", directory / "nested_coins.csv", directory / "candidates.csv", directory / "nested_oof.csv"]
+
+
+def log_tune(result: TuneResult, settings: Settings, record: dict[str, object]) -> str:
+    """A parent MLflow run with the nested metrics and reports, and one child run per candidate with its inner scores."""
+    from training.train import evaluation_metrics, flatten
+
+    experiment_id = setup_tracking(settings)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"tune-pooled-{len(result.evaluation.assets)}") as parent:
+        mlflow.set_tags({"stage": "tune", "assets": ",".join(result.evaluation.assets), "chosen": result.final.chosen.name})
+        mlflow.log_params(flatten("", settings.loggable(), {}))
+        mlflow.log_metrics(evaluation_metrics(result.evaluation))
+        mlflow.log_dict(record, "selection.json")
+        for path in result.files:
+            mlflow.log_artifact(str(path), artifact_path="tune")
+        candidates = candidate_table(result)
+        for name, row in candidates.iterrows():
+            with mlflow.start_run(experiment_id=experiment_id, run_name=str(name), nested=True):
+                kind = "direction" if str(name).startswith("direction ") else "cascade"
+                mlflow.set_tags({"stage": "tune-candidate", "kind": kind})
+                if kind == "cascade":
+                    families, params = str(name).split(" / ")
+                    mlflow.log_params({"families": json.dumps(settings.tune.family_sets[families]), "family_set": families, "param_set": params,
+                                       **{f"model.{k}": v for k, v in settings.tune.param_sets[params].items()}})
+                else:
+                    key = str(name).removeprefix("direction ")
+                    mlflow.log_params({"direction_set": key, "direction_families": json.dumps(settings.tune.direction_sets[key])})
+                metric = "inner_direction_auc" if kind == "direction" else "inner_roc_auc"
+                mlflow.log_metrics({f"{metric}_{col.replace(' ', '_').replace('(', '').replace(')', '')}": float(v)
+                                    for col, v in row.items() if pd.notna(v)})
+    return parent.info.run_id
+
+
+def tune(settings: Settings, stores: dict[str, HistoryStore] | None = None, write_selection: bool = True) -> TuneResult:
+    """Run the nested selection over ``settings.assets``, write its report, log it, and commit the choice to the selection file."""
+    started = time.perf_counter()
+    tables = load_feature_tables(settings, stores)
+    evaluation, per_fold, final = nested_walk_forward(tables, settings)
+    result = TuneResult(evaluation, per_fold, final)
+    result.files = write_tune_report(result, settings)
+    seconds = time.perf_counter() - started
+    record = selection_record(result, settings, seconds)
+    if write_selection:
+        atomic_write(SELECTION_FILE, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1) + "\n"))
+    result.run_id = log_tune(result, settings, record)
+    result.seconds = time.perf_counter() - started
+    return result
