@@ -100,3 +100,17 @@ def test_label_study_counts_events_per_year_and_definition() -> None:
     table = label_study({"BTC": panel}, LabelConfig(), baselines=(90,), multiples=(4.0, 6.0, 8.0))
     assert table.loc[("BTC", 2022)].tolist() == [1, 0, 0]
     assert table.loc[("BTC", 2023)].tolist() == [2, 2, 1]
+
+
+def test_the_major_tier_marks_the_days_before_a_major_event_only() -> None:
+    from features.labels import major_ahead
+
+    days = pd.date_range("2024-01-01", periods=30, freq="D")
+    target = pd.Series("none", index=days, dtype="string")
+    target.iloc[-3:] = pd.NA  # future not observed
+    events = pd.DataFrame({"start": [days[10], days[20]], "peak_ratio": [5.0, 9.0]})
+    major = major_ahead(target, events, horizon=3, multiple=8.0)
+    # only the 9x event is major: days 17, 18, 19 have it within (t, t+3]; the 5x event on day 10 marks nothing
+    assert major.iloc[17:20].tolist() == [1.0, 1.0, 1.0]
+    assert major.iloc[:17].sum() == 0 and major.iloc[20:27].sum() == 0
+    assert major.iloc[-3:].isna().all()

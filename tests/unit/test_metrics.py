@@ -57,3 +57,26 @@ def test_probability_metrics_by_hand() -> None:
     assert m["brier"] == pytest.approx((0.01 + 0.01 + 0.16 + 0.16) / 4)
     assert m["brier_skill"] == pytest.approx(1 - 0.085 / 0.25)
     assert m["pr_auc"] == pytest.approx(1.0) and m["roc_auc"] == pytest.approx(1.0)
+
+
+def test_direction_metrics_are_accuracy_and_auc_on_days_with_an_event_ahead() -> None:
+    from training.metrics import direction_metrics
+
+    # P(long | event) = 0.9, 0.6, 0.4, 0.2 on four event-ahead days (targets long, short, long, short); a 'none' day is ignored
+    p = pd.Series([0.5, 0.5, 0.5, 0.5, 0.5])
+    given = pd.Series([0.9, 0.6, 0.4, 0.2, 0.99])
+    pred = pd.DataFrame({"p_cascade": p, "p_long": p * given, "p_short": p * (1 - given),
+                         "target": ["long", "short", "long", "short", "none"]})
+    m = direction_metrics(pred)
+    assert m["direction_day_accuracy"] == 0.5  # long right, short wrong (0.6 -> long), long wrong (0.4 -> short), short right
+    assert m["direction_auc"] == 0.75  # long scores {0.9, 0.4} vs short {0.6, 0.2}: 3 of 4 pairs ordered right
+
+
+def test_event_tallies_of_coins_add_up_to_the_pooled_metrics() -> None:
+    from training.metrics import EventTally
+
+    a = EventTally(scored=2, caught=1, correct=1, false_runs=1, days=30, alert_days=3, leads=[5])
+    b = EventTally(scored=2, caught=2, correct=1, false_runs=0, days=30, alert_days=6, leads=[1, 3])
+    m = (a + b).metrics()
+    assert m["event_recall"] == 0.75 and m["median_lead_days"] == 3.0
+    assert m["false_alarms_per_30d"] == 0.5 and m["direction_accuracy"] == 2 / 3 and m["alert_share"] == 0.15
