@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator
 
+from cascade_radar.config import Asset
 from features.build import input_spec
 from features.families import optional_inputs, required_inputs
+
+
+AssetName = Annotated[Asset, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)]
+
+
+def asset_field() -> object:
+    return Field(default="BTC", description="coin: BTC, ETH, SOL, XRP, DOGE, BNB or ADA")
 
 
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    asset: AssetName = asset_field()
     as_of: dt.date | None = Field(default=None, description="day to predict (YYYY-MM-DD); default: the latest day with price, OI and funding")
 
 
 class RangeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    asset: AssetName = asset_field()
     start: dt.date
     end: dt.date
 
@@ -46,6 +56,7 @@ class Driver(BaseModel):
 
 
 class Prediction(BaseModel):
+    asset: str
     as_of: dt.date
     data_through: dt.date = Field(description="last day of history the server (or the posted window) holds")
     horizon_days: int
@@ -71,6 +82,7 @@ class RangeRow(BaseModel):
 
 
 class RangeResponse(BaseModel):
+    asset: str
     start: dt.date
     end: dt.date
     horizon_days: int
@@ -81,6 +93,7 @@ class RangeResponse(BaseModel):
 class Explanation(BaseModel):
     model_config = ConfigDict(extra="allow")
 
+    asset: str
     date: dt.date
     sentence: str
     scale: str
@@ -126,6 +139,8 @@ SignalRow = signal_row_model()
 class SignalsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    asset: AssetName = Field(default="BTC", description="coin the signals are of; for a coin other than BTC the on-chain families "
+                         "(flows, SOPR, NUPL) are read from the stored BTC history, as in training")
     signals: list[SignalRow] = Field(min_length=1, description="consecutive daily rows, oldest first")  # type: ignore[valid-type]
 
     @field_validator("signals")

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from cascade_radar.config import Settings
 from serving.schemas import Explanation, Prediction, PredictRequest, RangeRequest, RangeResponse, SignalsRequest
-from serving.state import RequestError, ServingState
+from serving.state import CoinStates, RequestError, ServingState
 
 health = FastAPI(title="cascade-radar health", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -45,24 +45,30 @@ class CascadeRadar:
     """Cascade risk, direction and its explanation, for any day of the history or posted signals."""
 
     def __init__(self) -> None:
-        self.state = ServingState.load(Settings())
+        self.coins = CoinStates.load(Settings())
 
     def __is_ready__(self) -> bool:
-        return self.state.ready
+        return self.coins.ready
 
     @health.get("/ready")
     def ready(self) -> JSONResponse:
-        """Readiness with the reason when not ready (the built-in /readyz only says 503)."""
-        s = self.state
-        body: dict[str, Any] = {"ready": s.ready, "reason": s.reason or None, "asset": s.settings.asset}
-        if s.ready:
-            body.update(model=s.model_info(), history=f"{s.first_day.date()}..{s.last_day.date()}",
-                        latest_complete_day=str(s.latest_complete_day().date()))
-        return JSONResponse(body, status_code=200 if s.ready else 503)
+        """Readiness of every coin with the reason when not ready (the built-in /readyz only says 503 when no coin is)."""
+        coins: dict[str, Any] = {}
+        for asset, s in self.coins.states.items():
+            body: dict[str, Any] = {"ready": s.ready, "reason": s.reason or None}
+            if s.ready:
+                body.update(model=s.model_info(), history=f"{s.first_day.date()}..{s.last_day.date()}",
+                            latest_complete_day=str(s.latest_complete_day().date()))
+            coins[asset] = body
+        default = self.coins.settings.asset
+        top = {"ready": self.coins.ready, "asset": default, **coins.get(default, {}), "assets": coins}
+        top["ready"] = self.coins.ready
+        return JSONResponse(top, status_code=200 if self.coins.ready else 503)
 
-    def _check_ready(self) -> None:
-        if not self.state.ready:
-            raise ApiError(f"service not ready: {self.state.reason}", error_code=HTTPStatus.SERVICE_UNAVAILABLE)
+    def _state(self, asset: str) -> ServingState:
+        """The coin's state, or the 404 / 503 answer that says why not."""
+        with caller_errors():
+            return self.coins.get(asset)
 
     @bentoml.api(route="/ping")
     def ping(self) -> dict[str, bool]:
@@ -73,31 +79,31 @@ class CascadeRadar:
     # extra="forbid" turns a misspelt field into a 400 that names it.
     @bentoml.api(route="/predict")
     def predict(self, request: PredictRequest, /) -> Prediction:
-        """Cascade probability and direction for ``as_of`` (default: the latest day with price, OI and funding)."""
-        self._check_ready()
+        """Cascade probability and direction of ``asset`` for ``as_of`` (default: the latest day with the core inputs)."""
+        state = self._state(request.asset)
         with caller_errors():
-            return Prediction(**self.state.prediction(self.state.resolve_day(request.as_of)))
+            return Prediction(**state.prediction(state.resolve_day(request.as_of)))
 
     @bentoml.api(route="/predict_signals")
     def predict_signals(self, request: SignalsRequest, /) -> Prediction:
         """The same prediction for the last day of posted raw daily signals (same feature code as training)."""
-        self._check_ready()
+        state = self._state(request.asset)
         with caller_errors():
-            return Prediction(**self.state.predict_signals(request.signals))
+            return Prediction(**state.predict_signals(request.signals))
 
     @bentoml.api(route="/explain")
     def explain(self, request: PredictRequest, /) -> Explanation:
         """Full SHAP explanation of ``as_of``: per feature, per family, both models, and a sentence."""
-        self._check_ready()
+        state = self._state(request.asset)
         with caller_errors():
-            day = self.state.resolve_day(request.as_of)
-        return Explanation(**self.state.explanation(day), model=self.state.model_info())
+            day = state.resolve_day(request.as_of)
+        return Explanation(**state.explanation(day), asset=state.settings.asset, model=state.model_info())
 
     @bentoml.api(route="/predict_range")
     def predict_range(self, request: RangeRequest, /) -> RangeResponse:
         """One row per day from ``start`` to ``end`` (inclusive), for dashboards."""
-        self._check_ready()
+        state = self._state(request.asset)
         with caller_errors():
-            rows = self.state.range(request.start, request.end)
-        return RangeResponse(start=request.start, end=request.end, horizon_days=self.state.settings.labels.horizon_days,
-                             model=self.state.model_info(), rows=rows)
+            rows = state.range(request.start, request.end)
+        return RangeResponse(asset=state.settings.asset, start=request.start, end=request.end, horizon_days=state.settings.labels.horizon_days,
+                             model=state.model_info(), rows=rows)

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from cascade_radar.config import Settings
-from features.build import feature_frame
+from features.build import feature_frame, market_context
 from features.families import family_of, required_inputs
 from features.store import HistoryStore
 from training.explain import Explainer, champion_explainer, day_explanation
@@ -59,7 +59,7 @@ class DayAnswers:
                    explained["basis"].to_numpy(), missing_inputs(panel, explained.index), [(f, family_of(f)) for f in feats])
 
     def answer(self, i: int, data_through: pd.Timestamp, settings: Settings, model: dict[str, str], top: int = 5) -> dict[str, object]:
-        """The prediction answer (/predict, /predict_signals) for the ``i``-th day."""
+        """The prediction answer (/predict, /predict_signals) for the ``i``-th day of ``settings.asset``."""
         p, p_long, p_short = (float(v) for v in self.probs[i])
         shap = self.shap[i]
         drivers = []
@@ -68,7 +68,7 @@ class DayAnswers:
             feature, fam = self.drivers[j]
             drivers.append({"feature": feature, "family": fam, "value": float(value) if np.isfinite(value) else None, "contribution": float(shap[j])})
         return {
-            "as_of": str(self.days[i].date()), "data_through": str(data_through.date()), "horizon_days": settings.labels.horizon_days,
+            "asset": settings.asset, "as_of": str(self.days[i].date()), "data_through": str(data_through.date()), "horizon_days": settings.labels.horizon_days,
             "cascade_probability": p, "long_probability": p_long, "short_probability": p_short,
             "direction": str(side(p_long, p_short)), "alert": p >= settings.alert_threshold,
             "basis": str(self.basis[i]), "missing_inputs": self.missing[i], "model": model, "top_drivers": drivers,
@@ -91,8 +91,11 @@ class ServingState:
     def ready(self) -> bool:
         return not self.reason
 
+    context: pd.DataFrame | None = None  # the context coin's on-chain features (None for the context coin itself)
+
     @classmethod
-    def load(cls, settings: Settings) -> ServingState:
+    def load(cls, settings: Settings, context: pd.DataFrame | None = None) -> ServingState:
+        """The champion and history of ``settings.asset``; ``context``: the market context if already computed."""
         from training.register import load_champion
 
         state = cls(settings)
@@ -106,7 +109,8 @@ class ServingState:
             state.reason = f"no history in {settings.data_path}: run `make data-reference` or `make data`"
             return state
         try:
-            state.panel, state.features, _ = feature_frame(store.panel(), settings)
+            state.context = context if context is not None else market_context(settings)
+            state.panel, state.features, _ = feature_frame(store.panel(), settings, state.context)
         except Exception as exc:  # noqa: BLE001
             state.reason = f"history could not be turned into features: {exc}"
             return state
@@ -176,7 +180,47 @@ class ServingState:
 
     def predict_signals(self, signals: list[BaseModel], top: int = 5) -> dict[str, object]:
         """Prediction for the last posted day, through the same feature and explanation code as a stored day."""
-        panel, features, _ = feature_frame(self.signals_panel(signals), self.settings)
+        # another coin's posted rows read the context coin's on-chain families from the stored history, like training did
+        panel, features, _ = feature_frame(self.signals_panel(signals), self.settings, self.context)
         day = features.index[-1]
         explained = self.explainer.explain(features.loc[[day]])
         return DayAnswers.build(explained, features, panel, self.model).answer(0, day, self.settings, self.model_info(), top)
+
+
+@dataclass
+class CoinStates:
+    """Every served coin's state; a coin without a champion (failed gate) or history is *not ready* with its reason."""
+
+    settings: Settings
+    states: dict[str, ServingState]
+
+    @classmethod
+    def load(cls, settings: Settings) -> CoinStates:
+        states: dict[str, ServingState] = {}
+        context: pd.DataFrame | None = None
+        for asset in settings.assets:
+            each = settings.for_asset(asset)
+            if context is None and asset != settings.features.context_asset:
+                try:
+                    context = market_context(each)
+                except Exception:  # noqa: BLE001 - the coin's own load reports the reason
+                    context = None
+            states[asset] = ServingState.load(each, context if asset != settings.features.context_asset else None)
+        return cls(settings, states)
+
+    @property
+    def ready(self) -> bool:
+        return any(s.ready for s in self.states.values())
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"{a}: {s.reason}" for a, s in self.states.items() if s.reason)
+
+    def get(self, asset: str) -> ServingState:
+        """The state of ``asset``; unknown coin -> 404 naming the served ones; a coin that is not ready -> 503 with why."""
+        state = self.states.get(asset.upper())
+        if state is None:
+            raise RequestError("asset", f"{asset} is not served (served: {', '.join(self.states)})", 404)
+        if not state.ready:
+            raise RequestError("asset", f"{asset} is not ready: {state.reason}", 503)
+        return state

@@ -11,12 +11,18 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from cascade_radar.config import PROJECT_ROOT, Settings  # noqa: E402
+from cascade_radar.config import PROJECT_ROOT, ModelConfig, Settings  # noqa: E402
 from features.sources.synthetic import SyntheticHistory, generate_history, load_into  # noqa: E402
 from features.store import HistoryStore  # noqa: E402
 
 # CASCADE_RADAR_TEST_REFERENCE_DIR=/nonexistent simulates a clone without ../shared
 REFERENCE_DIR = Path(os.environ.get("CASCADE_RADAR_TEST_REFERENCE_DIR", PROJECT_ROOT / "../shared/data")).resolve()
+
+
+# Pipeline tests pin the model they train instead of following the committed choice of `make tune`
+# (training/selection.json), which is tuned on the real seven coins, not on the synthetic history.
+TEST_MODEL = ModelConfig(families=["price", "oi", "funding", "flows", "sopr", "nupl"], direction_families=None, num_leaves=4, max_depth=2,
+                         min_child_samples=100, n_estimators=200, learning_rate=0.02)
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +38,7 @@ def settings(tmp_path: Path) -> Settings:
         mlruns_dir=tmp_path / "mlruns",
         reference_dir=tmp_path / "no-reference",
         assets=["BTC"],
+        model=TEST_MODEL,
     )
 
 
@@ -60,7 +67,7 @@ def trained_synthetic(tmp_path_factory: pytest.TempPathFactory, synthetic: Synth
 
     root = tmp_path_factory.mktemp("trained")
     settings = Settings(data_dir=root / "data", reports_dir=root / "reports", mlruns_dir=root / "mlruns", reference_dir=root / "none",
-                        assets=["BTC"])
+                        assets=["BTC"], model=TEST_MODEL)
     load_into(HistoryStore(settings.data_path), synthetic)
     result = train(settings)
     assert result.passed_gate, result.reasons

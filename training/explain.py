@@ -211,7 +211,7 @@ def sentence(explanation: dict[str, object], features: pd.Series, drivers: int =
         text += " Main drivers: " + ", ".join(part(k, v, i == 0) for i, (k, v) in enumerate(up))
     if down:
         text += ("; against: " if up else " Against: ") + ", ".join(part(k, v, not up) for k, v in down)
-    return text + "."
+    return text + "." if up or down else text
 
 
 # ----------------------------------------------------------------------------- files

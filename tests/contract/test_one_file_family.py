@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import TEST_MODEL
 from cascade_radar.config import Settings
 from features.families import REGISTRY
 from features.sources.synthetic import SyntheticHistory, load_into
@@ -62,8 +63,7 @@ def test_a_family_in_one_file_flows_through_features_explanations_and_replays(ex
     from training.train import train
 
     settings = Settings(data_dir=tmp_path / "data", reports_dir=tmp_path / "reports", mlruns_dir=tmp_path / "mlruns", reference_dir=tmp_path / "none",
-                        assets=["BTC"])
-    settings.model.families = None  # every registered family, the new one included
+                        assets=["BTC"], model=TEST_MODEL.model_copy(update={"families": None}))  # every family, the new one included
     load_into(HistoryStore(settings.data_path), synthetic)
     result = train(settings)
     ft = result.feature_table

@@ -150,19 +150,36 @@ def test_not_ready_without_a_champion_and_says_why(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
     from serving.service import ApiError, CascadeRadar
-    from serving.state import ServingState
+    from serving.state import CoinStates
 
-    settings = Settings(mlflow_tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}", data_dir=tmp_path / "data", mlruns_dir=tmp_path / "mlruns")
-    state = ServingState.load(settings)
-    assert not state.ready and "no champion model" in state.reason and "make train" in state.reason
-    fake = SimpleNamespace(state=state)
+    settings = Settings(mlflow_tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}", data_dir=tmp_path / "data", mlruns_dir=tmp_path / "mlruns",
+                        assets=["BTC", "ETH"])
+    coins = CoinStates.load(settings)
+    assert not coins.ready
+    for asset in ("BTC", "ETH"):
+        assert "no champion model" in coins.states[asset].reason and "make train" in coins.states[asset].reason
+    fake = SimpleNamespace(coins=coins)
     service = CascadeRadar.inner  # the class under the decorator: call its methods on a not-ready state
     response = service.ready(fake)
-    assert response.status_code == 503 and b"no champion model" in response.body
+    body = json.loads(response.body)
+    assert response.status_code == 503 and "no champion model" in body["assets"]["ETH"]["reason"]
     assert service.__is_ready__(fake) is False
     with pytest.raises(ApiError) as err:
-        service._check_ready(fake)  # noqa: SLF001
-    assert err.value.error_code == 503 and "not ready" in str(err.value)
+        service._state(fake, "ETH")  # noqa: SLF001
+    assert err.value.error_code == 503 and "ETH is not ready" in str(err.value)
+
+
+def test_every_answer_names_its_coin_and_an_unserved_coin_is_refused(client: TestClient) -> None:
+    body = client.post("/predict", json={"asset": "btc"}).json()
+    assert body["asset"] == "BTC"
+    assert client.post("/explain", json={"asset": "BTC"}).json()["asset"] == "BTC"
+    ready = client.get("/v1/ready").json()
+    assert ready["assets"]["BTC"]["ready"] is True
+    refused = client.post("/predict", json={"asset": "ETH"})  # a known coin without a champion in this registry
+    assert refused.status_code == 503
+    assert "no champion model" in ready["assets"]["ETH"]["reason"]  # the reason, for now, lives on /v1/ready (issue 13)
+    unknown = client.post("/predict", json={"asset": "PEPE"})
+    assert unknown.status_code == 400 and "asset" in unknown.text
 
 
 def test_not_ready_without_history(trained_synthetic, tmp_path: Path) -> None:  # noqa: ANN001

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tests.conftest import TEST_MODEL
 from cascade_radar.config import ModelConfig, Settings
 from features.build import build_feature_table
 from features.families import family_of
@@ -33,7 +34,7 @@ def scores_without_family(model: CascadeModel, X: pd.DataFrame, family: str, fil
 
 
 def test_a_day_without_open_interest_does_not_score_like_oi_zero(synthetic: SyntheticHistory) -> None:
-    model, X = fitted(synthetic, ModelConfig())
+    model, X = fitted(synthetic, TEST_MODEL)
     assert X.filter(like="oi_change").iloc[100:].notna().all().all()  # the training data itself has no missing OI
     days = X.iloc[-200:]
     missing, zero = scores_without_family(model, days, "oi", np.nan), scores_without_family(model, days, "oi", 0.0)
@@ -46,6 +47,6 @@ def test_a_day_without_open_interest_does_not_score_like_oi_zero(synthetic: Synt
 
 def test_without_blanked_examples_lightgbm_reads_missing_as_zero(synthetic: SyntheticHistory) -> None:
     """The failure the blanked copies prevent: proof that the test above can fail."""
-    model, X = fitted(synthetic, ModelConfig(missing_example_share=0.0))
+    model, X = fitted(synthetic, TEST_MODEL.model_copy(update={"missing_example_share": 0.0}))
     days = X.iloc[-200:]
     np.testing.assert_allclose(scores_without_family(model, days, "oi", np.nan), scores_without_family(model, days, "oi", 0.0))

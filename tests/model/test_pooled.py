@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from cascade_radar import config as config_module
+from tests.conftest import TEST_MODEL
 from cascade_radar.config import ModelConfig, Settings, TuneConfig
 from features.build import FeatureTable, load_feature_tables
 from features.families import family_of
@@ -25,7 +26,7 @@ from training.tune import inner_folds, nested_walk_forward, tune
 def two_coins(tmp_path_factory: pytest.TempPathFactory, synthetic: SyntheticHistory) -> tuple[Settings, dict[str, FeatureTable]]:
     root = tmp_path_factory.mktemp("pooled")
     settings = Settings(data_dir=root / "data", reports_dir=root / "reports", mlruns_dir=root / "mlruns", reference_dir=root / "none",
-                        assets=["BTC", "ETH"])
+                        assets=["BTC", "ETH"], model=TEST_MODEL)
     load_into(HistoryStore(settings.for_asset("BTC").data_path), synthetic)
     load_into(HistoryStore(settings.for_asset("ETH").data_path), generate_history(seed=12, asset_scale=0.3))
     return settings, load_feature_tables(settings)
