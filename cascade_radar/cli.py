@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -165,7 +166,19 @@ def cmd_train(args: argparse.Namespace, settings: Settings, register: bool = Tru
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    return cmd_train(args, settings, register=False)
+    code = cmd_train(args, settings, register=False)
+    nested = settings.reports_root / "tune" / "nested_coins.csv"
+    if nested.exists():  # the honest numbers: every choice made inside the outer training windows
+        from training.report import format_table
+        from training.tune import SELECTION_FILE
+
+        made = json.loads(SELECTION_FILE.read_text()).get("made", "?") if SELECTION_FILE.exists() else "?"
+        print(f"\nnested walk-forward (make tune, choice committed {made}; {nested.parent / 'nested.md'}):")
+        print(format_table(pd.read_csv(nested, index_col="asset")))
+        print("The table above the committed choice's own walk-forward is mildly optimistic (the choice saw every fold); the nested one is not.")
+    else:
+        print("\nno nested numbers yet: `make tune` computes them")
+    return code
 
 
 def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:

@@ -27,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 from cascade_radar.config import SELECTION_FILE, ModelConfig, Settings
 from features.build import FeatureTable, load_feature_tables
 from features.store import HistoryStore, atomic_write
-from training.evaluate import Evaluation, Pool, fit_predict_folds, score_oof
+from training.evaluate import Evaluation, Pool, fit_predict_folds, gate, score_oof
 from training.model import CascadeModel, model_features
 from training.register import setup_tracking
 from training.report import coin_table, format_table
@@ -183,6 +183,9 @@ def write_tune_report(result: TuneResult, settings: Settings) -> list[Path]:
         f"({settings.tune.inner_folds} folds) scores every candidate; the outer test blocks only report. Criterion: mean per-coin "
         "ROC-AUC (cascade), then mean per-coin direction ROC-AUC on days with an event ahead.", "",
         "## Nested out-of-fold, per coin (volatility baseline beside)", "", format_table(nested), "",
+        "## The gate on the nested numbers", "",
+        *[f"- {asset}: " + ("passed" if (v := gate(result.evaluation, settings, asset)).passed else "failed — " + "; ".join(v.reasons))
+          for asset in result.evaluation.assets], "",
         "## Chosen per outer fold", "", chosen, "",
         f"Committed choice (inner walk-forward over all days): **{result.final.chosen.name}** -> `{SELECTION_FILE.name}`", "",
         "## Every candidate's inner score", "", format_table(candidates), "",
