@@ -34,6 +34,9 @@ class FeatureTable:
 DERIVED_INPUTS: dict[str, tuple[str, ...]] = {
     "price_usd": ("close_usd", "perp_close_usd", "reference_price_usd", "cohort_price_usd"),
     "funding_rate_frac8h": ("funding_rate_binance_frac8h", "funding_rate_oiw_frac8h"),
+    # Binance+OKX+Bybit taker volume, else Binance's alone: the family reads only the buy *share*, which both measure
+    "taker_buy_usd": ("binance_taker_buy_usd",),
+    "taker_sell_usd": ("binance_taker_sell_usd",),
 }
 
 

@@ -89,6 +89,8 @@ SERIES: dict[str, SeriesSchema] = {
                 "lsr_top_positions": Column("ratio", "long/short position-size ratio of Binance top traders", required=False, **_POS),
                 "taker_buy_usd": Column("USD", "aggressive buy volume of futures", required=False, **_NONNEG),
                 "taker_sell_usd": Column("USD", "aggressive sell volume of futures", required=False, **_NONNEG),
+                "binance_taker_buy_usd": Column("USD", "aggressive buy volume of Binance futures only", required=False, **_NONNEG),
+                "binance_taker_sell_usd": Column("USD", "aggressive sell volume of Binance futures only", required=False, **_NONNEG),
             },
         ),
         SeriesSchema(

@@ -1,5 +1,6 @@
 """CoinGlass API v4 (paid key): aggregated liquidations (all major exchanges, and Binance only),
-aggregated open interest, OI- and volume-weighted funding. The reference history came from these
+aggregated open interest, OI- and volume-weighted funding, and positioning (Binance long/short ratios,
+Binance+OKX+Bybit taker volume), for the seven coins. The reference history came from these
 endpoints, so a user with a key extends exactly the same series. Hobbyist plan: 30 calls / min.
 """
 
@@ -9,11 +10,19 @@ from typing import Any
 
 import pandas as pd
 
+from cascade_radar.config import ASSETS
 from features.sources.base import Connector, FetchContext, SeriesPlan
 from features.sources.http import HttpSource, ProviderError, RateLimit, day_start, require, require_float, require_list, utc_days
 
 ALL_EXCHANGES = "Binance,OKX,Bybit,Bitget,BitMEX,Deribit,Huobi,Gate,Bitfinex,Kraken,CoinEx,Hyperliquid"
 PERCENT = 0.01
+TAKER_EXCHANGES = "Binance,OKX,Bybit"  # the reference history's scope
+RATIO_ENDPOINTS = {  # endpoint -> (ratio field, stored column); CoinGlass serves Binance's own ratios per pair
+    "/api/futures/global-long-short-account-ratio/history": ("global_account_long_short_ratio", "lsr_global_accounts"),
+    "/api/futures/top-long-short-account-ratio/history": ("top_account_long_short_ratio", "lsr_top_accounts"),
+    "/api/futures/top-long-short-position-ratio/history": ("top_position_long_short_ratio", "lsr_top_positions"),
+}
+TAKER_ENDPOINT = "/api/futures/aggregated-taker-buy-sell-volume/history"
 
 
 class CoinGlass(Connector):
@@ -21,7 +30,8 @@ class CoinGlass(Connector):
     key_required = True
     key_env = "CASCADE_RADAR_COINGLASS_API_KEY"
     plans = (SeriesPlan("liquidations", "2020-12-23"), SeriesPlan("liquidations_binance", "2020-12-23"),
-             SeriesPlan("open_interest", "2020-02-27"), SeriesPlan("funding_aggregated", "2020-03-31"))
+             SeriesPlan("open_interest", "2020-02-27"), SeriesPlan("funding_aggregated", "2020-03-31"), SeriesPlan("positioning", "2020-05-16"))
+    assets = ASSETS
     limits = "Hobbyist: 30 calls / min; 4,500 bars per call; daily interval needs Hobbyist or above (>=4h)"
     licence = "CoinGlass API terms (paid key)"
 
@@ -78,6 +88,14 @@ class CoinGlass(Connector):
             vol = self._frame(self.bars(vol_endpoint, {"symbol": symbol}, start, end), vol_endpoint, {"close": ("funding_rate_volw_frac8h", PERCENT)})
             if len(vol):
                 frame = frame.join(vol, how="left") if len(frame) else frame
+        elif series == "positioning":
+            frames = [self._frame(self.bars(endpoint, {"exchange": "Binance", "symbol": f"{symbol}USDT"}, start, end), endpoint, {field: (column, 1.0)})
+                      for endpoint, (field, column) in RATIO_ENDPOINTS.items()]
+            frames.append(self._frame(self.bars(TAKER_ENDPOINT, {"exchange_list": TAKER_EXCHANGES, "symbol": symbol, "unit": "usd"}, start, end),
+                                      TAKER_ENDPOINT, {"aggregated_buy_volume_usd": ("taker_buy_usd", 1.0),
+                                                       "aggregated_sell_volume_usd": ("taker_sell_usd", 1.0)}))
+            frames = [f for f in frames if len(f)]
+            frame = pd.concat(frames, axis=1) if frames else pd.DataFrame()
         else:
             raise ValueError(f"coinglass has no series '{series}'")
         return frame.loc[start:end] if len(frame) else frame
@@ -88,9 +106,13 @@ class CoinGlass(Connector):
         liq = [{"time": t, "aggregated_long_liquidation_usd": 1.2e8, "aggregated_short_liquidation_usd": 3.4e7} for t in times]
         ohlc = [{"time": t, "open": "10", "high": "12", "low": "9", "close": "11"} for t in times]
         funding = [{"time": t, "open": "0.01", "high": "0.02", "low": "0.0", "close": "0.01"} for t in times]
+        ratios = {endpoint: [{"time": t, field.replace("long_short_ratio", "long_percent"): 58.7, field.replace("long_short_ratio", "short_percent"): 41.3,
+                              field: 1.42} for t in times] for endpoint, (field, _) in RATIO_ENDPOINTS.items()}
+        taker = [{"time": t, "aggregated_buy_volume_usd": 968834542.38, "aggregated_sell_volume_usd": 1054582654.81} for t in times]
 
         def ok(data: list[dict[str, Any]]) -> dict[str, Any]:
             return {"code": "0", "msg": "success", "data": data}
 
         return {"/api/futures/liquidation/aggregated-history": ok(liq), "/api/futures/open-interest/aggregated-history": ok(ohlc),
-                "/api/futures/funding-rate/oi-weight-history": ok(funding), "/api/futures/funding-rate/vol-weight-history": ok(funding)}
+                "/api/futures/funding-rate/oi-weight-history": ok(funding), "/api/futures/funding-rate/vol-weight-history": ok(funding),
+                **{endpoint: ok(rows) for endpoint, rows in ratios.items()}, TAKER_ENDPOINT: ok(taker)}

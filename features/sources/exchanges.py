@@ -1,4 +1,5 @@
-"""Exchanges through ccxt: Binance spot candles, Binance USD-M funding and OI, Bybit v5 open interest.
+"""Exchanges through ccxt: Binance spot and USD-M perpetual candles, Binance USD-M funding, OI and positioning
+(long/short ratios, taker volume), Bybit v5 open interest.
 
 ccxt's implicit REST methods are used (``public_get_klines`` …): they go through ccxt's request
 machinery and per-exchange rate limiter without downloading every market at start-up.
@@ -13,6 +14,7 @@ import ccxt
 import numpy as np
 import pandas as pd
 
+from cascade_radar.config import ASSETS
 from features.sources.base import Connector, FetchContext, SeriesPlan
 from features.sources.http import (
     NoNetwork,
@@ -78,6 +80,32 @@ class ExchangeConnector(Connector):
         return f"{self.asset}USDT"
 
 
+def fetch_klines(connector: ExchangeConnector, endpoint: str, method: Callable[[dict], Any], start: pd.Timestamp,
+                 end: pd.Timestamp) -> np.ndarray:
+    """Daily klines start..end as rows (open time, open, high, low, close, base volume, quote volume); Binance's spot
+    and USD-M kline endpoints answer in the same shape."""
+    rows: list[list[Any]] = []
+    cursor, stop = day_start(start), day_start(end)
+    while cursor <= stop:
+        page = require_list(connector.call(endpoint, method, {"symbol": connector.pair(), "interval": "1d", "startTime": cursor,
+                                                              "endTime": stop + DAY_MS - 1, "limit": 1000}), "candles", connector.name, endpoint)
+        if not page:
+            break
+        for candle in page:
+            if not isinstance(candle, list) or len(candle) < 8:
+                raise ProviderError(connector.name, endpoint, f"candle has too few fields: {str(candle)[:80]}")
+        rows += page
+        cursor = int(page[-1][0]) + DAY_MS
+        if len(page) < 1000:
+            break
+    return np.array([[float(c[i]) for i in (0, 1, 2, 3, 4, 5, 7)] for c in rows]).reshape(-1, 7)
+
+
+def klines_example(path: str, start: pd.Timestamp, days: int) -> dict[str, Any]:
+    return {path: [[_ms(d), "100.0", "110.0", "90.0", "105.0", "12.5", _ms(d) + DAY_MS - 1, "1312.5", 50, "6", "630", "0"]
+                   for d in _days(start, days)]}
+
+
 class BinanceSpot(ExchangeConnector):
     name = "binance-spot"
     plans = (SeriesPlan("ohlcv"),)
@@ -86,34 +114,95 @@ class BinanceSpot(ExchangeConnector):
 
     def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, context: FetchContext) -> pd.DataFrame:
         ex = make_exchange(ccxt.binance, self.base_url, ("public",))
-        endpoint = "GET /api/v3/klines"
-        rows: list[list[Any]] = []
-        cursor = day_start(start)
-        stop = day_start(end)
-        while cursor <= stop:
-            page = require_list(self.call(endpoint, ex.public_get_klines, {"symbol": self.pair(), "interval": "1d", "startTime": cursor,
-                                                                           "endTime": stop + DAY_MS - 1, "limit": 1000}),
-                                "candles", self.name, endpoint)
-            if not page:
-                break
-            for candle in page:
-                if not isinstance(candle, list) or len(candle) < 8:
-                    raise ProviderError(self.name, endpoint, f"candle has too few fields: {str(candle)[:80]}")
-            rows += page
-            cursor = int(page[-1][0]) + DAY_MS
-            if len(page) < 1000:
-                break
-        if not rows:
+        arr = fetch_klines(self, "GET /api/v3/klines", ex.public_get_klines, start, end)
+        if not len(arr):
             return pd.DataFrame()
-        arr = np.array([[float(c[i]) for i in (0, 1, 2, 3, 4, 5, 7)] for c in rows])
         frame = pd.DataFrame(arr[:, 1:], columns=["open_usd", "high_usd", "low_usd", "close_usd", "volume_base", "volume_usd"],
                              index=utc_days(arr[:, 0].astype("int64"), "ms"))
         return frame[~frame.index.duplicated(keep="last")].loc[start:end]
 
     def documented_example(self, series: str, start: pd.Timestamp, days: int) -> dict[str, Any]:
         """GET /api/v3/klines: [open time, open, high, low, close, volume, close time, quote volume, trades, ...] as strings."""
-        return {"/api/v3/klines": [[_ms(d), "100.0", "110.0", "90.0", "105.0", "12.5", _ms(d) + DAY_MS - 1, "1312.5", 50, "6", "630", "0"]
-                                   for d in _days(start, days)]}
+        return klines_example("/api/v3/klines", start, days)
+
+
+class BinancePerpetualCandles(ExchangeConnector):
+    """The price of every coin: Binance USD-M ``<COIN>USDT`` perpetual daily candles (the reference history's source)."""
+
+    name = "binance-usdm-candles"
+    plans = (SeriesPlan("ohlcv_perp", "2019-09-08"),)
+    limits = "fapi klines: weight 5 per 1,000-day request of 2,400/min"
+    assets = ASSETS
+
+    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, context: FetchContext) -> pd.DataFrame:
+        ex = make_exchange(ccxt.binanceusdm, self.base_url, ("fapiPublic",))
+        arr = fetch_klines(self, "GET /fapi/v1/klines", ex.fapipublic_get_klines, start, end)
+        if not len(arr):
+            return pd.DataFrame()
+        frame = pd.DataFrame(arr[:, [1, 2, 3, 4, 6]], columns=["perp_open_usd", "perp_high_usd", "perp_low_usd", "perp_close_usd", "perp_volume_usd"],
+                             index=utc_days(arr[:, 0].astype("int64"), "ms"))
+        return frame[~frame.index.duplicated(keep="last")].loc[start:end]
+
+    def documented_example(self, series: str, start: pd.Timestamp, days: int) -> dict[str, Any]:
+        """GET /fapi/v1/klines: the spot kline shape (open time, OHLC, volume, close time, quote volume, ...)."""
+        return klines_example("/fapi/v1/klines", start, days)
+
+
+RATIO_ENDPOINTS = {  # column -> (endpoint, ccxt method name)
+    "lsr_global_accounts": ("/futures/data/globalLongShortAccountRatio", "fapidata_get_globallongshortaccountratio"),
+    "lsr_top_accounts": ("/futures/data/topLongShortAccountRatio", "fapidata_get_toplongshortaccountratio"),
+    "lsr_top_positions": ("/futures/data/topLongShortPositionRatio", "fapidata_get_toplongshortpositionratio"),
+}
+TAKER_ENDPOINT = "/futures/data/takerlongshortRatio"
+
+
+class BinancePositioning(ExchangeConnector):
+    """Binance's public long/short ratios (all accounts, top-trader accounts, top-trader positions) and taker volume.
+
+    Free and keyless, but the provider keeps **only the last 30 days**: run `data update` at least monthly, or
+    use CoinGlass (key) for history. The ratios are the same Binance series CoinGlass serves; taker volume here is
+    Binance only (``binance_taker_*``; CoinGlass's ``taker_*`` is Binance+OKX+Bybit), so it fills the taker share
+    only where the aggregate is missing. Each value is stamped with the UTC day of its timestamp: a snapshot taken
+    at 00:00 of D is at worst one day late, never early, so nothing reaches a day before it was published.
+    """
+
+    name = "binance-usdm-positioning"
+    needs_price = True  # taker volume comes in coins; valued at the stored close of the day
+    plans = (SeriesPlan("positioning", "2020-05-16"),)
+    limits = "futures/data: last 30 days only, 500 points per request; 1,000 requests / 5 min per IP"
+    assets = ASSETS
+
+    def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, context: FetchContext) -> pd.DataFrame:
+        ex = make_exchange(ccxt.binanceusdm, self.base_url, ("fapiData",))
+        first = max(start, end - pd.Timedelta(days=29))
+        params = {"symbol": self.pair(), "period": "1d", "limit": 500, "startTime": day_start(first), "endTime": day_start(end) + DAY_MS - 1}
+        columns: dict[str, pd.Series] = {}
+        for column, (path, method) in RATIO_ENDPOINTS.items():
+            endpoint = f"GET {path}"
+            page = require_list(self.call(endpoint, getattr(ex, method), params), "ratio points", self.name, endpoint)
+            columns[column] = self._series(page, "longShortRatio", endpoint)
+        endpoint = f"GET {TAKER_ENDPOINT}"
+        page = require_list(self.call(endpoint, ex.fapidata_get_takerlongshortratio, params), "taker points", self.name, endpoint)
+        buy, sell = self._series(page, "buyVol", endpoint), self._series(page, "sellVol", endpoint)
+        price = context.price.reindex(buy.index) if context.price is not None else pd.Series(float("nan"), index=buy.index)
+        columns["binance_taker_buy_usd"], columns["binance_taker_sell_usd"] = buy * price, sell * price
+        frame = pd.DataFrame(columns).dropna(how="all")
+        return frame.loc[start:end] if len(frame) else pd.DataFrame()
+
+    def _series(self, page: list[dict[str, Any]], field: str, endpoint: str) -> pd.Series:
+        if not page:
+            return pd.Series(dtype="float64")
+        t = [int(require(r, "timestamp", self.name, endpoint)) for r in page]
+        values = pd.Series([require_float(r, field, self.name, endpoint) for r in page], index=utc_days(t, "ms"))
+        return values[~values.index.duplicated(keep="last")].sort_index()
+
+    def documented_example(self, series: str, start: pd.Timestamp, days: int) -> dict[str, Any]:
+        """futures/data ratios: [{symbol, longShortRatio, longAccount, shortAccount, timestamp (ms)}] (position ratio: the same
+        names); takerlongshortRatio: [{buySellRatio, buyVol, sellVol, timestamp}], volumes in coins."""
+        ratio = [{"symbol": self.pair(), "longShortRatio": "1.8105", "longAccount": "0.6442", "shortAccount": "0.3558", "timestamp": _ms(d)}
+                 for d in _days(start, days)]
+        taker = [{"buySellRatio": "1.1603", "buyVol": "298.28", "sellVol": "257.066", "timestamp": _ms(d)} for d in _days(start, days)]
+        return {**{path: ratio for path, _ in RATIO_ENDPOINTS.values()}, TAKER_ENDPOINT: taker}
 
 
 class BinanceFunding(ExchangeConnector):

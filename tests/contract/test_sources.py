@@ -341,3 +341,34 @@ def test_every_provider_module_registers_a_connector_and_the_cli_lists_it() -> N
         assert name in update_help
         if cls.key_env:
             assert cls.key_env in update_help
+
+
+def test_binance_positioning_asks_30_days_at_most_values_taker_coins_at_the_close_and_never_stamps_early(
+        server: ProviderServer, store: HistoryStore) -> None:
+    from features.sources.exchanges import TAKER_ENDPOINT, BinancePositioning
+
+    connector = BinancePositioning("SOL", base_url=server.url, sleep=Sleeps())
+    days = pd.date_range(T0, periods=60)
+    store.append("ohlcv_perp", pd.DataFrame({c: 20.0 for c in ("perp_open_usd", "perp_high_usd", "perp_low_usd", "perp_close_usd")}, index=days), "t")
+    serve_example(server, connector, "positioning", 3)
+    end = T0 + pd.Timedelta(days=59)
+    frame = connector.fetch("positioning", T0, end, ctx(store, "positioning", price=True))
+    # the provider keeps 30 days: the request starts 29 days before the last day asked, not at T0
+    (query,) = server.queries(TAKER_ENDPOINT)
+    assert int(query["startTime"]) == ms(end - pd.Timedelta(days=29)) and query["symbol"] == "SOLUSDT" and query["period"] == "1d"
+    # the example's points are stamped 00:00 UTC of T0..T0+2: each lands on the day of its timestamp, none earlier
+    assert list(frame.index) == list(pd.date_range(T0, periods=3))
+    assert frame["binance_taker_buy_usd"].iloc[0] == pytest.approx(298.28 * 20.0)
+    assert frame["lsr_top_accounts"].iloc[0] == pytest.approx(1.8105)
+    assert "taker_buy_usd" not in frame  # Binance-only volume never fills the three-exchange column
+
+
+def test_taker_share_falls_back_to_binance_only_volume_where_the_aggregate_is_missing() -> None:
+    from features.build import assemble_panel
+
+    days = pd.date_range(T0, periods=3)
+    raw = pd.DataFrame({"taker_buy_usd": [6.0, None, None], "taker_sell_usd": [4.0, None, None],
+                        "binance_taker_buy_usd": [1.0, 3.0, None], "binance_taker_sell_usd": [1.0, 1.0, None]}, index=days)
+    panel = assemble_panel(raw)
+    assert panel["taker_buy_usd"].tolist()[:2] == [6.0, 3.0] and panel["taker_sell_usd"].tolist()[:2] == [4.0, 1.0]
+    assert panel["taker_buy_usd"].isna().iloc[2]
