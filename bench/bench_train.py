@@ -14,6 +14,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from common import bench_settings, print_table, timed  # noqa: E402
 
+from cascade_radar.config import Settings  # noqa: E402
 from features.build import load_feature_table  # noqa: E402
 from features.store import HistoryStore  # noqa: E402
 from training.evaluate import walk_forward  # noqa: E402
@@ -21,6 +22,7 @@ from training.model import CascadeModel, is_cascade, model_features  # noqa: E40
 from training.train import train  # noqa: E402
 
 TARGET_SECONDS = 120.0
+TUNE_TARGET_SECONDS = 900.0
 
 
 def main() -> None:
@@ -46,6 +48,29 @@ def main() -> None:
         total = t_train  # train() builds the features itself
         print(f"\nfeatures + training end to end: {total:.1f} s (budget {TARGET_SECONDS:.0f} s: {'within' if total < TARGET_SECONDS else 'OVER'})")
         print(f"registered version {result.model_version}, gate {'passed' if result.passed_gate else 'failed'}")
+        if what.startswith("reference"):
+            pooled(settings, t_train)
+
+
+def pooled(settings: Settings, one_coin: float) -> None:
+    """`make train` and `make tune` on the seven coins pooled (reference history), against one coin's train()."""
+    from cascade_radar.config import ASSETS
+    from features.sources.reference import import_reference
+    from training.tune import tune
+
+    every = settings.model_copy(update={"assets": list(ASSETS)})
+    for asset in ASSETS[1:]:
+        import_reference(HistoryStore(every.for_asset(asset).data_path), every.reference_path, asset)
+    t_pooled, result = timed(lambda: train(every))
+    t_tune, _ = timed(lambda: tune(every, write_selection=False))
+    print_table("seven coins pooled", [
+        ("train(), BTC alone", one_coin),
+        (f"train(), {len(ASSETS)} coins pooled", t_pooled),
+        ("tune(): nested selection, every candidate", t_tune),
+    ], baseline="train(), BTC alone")
+    print(f"\npooled train {t_pooled:.1f} s (budget {TARGET_SECONDS:.0f} s: {'within' if t_pooled < TARGET_SECONDS else 'OVER'}); "
+          f"tune {t_tune:.0f} s (budget {TUNE_TARGET_SECONDS:.0f} s: {'within' if t_tune < TUNE_TARGET_SECONDS else 'OVER'}); "
+          f"gate: {', '.join(f'{a} {chr(10003) if v.passed else chr(10007)}' for a, v in result.verdicts.items())}")
 
 
 if __name__ == "__main__":
