@@ -19,9 +19,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.schemas import SERIES, empty_frame, validate
+from features.schemas import SERIES, SchemaError, empty_frame, validate
 
 _META_KEY = b"cascade_radar"
+
+
+class StoreError(ValueError):
+    """A stored file that cannot be used as it is: names the series, the file and the repair."""
+
+    def __init__(self, series: str, path: Path, problem: str) -> None:
+        super().__init__(f"stored series '{series}' ({path}): {problem}. Repair: delete the file and rebuild it with "
+                         "`cascade-radar data import-reference` (reference history) or `cascade-radar data update` (live providers)")
+        self.series, self.path = series, path
 
 
 @dataclass(frozen=True)
@@ -50,11 +59,36 @@ class SeriesStatus:
         return sum((end - start).days + 1 for start, end in self.gaps)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Temporary files of ``path`` left by writers that died (killed mid-write): their pid is in the name."""
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        parts = tmp.name[len(path.name) + 2:].split(".")
+        pid = int(parts[0]) if parts and parts[0].isdigit() else None
+        if pid is None or pid == os.getpid() or _pid_alive(pid):
+            continue  # a live writer's file (or not ours to judge): leave it
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Write ``path`` all or nothing: ``write`` fills a temporary file beside it (unique name), which is
-    fsynced and renamed over ``path``; on any failure the temporary file is removed and ``path`` is untouched."""
+    """Write ``path`` all or nothing: ``write`` fills a temporary file beside it (unique name holding the writer's
+    pid), which is fsynced and renamed over ``path``; on any failure the temporary file is removed and ``path`` is
+    untouched. Temporary files of writers that were killed are removed on the next write."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -96,13 +130,27 @@ class HistoryStore:
         return not any(self.exists(s) for s in SERIES)
 
     def read(self, series: str) -> pd.DataFrame:
-        """The stored frame of ``series`` (empty, with schema columns, when nothing is stored)."""
+        """The stored frame of ``series`` (empty, with schema columns, when nothing is stored).
+
+        Checked on the way in: a file that is not Parquet, holds another series, or breaks the schema raises
+        :class:`StoreError` naming the series, the file and the repair, instead of failing later in pandas.
+        """
         path = self.path(series)
         if not path.exists():
             return empty_frame(series)
-        frame = pq.read_table(path).to_pandas()
-        frame.index = pd.DatetimeIndex(frame.index.astype("datetime64[ns]"), name="date")
-        return frame
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same problem for the user
+            raise StoreError(series, path, f"not a readable Parquet file ({str(exc)[:120]})") from None
+        stored_as = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}")).get("series")
+        if stored_as is not None and stored_as != series:
+            raise StoreError(series, path, f"the file holds series '{stored_as}', not '{series}'")
+        frame = table.to_pandas()
+        try:
+            frame.index = pd.DatetimeIndex(frame.index.astype("datetime64[ns]"), name="date")
+            return validate(series, frame)
+        except (SchemaError, TypeError, ValueError) as exc:
+            raise StoreError(series, path, f"does not match the schema ({exc})") from None
 
     def sources(self, series: str) -> list[str]:
         path = self.path(series)

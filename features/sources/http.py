@@ -3,6 +3,8 @@ limiter that respects the provider's published limit, and retries with backoff o
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -14,10 +16,37 @@ import numpy as np
 import pandas as pd
 
 
+SECRET_QUERY = re.compile(r"(?i)\b(token|key|api_key|apikey|api-key|access_token|secret)=([^&\s\"'<>]+)")
+SECRET_VARIABLE = re.compile(r"^CASCADE_RADAR_.*(KEY|TOKEN|SECRET|WEBHOOK)")
+
+
+def configured_secrets() -> list[str]:
+    """Values of the environment's secrets (provider keys, tokens, webhook URLs), longest first."""
+    values = [v for k, v in os.environ.items() if SECRET_VARIABLE.match(k) and len(v) >= 4]
+    return sorted(set(values), key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    """``text`` with every configured secret and every ``token=`` / ``key=`` / ``api_key=`` query value masked."""
+    for secret in configured_secrets():
+        text = text.replace(secret, "***")
+    return SECRET_QUERY.sub(lambda m: f"{m.group(1)}=***", text)
+
+
+def tidy(body: str, limit: int = 160) -> str:
+    """A provider's error page as one short line: tags stripped, whitespace collapsed, cut at ``limit``."""
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body)).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class ProviderError(Exception):
-    """A provider answered with something we cannot use; names provider, endpoint and what was wrong."""
+    """A provider answered with something we cannot use; names provider, endpoint and what was wrong.
+
+    The message is redacted: provider pages and URLs can echo keys sent as query parameters.
+    """
 
     def __init__(self, provider: str, endpoint: str, message: str) -> None:
+        message = redact(message)
         super().__init__(f"{provider} {endpoint}: {message}")
         self.provider, self.endpoint, self.message = provider, endpoint, message
 
@@ -115,7 +144,7 @@ class HttpSource:
                 self.sleep(self.retry.delay(attempt, None))
                 continue
             if response.status_code == 429 or response.status_code >= 500:
-                last = f"HTTP {response.status_code}"
+                last = f"HTTP {response.status_code}: {tidy(response.text, 120)}"
                 wait = retry_after_seconds(response.headers)
                 if response.status_code == 429 and wait is not None and wait > self.retry.max_wait:
                     # a quota, not a burst: stop now and say when to resume instead of sleeping on it
@@ -128,11 +157,11 @@ class HttpSource:
                     raise QuotaExhausted(self.provider, endpoint, pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(seconds=wait))
                 break
             if response.status_code >= 400:
-                raise ProviderError(self.provider, endpoint, f"HTTP {response.status_code}: {response.text[:200]}")
+                raise ProviderError(self.provider, endpoint, f"HTTP {response.status_code}: {tidy(response.text)}")
             try:
                 return response.json()
             except ValueError:
-                raise ProviderError(self.provider, endpoint, f"malformed body (not JSON): {response.text[:100]!r}") from None
+                raise ProviderError(self.provider, endpoint, f"malformed body (not JSON): {tidy(response.text, 100)!r}") from None
         raise ProviderError(self.provider, endpoint, f"gave up after {self.retry.attempts} attempts ({last})")
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from cascade_radar.config import ASSETS
+from features.schemas import SchemaError, validate
 from features.store import AppendResult, HistoryStore
 
 
@@ -197,8 +198,13 @@ def import_reference(store: HistoryStore, reference_dir: Path, asset: str) -> li
         for mapping, path in files:
             part = read_mapped(path, mapping, asset)
             frame = part if frame is None else part.combine_first(frame)
-        source = SOURCE + ":" + "+".join(dict.fromkeys(path.name for _, path in files))
-        load = ReferenceLoad(series, [path for _, path in files], frame)
-        load.result = store.append(series, frame, source=source)
-        loads.append(load)
+        try:
+            validate(series, frame)
+        except SchemaError as exc:
+            raise ReferenceDataError(f"{', '.join(str(p) for _, p in files)}: {exc}") from None
+        loads.append(ReferenceLoad(series, [path for _, path in files], frame))
+    # every file is read and validated before the first write: a bad file leaves the store as it was
+    for load in loads:
+        source = SOURCE + ":" + "+".join(dict.fromkeys(path.name for path in load.paths))
+        load.result = store.append(load.series, load.frame, source=source)
     return loads

@@ -62,3 +62,13 @@ def test_real_reference_history_loads_and_reloads_idempotently(reference_dir: Pa
     again = import_reference(store, reference_dir, asset)
     assert all(not load.result.changed for load in again)
     assert {p.name: p.read_bytes() for p in store.root.iterdir()} == snapshot
+
+
+def test_a_bad_file_stops_the_import_before_anything_is_written(tmp_path: Path) -> None:
+    (tmp_path / "btc_liquidations_daily_coinglass.csv").write_text("date,cg_liq_long_usd,cg_liq_short_usd\n2024-01-01,1,1\n2024-01-02,2,2\n")
+    # funding file with a duplicate day: the schema refuses it
+    (tmp_path / "btc_funding_daily.csv").write_text("date,cg_funding_oiw_close_pct,cg_funding_volw_close_pct\n2024-01-01,0.01,\n2024-01-01,0.02,\n")
+    store = HistoryStore(tmp_path / "store")
+    with pytest.raises(ReferenceDataError, match="btc_funding_daily.csv"):
+        import_reference(store, tmp_path, "BTC")
+    assert store.is_empty()  # the good liquidation file was not written either

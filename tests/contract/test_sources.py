@@ -214,7 +214,7 @@ def test_http_retries_5xx_then_succeeds_and_gives_up_with_a_named_error(server: 
     assert http.get_json("/x") == {"ok": 1}
     assert sleeps == [0.5, 1.0]  # exponential backoff
     server.add("/y", (500, "down", {}))
-    with pytest.raises(ProviderError, match=r"prov /y: gave up after 4 attempts \(HTTP 500\)"):
+    with pytest.raises(ProviderError, match=r"prov /y: gave up after 4 attempts \(HTTP 500: down\)"):
         http.get_json("/y")
     server.add("/z", (429, "slow down", {"Retry-After": "7200"}))
     before = len(server.calls)
@@ -372,3 +372,22 @@ def test_taker_share_falls_back_to_binance_only_volume_where_the_aggregate_is_mi
     panel = assemble_panel(raw)
     assert panel["taker_buy_usd"].tolist()[:2] == [6.0, 3.0] and panel["taker_sell_usd"].tolist()[:2] == [4.0, 1.0]
     assert panel["taker_buy_usd"].isna().iloc[2]
+
+
+def test_a_provider_error_that_echoes_the_url_never_shows_the_key(server: ProviderServer, store: HistoryStore,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "sEcReT-token-0123456789"
+    monkeypatch.setenv("CASCADE_RADAR_BGEOMETRICS_TOKEN", secret)
+    page = ("<html><body><h1>500 Internal Server Error</h1>\n\n<p>GET /sth-sopr?startday=2018-01-01&token=" + secret
+            + " failed</p><p>" + "x" * 400 + "</p></body></html>")
+    server.add("/sth-sopr", *[(500, page, {})] * 6)
+    (connector,) = build_connectors("BTC", ["bgeometrics"], base_urls={"bgeometrics": server.url}, sleep=Sleeps())
+    (outcome,) = run_update(store, [connector], until=T0 + pd.Timedelta(days=2))
+    assert server.queries("/sth-sopr")[0]["token"] == secret  # it was sent, as the provider wants it
+    assert outcome.skipped and secret not in outcome.skipped and "token=***" in outcome.skipped
+    assert "<html>" not in outcome.skipped and len(outcome.skipped) < 300  # the page is one short line, not copied verbatim
+    # any key-like query value is masked, configured or not
+    from features.sources.http import ProviderError
+
+    err = ProviderError("x", "GET /y", "https://api.example.com/v1?api_key=abc123def&symbol=BTC")
+    assert "abc123def" not in str(err) and "api_key=***" in str(err) and "symbol=BTC" in str(err)

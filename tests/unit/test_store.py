@@ -116,3 +116,59 @@ def test_panel_keeps_missing_days_missing(store: HistoryStore) -> None:
     panel = store.panel()
     assert len(panel) == 3
     assert np.isnan(panel.loc["2024-01-02", "liq_long_usd"])
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write_and_a_live_ones_kept(store: HistoryStore) -> None:
+    import subprocess
+    import sys
+
+    store.append("liquidations", liq(["2024-01-01"], [1], [2]), source="t")
+    path = store.path("liquidations")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    left_by_kill = path.parent / f".{path.name}.{dead.stdout.strip()}.abc123.tmp"  # as a kill mid-write leaves it
+    left_by_kill.write_bytes(b"half a parquet file")
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        in_progress = path.parent / f".{path.name}.{live.pid}.def456.tmp"  # another process writing right now
+        in_progress.write_bytes(b"being written")
+        store.append("liquidations", liq(["2024-01-02"], [3], [4]), source="t")
+        assert not left_by_kill.exists()
+        assert in_progress.exists()
+    finally:
+        live.kill()
+        live.wait()
+    assert store.read("liquidations")["liq_long_usd"].tolist() == [1, 3]
+
+
+def test_a_file_of_another_series_is_named_with_the_repair(store: HistoryStore) -> None:
+    import shutil
+
+    from features.store import StoreError
+
+    store.append("liquidations", liq(["2024-01-01"], [1], [2]), source="t")
+    shutil.copy(store.path("liquidations"), store.path("liquidations_binance"))
+    with pytest.raises(StoreError, match=r"'liquidations_binance'.*holds series 'liquidations'.*Repair: delete the file"):
+        store.read("liquidations_binance")
+    store.path("funding_binance").write_bytes(b"not parquet at all")
+    with pytest.raises(StoreError, match=r"'funding_binance'.*not a readable Parquet file.*import-reference"):
+        store.read("funding_binance")
+
+
+def test_parallel_feature_table_writes_all_succeed(tmp_path) -> None:  # noqa: ANN001
+    from concurrent.futures import ProcessPoolExecutor
+
+    target = tmp_path / "feature_table.parquet"
+    with ProcessPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(_write_table, [(target, i) for i in range(12)]))
+    assert results == list(range(12))
+    assert len(pd.read_parquet(target)) == 2000
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def _write_table(args: tuple) -> int:
+    from features.store import atomic_write
+
+    target, i = args
+    frame = pd.DataFrame({"x": np.arange(2000.0) + i})
+    atomic_write(target, frame.to_parquet)
+    return i
