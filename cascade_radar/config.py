@@ -203,6 +203,8 @@ class Settings(BaseSettings):
 
     serving_min_signal_rows: int = Field(default=365, ge=30, description="rows /predict_signals needs: every window and lag fits, so "
                                          "posted and stored history give the same features")
+    serving_max_body_bytes: int = Field(default=2_000_000, ge=10_000, description="largest request body the API reads (413 above)")
+    serving_max_signal_rows: int = Field(default=4000, ge=400, description="most rows one /predict_signals request may post (413 above)")
     bentoml_port: int = 3000
 
     features: FeatureConfig = FeatureConfig()

@@ -7,11 +7,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator
 
-from cascade_radar.config import Asset
+from cascade_radar.config import Asset, Settings
 from features.build import input_spec
 from features.families import optional_inputs, required_inputs
 
 
+_LIMITS = Settings()
 AssetName = Annotated[Asset, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)]
 
 
@@ -141,7 +142,9 @@ class SignalsRequest(BaseModel):
 
     asset: AssetName = Field(default="BTC", description="coin the signals are of; for a coin other than BTC the on-chain families "
                          "(flows, SOPR, NUPL) are read from the stored BTC history, as in training")
-    signals: list[SignalRow] = Field(min_length=1, description="consecutive daily rows, oldest first")  # type: ignore[valid-type]
+    signals: list[SignalRow] = Field(min_length=1, max_length=_LIMITS.serving_max_signal_rows,  # type: ignore[valid-type]
+                                     description=f"consecutive daily rows, oldest first: at least {_LIMITS.serving_min_signal_rows}, "
+                                     f"at most {_LIMITS.serving_max_signal_rows}")
 
     @field_validator("signals")
     @classmethod

@@ -1,42 +1,39 @@
 """The BentoML prediction service (class API, BentoML >= 1.2).
 
 Start it with `make serve` (``bentoml serve serving.service:CascadeRadar``). Nothing happens at
-import: the champion and the history are loaded in ``__init__``; if either is missing the service
-still starts, reports *not ready* on /readyz and says why on GET /v1/ready.
+import: the champions and the history are loaded in ``__init__``; a coin whose champion or history is
+missing is *not ready* with the reason (GET /v1/ready), the others answer. ``serving.guard.ApiGuard``
+stands in front: limits, validation and one error shape for every 4xx/5xx.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http import HTTPStatus
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import bentoml
-from bentoml.exceptions import BentoMLException
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from cascade_radar.config import Settings
+from serving.guard import ApiGuard, error_response
+from serving.openapi import complete_openapi
 from serving.schemas import Explanation, Prediction, PredictRequest, RangeRequest, RangeResponse, SignalsRequest
 from serving.state import CoinStates, RequestError, ServingState
 
 health = FastAPI(title="cascade-radar health", docs_url=None, redoc_url=None, openapi_url=None)
+T = TypeVar("T")
+
+# request model of every POST route: the guard validates bodies with them before BentoML sees one
+ROUTES = {"/predict": PredictRequest, "/explain": PredictRequest, "/predict_range": RangeRequest, "/predict_signals": SignalsRequest}
 
 
-class ApiError(BentoMLException):
-    """A 4xx answer whose message names the request field at fault."""
-
-    error_code = HTTPStatus.BAD_REQUEST
-
-
-@contextmanager
-def caller_errors() -> Iterator[None]:
-    """Turn a RequestError (bad input, named field) into the 4xx BentoML answers with."""
+def answer(fn: Callable[[], T]) -> T | JSONResponse:
+    """``fn()``, or the error answer of the RequestError it raised (status and field from the error)."""
     try:
-        yield
+        return fn()
     except RequestError as exc:
-        raise ApiError(str(exc), error_code=HTTPStatus(exc.status)) from None
+        return error_response(exc.status, exc.message, exc.field)
 
 
 @bentoml.service(name="cascade_radar", traffic={"timeout": 60})
@@ -61,49 +58,57 @@ class CascadeRadar:
                             latest_complete_day=str(s.latest_complete_day().date()))
             coins[asset] = body
         default = self.coins.settings.asset
-        top = {"ready": self.coins.ready, "asset": default, **coins.get(default, {}), "assets": coins}
-        top["ready"] = self.coins.ready
+        top = {"asset": default, **coins.get(default, {}), "ready": self.coins.ready, "assets": coins}
         return JSONResponse(top, status_code=200 if self.coins.ready else 503)
 
     def _state(self, asset: str) -> ServingState:
-        """The coin's state, or the 404 / 503 answer that says why not."""
-        with caller_errors():
-            return self.coins.get(asset)
+        return self.coins.get(asset)
 
     @bentoml.api(route="/ping")
     def ping(self) -> dict[str, bool]:
         """Trivial endpoint: the HTTP floor for latency benchmarks."""
         return {"pong": True}
 
-    # Request models are positional-only parameters: the JSON body *is* the model, and its
-    # extra="forbid" turns a misspelt field into a 400 that names it.
+    # Request models are positional-only parameters: the JSON body *is* the model (validated by the guard first).
     @bentoml.api(route="/predict")
     def predict(self, request: PredictRequest, /) -> Prediction:
         """Cascade probability and direction of ``asset`` for ``as_of`` (default: the latest day with the core inputs)."""
-        state = self._state(request.asset)
-        with caller_errors():
+
+        def run() -> Prediction:
+            state = self._state(request.asset)
             return Prediction(**state.prediction(state.resolve_day(request.as_of)))
+
+        return answer(run)  # type: ignore[return-value]
 
     @bentoml.api(route="/predict_signals")
     def predict_signals(self, request: SignalsRequest, /) -> Prediction:
         """The same prediction for the last day of posted raw daily signals (same feature code as training)."""
-        state = self._state(request.asset)
-        with caller_errors():
-            return Prediction(**state.predict_signals(request.signals))
+        return answer(lambda: Prediction(**self._state(request.asset).predict_signals(request.signals)))  # type: ignore[return-value]
 
     @bentoml.api(route="/explain")
     def explain(self, request: PredictRequest, /) -> Explanation:
         """Full SHAP explanation of ``as_of``: per feature, per family, both models, and a sentence."""
-        state = self._state(request.asset)
-        with caller_errors():
+
+        def run() -> Explanation:
+            state = self._state(request.asset)
             day = state.resolve_day(request.as_of)
-        return Explanation(**state.explanation(day), asset=state.settings.asset, model=state.model_info())
+            return Explanation(**state.explanation(day), asset=state.settings.asset, model=state.model_info())
+
+        return answer(run)  # type: ignore[return-value]
 
     @bentoml.api(route="/predict_range")
     def predict_range(self, request: RangeRequest, /) -> RangeResponse:
         """One row per day from ``start`` to ``end`` (inclusive), for dashboards."""
-        state = self._state(request.asset)
-        with caller_errors():
+
+        def run() -> RangeResponse:
+            state = self._state(request.asset)
             rows = state.range(request.start, request.end)
-        return RangeResponse(asset=state.settings.asset, start=request.start, end=request.end, horizon_days=state.settings.labels.horizon_days,
-                             model=state.model_info(), rows=rows)
+            return RangeResponse(asset=state.settings.asset, start=request.start, end=request.end,
+                                 horizon_days=state.settings.labels.horizon_days, model=state.model_info(), rows=rows)
+
+        return answer(run)  # type: ignore[return-value]
+
+
+_limits = Settings()
+CascadeRadar.add_asgi_middleware(ApiGuard, routes=ROUTES, max_body_bytes=_limits.serving_max_body_bytes,
+                                 max_rows=_limits.serving_max_signal_rows, docs_patch=complete_openapi)

@@ -29,6 +29,7 @@ class RequestError(ValueError):
     def __init__(self, field_name: str, message: str, status: int = 400) -> None:
         super().__init__(f"{field_name}: {message}")
         self.field = field_name
+        self.message = message
         self.status = status
 
 

@@ -104,7 +104,7 @@ def test_predict_range_rows(client: TestClient, trained_synthetic) -> None:  # n
 @pytest.mark.parametrize(
     ("route", "payload", "status", "names"),
     [
-        ("/predict", {"as_of": "1999-01-01"}, 404, "as_of: 1999-01-01 is outside the history"),
+        ("/predict", {"as_of": "1999-01-01"}, 404, "1999-01-01 is outside the history"),
         ("/predict", {"as_of": "2023-02-30"}, 400, "as_of"),
         ("/predict", {"as_of": "yesterday"}, 400, "as_of"),
         ("/predict", {"asof": "2023-01-01"}, 400, "asof"),
@@ -121,6 +121,32 @@ def test_bad_input_is_a_4xx_naming_the_field(client: TestClient, route: str, pay
     r = client.post(route, json=payload)
     assert r.status_code == status, r.text
     assert names in r.text
+    body = r.json()
+    assert set(body) == {"status", "error", "detail", "field", "errors"} and body["status"] == status  # the one error shape
+    assert body["field"] is not None
+
+
+def test_attacks_and_odd_clients_get_small_clear_4xx(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    import time
+
+    huge = b'{"signals": [' + b"1, " * 7_000_000 + b"1]}"  # ~21 MB, well-formed
+    started = time.perf_counter()
+    with caplog.at_level("WARNING", logger="cascade_radar.api"):
+        r = client.post("/predict_signals", content=huge, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and time.perf_counter() - started < 1.0 and len(r.content) < 500
+    assert len([rec for rec in caplog.records if rec.name == "cascade_radar.api"]) == 1  # one log line, no traceback
+    many = client.post("/predict_signals", json={"signals": [1] * 3000})  # under the size limit: errors are capped
+    assert many.status_code == 400 and len(many.json()["errors"]) == 5 and "3000 validation error(s)" in many.json()["detail"]
+    assert len(many.content) < 2000
+    rows = client.post("/predict_signals", json={"signals": [{}] * 4001})
+    assert rows.status_code == 413 and rows.json()["field"] == "signals"
+    for content_type, body in (("text/plain", b'{"as_of": "2023-01-01"}'), ("application/x-www-form-urlencoded", b"as_of=2023-01-01"),
+                               ("multipart/form-data", b"--x\r\nbroken"), ("multipart/form-data; boundary=x", b"--x\r\nbroken")):
+        r = client.post("/predict", content=body, headers={"content-type": content_type})
+        assert r.status_code == 415 and r.json()["field"] == "content-type", (content_type, r.text)
+    assert client.get("/nope").json()["status"] == 404
+    wrong_method = client.get("/predict")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"] == "method not allowed"
 
 
 def test_bad_signals_are_4xx(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
@@ -149,8 +175,8 @@ def test_health_routes(client: TestClient) -> None:
 def test_not_ready_without_a_champion_and_says_why(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from serving.service import ApiError, CascadeRadar
-    from serving.state import CoinStates
+    from serving.service import CascadeRadar
+    from serving.state import CoinStates, RequestError
 
     settings = Settings(mlflow_tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}", data_dir=tmp_path / "data", mlruns_dir=tmp_path / "mlruns",
                         assets=["BTC", "ETH"])
@@ -164,9 +190,9 @@ def test_not_ready_without_a_champion_and_says_why(tmp_path: Path) -> None:
     body = json.loads(response.body)
     assert response.status_code == 503 and "no champion model" in body["assets"]["ETH"]["reason"]
     assert service.__is_ready__(fake) is False
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(RequestError) as err:
         service._state(fake, "ETH")  # noqa: SLF001
-    assert err.value.error_code == 503 and "ETH is not ready" in str(err.value)
+    assert err.value.status == 503 and "ETH is not ready" in str(err.value)
 
 
 def test_every_answer_names_its_coin_and_an_unserved_coin_is_refused(client: TestClient) -> None:
@@ -176,8 +202,8 @@ def test_every_answer_names_its_coin_and_an_unserved_coin_is_refused(client: Tes
     ready = client.get("/v1/ready").json()
     assert ready["assets"]["BTC"]["ready"] is True
     refused = client.post("/predict", json={"asset": "ETH"})  # a known coin without a champion in this registry
-    assert refused.status_code == 503
-    assert "no champion model" in ready["assets"]["ETH"]["reason"]  # the reason, for now, lives on /v1/ready (issue 13)
+    assert refused.status_code == 503 and "no champion model" in refused.json()["detail"] and refused.json()["field"] == "asset"
+    assert "no champion model" in ready["assets"]["ETH"]["reason"]
     unknown = client.post("/predict", json={"asset": "PEPE"})
     assert unknown.status_code == 400 and "asset" in unknown.text
 

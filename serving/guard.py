@@ -1,0 +1,217 @@
+"""The service's front door: an ASGI middleware that answers before BentoML parses anything.
+
+* body size (413) and content type (415) are checked first, on the raw request;
+* a posted body is parsed and validated here, with the route's own request model: a bad one is a 400
+  carrying the first few errors, logged in one line (BentoML would return and log every one of possibly
+  millions of errors, with a traceback each);
+* every 4xx/5xx answer — ours, the handlers', BentoML's, Starlette's 404 — leaves in one shape, ``ErrorBody``;
+* the OpenAPI document is completed on the way out: every route declares every status it can return.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+from starlette.responses import JSONResponse
+
+log = logging.getLogger("cascade_radar.api")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+REASONS = {400: "bad request", 404: "not found", 405: "method not allowed", 413: "request too large", 415: "unsupported media type",
+           422: "request cannot be answered", 500: "internal error", 503: "not ready"}
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="where in the request: dotted path, list positions as numbers")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 5xx answer of the service."""
+
+    status: int = Field(description="the HTTP status, repeated")
+    error: str = Field(description="what went wrong, in a few words")
+    detail: str | None = Field(default=None, description="why, and what to do about it")
+    field: str | None = Field(default=None, description="the request field at fault, if one is")
+    errors: list[FieldError] = Field(default_factory=list, description="validation errors (the first few only)")
+
+
+def error_body(status: int, detail: str | None = None, field: str | None = None, errors: list[dict[str, str]] | None = None,
+               error: str | None = None) -> dict[str, Any]:
+    return ErrorBody(status=status, error=error or REASONS.get(status, "error"), detail=detail, field=field,
+                     errors=[FieldError(**e) for e in errors or []]).model_dump()
+
+
+def error_response(status: int, detail: str | None = None, field: str | None = None, errors: list[dict[str, str]] | None = None) -> JSONResponse:
+    """The one error answer: ``ErrorBody`` as JSON with ``status``."""
+    return JSONResponse(error_body(status, detail, field, errors), status_code=status)
+
+
+def field_errors(exc: ValidationError, limit: int) -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors(include_url=False, include_context=False, include_input=False)[:limit]:
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        out.append({"field": where, "message": err["msg"]})
+    return out
+
+
+class PayloadTooLarge(Exception):
+    pass
+
+
+class ApiGuard:
+    """Limits, validation and the error shape in front of the BentoML app (see the module docstring)."""
+
+    def __init__(self, app: App, routes: dict[str, type[BaseModel]], max_body_bytes: int, max_rows: int, max_errors: int = 5,
+                 docs_patch: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+        self.app = app
+        self.routes = routes
+        self.max_body_bytes = max_body_bytes
+        self.max_rows = max_rows
+        self.max_errors = max_errors
+        self.docs_patch = docs_patch
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/docs.json" and self.docs_patch is not None:
+            await self._patched_docs(scope, receive, send)
+            return
+        if method == "POST" and path in self.routes:
+            answer = await self._admit(scope, receive, path)
+            if isinstance(answer, JSONResponse):
+                await answer(scope, receive, send)
+                return
+            receive = answer
+        await self.app(scope, receive, _uniform_errors(send, path) if path != "/metrics" else send)
+
+    async def _admit(self, scope: Scope, receive: Receive, path: str) -> JSONResponse | Receive:
+        """The request's body replayed for BentoML, or the answer that refuses it."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        media = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json":
+            return self._refuse(path, 415, f"send the body as JSON with 'Content-Type: application/json' (got {media or 'none'!r})", "content-type")
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return self._refuse(path, 413, f"body of {int(declared):,} bytes; at most {self.max_body_bytes:,}", "body")
+        try:
+            body = await self._read(receive)
+        except PayloadTooLarge:
+            return self._refuse(path, 413, f"body over {self.max_body_bytes:,} bytes", "body")
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError as exc:
+            return self._refuse(path, 400, f"body is not valid JSON ({exc})", "body")
+        rows = data.get("signals") if isinstance(data, dict) else None
+        if isinstance(rows, list) and len(rows) > self.max_rows:
+            return self._refuse(path, 413, f"{len(rows):,} signal rows; at most {self.max_rows:,} per request", "signals")
+        try:
+            self.routes[path].model_validate(data)
+        except ValidationError as exc:
+            errors = field_errors(exc, self.max_errors)
+            more = exc.error_count() - len(errors)
+            detail = f"{exc.error_count()} validation error(s)" + (f"; the first {len(errors)} are listed" if more > 0 else "")
+            return self._refuse(path, 400, detail, errors[0]["field"] if errors else None, errors)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return replay
+
+    async def _read(self, receive: Receive) -> bytes:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise PayloadTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    def _refuse(self, path: str, status: int, detail: str, field: str | None, errors: list[dict[str, str]] | None = None) -> JSONResponse:
+        log.warning("refused POST %s: %s %s%s", path, status, detail, f" (field {field})" if field else "")  # one line, no traceback
+        return error_response(status, detail, field, errors)
+
+    async def _patched_docs(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            else:
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        if start.get("status") != 200:
+            await send(start)
+            await send({"type": "http.response.body", "body": b"".join(chunks)})
+            return
+        spec = self.docs_patch(json.loads(b"".join(chunks)))  # type: ignore[misc]
+        await JSONResponse(spec)(scope, receive, send)
+
+
+def _uniform_errors(send: Send, path: str) -> Send:
+    """Wrap ``send`` so that any 4xx/5xx answer not already an ``ErrorBody`` is rewritten into one."""
+    state: dict[str, Any] = {"start": None, "chunks": []}
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            if message["status"] < 400:
+                await send(message)
+                return
+            state["start"] = message
+            return
+        if state["start"] is None:
+            await send(message)
+            return
+        state["chunks"].append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        status = state["start"]["status"]
+        raw = b"".join(state["chunks"])
+        body = _as_error_body(status, raw, path)
+        payload = json.dumps(body).encode()
+        headers = [(k, v) for k, v in state["start"].get("headers", []) if k.lower() not in (b"content-length", b"content-type")]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    return wrapped
+
+
+def _as_error_body(status: int, raw: bytes, path: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and {"status", "error"} <= set(data) and "errors" in data:
+        return data  # already ours
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]  # BentoML answers a 4xx BentoMLException as a one-element list
+    message = data.get("error") if isinstance(data, dict) else raw.decode("utf-8", "replace")[:200] if raw else None
+    if status == 404 and not isinstance(data, dict):
+        message = f"no route {path}; the API: POST /predict, /predict_signals, /explain, /predict_range; GET /v1/ready, /docs.json"
+    return error_body(status, message or None)
