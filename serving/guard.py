@@ -100,9 +100,10 @@ class ApiGuard:
         """The request's body replayed for BentoML, or the answer that refuses it."""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         media = headers.get("content-type", "").split(";")[0].strip().lower()
-        if media != "application/json":
-            return self._refuse(path, 415, f"send the body as JSON with 'Content-Type: application/json' (got {media or 'none'!r})", "content-type")
         declared = headers.get("content-length")
+        empty = declared == "0" or (declared is None and "transfer-encoding" not in headers)
+        if media != "application/json" and not empty:  # no body at all means "all defaults", whatever the header
+            return self._refuse(path, 415, f"send the body as JSON with 'Content-Type: application/json' (got {media or 'none'!r})", "content-type")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             return self._refuse(path, 413, f"body of {int(declared):,} bytes; at most {self.max_body_bytes:,}", "body")
         try:
@@ -110,12 +111,12 @@ class ApiGuard:
         except PayloadTooLarge:
             return self._refuse(path, 413, f"body over {self.max_body_bytes:,} bytes", "body")
         try:
-            data = json.loads(body or b"{}")
+            data = json.loads(body.strip() or b"{}")
         except ValueError as exc:
             return self._refuse(path, 400, f"body is not valid JSON ({exc})", "body")
         rows = data.get("signals") if isinstance(data, dict) else None
-        if isinstance(rows, list) and len(rows) > self.max_rows:
-            return self._refuse(path, 413, f"{len(rows):,} signal rows; at most {self.max_rows:,} per request", "signals")
+        if isinstance(rows, list) and len(rows) > self.max_rows:  # before validation: never validate (or log) millions of rows
+            return self._refuse(path, 400, f"{len(rows):,} signal rows; at most {self.max_rows:,} per request (the schema's maxItems)", "signals")
         try:
             self.routes[path].model_validate(data)
         except ValidationError as exc:
@@ -128,8 +129,8 @@ class ApiGuard:
         async def replay() -> Message:
             nonlocal sent
             if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
+                sent = True  # an empty body reaches BentoML as {} (every field at its default), as JSON
+                return {"type": "http.request", "body": body if body.strip() else b"{}", "more_body": False}
             return await receive()
 
         return replay

@@ -1,46 +1,54 @@
 """The served OpenAPI document, completed: every route declares every status it can answer, in one error shape.
 
 BentoML documents 400/404/500 with schemas that do not match what it sends (``detail`` a string, a list on
-the wire) and knows nothing of the guard's 413/415 or the handlers' 404/422/503. OpenAPI 3.0 has no
-``null`` type, so optional fields become ``nullable`` (a fuzzer then knows ``"as_of": null`` is allowed).
+the wire) and knows nothing of the guard's 413/415 or the handlers' 404/422/503. It also labels the
+document OpenAPI 3.0.2 while embedding JSON Schema 2020-12 (``anyOf`` with ``null``, numeric
+``exclusiveMinimum``), which is OpenAPI 3.1: the document says 3.1.0, so clients and fuzzers read
+``"as_of": null`` as allowed and ``price_usd > 0`` as written.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from serving.guard import REASONS, ErrorBody
+from serving.schemas import PingRequest, PredictRequest, RangeRequest, SignalsRequest
+
+# the request model of each POST route, as the guard validates it (BentoML's inline copy drops the nulls)
+REQUEST_MODELS: dict[str, type[BaseModel]] = {"/ping": PingRequest, "/predict": PredictRequest, "/explain": PredictRequest,
+                                              "/predict_range": RangeRequest, "/predict_signals": SignalsRequest}
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+BODY_REQUIRED = ("/predict_range", "/predict_signals")  # routes with required fields (the others default every field)
 # what each POST route can answer besides 200
 ROUTE_STATUSES = {
     "/predict": (400, 404, 413, 415, 500, 503),
     "/explain": (400, 404, 413, 415, 500, 503),
-    "/predict_range": (400, 404, 413, 415, 500, 503),
+    "/predict_range": (400, 404, 413, 415, 422, 500, 503),
     "/predict_signals": (400, 404, 413, 415, 422, 500, 503),
-    "/ping": (500,),
+    "/ping": (400, 413, 415, 500),
 }
 READINESS = {"type": "object", "properties": {"ready": {"type": "boolean"}, "asset": {"type": "string"},
-                                              "reason": {"type": "string", "nullable": True}, "assets": {"type": "object"}},
+                                              "reason": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "assets": {"type": "object"}},
              "required": ["ready", "assets"]}
 
 
-def nullable(schema: Any) -> Any:
-    """OpenAPI 3.0 spelling of pydantic's ``anyOf: [X, {type: null}]`` (recursively)."""
+def null_as_type(schema: Any) -> Any:
+    """``anyOf: [{type: T, ...}, {type: null}]`` as ``{type: [T, null], ...}`` (recursively): the same JSON Schema, in the
+    form generators read without misjudging ``null`` as a wrong type."""
     if isinstance(schema, list):
-        return [nullable(s) for s in schema]
+        return [null_as_type(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: nullable(v) for k, v in schema.items()}
+    out = {k: null_as_type(v) for k, v in schema.items()}
     options = out.get("anyOf")
-    if isinstance(options, list) and any(o == {"type": "null"} for o in options):
-        rest = [o for o in options if o != {"type": "null"}]
-        out.pop("anyOf")
-        if len(rest) == 1 and "$ref" not in rest[0]:
-            out.update(rest[0])
-        else:
-            out["anyOf" if len(rest) > 1 else "allOf"] = rest
-        out["nullable"] = True
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        (other,) = [o for o in options if o != {"type": "null"}]
+        if isinstance(other.get("type"), str):
+            out.pop("anyOf")
+            out.update({**other, "type": [other["type"], "null"]})
     return out
 
 
@@ -60,6 +68,10 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
         for status in statuses:
             responses[str(status)] = {"description": REASONS[status], "content": {"application/json": {"schema": ERROR_REF}}}
         operation["responses"] = responses
+        request = REQUEST_MODELS[path].model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in request.pop("$defs", {}).items():
+            schemas[name] = definition
+        operation["requestBody"] = {"content": {"application/json": {"schema": request}}, "required": path in BODY_REQUIRED}
     ready = spec.get("paths", {}).get("/v1/ready", {}).get("get")
     if ready is not None:
         ready["responses"] = {str(s): {"description": "every coin's readiness" + (" (no coin ready)" if s == 503 else ""),
@@ -67,4 +79,6 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
     readyz = spec.get("paths", {}).get("/readyz", {}).get("get")
     if readyz is not None:
         readyz.setdefault("responses", {})["503"] = {"description": "no coin ready (GET /v1/ready says why)"}
-    return nullable(spec)
+    # the document embeds pydantic's JSON Schema 2020-12 (anyOf-null, numeric exclusiveMinimum): that is OpenAPI 3.1
+    spec["openapi"] = "3.1.0"
+    return null_as_type(spec)

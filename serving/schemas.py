@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from cascade_radar.config import Asset, Settings
 from features.build import input_spec
@@ -18,6 +18,12 @@ AssetName = Annotated[Asset, BeforeValidator(lambda v: v.upper() if isinstance(v
 
 def asset_field() -> object:
     return Field(default="BTC", description="coin: BTC, ETH, SOL, XRP, DOGE, BNB or ADA")
+
+
+class PingRequest(BaseModel):
+    """/ping takes no field."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class PredictRequest(BaseModel):
@@ -33,14 +39,6 @@ class RangeRequest(BaseModel):
     asset: AssetName = asset_field()
     start: dt.date
     end: dt.date
-
-    @field_validator("end")
-    @classmethod
-    def _after_start(cls, end: dt.date, info: object) -> dt.date:
-        start = info.data.get("start")  # type: ignore[attr-defined]
-        if start is not None and end < start:
-            raise ValueError(f"end {end} is before start {start}")
-        return end
 
 
 class ModelInfo(BaseModel):
@@ -146,12 +144,3 @@ class SignalsRequest(BaseModel):
                                      description=f"consecutive daily rows, oldest first: at least {_LIMITS.serving_min_signal_rows}, "
                                      f"at most {_LIMITS.serving_max_signal_rows}")
 
-    @field_validator("signals")
-    @classmethod
-    def _consecutive_days(cls, rows: list[BaseModel]) -> list[BaseModel]:
-        for i in range(1, len(rows)):
-            step = (rows[i].date - rows[i - 1].date).days
-            if step != 1:
-                what = "duplicate" if step == 0 else "not increasing" if step < 0 else f"a gap of {step - 1} day(s)"
-                raise ValueError(f"signals[{i}].date {rows[i].date}: days must be consecutive, oldest first ({what} after {rows[i - 1].date})")
-        return rows

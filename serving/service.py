@@ -17,15 +17,15 @@ from fastapi.responses import JSONResponse
 
 from cascade_radar.config import Settings
 from serving.guard import ApiGuard, error_response
-from serving.openapi import complete_openapi
-from serving.schemas import Explanation, Prediction, PredictRequest, RangeRequest, RangeResponse, SignalsRequest
+from serving.openapi import REQUEST_MODELS, complete_openapi
+from serving.schemas import Explanation, PingRequest, Prediction, PredictRequest, RangeRequest, RangeResponse, SignalsRequest
 from serving.state import CoinStates, RequestError, ServingState
 
 health = FastAPI(title="cascade-radar health", docs_url=None, redoc_url=None, openapi_url=None)
 T = TypeVar("T")
 
 # request model of every POST route: the guard validates bodies with them before BentoML sees one
-ROUTES = {"/predict": PredictRequest, "/explain": PredictRequest, "/predict_range": RangeRequest, "/predict_signals": SignalsRequest}
+ROUTES = REQUEST_MODELS
 
 
 def answer(fn: Callable[[], T]) -> T | JSONResponse:

@@ -155,7 +155,7 @@ class ServingState:
 
     def range(self, start: dt.date, end: dt.date, max_days: int = 4000) -> list[dict[str, object]]:
         if end < start:
-            raise RequestError("end", f"{end} is before start {start}")
+            raise RequestError("end", f"end {end} is before start {start}", 422)
         first, last = self.resolve_day(start, "start"), self.resolve_day(end, "end")
         if (last - first).days + 1 > max_days:
             raise RequestError("end", f"at most {max_days} days per request")
@@ -172,6 +172,13 @@ class ServingState:
 
     def signals_panel(self, signals: list[BaseModel]) -> pd.DataFrame:
         """The posted rows as a raw panel (columns named like the families' inputs)."""
+        # cross-row rules a schema cannot state: a well-formed request that breaks them is a 422
+        for i in range(1, len(signals)):
+            step = (signals[i].date - signals[i - 1].date).days
+            if step != 1:
+                what = "duplicate" if step == 0 else "not increasing" if step < 0 else f"a gap of {step - 1} day(s)"
+                raise RequestError(f"signals.{i}.date", f"{signals[i].date}: days must be consecutive, oldest first ({what} after "
+                                   f"{signals[i - 1].date})", 422)
         if len(signals) < self.min_signal_rows():
             raise RequestError("signals", f"{len(signals)} rows posted, at least {self.min_signal_rows()} consecutive days are needed "
                                f"(the longest feature window plus lags)", 422)
