@@ -205,6 +205,8 @@ class Settings(BaseSettings):
                                          "posted and stored history give the same features")
     serving_max_body_bytes: int = Field(default=2_000_000, ge=10_000, description="largest request body the API reads (413 above)")
     serving_max_signal_rows: int = Field(default=4000, ge=400, description="most rows one /predict_signals request may post (413 above)")
+    serving_registry_check_seconds: float = Field(default=60.0, ge=0, description="how often (at most) the service looks for a new "
+                                                  "champion in the registry; a moved alias is loaded in the background")
     bentoml_port: int = 3000
 
     features: FeatureConfig = FeatureConfig()

@@ -9,6 +9,8 @@ with the reason, which /v1/ready reports.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -197,10 +199,19 @@ class ServingState:
 
 @dataclass
 class CoinStates:
-    """Every served coin's state; a coin without a champion (failed gate) or history is *not ready* with its reason."""
+    """Every served coin's state; a coin without a champion (failed gate) or history is *not ready* with its reason.
+
+    It follows the registry: at most every ``serving_registry_check_seconds`` a request triggers a cheap look at
+    each coin's `champion` alias; a coin whose alias moved (a new champion, or a first one) is reloaded in the
+    background and swapped in when ready, while the old state keeps answering.
+    """
 
     settings: Settings
     states: dict[str, ServingState]
+    context: pd.DataFrame | None = None
+    checked_at: float = field(default_factory=time.monotonic)
+    reloading: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def load(cls, settings: Settings) -> CoinStates:
@@ -214,7 +225,7 @@ class CoinStates:
                 except Exception:  # noqa: BLE001 - the coin's own load reports the reason
                     context = None
             states[asset] = ServingState.load(each, context if asset != settings.features.context_asset else None)
-        return cls(settings, states)
+        return cls(settings, states, context)
 
     @property
     def ready(self) -> bool:
@@ -226,9 +237,40 @@ class CoinStates:
 
     def get(self, asset: str) -> ServingState:
         """The state of ``asset``; unknown coin -> 404 naming the served ones; a coin that is not ready -> 503 with why."""
+        self.refresh(force=False)
         state = self.states.get(asset.upper())
         if state is None:
             raise RequestError("asset", f"{asset} is not served (served: {', '.join(self.states)})", 404)
         if not state.ready:
             raise RequestError("asset", f"{asset} is not ready: {state.reason}", 503)
         return state
+
+    def refresh(self, force: bool = True, wait: bool = False) -> list[str]:
+        """Reload the coins whose `champion` moved; returns them. Due at most every ``serving_registry_check_seconds``
+        unless ``force``; with ``wait`` the reload happens before returning (tests, the CLI)."""
+        from training.register import champion_identity
+
+        now = time.monotonic()
+        if not force and now - self.checked_at < self.settings.serving_registry_check_seconds:
+            return []
+        self.checked_at = now
+        moved = []
+        for asset, state in list(self.states.items()):
+            version = champion_identity(state.settings)
+            if version is not None and version != state.identity.get("version") and asset not in self.reloading:
+                moved.append(asset)
+                self.reloading.add(asset)
+                worker = threading.Thread(target=self._reload, args=(asset,), daemon=True, name=f"reload-{asset}")
+                worker.start()
+                if wait:
+                    worker.join()
+        return moved
+
+    def _reload(self, asset: str) -> None:
+        try:
+            context = self.context if asset != self.settings.features.context_asset else None
+            fresh = ServingState.load(self.settings.for_asset(asset), context)
+            with self.lock:
+                self.states[asset] = fresh
+        finally:
+            self.reloading.discard(asset)

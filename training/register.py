@@ -83,14 +83,56 @@ def champion_version(name: str) -> str | None:
         return None
 
 
+def tracking_store_path(settings: Settings) -> Path | None:
+    """The sqlite file behind the tracking URI (None for a server URI)."""
+    uri = settings.tracking_uri
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def why_no_champion(name: str, alias: str = CHAMPION) -> str:
+    """Why ``name`` has no ``alias``, in words that lead to the fix."""
+    client = MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except mlflow.exceptions.MlflowException:
+        versions = []
+    if not versions:
+        return f"no model registered as '{name}': run `make train`"
+    latest = max(versions, key=lambda v: int(v.version))
+    if latest.tags.get("gate") == "failed":
+        reasons = latest.tags.get("gate_reasons", "see the run's evaluation report")
+        return (f"'{name}' v{latest.version} did not pass the champion gate ({reasons}); retraining unchanged will not fix it: "
+                "improve the model (`make tune`, more history) or review `Settings.gate`")
+    return f"'{name}' has versions but none carries the '{alias}' alias: run `make train`"
+
+
 def load_champion(settings: Settings, alias: str = CHAMPION) -> tuple[CascadeModel, dict[str, str]]:
-    """Load ``models:/<name>@<alias>`` and return the CascadeModel with its registry identity."""
+    """Load ``models:/<name>@<alias>`` and return the CascadeModel with its registry identity.
+
+    Never creates anything: a missing tracking store is a LookupError naming its path.
+    """
+    store = tracking_store_path(settings)
+    if store is not None and not store.exists():
+        raise LookupError(f"no MLflow tracking store at {store}: run `make train` there, or point CASCADE_RADAR_MLFLOW_TRACKING_URI "
+                          "at the store that holds the champion")
     setup_tracking(settings)
     name = settings.registered_model_name
     try:
         mv = MlflowClient().get_model_version_by_alias(name, alias)
-    except mlflow.exceptions.MlflowException as exc:
-        raise LookupError(f"no '{alias}' model registered as '{name}' in {settings.tracking_uri} — run `make train`") from exc
+    except mlflow.exceptions.MlflowException:
+        raise LookupError(why_no_champion(name, alias)) from None
     pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
     identity = {"name": name, "version": str(mv.version), "alias": alias, "run_id": mv.run_id or ""}
     return pyfunc.unwrap_python_model().model, identity
+
+
+def champion_identity(settings: Settings, alias: str = CHAMPION) -> str | None:
+    """The version ``alias`` points at now (a cheap registry lookup), or None; creates nothing."""
+    store = tracking_store_path(settings)
+    if store is not None and not store.exists():
+        return None
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    try:
+        return str(MlflowClient().get_model_version_by_alias(settings.registered_model_name, alias).version)
+    except mlflow.exceptions.MlflowException:
+        return None

@@ -184,6 +184,8 @@ def test_not_ready_without_a_champion_and_says_why(tmp_path: Path) -> None:
                         assets=["BTC", "ETH"])
     coins = CoinStates.load(settings)
     assert not coins.ready
+    assert not (tmp_path / "empty.db").exists() and not (tmp_path / "mlruns").exists()  # looked for, never created
+    assert "no MLflow tracking store at" in coins.states["BTC"].reason and str(tmp_path / "empty.db") in coins.states["BTC"].reason
     for asset in ("BTC", "ETH"):
         assert "no champion model" in coins.states[asset].reason and "make train" in coins.states[asset].reason
     fake = SimpleNamespace(coins=coins)
@@ -246,3 +248,21 @@ def test_real_bentoml_server_round_trip(trained_synthetic, tmp_path: Path) -> No
     assert body["cascade_probability"] == pytest.approx(expected["p_cascade"], abs=1e-12)
     assert ready["ready"] is True and ready["model"]["version"] == "1"
     assert proc.returncode is not None  # stopped
+
+
+def test_the_service_follows_the_registry_and_a_failed_gate_says_what_failed(settings: Settings, synthetic_store: HistoryStore,
+                                                                             tmp_path: Path) -> None:
+    from cascade_radar.config import GateConfig
+    from serving.state import CoinStates
+    from training.train import train
+
+    settings = settings.model_copy(update={"mlflow_tracking_uri": f"sqlite:///{tmp_path / 'own.db'}"})  # not the module's store
+    strict = settings.model_copy(update={"gate": GateConfig(min_margin=10.0)})
+    assert not train(strict, store=synthetic_store).passed_gate  # v1: registered, not champion
+    coins = CoinStates.load(settings)
+    reason = coins.states["BTC"].reason
+    assert "v1 did not pass the champion gate" in reason and "does not beat base_rate" in reason and "will not fix it" in reason
+    assert train(settings, store=synthetic_store).passed_gate  # v2 becomes champion while the service runs
+    assert coins.refresh(wait=True) == ["BTC"]
+    assert coins.states["BTC"].ready and coins.states["BTC"].identity["version"] == "2"
+    assert coins.refresh(wait=True) == []  # nothing moved since
