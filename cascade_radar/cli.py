@@ -214,7 +214,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     if not args.date and not args.all:
         raise UserError("give --date YYYY-MM-DD or --all")
     ft = build_features(settings)
-    explainer, identity = build_explainer(settings)
+    explainer, identity = build_explainer(settings, args.basis)
     out_dir = settings.reports_path / "explanations"
     h, thr = settings.labels.horizon_days, settings.alert_threshold
     if args.all:
@@ -344,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("explain", help="SHAP explanation of a day (--date) or of every day (--all)")
     ex.add_argument("--date", help="day to explain, YYYY-MM-DD")
     ex.add_argument("--all", action="store_true", help="explain every day of the feature table")
+    ex.add_argument("--basis", choices=["auto", "champion"], default="auto",
+                    help="auto (default, as the API): a past day a walk-forward fold covered is explained by that fold's model "
+                         "(out-of-fold), later days by the champion; champion: the champion on every day (hindsight where it trained)")
     ex.set_defaults(handler=cmd_explain)
 
     sub.add_parser("replay", help="replay configured and largest past events from out-of-fold predictions").set_defaults(handler=cmd_replay)

@@ -26,10 +26,20 @@ class PingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Basis = Literal["auto", "champion"]
+
+
+def basis_field() -> object:
+    return Field(default="auto", description="which model answers for a past day: 'auto' — the walk-forward fold model whose test block "
+                 "holds the day (out-of-fold: what it would have said then), else the champion (out-of-sample after its training "
+                 "data); 'champion' — the champion on every day (in-sample, i.e. hindsight, on the days it was trained on)")
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     asset: AssetName = asset_field()
+    basis: Basis = basis_field()
     as_of: dt.date | None = Field(default=None, description="day to predict (YYYY-MM-DD); default: the latest day with price, OI and funding")
 
 
@@ -37,6 +47,7 @@ class RangeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     asset: AssetName = asset_field()
+    basis: Basis = basis_field()
     start: dt.date
     end: dt.date
 
@@ -64,7 +75,9 @@ class Prediction(BaseModel):
     short_probability: float = Field(ge=0, le=1, description="P(cascade and it is a short squeeze)")
     direction: Literal["long", "short"]
     alert: bool = Field(description="cascade_probability >= the configured alert threshold")
-    basis: str = Field(description="in-sample (the model was trained on this day's outcome) or out-of-sample")
+    basis: str = Field(description="out-of-fold (a walk-forward fold model that never saw the day), out-of-sample (the champion, after "
+                       "its training data) or in-sample (the champion was trained on this day's outcome: hindsight)")
+    hindsight: bool = Field(description="true when basis is in-sample: not what the model would have said that day")
     missing_inputs: list[str] = Field(default_factory=list, description="model inputs with no value on as_of (their features are missing)")
     model: ModelInfo
     top_drivers: list[Driver]
@@ -77,7 +90,8 @@ class RangeRow(BaseModel):
     short_probability: float
     direction: Literal["long", "short"]
     alert: bool
-    basis: str
+    basis: str = Field(description="out-of-fold, out-of-sample or in-sample (see Prediction.basis)")
+    hindsight: bool
 
 
 class RangeResponse(BaseModel):
@@ -90,18 +104,23 @@ class RangeResponse(BaseModel):
 
 
 class Explanation(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")  # every field declared: a client generated from the document sees them all
 
     asset: str
     date: dt.date
-    sentence: str
-    scale: str
-    basis: str
+    horizon_days: int
+    sentence: str = Field(description="the explanation in words, built from the numbers below")
+    scale: str = Field(description="unit of every contribution (log-odds of the binary model)")
+    basis: str = Field(description="out-of-fold, out-of-sample or in-sample (see Prediction.basis)")
+    hindsight: bool
+    model_used: str = Field(description="which model produced this explanation (a fold model or the champion)")
     cascade_probability: float
     long_probability: float
     short_probability: float
-    cascade: dict[str, object]
-    direction_model: dict[str, object] | None = None
+    direction: Literal["long", "short"]
+    alert: bool
+    cascade: dict[str, object] = Field(description="base_value, margin, families, family_probability_effect, features (log-odds)")
+    direction_model: dict[str, object] | None = Field(default=None, description="the same for the direction model (+ long, - short)")
     top_drivers: list[Driver]
     missing_families: list[str] = Field(default_factory=list, description="families with no value that day (scored as missing, not as 0)")
     model: ModelInfo

@@ -76,7 +76,7 @@ class CascadeRadar:
 
         def run() -> Prediction:
             state = self._state(request.asset)
-            return Prediction(**state.prediction(state.resolve_day(request.as_of)))
+            return Prediction(**state.prediction(state.resolve_day(request.as_of), basis=request.basis))
 
         return answer(run)  # type: ignore[return-value]
 
@@ -92,7 +92,7 @@ class CascadeRadar:
         def run() -> Explanation:
             state = self._state(request.asset)
             day = state.resolve_day(request.as_of)
-            return Explanation(**state.explanation(day), asset=state.settings.asset, model=state.model_info())
+            return Explanation(**state.explanation(day, request.basis), asset=state.settings.asset, model=state.model_info())
 
         return answer(run)  # type: ignore[return-value]
 
@@ -102,7 +102,7 @@ class CascadeRadar:
 
         def run() -> RangeResponse:
             state = self._state(request.asset)
-            rows = state.range(request.start, request.end)
+            rows = state.range(request.start, request.end, basis=request.basis)
             return RangeResponse(asset=state.settings.asset, start=request.start, end=request.end,
                                  horizon_days=state.settings.labels.horizon_days, model=state.model_info(), rows=rows)
 

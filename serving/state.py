@@ -21,7 +21,7 @@ from cascade_radar.config import Settings
 from features.build import feature_frame, market_context
 from features.families import family_of, required_inputs
 from features.store import HistoryStore
-from training.explain import Explainer, champion_explainer, day_explanation
+from training.explain import AUTO, IN_SAMPLE, Explainer, champion_explainer, champion_fold_sources, day_explanation
 from training.model import CascadeModel, side
 
 
@@ -74,7 +74,7 @@ class DayAnswers:
             "asset": settings.asset, "as_of": str(self.days[i].date()), "data_through": str(data_through.date()), "horizon_days": settings.labels.horizon_days,
             "cascade_probability": p, "long_probability": p_long, "short_probability": p_short,
             "direction": str(side(p_long, p_short)), "alert": p >= settings.alert_threshold,
-            "basis": str(self.basis[i]), "missing_inputs": self.missing[i], "model": model, "top_drivers": drivers,
+            "basis": str(self.basis[i]), "hindsight": str(self.basis[i]) == IN_SAMPLE, "missing_inputs": self.missing[i], "model": model, "top_drivers": drivers,
         }
 
 
@@ -95,6 +95,7 @@ class ServingState:
         return not self.reason
 
     context: pd.DataFrame | None = None  # the context coin's on-chain features (None for the context coin itself)
+    _champion_view: tuple[pd.DataFrame, DayAnswers] | None = None
 
     @classmethod
     def load(cls, settings: Settings, context: pd.DataFrame | None = None) -> ServingState:
@@ -117,10 +118,22 @@ class ServingState:
         except Exception as exc:  # noqa: BLE001
             state.reason = f"history could not be turned into features: {exc}"
             return state
-        state.explainer = champion_explainer(state.model, state.identity, settings, [])
+        # default basis, as the CLI's: a past day a fold covered is explained by that fold's model (out-of-fold)
+        state.explainer = champion_explainer(state.model, state.identity, settings, champion_fold_sources(settings, state.identity))
         state.explained = state.explainer.explain(state.features)
         state.answers = DayAnswers.build(state.explained, state.features, state.panel, state.model)
         return state
+
+    def basis_view(self, basis: str) -> tuple[pd.DataFrame, DayAnswers]:
+        """(explained days, answers) for ``basis``: 'auto' (precomputed) or 'champion' (computed on first use: the champion
+        on every day, in-sample — hindsight — where it was trained)."""
+        if basis == AUTO:
+            return self.explained, self.answers
+        if self._champion_view is None:
+            explainer = champion_explainer(self.model, self.identity, self.settings, [])
+            explained = explainer.explain(self.features)
+            self._champion_view = (explained, DayAnswers.build(explained, self.features, self.panel, self.model))
+        return self._champion_view
 
     # ------------------------------------------------------------------ queries
     @property
@@ -148,24 +161,27 @@ class ServingState:
     def model_info(self) -> dict[str, str]:
         return {k: self.identity[k] for k in ("name", "version", "alias")}
 
-    def explanation(self, day: pd.Timestamp) -> dict[str, object]:
-        return day_explanation(self.explained.loc[day], self.features.loc[day], self.settings.labels.horizon_days, self.settings.alert_threshold)
+    def explanation(self, day: pd.Timestamp, basis: str = AUTO) -> dict[str, object]:
+        explained, _ = self.basis_view(basis)
+        return day_explanation(explained.loc[day], self.features.loc[day], self.settings.labels.horizon_days, self.settings.alert_threshold)
 
-    def prediction(self, day: pd.Timestamp, top: int = 5) -> dict[str, object]:
+    def prediction(self, day: pd.Timestamp, top: int = 5, basis: str = AUTO) -> dict[str, object]:
         """The /predict answer for a stored day, from the arrays computed at start-up."""
-        return self.answers.answer(self.answers.days.get_loc(day), self.last_day, self.settings, self.model_info(), top)
+        _, answers = self.basis_view(basis)
+        return answers.answer(answers.days.get_loc(day), self.last_day, self.settings, self.model_info(), top)
 
-    def range(self, start: dt.date, end: dt.date, max_days: int = 4000) -> list[dict[str, object]]:
+    def range(self, start: dt.date, end: dt.date, max_days: int = 4000, basis: str = AUTO) -> list[dict[str, object]]:
         if end < start:
             raise RequestError("end", f"end {end} is before start {start}", 422)
         first, last = self.resolve_day(start, "start"), self.resolve_day(end, "end")
         if (last - first).days + 1 > max_days:
             raise RequestError("end", f"at most {max_days} days per request")
-        rows = self.explained.loc[first:last]
+        rows = self.basis_view(basis)[0].loc[first:last]
         thr = self.settings.alert_threshold
         sides = side(rows["p_long"].to_numpy(), rows["p_short"].to_numpy())
         return [{"as_of": str(day.date()), "cascade_probability": float(r.p_cascade), "long_probability": float(r.p_long),
-                 "short_probability": float(r.p_short), "direction": str(s), "alert": bool(r.p_cascade >= thr), "basis": r.basis}
+                 "short_probability": float(r.p_short), "direction": str(s), "alert": bool(r.p_cascade >= thr), "basis": r.basis,
+                 "hindsight": r.basis == IN_SAMPLE}
                 for day, r, s in zip(rows.index, rows.itertuples(), sides, strict=True)]
 
     # ------------------------------------------------------------------ posted signals

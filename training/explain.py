@@ -153,7 +153,7 @@ def day_explanation(row: pd.Series, features: pd.Series, horizon: int, threshold
         "cascade_probability": p, "long_probability": p_long, "short_probability": p_short,
         "direction": str(side(p_long, p_short)),
         "alert": p >= threshold,
-        "basis": row["basis"], "model_used": row["model_used"],
+        "basis": row["basis"], "hindsight": row["basis"] == IN_SAMPLE, "model_used": row["model_used"],
         "scale": SCALE,
         "cascade": {
             "base_value": float(row["cascade_base"]), "margin": margin,
@@ -215,12 +215,43 @@ def sentence(explanation: dict[str, object], features: pd.Series, drivers: int =
 
 
 # ----------------------------------------------------------------------------- files
-def build_explainer(settings: Settings) -> tuple[Explainer, dict[str, str]]:
-    """The champion (from the MLflow registry) plus the last evaluation's fold models."""
+AUTO, CHAMPION_BASIS = "auto", "champion"
+BASES = (AUTO, CHAMPION_BASIS)
+
+
+def champion_fold_sources(settings: Settings, identity: dict[str, str]) -> list[ModelSource]:
+    """The fold models of the champion's own training run (logged with its report), as explanation sources.
+
+    Read from the run, not from reports/: a later training that failed the gate rewrites reports/ but not the
+    champion. Empty if the run holds none (the champion then explains every day itself).
+    """
+    import tempfile
+
+    import mlflow
+
+    run_id = identity.get("run_id")
+    if not run_id:
+        return []
+    parent = settings.reports_path.relative_to(settings.reports_root).as_posix()
+    artifact = "evaluation/fold_models" if parent == "." else f"evaluation/{parent}/fold_models"
+    target = Path(tempfile.mkdtemp(prefix="cascade-radar-folds-"))
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(target)))
+    except Exception:  # noqa: BLE001 - no fold models logged: the champion alone
+        return []
+    return fold_model_sources(local.parent)
+
+
+def build_explainer(settings: Settings, basis: str = AUTO) -> tuple[Explainer, dict[str, str]]:
+    """The champion from the MLflow registry; with ``basis='auto'`` also its run's fold models, so a past day a fold
+    covered is explained out-of-fold — the same basis the API uses by default."""
     from training.register import load_champion
 
+    if basis not in BASES:
+        raise ValueError(f"basis must be one of {BASES}, not {basis!r}")
     model, identity = load_champion(settings)
-    return champion_explainer(model, identity, settings, fold_model_sources(settings.reports_path)), identity
+    folds = champion_fold_sources(settings, identity) if basis == AUTO else []
+    return champion_explainer(model, identity, settings, folds), identity
 
 
 def plot_day(explanation: dict[str, object], features: pd.Series, path: Path, top: int = 12) -> None:

@@ -51,7 +51,7 @@ def signals_for(settings: Settings, day: pd.Timestamp, rows: int = 365) -> list[
 def test_predict_equals_the_models_own_probability(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
     settings, ft, result = trained_synthetic
     day = ft.table.index[800]
-    r = client.post("/predict", json={"as_of": str(day.date())})
+    r = client.post("/predict", json={"as_of": str(day.date()), "basis": "champion"})
     assert r.status_code == 200, r.text
     body = r.json()
     expected = result.model.predict(ft.table.loc[[day], result.model.features]).iloc[0]
@@ -60,8 +60,27 @@ def test_predict_equals_the_models_own_probability(client: TestClient, trained_s
     assert body["short_probability"] == pytest.approx(expected["p_short"], abs=1e-12)
     assert body["alert"] == (expected["p_cascade"] >= settings.alert_threshold)
     assert body["model"] == {"name": settings.registered_model_name, "version": "1", "alias": "champion"}
-    assert body["basis"] == "in-sample" and body["horizon_days"] == 14
+    assert body["basis"] == "in-sample" and body["hindsight"] is True and body["horizon_days"] == 14
     assert len(body["top_drivers"]) == 5 and {"feature", "family", "value", "contribution"} <= set(body["top_drivers"][0])
+
+
+def test_a_past_day_defaults_to_out_of_fold_as_in_the_cli_and_the_evaluation(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
+    from training.explain import build_explainer, day_explanation
+
+    settings, ft, result = trained_synthetic
+    day = ft.table.index[800]
+    oof = result.evaluation.oof["model"].loc[day]
+    body = client.post("/predict", json={"as_of": str(day.date())}).json()
+    assert body["basis"] == "out-of-fold" and body["hindsight"] is False
+    assert body["cascade_probability"] == pytest.approx(float(oof["p_cascade"]), abs=1e-12)  # what the walk-forward said
+    explained = client.post("/explain", json={"as_of": str(day.date())}).json()
+    explainer, _ = build_explainer(settings)  # what `cascade-radar explain --date` uses
+    cli = day_explanation(explainer.explain(ft.table.loc[[day]]).iloc[0], ft.table.loc[day], 14, settings.alert_threshold)
+    assert explained["cascade_probability"] == pytest.approx(cli["cascade_probability"], abs=1e-12)
+    assert explained["basis"] == cli["basis"] == "out-of-fold" and explained["model_used"] == cli["model_used"]
+    assert explained["sentence"] == cli["sentence"]
+    rows = client.post("/predict_range", json={"start": str(day.date()), "end": str(day.date())}).json()["rows"]
+    assert rows[0]["cascade_probability"] == pytest.approx(float(oof["p_cascade"]), abs=1e-12) and rows[0]["basis"] == "out-of-fold"
 
 
 def test_predict_defaults_to_the_latest_day_with_core_data(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
@@ -234,7 +253,8 @@ def test_real_bentoml_server_round_trip(trained_synthetic, tmp_path: Path) -> No
         with bentoml.SyncHTTPClient(f"http://127.0.0.1:{port}", timeout=30) as client:
             assert client.is_ready()
             day = ft.table.index[800]
-            body = client.predict({"as_of": str(day.date())})
+            body = client.predict({"as_of": str(day.date()), "basis": "champion"})
+            explained = client.explain({"as_of": str(day.date())})
             ready = client.request("GET", "/v1/ready").json()
         # the served document against the served answers: every check schemathesis has, a bounded number of cases
         fuzz = subprocess.run([str(Path(sys.executable).parent / "schemathesis"), "run", f"http://127.0.0.1:{port}/docs.json", "--checks", "all",
@@ -247,6 +267,9 @@ def test_real_bentoml_server_round_trip(trained_synthetic, tmp_path: Path) -> No
     expected = result.model.predict(ft.table.loc[[day], result.model.features]).iloc[0]
     assert body["cascade_probability"] == pytest.approx(expected["p_cascade"], abs=1e-12)
     assert ready["ready"] is True and ready["model"]["version"] == "1"
+    explained = explained if isinstance(explained, dict) else explained.model_dump()
+    # every field reaches a generated client (undeclared ones used to be dropped)
+    assert {"alert", "direction", "horizon_days", "model_used", "hindsight", "basis"} <= set(explained)
     assert proc.returncode is not None  # stopped
 
 
