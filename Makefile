@@ -75,8 +75,10 @@ bench: setup ## benchmarks: training stages (and serving latency) with ratios to
 serve: setup ## start the prediction API on localhost:3000 (make serve PORT=3001 to change); Ctrl-C stops it
 	$(BIN)/bentoml serve serving.service:CascadeRadar --host 127.0.0.1 --port $(PORT)
 
-bento: setup ## build a Bento of the prediction service (serving/bentofile.yaml)
+bento: setup ## build a Bento that serves on its own: champions + history packaged, runtime requirements (serving/bentofile.yaml)
+	$(CR) package
 	BENTOML_HOME=$${BENTOML_HOME:-$(CURDIR)/bentoml_home} $(BIN)/bentoml build -f serving/bentofile.yaml .
+	@echo "serve it from anywhere: BENTOML_HOME=$${BENTOML_HOME:-$(CURDIR)/bentoml_home} $(BIN)/bentoml serve cascade_radar:latest"
 
 ui: setup ## MLflow UI on http://localhost:5000 against mlruns/ (Ctrl-C stops it and its workers)
 	$(CR) ui --port 5000

@@ -201,6 +201,20 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_package(args: argparse.Namespace, settings: Settings) -> int:
+    from serving.package import PACKAGE_DIR, package
+
+    manifest = package(settings)
+    if not manifest["assets"]:
+        raise UserError("no coin has a champion to package: run `make train` first (" + "; ".join(f"{a}: {r}" for a, r in manifest["skipped"].items()) + ")")
+    for asset, identity in manifest["identities"].items():
+        print(f"{asset}: {identity['name']} v{identity['version']} packaged")
+    for asset, reason in manifest["skipped"].items():
+        print(f"{asset}: not packaged — {reason}")
+    print(f"-> {PACKAGE_DIR} (champions, their fold models, the history): `bentoml build -f serving/bentofile.yaml .` puts it in the Bento")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from training.ui import run_ui
 
@@ -336,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--dry-run", action="store_true", help="report and log, but leave training/selection.json as it is")
     tu.set_defaults(handler=cmd_tune)
     sub.add_parser("evaluate", help="walk-forward evaluation: model vs baselines table and report (no registration)").set_defaults(handler=cmd_evaluate)
+    sub.add_parser("package", help="export each coin's champion and history into serving/packaged/ for `make bento`").set_defaults(handler=cmd_package)
     ui = sub.add_parser("ui", help="MLflow UI on the project's store (Ctrl-C stops it and its workers)")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSIDE_BENTO = (PROJECT_ROOT.parent / "bento.yaml").exists()  # a built Bento: <bento>/bento.yaml and <bento>/src/<code>
 
 Asset = Literal["BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA"]
 ASSETS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA")
@@ -203,6 +204,8 @@ class Settings(BaseSettings):
 
     serving_min_signal_rows: int = Field(default=365, ge=30, description="rows /predict_signals needs: every window and lag fits, so "
                                          "posted and stored history give the same features")
+    packaged_dir: Path | None = Field(default=None, description="serve the champions and history packaged by `make bento` in this "
+                                      "folder instead of the MLflow store and the data directory (set inside a Bento)")
     serving_max_body_bytes: int = Field(default=2_000_000, ge=10_000, description="largest request body the API reads (413 above)")
     serving_max_signal_rows: int = Field(default=4000, ge=400, description="most rows one /predict_signals request may post (413 above)")
     serving_registry_check_seconds: float = Field(default=60.0, ge=0, description="how often (at most) the service looks for a new "
@@ -229,6 +232,16 @@ class Settings(BaseSettings):
             value = json.loads(value) if value.strip().startswith("[") else value.split(",")
         return [v.strip().upper() if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
 
+    @model_validator(mode="after")
+    def _inside_a_bento(self) -> Settings:
+        """Inside a built Bento (its ``bento.yaml`` beside the code) serve what `make bento` packaged, unless told otherwise:
+        `bentoml serve <tag>` does not apply the bentofile's environment outside a container."""
+        if self.packaged_dir is None and INSIDE_BENTO:
+            self.packaged_dir = Path("serving/packaged")
+            if "data_dir" not in self.model_fields_set:
+                self.data_dir = Path("serving/packaged/data")
+        return self
+
     def for_asset(self, asset: str) -> Settings:
         """The same settings answering for ``asset``."""
         return self.model_copy(update={"asset": asset.upper()})
@@ -240,6 +253,10 @@ class Settings(BaseSettings):
     def data_path(self) -> Path:
         """Directory of this asset's history store."""
         return self._resolve(self.data_dir) / self.asset.lower()
+
+    @property
+    def packaged_path(self) -> Path | None:
+        return self._resolve(self.packaged_dir) if self.packaged_dir is not None else None
 
     @property
     def reference_path(self) -> Path:

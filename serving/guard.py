@@ -94,7 +94,9 @@ class ApiGuard:
                 await answer(scope, receive, send)
                 return
             receive = answer
-        await self.app(scope, receive, _uniform_errors(send, path) if path != "/metrics" else send)
+        # /v1/ready answers 503 with its own body (each coin's reason): it is documented as such, not an error to reshape
+        passthrough = path == "/metrics" or path.startswith("/v1/")
+        await self.app(scope, receive, send if passthrough else _uniform_errors(send, path))
 
     async def _admit(self, scope: Scope, receive: Receive, path: str) -> JSONResponse | Receive:
         """The request's body replayed for BentoML, or the answer that refuses it."""

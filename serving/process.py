@@ -25,10 +25,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(env: dict[str, str], port: int, timeout: float = 120.0) -> subprocess.Popen:
-    """`bentoml serve serving.service:CascadeRadar` on 127.0.0.1:``port``, returned once /readyz answers 200."""
-    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:CascadeRadar", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start_server(env: dict[str, str], port: int, timeout: float = 120.0, target: str = "serving.service:CascadeRadar",
+                 cwd: Path | None = None) -> subprocess.Popen:
+    """`bentoml serve <target>` (the service, or a built Bento's tag) on 127.0.0.1:``port``, returned once /readyz answers 200."""
+    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=cwd or ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -9,6 +9,7 @@ with the reason, which /v1/ready reports.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from cascade_radar.config import Settings
 from features.build import feature_frame, market_context
 from features.families import family_of, required_inputs
 from features.store import HistoryStore
-from training.explain import AUTO, IN_SAMPLE, Explainer, champion_explainer, champion_fold_sources, day_explanation
+from training.explain import AUTO, IN_SAMPLE, Explainer, champion_explainer, champion_fold_sources, day_explanation, fold_model_sources
 from training.model import CascadeModel, side
 
 
@@ -40,6 +41,14 @@ def missing_inputs(panel: pd.DataFrame, days: pd.DatetimeIndex) -> list[list[str
     inputs = required_inputs()
     present = panel.reindex(index=days, columns=inputs).notna().to_numpy()
     return [[c for c, ok in zip(inputs, flags, strict=True) if not ok] for flags in present]
+
+
+def packaged_champion(settings: Settings) -> tuple[CascadeModel, dict[str, str]]:
+    """The champion of ``settings.asset`` as `make bento` packaged it."""
+    root = settings.packaged_path / settings.asset.lower()
+    if not (root / "model" / "meta.json").exists():
+        raise LookupError(f"no packaged champion for {settings.asset} in {settings.packaged_path} (it had none when the Bento was built)")
+    return CascadeModel.load(root / "model"), json.loads((root / "identity.json").read_text())
 
 
 @dataclass(frozen=True)
@@ -104,7 +113,7 @@ class ServingState:
 
         state = cls(settings)
         try:
-            state.model, state.identity = load_champion(settings)
+            state.model, state.identity = packaged_champion(settings) if settings.packaged_path else load_champion(settings)
         except Exception as exc:  # noqa: BLE001 - any failure here means "not ready", with the reason
             state.reason = f"no champion model: {exc}"
             return state
@@ -119,7 +128,9 @@ class ServingState:
             state.reason = f"history could not be turned into features: {exc}"
             return state
         # default basis, as the CLI's: a past day a fold covered is explained by that fold's model (out-of-fold)
-        state.explainer = champion_explainer(state.model, state.identity, settings, champion_fold_sources(settings, state.identity))
+        folds = (fold_model_sources(settings.packaged_path / settings.asset.lower()) if settings.packaged_path
+                 else champion_fold_sources(settings, state.identity))
+        state.explainer = champion_explainer(state.model, state.identity, settings, folds)
         state.explained = state.explainer.explain(state.features)
         state.answers = DayAnswers.build(state.explained, state.features, state.panel, state.model)
         return state
@@ -231,6 +242,10 @@ class CoinStates:
 
     @classmethod
     def load(cls, settings: Settings) -> CoinStates:
+        if settings.packaged_path is not None:  # inside a Bento: the coins that were packaged
+            from serving.package import packaged_assets
+
+            settings = settings.model_copy(update={"assets": packaged_assets(settings.packaged_path) or settings.assets})
         states: dict[str, ServingState] = {}
         context: pd.DataFrame | None = None
         for asset in settings.assets:
@@ -271,6 +286,8 @@ class CoinStates:
             return []
         self.checked_at = now
         moved = []
+        if self.settings.packaged_path is not None:
+            return []  # a Bento serves what it was built with
         for asset, state in list(self.states.items()):
             version = champion_identity(state.settings)
             if version is not None and version != state.identity.get("version") and asset not in self.reloading:

@@ -219,27 +219,31 @@ AUTO, CHAMPION_BASIS = "auto", "champion"
 BASES = (AUTO, CHAMPION_BASIS)
 
 
-def champion_fold_sources(settings: Settings, identity: dict[str, str]) -> list[ModelSource]:
-    """The fold models of the champion's own training run (logged with its report), as explanation sources.
-
-    Read from the run, not from reports/: a later training that failed the gate rewrites reports/ but not the
-    champion. Empty if the run holds none (the champion then explains every day itself).
-    """
+def download_champion_folds(settings: Settings, identity: dict[str, str]) -> Path | None:
+    """Download the fold models of the champion's own training run (logged with its report); the local directory
+    holding ``fold_models/``, or None if the run holds none."""
     import tempfile
 
     import mlflow
 
     run_id = identity.get("run_id")
     if not run_id:
-        return []
+        return None
     parent = settings.reports_path.relative_to(settings.reports_root).as_posix()
     artifact = "evaluation/fold_models" if parent == "." else f"evaluation/{parent}/fold_models"
     target = Path(tempfile.mkdtemp(prefix="cascade-radar-folds-"))
     try:
         local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(target)))
     except Exception:  # noqa: BLE001 - no fold models logged: the champion alone
-        return []
-    return fold_model_sources(local.parent)
+        return None
+    return local.parent
+
+
+def champion_fold_sources(settings: Settings, identity: dict[str, str]) -> list[ModelSource]:
+    """The champion's fold models as explanation sources: read from its run, not from reports/ (a later training that
+    failed the gate rewrites reports/ but not the champion). Empty if the run holds none."""
+    directory = download_champion_folds(settings, identity)
+    return fold_model_sources(directory) if directory is not None else []
 
 
 def build_explainer(settings: Settings, basis: str = AUTO) -> tuple[Explainer, dict[str, str]]:

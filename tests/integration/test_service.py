@@ -289,3 +289,49 @@ def test_the_service_follows_the_registry_and_a_failed_gate_says_what_failed(set
     assert coins.refresh(wait=True) == ["BTC"]
     assert coins.states["BTC"].ready and coins.states["BTC"].identity["version"] == "2"
     assert coins.refresh(wait=True) == []  # nothing moved since
+
+
+@pytest.mark.server
+def test_a_built_bento_serves_on_its_own_from_another_directory(trained_synthetic, tmp_path: Path) -> None:  # noqa: ANN001
+    import shutil
+
+    from serving.package import package
+
+    settings, ft, result = trained_synthetic
+    src = tmp_path / "src"  # a copy of the code: packaging writes beside it, never into the working tree
+    for name in ("cascade_radar", "features", "training", "serving"):
+        shutil.copytree(PROJECT_ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "packaged"))
+    manifest = package(settings.model_copy(update={"assets": ["BTC"]}), src / "serving" / "packaged")
+    assert manifest["assets"] == ["BTC"] and (src / "serving" / "packaged" / "btc" / "fold_models" / "folds.json").exists()
+    env = {"BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
+    env_clean = {k: v for k, v in os.environ.items() if not k.startswith("CASCADE_RADAR_")}  # nothing points at the test stores
+    build = subprocess.run([str(Path(sys.executable).parent / "bentoml"), "build", "-f", "serving/bentofile.yaml", ".", "--output", "tag"],
+                           cwd=src, env={**env_clean, **env}, capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-2000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    port = free_port()
+    # this venv has the project installed in editable mode, which would shadow the Bento's own code: put the Bento's
+    # src first, as in a container where only the Bento exists
+    (bento_src,) = (tmp_path / "bentoml" / "bentos" / "cascade_radar").glob("*/src")
+    env["PYTHONPATH"] = str(bento_src)
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env_clean)
+    try:
+        proc = start_server(env, port, target="cascade_radar:latest", cwd=elsewhere)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    try:
+        import httpx
+
+        day = ft.table.index[800]
+        body = httpx.post(f"http://127.0.0.1:{port}/predict", json={"as_of": str(day.date()), "basis": "champion"}, timeout=30).json()
+    finally:
+        stop_server(proc)
+    expected = result.model.predict(ft.table.loc[[day], result.model.features]).iloc[0]
+    assert body["cascade_probability"] == pytest.approx(expected["p_cascade"], abs=1e-12)
+    assert body["model"]["version"] == "1"
+    requirements = next((tmp_path / "bentoml" / "bentos" / "cascade_radar").glob("*/env/python/requirements.txt")).read_text()
+    assert "lightgbm==" in requirements and "pytest" not in requirements and "schemathesis" not in requirements and "locust" not in requirements
