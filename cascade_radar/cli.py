@@ -191,7 +191,12 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
     n = len(t.family_sets) * len(t.param_sets) + len(t.direction_sets)
     print(f"{', '.join(settings.assets)}: nested walk-forward — {n} candidates x {t.inner_folds} inner folds in each of "
           f"{settings.folds.n_folds} outer folds, then once on all days ...", flush=True)
-    result = tune(settings, write_selection=not args.dry_run)
+    from tqdm import tqdm
+
+    from training.tune import candidate_count
+
+    with tqdm(total=candidate_count(settings) * (settings.folds.n_folds + 1), unit="candidate", desc="tune", leave=False) as bar:
+        result = tune(settings, write_selection=not args.dry_run, progress=lambda name: (bar.set_postfix_str(name[:40]), bar.update()))
     for k, selection in result.per_fold.items():
         print(f"outer fold {k}: chose {selection.chosen.name}")
     print(f"\nnested out-of-fold, per coin:\n{format_table(coin_table(result.evaluation))}")
@@ -227,19 +232,22 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
 
     if not args.date and not args.all:
         raise UserError("give --date YYYY-MM-DD or --all")
+    day = _parse_day(args.date, "--date") if args.date else None  # before seconds of loading, not after
     ft = build_features(settings)
     explainer, identity = build_explainer(settings, args.basis)
     out_dir = settings.reports_path / "explanations"
     h, thr = settings.labels.horizon_days, settings.alert_threshold
     if args.all:
         started = time.perf_counter()
+        from tqdm import tqdm
+
         explained = explainer.explain(ft.table)
-        path = write_all(explained, ft.table, out_dir, h, thr)
+        with tqdm(total=len(explained), unit="day", desc="explain", leave=False) as bar:
+            path = write_all(explained, ft.table, out_dir, h, thr, progress=bar.update)
         counts = explained["basis"].value_counts().to_dict()
         print(f"explained {len(explained)} days in {time.perf_counter() - started:.1f} s -> {path} and {out_dir / 'days'}/<date>.json")
         print("basis: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         return 0
-    day = _parse_day(args.date, "--date")
     if day not in ft.table.index:
         raise UserError(f"--date {args.date}: no data for that day (history covers {_day(ft.table.index[0])}..{_day(ft.table.index[-1])})")
     started = time.perf_counter()
@@ -295,13 +303,19 @@ def cmd_data_update(args: argparse.Namespace, settings: Settings) -> int:
     connectors = build_connectors(settings.asset, args.source or None)
     unavailable = {c.name: reason for c in connectors if (reason := c.unavailable())}
 
+    from tqdm import tqdm
+
+    bar = tqdm(total=sum(len(c.plans) for c in connectors), unit="series", desc="update", leave=False)
+
     def progress(o) -> None:  # noqa: ANN001 - SeriesOutcome
+        bar.update()
         if o.network_down or o.source in unavailable:
             return  # said once, below
         state = f"skipped: {o.skipped}" if o.skipped else f"+{o.new_rows} new, {o.revised_rows} revised, through {_day(o.last_day)}"
-        print(f"  {o.source:<22} {o.series:<24} {state}", flush=True)
+        bar.write(f"  {o.source:<22} {o.series:<24} {state}")
 
-    outcomes = run_update(store, connectors, progress=progress)
+    with bar:
+        outcomes = run_update(store, connectors, progress=progress)
     tried = [o for o in outcomes if o.source not in unavailable]
     if tried and all(o.network_down for o in tried):
         print(f"no network: none of {len({o.source for o in tried})} providers could be reached; the store is unchanged")

@@ -15,6 +15,7 @@ data by the champion (out-of-sample); any other day by the champion *in-sample*,
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -297,8 +298,9 @@ def write_day(explanation: dict[str, object], features: pd.Series, directory: Pa
     return json_path, png_path
 
 
-def write_all(explained: pd.DataFrame, table: pd.DataFrame, directory: Path, horizon: int, threshold: float) -> Path:
-    """Every day: one Parquet file (wide) and one JSON per day."""
+def write_all(explained: pd.DataFrame, table: pd.DataFrame, directory: Path, horizon: int, threshold: float,
+              progress: Callable[[], None] | None = None) -> Path:
+    """Every day: one Parquet file (wide) and one JSON per day; ``progress()`` is called after each day."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "all_days.parquet"
     days_dir = directory / "days"
@@ -307,6 +309,8 @@ def write_all(explained: pd.DataFrame, table: pd.DataFrame, directory: Path, hor
         explanation = day_explanation(explained.loc[day], table.loc[day], horizon, threshold)
         sentences.append(explanation["sentence"])
         write_day(explanation, table.loc[day], days_dir, png=False)
+        if progress is not None:
+            progress()
     out = explained.copy()
     out["sentence"] = sentences
     out.to_parquet(path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +82,16 @@ def inner_folds(pool: Pool, days: pd.DatetimeIndex, settings: Settings) -> list[
     return walk_forward_folds(labelled[labelled.isin(days)], cfg, settings.purge_days)
 
 
-def select(pool: Pool, days: pd.DatetimeIndex, settings: Settings) -> Selection:
+Progress = Callable[[str], None] | None  # called once per candidate scored, with its name
+
+
+def candidate_count(settings: Settings) -> int:
+    """Candidates scored by one selection (cascade sets x parameter sets, then direction sets)."""
+    t = settings.tune
+    return len(t.family_sets) * len(t.param_sets) + len(t.direction_sets)
+
+
+def select(pool: Pool, days: pd.DatetimeIndex, settings: Settings, progress: Progress = None) -> Selection:
     """Score every candidate by an inner walk-forward over ``days`` only and return the winner."""
     folds = inner_folds(pool, days, settings)
     tune = settings.tune
@@ -91,6 +101,8 @@ def select(pool: Pool, days: pd.DatetimeIndex, settings: Settings) -> Selection:
             candidate = Candidate(families, params)
             oof, _ = fit_predict_folds(pool, folds, settings, candidate.config(settings), with_baselines=False)
             cascade_scores[f"{families} / {params}"] = mean_per_coin(oof["model"])
+            if progress is not None:
+                progress(candidate.name)
     best = max(cascade_scores, key=lambda k: (np.nan_to_num(cascade_scores[k], nan=-1.0)))
     families, params = best.split(" / ")
     direction_scores = {}
@@ -98,6 +110,8 @@ def select(pool: Pool, days: pd.DatetimeIndex, settings: Settings) -> Selection:
         candidate = Candidate(families, params, direction)
         oof, _ = fit_predict_folds(pool, folds, settings, candidate.config(settings), with_baselines=False)
         direction_scores[direction] = mean_per_coin(oof["model"], direction=True)
+        if progress is not None:
+            progress(candidate.name)
     chosen = max(direction_scores, key=lambda k: np.nan_to_num(direction_scores[k], nan=-1.0))
     return Selection(Candidate(families, params, chosen), cascade_scores, direction_scores)
 
@@ -112,7 +126,8 @@ class TuneResult:
     seconds: float = 0.0
 
 
-def nested_walk_forward(tables: dict[str, FeatureTable], settings: Settings) -> tuple[Evaluation, dict[int, Selection], Selection]:
+def nested_walk_forward(tables: dict[str, FeatureTable], settings: Settings,
+                        progress: Progress = None) -> tuple[Evaluation, dict[int, Selection], Selection]:
     """Outer walk-forward whose model is chosen, fold by fold, by an inner walk-forward on that fold's training days."""
     features = next(iter(tables.values())).features
     everything = settings.model.model_copy(update={"families": None, "direction_families": None})
@@ -124,7 +139,7 @@ def nested_walk_forward(tables: dict[str, FeatureTable], settings: Settings) -> 
     oof, _ = fit_predict_folds(baseline_pool, outer, settings, settings.model)
     parts, fold_models, selections = [], {}, {}
     for fold in outer:
-        selection = select(pool, fold.train_days, settings)
+        selection = select(pool, fold.train_days, settings, progress)
         selections[fold.number] = selection
         train, test = pool.rows(fold.train_days), pool.rows(fold.test_days)
         model = CascadeModel(selection.chosen.config(settings)).fit(pool.X[train], pool.target[train])
@@ -137,7 +152,7 @@ def nested_walk_forward(tables: dict[str, FeatureTable], settings: Settings) -> 
         parts.append(pred)
     oof["model"] = pd.concat(parts).rename_axis("date")
     scores, per_fold = score_oof(oof, pool.events, outer, settings)
-    final = select(pool, labelled, settings)
+    final = select(pool, labelled, settings, progress)
     return Evaluation(outer, oof, scores, per_fold, fold_models), selections, final
 
 
@@ -224,11 +239,12 @@ def log_tune(result: TuneResult, settings: Settings, record: dict[str, object]) 
     return parent.info.run_id
 
 
-def tune(settings: Settings, stores: dict[str, HistoryStore] | None = None, write_selection: bool = True) -> TuneResult:
+def tune(settings: Settings, stores: dict[str, HistoryStore] | None = None, write_selection: bool = True,
+         progress: Progress = None) -> TuneResult:
     """Run the nested selection over ``settings.assets``, write its report, log it, and commit the choice to the selection file."""
     started = time.perf_counter()
     tables = load_feature_tables(settings, stores)
-    evaluation, per_fold, final = nested_walk_forward(tables, settings)
+    evaluation, per_fold, final = nested_walk_forward(tables, settings, progress)
     result = TuneResult(evaluation, per_fold, final)
     result.files = write_tune_report(result, settings)
     seconds = time.perf_counter() - started

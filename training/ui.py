@@ -22,6 +22,11 @@ def run_ui(settings: Settings, host: str, port: int) -> int:
     MLflow's job-executor workers outlive a kill of the server process alone, so job execution is
     disabled and the group, not the process, is signalled.
     """
+    from training.register import tracking_store_path
+
+    store = tracking_store_path(settings)
+    if store is not None and not store.exists():
+        print(f"note: no tracking store at {store} yet — the UI starts on an empty one; `make train` fills it")
     setup_tracking(settings)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.tracking_uri,
@@ -31,14 +36,14 @@ def run_ui(settings: Settings, host: str, port: int) -> int:
     print(f"MLflow UI on http://{host}:{port} (store {settings.tracking_uri}); Ctrl-C or `make ui-stop` to stop")
 
     def stop(signum: int, _frame: object) -> None:
-        stop_group(proc.pid)
+        stop_group(proc.pid, timeout=2.0)  # a UI holds nothing to flush: a prompt Ctrl-C beats a graceful 10 s
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
         return proc.wait()
     finally:
-        stop_group(proc.pid)
+        stop_group(proc.pid, timeout=2.0)
         pid_file(settings).unlink(missing_ok=True)
 
 
