@@ -221,9 +221,15 @@ def cmd_package(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
     from training.ui import run_ui
 
-    return run_ui(settings, args.host, args.port)
+    code = run_ui(settings, args.host, args.port)
+    # the UI and its workers are gone; skip the ~3 s of MLflow's interpreter-exit hooks so Ctrl-C feels immediate
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if code in (0, -2, -15) else code)
 
 
 # ---------------------------------------------------------------- explanations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -36,14 +37,23 @@ def run_ui(settings: Settings, host: str, port: int) -> int:
     print(f"MLflow UI on http://{host}:{port} (store {settings.tracking_uri}); Ctrl-C or `make ui-stop` to stop")
 
     def stop(signum: int, _frame: object) -> None:
-        stop_group(proc.pid, timeout=2.0)  # a UI holds nothing to flush: a prompt Ctrl-C beats a graceful 10 s
+        # a UI holds nothing to flush: SIGTERM, and SIGKILL whatever still runs after 1 s (a prompt Ctrl-C, not a graceful 10 s)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the workers too
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
         return proc.wait()
     finally:
-        stop_group(proc.pid, timeout=2.0)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         pid_file(settings).unlink(missing_ok=True)
 
 
