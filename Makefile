@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export MPLBACKEND := Agg
 
-.PHONY: help setup lock data-reference data status features features-list events train tune evaluate explain replay bench serve bento ui ui-stop docs test clean
+.PHONY: help setup lock data-reference data status features features-list events train tune evaluate today daily ledger explain replay bench serve bento ui ui-stop docs test clean
 
 help: ## list every target with a one-line description
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -65,6 +65,15 @@ evaluate: setup ## walk-forward evaluation: print model vs baselines, write repo
 explain: setup ## explain one day: make explain DATE=YYYY-MM-DD (or DATE=all for every day)
 	@if [ -z "$(DATE)" ]; then echo "usage: make explain DATE=YYYY-MM-DD (or DATE=all)"; exit 2; fi
 	@if [ "$(DATE)" = "all" ]; then $(CR) explain --all; else $(CR) explain --date $(DATE); fi
+
+today: setup ## today's risk for every coin: P(cascade), side, alert, drivers, freshness of every family
+	$(CR) today
+
+daily: setup ## the daily job (cron / systemd: deploy/): update the store, forecast every coin, append to the ledger, send alerts
+	$(CR) daily
+
+ledger: setup ## print the forecast ledger and its live track record
+	$(CR) ledger
 
 replay: setup ## replay the configured and largest past events from out-of-fold predictions (reports/replays/)
 	$(CR) replay

@@ -206,6 +206,68 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- daily operation
+def _print_forecast(fc) -> None:  # noqa: ANN001 - CoinForecast
+    row = fc.row
+    print(f"\n{row['asset']} {row['day']}: P(cascade within {row['horizon_days']} d) {row['p_cascade']:.2f}, side {row['side']}"
+          f"{'  ** ALERT **' if row['alert'] else ''}  ({row['model']} v{row['model_version']}, {row['basis']})")
+    import datetime as dt
+
+    age = (dt.datetime.now(dt.UTC).date() - dt.date.fromisoformat(row["day"])).days
+    if age > 1:
+        print(f"  note: the latest complete day is {age} days before today (UTC): the history needs `make data` / `cascade-radar daily`")
+    print(f"  {fc.sentence}")
+    day = dt.date.fromisoformat(row["day"])
+    fresh = [[fam, through or "-", (day - dt.date.fromisoformat(through)).days if through else "-", "STALE" if fam in row["stale"] else ""]
+             for fam, through in row["data_through"].items()]
+    print("  " + tabulate(fresh, headers=["family", "data through", "days behind", ""], tablefmt="plain").replace("\n", "\n  "))
+    if row["stale"]:
+        print(f"  stale or missing inputs the model reads: {', '.join(row['stale'])} (scored as missing, not as 0)")
+
+
+def cmd_today(args: argparse.Namespace, settings: Settings) -> int:
+    from serving.daily import forecasts
+
+    started = time.perf_counter()
+    results = forecasts(settings)
+    for fc in results:
+        if fc.row is None:
+            print(f"\n{fc.asset}: no forecast — {fc.error}")
+        else:
+            _print_forecast(fc)
+    print(f"\n{sum(fc.row is not None for fc in results)} of {len(results)} coins in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def cmd_daily(args: argparse.Namespace, settings: Settings) -> int:
+    from serving.daily import daily
+
+    as_of = _parse_day(args.as_of, "--as-of") if args.as_of else None
+    report = daily(settings, as_of=as_of, update=False if args.no_update else None)
+    for fc in report.forecasts:
+        if fc.row is not None:
+            print(f"{fc.asset} {fc.row['day']}: P {fc.row['p_cascade']:.2f} {fc.row['side']}{' ALERT' if fc.row['alert'] else ''}")
+    print(f"ledger {settings.ledger_path}: {len(report.appended)} row(s) appended, {len(report.sent)} alert(s) sent")
+    return 0
+
+
+def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
+    from serving.ledger import Ledger
+    from serving.track import track_record
+
+    frame = Ledger(settings.ledger_path).frame()
+    if frame.empty:
+        print(f"the ledger {settings.ledger_path} is empty: `cascade-radar daily` writes it")
+        return 0
+    shown = frame[frame["asset"] == settings.asset] if args.asset else frame
+    cols = ["asset", "day", "model_version", "p_cascade", "side", "alert", "basis", "trigger"]
+    print(tabulate(shown[cols].tail(args.tail).fillna("").values.tolist(), headers=cols, floatfmt=".2f"))
+    print("\ntrack record (rows whose horizon has passed and whose labels are known):")
+    print(tabulate(track_record(frame, settings).reset_index().values.tolist(), headers=["asset", *track_record(frame, settings).columns],
+                   floatfmt=".2f"))
+    return 0
+
+
 def cmd_package(args: argparse.Namespace, settings: Settings) -> int:
     from serving.package import PACKAGE_DIR, package
 
@@ -370,6 +432,14 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--dry-run", action="store_true", help="report and log, but leave training/selection.json as it is")
     tu.set_defaults(handler=cmd_tune)
     sub.add_parser("evaluate", help="walk-forward evaluation: model vs baselines table and report (no registration)").set_defaults(handler=cmd_evaluate)
+    sub.add_parser("today", help="today's risk for every coin: P(cascade), side, alert, drivers, freshness of every family").set_defaults(handler=cmd_today)
+    dly = sub.add_parser("daily", help="the daily job: update the store, forecast every coin, append to the ledger, send alerts")
+    dly.add_argument("--as-of", help="forecast this past day from the store as it stood then (a replay), YYYY-MM-DD")
+    dly.add_argument("--no-update", action="store_true", help="skip fetching from the live providers")
+    dly.set_defaults(handler=cmd_daily)
+    led = sub.add_parser("ledger", help="print the forecast ledger and score its rows whose horizon has passed")
+    led.add_argument("--tail", type=int, default=20, help="rows shown (the track record uses all)")
+    led.set_defaults(handler=cmd_ledger)
     sub.add_parser("package", help="export each coin's champion and history into serving/packaged/ for `make bento`").set_defaults(handler=cmd_package)
     ui = sub.add_parser("ui", help="MLflow UI on the project's store (Ctrl-C stops it and its workers)")
     ui.add_argument("--host", default="127.0.0.1")

@@ -178,6 +178,22 @@ class GateConfig(BaseModel):
     min_margin: float = 0.0
 
 
+class OperationsConfig(BaseModel):
+    """`cascade-radar today` / `daily`: freshness, the forecast ledger and alerts."""
+
+    stale_after_days: int = Field(default=2, ge=0, description="a family whose last value is more than this many days before the "
+                                  "forecast day is stale")
+    ledger_file: Path = Field(default=Path("ledger/forecasts.jsonl"), description="the forecast ledger (append-only), under the data dir")
+    update_store: bool = Field(default=True, description="`daily` first fetches new days from the live providers")
+    webhook_urls: list[str] = Field(default=[], description="alert webhooks (secrets: masked in logs, never in MLflow or the ledger); "
+                                    "CASCADE_RADAR_ALERTS__WEBHOOK_URLS as a JSON list")
+    rise_step: float = Field(default=0.2, gt=0, lt=1, description="an alert is also sent when P(cascade) rises by this much ...")
+    rise_window_days: int = Field(default=3, ge=1, description="... within this many days")
+    timeout_seconds: float = Field(default=5.0, gt=0, description="per webhook call")
+    retries: int = Field(default=3, ge=0, description="retries on 5xx and connection errors (never on 4xx)")
+    backoff_seconds: float = Field(default=1.0, ge=0, description="first retry delay, doubled each time")
+
+
 class ReplayConfig(BaseModel):
     """Which past events `cascade-radar replay` reconstructs."""
 
@@ -219,6 +235,7 @@ class Settings(BaseSettings):
     gate: GateConfig = GateConfig()
     tune: TuneConfig = TuneConfig()
     replay: ReplayConfig = ReplayConfig()
+    alerts: OperationsConfig = OperationsConfig()
 
     @field_validator("asset", mode="before")
     @classmethod
@@ -292,7 +309,11 @@ class Settings(BaseSettings):
     def loggable(self) -> dict[str, object]:
         """The whole config as plain JSON-able data. It holds no secret: provider keys stay in the environment
         variables their connectors declare (`cascade-radar data update --help` lists them)."""
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", exclude={"alerts": {"webhook_urls"}})  # webhook URLs are secrets
+
+    @property
+    def ledger_path(self) -> Path:
+        return self._resolve(self.data_dir) / self.alerts.ledger_file
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -65,6 +65,13 @@ class Driver(BaseModel):
     contribution: float = Field(description="SHAP contribution to the cascade log-odds")
 
 
+class FamilyFreshness(BaseModel):
+    family: str
+    data_through: dt.date | None = Field(description="last day with the family's inputs, at or before the forecast day (null: none)")
+    days_behind: int | None = Field(description="forecast day minus data_through")
+    stale: bool = Field(description="missing, or more than `alerts.stale_after_days` behind")
+
+
 class Prediction(BaseModel):
     asset: str
     as_of: dt.date
@@ -79,6 +86,8 @@ class Prediction(BaseModel):
                        "its training data) or in-sample (the champion was trained on this day's outcome: hindsight)")
     hindsight: bool = Field(description="true when basis is in-sample: not what the model would have said that day")
     missing_inputs: list[str] = Field(default_factory=list, description="model inputs with no value on as_of (their features are missing)")
+    freshness: list[FamilyFreshness] = Field(description="every family: the last day with data and how far behind as_of")
+    stale: list[str] = Field(description="families missing or stale on as_of (scored as missing, not as 0)")
     model: ModelInfo
     top_drivers: list[Driver]
 
@@ -123,6 +132,8 @@ class Explanation(BaseModel):
     direction_model: dict[str, object] | None = Field(default=None, description="the same for the direction model (+ long, - short)")
     top_drivers: list[Driver]
     missing_families: list[str] = Field(default_factory=list, description="families with no value that day (scored as missing, not as 0)")
+    freshness: list[FamilyFreshness]
+    stale: list[str]
     model: ModelInfo
 
 

@@ -61,6 +61,29 @@ class CascadeRadar:
         top = {"asset": default, **coins.get(default, {}), "ready": self.coins.ready, "assets": coins}
         return JSONResponse(top, status_code=200 if self.coins.ready else 503)
 
+    @health.get("/forecasts")
+    def forecasts(self, asset: str | None = None, start: str | None = None, end: str | None = None) -> JSONResponse:
+        """The forecast ledger's rows (what the model said each day, as it said it), filtered by coin and day range."""
+        import datetime as dt
+
+        from serving.ledger import Ledger, LedgerError
+
+        bounds = {}
+        for name, value in (("start", start), ("end", end)):
+            try:
+                bounds[name] = dt.date.fromisoformat(value).isoformat() if value else None
+            except ValueError:
+                return error_response(400, f"{name} {value!r} is not a date YYYY-MM-DD", name)
+        if asset is not None and asset.upper() not in self.coins.states:
+            return error_response(404, f"{asset} is not served (served: {', '.join(self.coins.states)})", "asset")
+        try:
+            rows = Ledger(self.coins.settings.ledger_path).read()
+        except LedgerError as exc:
+            return error_response(503, str(exc), None)
+        rows = [r for r in rows if (asset is None or r["asset"] == asset.upper()) and (bounds["start"] is None or r["day"] >= bounds["start"])
+                and (bounds["end"] is None or r["day"] <= bounds["end"])]
+        return JSONResponse({"rows": [{k: v for k, v in r.items() if k != "checksum"} for r in rows], "count": len(rows)})
+
     def _state(self, asset: str) -> ServingState:
         return self.coins.get(asset)
 
@@ -76,7 +99,7 @@ class CascadeRadar:
 
         def run() -> Prediction:
             state = self._state(request.asset)
-            return Prediction(**state.prediction(state.resolve_day(request.as_of), basis=request.basis))
+            return Prediction(**state.prediction(state.resolve_day(request.as_of, complete=True), basis=request.basis))
 
         return answer(run)  # type: ignore[return-value]
 
@@ -91,7 +114,7 @@ class CascadeRadar:
 
         def run() -> Explanation:
             state = self._state(request.asset)
-            day = state.resolve_day(request.as_of)
+            day = state.resolve_day(request.as_of, complete=True)
             return Explanation(**state.explanation(day, request.basis), asset=state.settings.asset, model=state.model_info())
 
         return answer(run)  # type: ignore[return-value]

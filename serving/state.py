@@ -19,7 +19,8 @@ import pandas as pd
 from pydantic import BaseModel
 
 from cascade_radar.config import Settings
-from features.build import feature_frame, market_context
+from features.build import assemble_panel, feature_frame, load_history, market_context
+from features.freshness import freshness_on, last_present_days, latest_complete_day
 from features.families import family_of, required_inputs
 from features.store import HistoryStore
 from training.explain import AUTO, IN_SAMPLE, Explainer, champion_explainer, champion_fold_sources, day_explanation, fold_model_sources
@@ -104,10 +105,12 @@ class ServingState:
         return not self.reason
 
     context: pd.DataFrame | None = None  # the context coin's on-chain features (None for the context coin itself)
+    context_panel: pd.DataFrame | None = None  # the context coin's assembled panel (freshness of its families)
+    last_present: pd.DataFrame | None = None  # per day and family: last day with the family's inputs
     _champion_view: tuple[pd.DataFrame, DayAnswers] | None = None
 
     @classmethod
-    def load(cls, settings: Settings, context: pd.DataFrame | None = None) -> ServingState:
+    def load(cls, settings: Settings, context: pd.DataFrame | None = None, context_panel: pd.DataFrame | None = None) -> ServingState:
         """The champion and history of ``settings.asset``; ``context``: the market context if already computed."""
         from training.register import load_champion
 
@@ -124,6 +127,8 @@ class ServingState:
         try:
             state.context = context if context is not None else market_context(settings)
             state.panel, state.features, _ = feature_frame(store.panel(), settings, state.context)
+            state.context_panel = context_panel
+            state.last_present = last_present_days(state.panel, context_panel, tuple(settings.features.context_families))
         except Exception as exc:  # noqa: BLE001
             state.reason = f"history could not be turned into features: {exc}"
             return state
@@ -157,29 +162,42 @@ class ServingState:
 
     def latest_complete_day(self) -> pd.Timestamp:
         """The latest day on which every family input that the history holds at all has a value."""
-        held = [c for c in required_inputs() if c in self.panel.columns and self.panel[c].notna().any()]
-        complete = self.panel[held].notna().all(axis=1)
-        return complete[complete].index[-1] if complete.any() else self.last_day
+        return latest_complete_day(self.panel)
 
-    def resolve_day(self, as_of: dt.date | None, field_name: str = "as_of") -> pd.Timestamp:
+    def resolve_day(self, as_of: dt.date | None, field_name: str = "as_of", complete: bool = False) -> pd.Timestamp:
+        """The day asked (default: the latest complete one). With ``complete``, a day after the latest complete day is
+        refused with the reason instead of being answered from partial inputs."""
         if as_of is None:
             return self.latest_complete_day()
         day = pd.Timestamp(as_of)
         if day < self.first_day or day > self.last_day:
             raise RequestError(field_name, f"{as_of} is outside the history ({self.first_day.date()}..{self.last_day.date()})", 404)
+        last_complete = self.latest_complete_day()
+        if complete and day > last_complete:
+            behind = [f.family for f in self.freshness(day) if f.stale]
+            raise RequestError(field_name, f"{as_of} is after the latest complete day {last_complete.date()}: the inputs of "
+                               f"{', '.join(behind) or 'some families'} stop before it (update the store: `cascade-radar daily`)", 404)
         return day
+
+    def freshness(self, day: pd.Timestamp) -> list:  # noqa: ANN201 - list[Freshness]
+        return freshness_on(self.last_present, day, self.settings.alerts.stale_after_days)
+
+    def freshness_fields(self, day: pd.Timestamp) -> dict[str, object]:
+        fresh = self.freshness(day)
+        return {"freshness": [f.as_dict() for f in fresh], "stale": [f.family for f in fresh if f.stale]}
 
     def model_info(self) -> dict[str, str]:
         return {k: self.identity[k] for k in ("name", "version", "alias")}
 
     def explanation(self, day: pd.Timestamp, basis: str = AUTO) -> dict[str, object]:
         explained, _ = self.basis_view(basis)
-        return day_explanation(explained.loc[day], self.features.loc[day], self.settings.labels.horizon_days, self.settings.alert_threshold)
+        answer = day_explanation(explained.loc[day], self.features.loc[day], self.settings.labels.horizon_days, self.settings.alert_threshold)
+        return {**answer, **self.freshness_fields(day)}
 
     def prediction(self, day: pd.Timestamp, top: int = 5, basis: str = AUTO) -> dict[str, object]:
         """The /predict answer for a stored day, from the arrays computed at start-up."""
         _, answers = self.basis_view(basis)
-        return answers.answer(answers.days.get_loc(day), self.last_day, self.settings, self.model_info(), top)
+        return {**answers.answer(answers.days.get_loc(day), self.last_day, self.settings, self.model_info(), top), **self.freshness_fields(day)}
 
     def range(self, start: dt.date, end: dt.date, max_days: int = 4000, basis: str = AUTO) -> list[dict[str, object]]:
         if end < start:
@@ -221,7 +239,10 @@ class ServingState:
         panel, features, _ = feature_frame(self.signals_panel(signals), self.settings, self.context)
         day = features.index[-1]
         explained = self.explainer.explain(features.loc[[day]])
-        return DayAnswers.build(explained, features, panel, self.model).answer(0, day, self.settings, self.model_info(), top)
+        answer = DayAnswers.build(explained, features, panel, self.model).answer(0, day, self.settings, self.model_info(), top)
+        fresh = freshness_on(last_present_days(panel, self.context_panel, tuple(self.settings.features.context_families)), day,
+                             self.settings.alerts.stale_after_days)
+        return {**answer, "freshness": [f.as_dict() for f in fresh], "stale": [f.family for f in fresh if f.stale]}
 
 
 @dataclass
@@ -236,6 +257,7 @@ class CoinStates:
     settings: Settings
     states: dict[str, ServingState]
     context: pd.DataFrame | None = None
+    context_panel: pd.DataFrame | None = None
     checked_at: float = field(default_factory=time.monotonic)
     reloading: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -248,15 +270,18 @@ class CoinStates:
             settings = settings.model_copy(update={"assets": packaged_assets(settings.packaged_path) or settings.assets})
         states: dict[str, ServingState] = {}
         context: pd.DataFrame | None = None
+        context_panel: pd.DataFrame | None = None
         for asset in settings.assets:
             each = settings.for_asset(asset)
             if context is None and asset != settings.features.context_asset:
                 try:
                     context = market_context(each)
+                    context_panel = assemble_panel(load_history(each.for_asset(settings.features.context_asset)).panel())
                 except Exception:  # noqa: BLE001 - the coin's own load reports the reason
                     context = None
-            states[asset] = ServingState.load(each, context if asset != settings.features.context_asset else None)
-        return cls(settings, states, context)
+            other = asset != settings.features.context_asset
+            states[asset] = ServingState.load(each, context if other else None, context_panel if other else None)
+        return cls(settings, states, context, context_panel)
 
     @property
     def ready(self) -> bool:
@@ -301,8 +326,8 @@ class CoinStates:
 
     def _reload(self, asset: str) -> None:
         try:
-            context = self.context if asset != self.settings.features.context_asset else None
-            fresh = ServingState.load(self.settings.for_asset(asset), context)
+            other = asset != self.settings.features.context_asset
+            fresh = ServingState.load(self.settings.for_asset(asset), self.context if other else None, self.context_panel if other else None)
             with self.lock:
                 self.states[asset] = fresh
         finally:

@@ -1,0 +1,73 @@
+"""How fresh each signal family's inputs are on a forecast day: the last day with data, days behind, stale or not.
+
+A family is *present* on a day when all its required inputs have a value (a family with optional inputs only:
+when any of them has one). The context families of another coin (BTC's on-chain ones) are judged on the
+context coin's panel, which is where their features come from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from features.families import load_families
+
+
+@dataclass(frozen=True)
+class Freshness:
+    family: str
+    data_through: str | None  # last day with the family's inputs, at or before the forecast day
+    days_behind: int | None  # forecast day minus data_through
+    stale: bool  # missing entirely, or more than the allowed days behind
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def family_present(panel: pd.DataFrame, inputs: tuple[str, ...], optional: tuple[str, ...]) -> pd.Series:
+    """Per day: does the family have its inputs?"""
+    if inputs:
+        if not all(c in panel.columns for c in inputs):
+            return pd.Series(False, index=panel.index)
+        return panel[list(inputs)].notna().all(axis=1)
+    held = [c for c in optional if c in panel.columns]
+    return panel[held].notna().any(axis=1) if held else pd.Series(False, index=panel.index)
+
+
+def last_present_days(panel: pd.DataFrame, context_panel: pd.DataFrame | None = None,
+                      context_families: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Per day (rows) and family (columns): the last day up to it on which the family had its inputs (NaT: never yet)."""
+    columns = {}
+    for fam in load_families().values():
+        source = context_panel.reindex(panel.index) if fam.name in context_families and context_panel is not None else panel
+        present = family_present(source, fam.inputs, fam.optional_inputs).to_numpy(dtype=bool)
+        columns[fam.name] = pd.Series(panel.index.where(present), index=panel.index).ffill()
+    return pd.DataFrame(columns, index=panel.index)
+
+
+def freshness_on(last_present: pd.DataFrame, day: pd.Timestamp, stale_after_days: int) -> list[Freshness]:
+    """Freshness of every family on ``day`` from ``last_present_days``."""
+    out = []
+    for family, last in last_present.loc[day].items():
+        if pd.isna(last):
+            out.append(Freshness(str(family), None, None, True))
+        else:
+            behind = int((day - last).days)
+            out.append(Freshness(str(family), str(pd.Timestamp(last).date()), behind, behind > stale_after_days))
+    return out
+
+
+def family_freshness(panel: pd.DataFrame, day: pd.Timestamp, stale_after_days: int, context_panel: pd.DataFrame | None = None,
+                     context_families: tuple[str, ...] = ()) -> list[Freshness]:
+    """Freshness of every registered family on ``day`` (only data up to ``day`` counts)."""
+    return freshness_on(last_present_days(panel.loc[:day], context_panel, context_families), day, stale_after_days)
+
+
+def latest_complete_day(panel: pd.DataFrame) -> pd.Timestamp:
+    """The latest day on which every required family input that the history holds at all has a value."""
+    from features.families import required_inputs
+
+    held = [c for c in required_inputs() if c in panel.columns and panel[c].notna().any()]
+    complete = panel[held].notna().all(axis=1)
+    return complete[complete].index[-1] if complete.any() else panel.index[-1]

@@ -1,0 +1,82 @@
+"""Alerts: when to send (a coin enters the alert state, or its risk jumps), what to send, and delivery by webhook.
+
+Once per episode: a coin already in the alert state on its previous ledger day sends nothing more until it
+leaves it; a rise of ``rise_step`` within ``rise_window_days`` sends once, not again while the rise lasts.
+Delivery: JSON POST with a timeout, retries with exponential backoff on 5xx and connection errors, none on
+4xx; every outcome is returned for the ledger. Webhook URLs are secrets: only their masked form is ever
+printed or recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import httpx
+
+from cascade_radar.config import OperationsConfig
+
+
+def mask(url: str) -> str:
+    """``https://hooks.slack.com/***`` — scheme and host only: the path of a webhook URL is its secret."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}/***"
+
+
+def trigger(row: dict[str, object], previous: list[dict[str, object]], cfg: OperationsConfig) -> str | None:
+    """Why ``row`` should be sent (None: not), given the coin's earlier ledger rows (oldest first)."""
+    before = previous[-1] if previous else None
+    if row["alert"] and not (before and before["alert"]):
+        return "entered the alert state"
+    day = str(row["day"])
+    recent = [r for r in previous if 0 < (_days(day) - _days(str(r["day"]))) <= cfg.rise_window_days]
+    if recent:
+        low = min(float(r["p_cascade"]) for r in recent)
+        already = any((r.get("trigger") or "").startswith("risk rose") for r in recent)
+        if float(row["p_cascade"]) - low >= cfg.rise_step and not already:
+            return f"risk rose {float(row['p_cascade']) - low:+.2f} within {cfg.rise_window_days} days"
+    return None
+
+
+def _days(day: str) -> int:
+    import datetime as dt
+
+    return dt.date.fromisoformat(day).toordinal()
+
+
+def payload(row: dict[str, object], reason: str) -> dict[str, object]:
+    """Everything in the ledger row, plus Slack- (``text``) and Discord-compatible (``content``) text."""
+    drivers = ", ".join(f"{d['family']} {d['contribution']:+.2f}" for d in row.get("top_drivers", [])[:3])  # type: ignore[index]
+    text = (f"cascade-radar {row['asset']} {row['day']}: P(cascade within {row['horizon_days']} d) {float(row['p_cascade']):.2f}, "
+            f"{row['side']} side{' — ALERT' if row['alert'] else ''} ({reason}). Drivers: {drivers}.")
+    body = {k: v for k, v in row.items() if k not in ("sent", "checksum")}
+    return {**body, "trigger": reason, "text": text, "content": text}
+
+
+def deliver(body: dict[str, object], urls: list[str], cfg: OperationsConfig, sleep: Callable[[float], None] = time.sleep,
+            log: Callable[[str], None] = print) -> list[dict[str, object]]:
+    """POST ``body`` to every URL; one outcome per URL (masked URL, status, attempts, delivered)."""
+    outcomes = []
+    for index, url in enumerate(urls, start=1):
+        attempts, status, error = 0, None, None
+        delay = cfg.backoff_seconds
+        while True:
+            attempts += 1
+            try:
+                response = httpx.post(url, json=body, timeout=cfg.timeout_seconds)
+                status, error = response.status_code, None
+                if status < 500:
+                    break  # delivered, or refused (4xx): retrying the same body cannot help
+            except httpx.HTTPError as exc:
+                status, error = None, exc.__class__.__name__
+            if attempts > cfg.retries:
+                break
+            sleep(delay)
+            delay *= 2
+        delivered = status is not None and status < 300
+        outcome = {"webhook": f"#{index} {mask(url)}", "status": status, "attempts": attempts, "delivered": delivered, "error": error}
+        log(f"  alert {body['asset']} {body['day']} -> webhook {outcome['webhook']}: "
+            + ("delivered" if delivered else f"NOT delivered ({status or error}, {attempts} attempt(s))"))
+        outcomes.append(outcome)
+    return outcomes

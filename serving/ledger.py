@@ -1,0 +1,120 @@
+"""The forecast ledger: what the model said each day, kept for good — the only evaluation nobody can tune.
+
+One JSON line per (coin, day, model version), each carrying a checksum of its own content. Rows are never
+changed: an append rewrites the file atomically as the old bytes plus the new lines (a kill mid-write leaves
+the previous file), after checking that the old bytes are intact. A row that fails its checksum, or a file
+that is not the ledger, is an error naming the file and the line — never repaired or replaced silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.store import atomic_write
+
+KEY = ("asset", "day", "model_version")
+
+
+class LedgerError(ValueError):
+    pass
+
+
+def checksum(row: dict[str, object]) -> str:
+    body = {k: v for k, v in row.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def key_of(row: dict[str, object]) -> tuple[object, ...]:
+    return tuple(row[k] for k in KEY)
+
+
+@dataclass
+class Ledger:
+    path: Path
+
+    def read(self) -> list[dict[str, object]]:
+        """Every row, checked; raises LedgerError naming the file and line of the first bad one."""
+        if not self.path.exists():
+            return []
+        raw = self.path.read_bytes()
+        if raw and not raw.endswith(b"\n"):
+            raise LedgerError(f"{self.path}: the last line is incomplete (a write that was not atomic?); the ledger is never rewritten "
+                              "automatically — restore it from a backup or move it aside")
+        rows = []
+        for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), start=1):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                raise LedgerError(f"{self.path}, line {number}: not JSON — the ledger is corrupt; restore it from a backup") from None
+            if not isinstance(row, dict) or row.get("checksum") != checksum(row):
+                raise LedgerError(f"{self.path}, line {number}: checksum mismatch — the row was altered; restore it from a backup")
+            rows.append(row)
+        return rows
+
+    def keys(self) -> set[tuple[object, ...]]:
+        return {key_of(r) for r in self.read()}
+
+    def append(self, rows: list[dict[str, object]]) -> list[dict[str, object]]:
+        """Append the rows whose (asset, day, model_version) is not in the ledger yet; returns those appended."""
+        old = self.path.read_bytes() if self.path.exists() else b""
+        known = {key_of(r) for r in self.read()}
+        fresh = []
+        for row in rows:
+            if key_of(row) in known:
+                continue
+            known.add(key_of(row))
+            row = {**row, "checksum": ""}
+            row["checksum"] = checksum(row)
+            fresh.append(row)
+        if not fresh:
+            return []
+        lines = b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in fresh)
+
+        def write(tmp: Path) -> None:
+            if (self.path.read_bytes() if self.path.exists() else b"") != old:
+                raise LedgerError(f"{self.path} changed while appending (two daily runs at once?): nothing written")
+            tmp.write_bytes(old + lines)
+
+        atomic_write(self.path, write)
+        return fresh
+
+    def frame(self) -> pd.DataFrame:
+        rows = self.read()
+        return pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*KEY, "p_cascade", "alert", "side"])
+
+
+def score(rows: pd.DataFrame, events: pd.DataFrame, last_judged: pd.Timestamp, horizon: int) -> dict[str, float]:
+    """The live track record of one coin's ledger rows whose horizon has passed (day + H <= ``last_judged``).
+
+    * precision: share of alert rows with an event starting in (day, day + H];
+    * recall: share of events (start within the scored window) with an alert row in [start - H, start - 1];
+    * lead: days from the first such alert to the event (median);
+    * direction: on caught events, the side of that first alert row versus the event's direction.
+    """
+    if rows.empty:
+        return {"rows": 0.0, "alerts": 0.0, "precision": float("nan"), "events": 0.0, "recall": float("nan"),
+                "median_lead_days": float("nan"), "direction_accuracy": float("nan")}
+    rows = rows.assign(day=pd.to_datetime(rows["day"])).sort_values("day")
+    rows = rows[rows["day"] + pd.Timedelta(days=horizon) <= last_judged]
+    starts = pd.to_datetime(events["start"]) if len(events) else pd.Series(dtype="datetime64[ns]")
+    alerts = rows[rows["alert"].astype(bool)]
+    hits = [bool(((starts > d) & (starts <= d + pd.Timedelta(days=horizon))).any()) for d in alerts["day"]]
+    first, last = (rows["day"].min(), rows["day"].max()) if len(rows) else (None, None)
+    scored = events[(starts > first) & (starts <= last + pd.Timedelta(days=horizon))] if first is not None and len(events) else events.iloc[0:0]
+    leads, correct = [], 0
+    for event in scored.itertuples():
+        start = pd.Timestamp(event.start)
+        window = alerts[(alerts["day"] >= start - pd.Timedelta(days=horizon)) & (alerts["day"] < start)]
+        if len(window):
+            leads.append((start - window["day"].iloc[0]).days)
+            correct += window["side"].iloc[0] == event.direction
+    return {"rows": float(len(rows)), "alerts": float(len(alerts)), "precision": float(np.mean(hits)) if hits else float("nan"),
+            "events": float(len(scored)), "recall": len(leads) / len(scored) if len(scored) else float("nan"),
+            "median_lead_days": float(np.median(leads)) if leads else float("nan"),
+            "direction_accuracy": correct / len(leads) if leads else float("nan")}

@@ -1,0 +1,215 @@
+"""Daily operation: today, the daily job, the forecast ledger, alerts to a real local webhook receiver, /v1/forecasts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cascade_radar.config import PROJECT_ROOT, OperationsConfig, Settings
+from serving.alerts import mask, trigger
+from serving.daily import daily, forecasts
+from serving.ledger import Ledger, LedgerError, score
+
+
+class Receiver:
+    """A webhook receiver on loopback: records every POST, answers with the statuses queued (then 200)."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict] = []
+        self.statuses: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.posts.append({"path": self.path, "body": json.loads(body)})
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"ok" if status < 300 else b"no")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/s3cr3t-token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture()
+def receiver():  # noqa: ANN201
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture()
+def ops(trained_synthetic, tmp_path: Path, receiver: Receiver) -> Settings:  # noqa: ANN001
+    """The synthetic champion's settings with a ledger of this test's own, a low alert threshold and the receiver."""
+    settings, _, _ = trained_synthetic
+    alerts = OperationsConfig(ledger_file=tmp_path / "ledger.jsonl", update_store=False, webhook_urls=[receiver.url], retries=2,
+                              backoff_seconds=0.01)
+    return settings.model_copy(update={"alerts": alerts, "alert_threshold": 0.001})
+
+
+def test_today_forecasts_every_coin_with_freshness(ops: Settings) -> None:
+    (fc,) = forecasts(ops)
+    row = fc.row
+    assert row["asset"] == "BTC" and 0 <= row["p_cascade"] <= 1 and row["side"] in ("long", "short")
+    assert set(row["data_through"]) >= {"price", "oi", "funding", "flows", "sopr", "nupl"}
+    assert row["data_through"]["price"] == row["day"]  # the latest complete day has its price
+    assert fc.sentence.startswith("Cascade risk within 14 days")
+
+
+def test_an_alert_is_delivered_once_with_the_documented_payload(ops: Settings, receiver: Receiver, trained_synthetic) -> None:  # noqa: ANN001
+    _, ft, _ = trained_synthetic
+    day = ft.table.index[-40]
+    first = daily(ops, as_of=day, sleep=lambda s: None)
+    assert len(first.appended) == 1 and len(receiver.posts) == 1
+    body = receiver.posts[0]["body"]
+    assert {"asset", "day", "model_version", "p_cascade", "p_long", "p_short", "side", "alert", "top_drivers", "data_through",
+            "trigger", "text", "content"} <= set(body)
+    assert body["trigger"] == "entered the alert state" and body["day"] == str(day.date()) and "BTC" in body["text"]
+    again = daily(ops, as_of=day, sleep=lambda s: None)  # the same day again: nothing added, nothing sent
+    assert again.appended == [] and len(receiver.posts) == 1
+    nxt = daily(ops, as_of=day + pd.Timedelta(days=1), sleep=lambda s: None)  # still in the alert state: one episode, one alert
+    assert len(nxt.appended) == 1 and len(receiver.posts) == 1 and nxt.appended[0]["trigger"] is None
+    rows = Ledger(ops.ledger_path).read()
+    assert [r["day"] for r in rows] == [str(day.date()), str((day + pd.Timedelta(days=1)).date())]
+    sent = rows[0]["sent"][0]
+    assert sent["delivered"] and sent["status"] == 200 and sent["attempts"] == 1
+    assert "s3cr3t-token" not in json.dumps(rows) and sent["webhook"] == f"#1 {mask(receiver.url)}"  # the URL is a secret
+
+
+def test_a_500_is_retried_and_a_400_is_not(ops: Settings, receiver: Receiver, trained_synthetic) -> None:  # noqa: ANN001
+    _, ft, _ = trained_synthetic
+    sleeps: list[float] = []
+    receiver.statuses = [500, 200]
+    daily(ops, as_of=ft.table.index[-60], sleep=sleeps.append)
+    assert len(receiver.posts) == 2 and sleeps == [0.01]
+    refused = ops.model_copy(update={"alerts": ops.alerts.model_copy(update={"ledger_file": ops.alerts.ledger_file.with_name("other.jsonl")})})
+    receiver.statuses = [400]
+    report = daily(refused, as_of=ft.table.index[-60], sleep=sleeps.append)
+    assert len(receiver.posts) == 3 and sleeps == [0.01]  # no retry on 4xx
+    outcome = report.appended[0]["sent"][0]
+    assert outcome == {**outcome, "status": 400, "attempts": 1, "delivered": False}
+
+
+def test_a_failing_store_update_still_writes_the_forecast(ops: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import features.sources.update as update
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("provider exploded")
+
+    monkeypatch.setattr(update, "build_connectors", broken)
+    notes: list[str] = []
+    report = daily(ops, update=True, log=notes.append, sleep=lambda s: None)
+    assert any("update failed" in n and "going on with what is stored" in n for n in notes)
+    assert len(report.appended) == 1
+
+
+def test_the_ledger_survives_a_kill_in_the_middle_of_a_write_and_names_corruption(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    script = f"""
+import sys; sys.path.insert(0, {str(PROJECT_ROOT)!r})
+from pathlib import Path
+from serving.ledger import Ledger
+ledger = Ledger(Path({str(path)!r}))
+i = 0
+while True:
+    ledger.append([{{"asset": "BTC", "day": f"2024-{{1 + i // 28:02d}}-{{1 + i % 28:02d}}", "model_version": "1", "p_cascade": 0.5,
+                    "pad": "x" * 20000}}])
+    i += 1
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    time.sleep(3.0)
+    os.kill(proc.pid, signal.SIGKILL)  # somewhere in the middle of a write
+    proc.wait()
+    rows = Ledger(path).read()  # whatever was written completely is intact
+    assert len(rows) >= 1
+    Ledger(path).append([{"asset": "ETH", "day": "2024-01-01", "model_version": "1", "p_cascade": 0.1}])
+    assert len(Ledger(path).read()) == len(rows) + 1
+    assert not list(tmp_path.glob(".*.tmp"))  # the killed writer's temporary file is gone
+    lines = path.read_text().splitlines()
+    lines[0] = lines[0].replace('"p_cascade": 0.5', '"p_cascade": 0.9')  # someone edits a past forecast
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LedgerError, match=r"line 1: checksum mismatch"):
+        Ledger(path).read()
+
+
+def test_the_track_record_matches_a_hand_computation() -> None:
+    # H = 3; events start 01-05 (long) and 01-12 (short); forecasts scored through 01-16 (day + 3 <= 01-16 -> day <= 01-13)
+    days = pd.date_range("2024-01-01", "2024-01-14")
+    alert_days = {"2024-01-02": "long", "2024-01-03": "short", "2024-01-08": "long", "2024-01-10": "long"}
+    rows = pd.DataFrame({"day": [str(d.date()) for d in days], "alert": [str(d.date()) in alert_days for d in days],
+                         "side": [alert_days.get(str(d.date()), "long") for d in days]})
+    events = pd.DataFrame({"start": pd.to_datetime(["2024-01-05", "2024-01-12"]), "direction": ["long", "short"]})
+    m = score(rows, events, pd.Timestamp("2024-01-16"), horizon=3)
+    # 01-14 is unscored (01-17 > 01-16): 13 rows. Alerts 01-02 and 01-03 see 01-05 within 3 days (hits); 01-08 sees none
+    # (01-09..11); 01-10 sees 01-12 (hit): precision 3/4. Event 01-05: first alert in [01-02, 01-04] is 01-02, lead 3,
+    # side long (right). Event 01-12: first alert in [01-09, 01-11] is 01-10, lead 2, side long (wrong).
+    assert m["rows"] == 13 and m["alerts"] == 4 and m["precision"] == 0.75
+    assert m["events"] == 2 and m["recall"] == 1.0 and m["median_lead_days"] == 2.5 and m["direction_accuracy"] == 0.5
+
+
+def test_a_rise_within_the_window_alerts_once() -> None:
+    cfg = OperationsConfig(rise_step=0.2, rise_window_days=3)
+    history = [{"day": "2024-01-01", "p_cascade": 0.10, "alert": False, "trigger": None},
+               {"day": "2024-01-02", "p_cascade": 0.15, "alert": False, "trigger": None}]
+    row = {"day": "2024-01-03", "p_cascade": 0.35, "alert": False}
+    assert trigger(row, history, cfg).startswith("risk rose +0.25")
+    history.append({**row, "trigger": "risk rose +0.25 within 3 days"})
+    assert trigger({"day": "2024-01-04", "p_cascade": 0.40, "alert": False}, history, cfg) is None  # the same rise: once
+    assert trigger({"day": "2024-01-04", "p_cascade": 0.60, "alert": True}, history, cfg) == "entered the alert state"
+
+
+def test_forecasts_are_served_as_in_the_ledger(ops: Settings, trained_synthetic) -> None:  # noqa: ANN001
+    from starlette.testclient import TestClient
+
+    _, ft, _ = trained_synthetic
+    report = daily(ops, as_of=ft.table.index[-30], sleep=lambda s: None)
+    env = {"CASCADE_RADAR_DATA_DIR": str(ops.data_path.parent), "CASCADE_RADAR_MLFLOW_TRACKING_URI": ops.tracking_uri,
+           "CASCADE_RADAR_REPORTS_DIR": str(ops.reports_root), "CASCADE_RADAR_ASSETS": '["BTC"]',
+           "CASCADE_RADAR_ALERTS__LEDGER_FILE": str(ops.ledger_path)}
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        from serving.service import CascadeRadar
+
+        with TestClient(CascadeRadar.to_asgi()) as client:
+            body = client.get("/v1/forecasts", params={"asset": "btc", "start": "2020-01-01"}).json()
+            bad = client.get("/v1/forecasts", params={"start": "yesterday"})
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert body["count"] == 1 and body["rows"][0]["p_cascade"] == report.appended[0]["p_cascade"]
+    assert bad.status_code == 400 and bad.json()["field"] == "start"
+
+
+def test_the_systemd_unit_and_the_cron_line_run_the_daily_command(ops: Settings) -> None:
+    unit = (PROJECT_ROOT / "deploy" / "cascade-radar-daily.service").read_text()
+    exec_start = next(line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert exec_start.endswith(".venv/bin/cascade-radar daily")
+    assert ".venv/bin/cascade-radar daily" in (PROJECT_ROOT / "deploy" / "crontab").read_text()
+    command = exec_start.replace("/opt/cascade-radar", str(PROJECT_ROOT)).split()
+    env = {**os.environ, "CASCADE_RADAR_DATA_DIR": str(ops.data_path.parent), "CASCADE_RADAR_MLFLOW_TRACKING_URI": ops.tracking_uri,
+           "CASCADE_RADAR_REPORTS_DIR": str(ops.reports_root), "CASCADE_RADAR_ASSETS": '["BTC"]',
+           "CASCADE_RADAR_ALERTS__LEDGER_FILE": str(ops.ledger_path), "CASCADE_RADAR_ALERTS__UPDATE_STORE": "false"}
+    done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "1 row(s) appended" in done.stdout
+    again = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert "0 row(s) appended, 0 alert(s) sent" in again.stdout
