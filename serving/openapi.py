@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from cascade_radar.config import ASSETS
 from serving.guard import REASONS, ErrorBody
 from serving.schemas import PingRequest, PredictRequest, RangeRequest, SignalsRequest
 
@@ -76,6 +77,17 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
     if ready is not None:
         ready["responses"] = {str(s): {"description": "every coin's readiness" + (" (no coin ready)" if s == 503 else ""),
                                        "content": {"application/json": {"schema": READINESS}}} for s in (200, 503)}
+    forecasts = spec.get("paths", {}).get("/v1/forecasts", {}).get("get")
+    if forecasts is not None:
+        ok = forecasts["responses"].get("200", {"description": "the ledger's rows"})
+        forecasts["responses"] = {"200": ok, **{str(s): {"description": REASONS[s], "content": {"application/json": {"schema": ERROR_REF}}}
+                                                for s in (400, 404, 503)}}
+        for parameter in forecasts.get("parameters", []):
+            if parameter.get("name") in ("start", "end"):
+                parameter["description"] = "first / last day, YYYY-MM-DD (inclusive)"
+                parameter["schema"] = {"type": "string", "format": "date"}
+            if parameter.get("name") == "asset":
+                parameter["schema"] = {"type": "string", "enum": list(ASSETS)}
     readyz = spec.get("paths", {}).get("/readyz", {}).get("get")
     if readyz is not None:
         readyz.setdefault("responses", {})["503"] = {"description": "no coin ready (GET /v1/ready says why)"}

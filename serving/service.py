@@ -71,7 +71,7 @@ class CascadeRadar:
         bounds = {}
         for name, value in (("start", start), ("end", end)):
             try:
-                bounds[name] = dt.date.fromisoformat(value).isoformat() if value else None
+                bounds[name] = dt.date.fromisoformat(value).isoformat() if value is not None else None
             except ValueError:
                 return error_response(400, f"{name} {value!r} is not a date YYYY-MM-DD", name)
         if asset is not None and asset.upper() not in self.coins.states:

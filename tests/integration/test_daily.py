@@ -177,26 +177,21 @@ def test_a_rise_within_the_window_alerts_once() -> None:
 
 
 def test_forecasts_are_served_as_in_the_ledger(ops: Settings, trained_synthetic) -> None:  # noqa: ANN001
-    from starlette.testclient import TestClient
+    from types import SimpleNamespace
+
+    from serving.service import CascadeRadar
 
     _, ft, _ = trained_synthetic
     report = daily(ops, as_of=ft.table.index[-30], sleep=lambda s: None)
-    env = {"CASCADE_RADAR_DATA_DIR": str(ops.data_path.parent), "CASCADE_RADAR_MLFLOW_TRACKING_URI": ops.tracking_uri,
-           "CASCADE_RADAR_REPORTS_DIR": str(ops.reports_root), "CASCADE_RADAR_ASSETS": '["BTC"]',
-           "CASCADE_RADAR_ALERTS__LEDGER_FILE": str(ops.ledger_path)}
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        from serving.service import CascadeRadar
-
-        with TestClient(CascadeRadar.to_asgi()) as client:
-            body = client.get("/v1/forecasts", params={"asset": "btc", "start": "2020-01-01"}).json()
-            bad = client.get("/v1/forecasts", params={"start": "yesterday"})
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    assert body["count"] == 1 and body["rows"][0]["p_cascade"] == report.appended[0]["p_cascade"]
-    assert bad.status_code == 400 and bad.json()["field"] == "start"
+    # the route's own method on a stand-in service (a second ASGI app in one process would re-register BentoML's metrics)
+    fake = SimpleNamespace(coins=SimpleNamespace(settings=ops, states={"BTC": None}))
+    route = CascadeRadar.inner.forecasts
+    body = json.loads(route(fake, asset="btc", start="2020-01-01", end=None).body)
+    assert body["count"] == 1 and body["rows"][0]["p_cascade"] == report.appended[0]["p_cascade"] and "checksum" not in body["rows"][0]
+    assert json.loads(route(fake, asset=None, start="2099-01-01", end=None).body)["count"] == 0
+    bad = route(fake, asset=None, start="yesterday", end=None)
+    assert bad.status_code == 400 and json.loads(bad.body)["field"] == "start"
+    assert route(fake, asset="PEPE", start=None, end=None).status_code == 404
 
 
 def test_the_systemd_unit_and_the_cron_line_run_the_daily_command(ops: Settings) -> None:
