@@ -68,8 +68,14 @@ def deliver(body: dict[str, object], urls: list[str], cfg: OperationsConfig, sle
                 status, error = response.status_code, None
                 if status < 500:
                     break  # delivered, or refused (4xx): retrying the same body cannot help
-            except httpx.HTTPError as exc:
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:  # a malformed URL: retrying cannot help
                 status, error = None, exc.__class__.__name__
+                break
+            except httpx.TransportError as exc:  # connection refused, timeout, DNS: worth another try
+                status, error = None, exc.__class__.__name__
+            except Exception as exc:  # noqa: BLE001 - a malformed URL and the like: retrying cannot help, the others still go
+                status, error = None, exc.__class__.__name__
+                break
             if attempts > cfg.retries:
                 break
             sleep(delay)

@@ -208,3 +208,14 @@ def test_the_systemd_unit_and_the_cron_line_run_the_daily_command(ops: Settings)
     assert "1 row(s) appended" in done.stdout
     again = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert "0 row(s) appended, 0 alert(s) sent" in again.stdout
+
+
+def test_a_broken_webhook_never_stops_the_others(ops: Settings, receiver: Receiver, trained_synthetic) -> None:  # noqa: ANN001
+    _, ft, _ = trained_synthetic
+    broken = ops.model_copy(update={"alerts": ops.alerts.model_copy(update={"webhook_urls": ["not a url at all", "http://127.0.0.1:9/down",
+                                                                                            receiver.url]})})
+    report = daily(broken, as_of=ft.table.index[-50], sleep=lambda s: None)
+    outcomes = report.appended[0]["sent"]
+    assert [o["delivered"] for o in outcomes] == [False, False, True]
+    assert outcomes[0]["attempts"] == 1 and outcomes[1]["attempts"] == 3  # a bad URL once; a refused connection retried
+    assert len(receiver.posts) == 1
