@@ -262,9 +262,9 @@ def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
     shown = frame[frame["asset"] == settings.asset] if args.asset else frame
     cols = ["asset", "day", "model_version", "p_cascade", "side", "alert", "basis", "trigger"]
     print(tabulate(shown[cols].tail(args.tail).fillna("").values.tolist(), headers=cols, floatfmt=".2f"))
-    print("\ntrack record (rows whose horizon has passed and whose labels are known):")
-    print(tabulate(track_record(frame, settings).reset_index().values.tolist(), headers=["asset", *track_record(frame, settings).columns],
-                   floatfmt=".2f"))
+    record = track_record(frame, settings)
+    print("\ntrack record (rows whose horizon has passed and whose labels are known; in-sample rows are the champion's hindsight):")
+    print(tabulate(record.reset_index().values.tolist(), headers=["asset", "basis", *record.columns], floatfmt=".2f"))
     return 0
 
 

@@ -101,7 +101,10 @@ def forecast_coin(settings: Settings, model_cache: dict[str, tuple[object, dict[
 
 def forecasts(settings: Settings, as_of: pd.Timestamp | None = None) -> list[CoinForecast]:
     """Every coin's forecast (coins without a champion or history come back with the reason)."""
-    context = _context(settings, as_of)
+    try:
+        context = _context(settings, as_of)
+    except Exception:  # noqa: BLE001 - without the context coin the others still forecast, its families missing (never 0)
+        context = (None, None)
     cache: dict[str, tuple[object, dict[str, str]]] = {}
     out = []
     for asset in settings.assets:
