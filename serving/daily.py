@@ -126,7 +126,7 @@ def update_stores(settings: Settings, log: Callable[[str], None]) -> list[str]:
         except Exception as exc:  # noqa: BLE001
             notes.append(f"{asset}: update failed ({exc.__class__.__name__}: {exc}); going on with what is stored")
             continue
-        tried = [o for o in outcomes if not o.skipped.startswith("needs an API key") and "no " not in o.skipped[:3]]
+        tried = [o for o in outcomes if not o.skipped.startswith(("needs an API key", f"no {asset} data"))]  # providers that could run
         if tried and all(o.network_down for o in tried):
             notes.append(f"{asset}: offline — no provider reachable; going on with what is stored")
         else:
