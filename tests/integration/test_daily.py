@@ -219,3 +219,25 @@ def test_a_broken_webhook_never_stops_the_others(ops: Settings, receiver: Receiv
     assert [o["delivered"] for o in outcomes] == [False, False, True]
     assert outcomes[0]["attempts"] == 1 and outcomes[1]["attempts"] == 3  # a bad URL once; a refused connection retried
     assert len(receiver.posts) == 1
+
+
+def test_a_day_after_the_latest_complete_one_is_refused_with_the_reason_and_answers_carry_freshness(trained_synthetic) -> None:  # noqa: ANN001
+    from features.freshness import last_present_days
+    from serving.state import RequestError, ServingState
+
+    settings, _, _ = trained_synthetic
+    state = ServingState.load(settings)
+    last = state.last_day
+    state.panel.loc[last - pd.Timedelta(days=4):, "oi_close_usd"] = float("nan")  # OI stops 5 days before the end
+    state.last_present = last_present_days(state.panel)
+    complete = last - pd.Timedelta(days=5)
+    assert state.latest_complete_day() == complete
+    with pytest.raises(RequestError) as refused:
+        state.resolve_day(last.date(), complete=True)
+    assert refused.value.status == 404 and f"after the latest complete day {complete.date()}" in str(refused.value)
+    assert "oi" in str(refused.value)
+    answer = state.prediction(state.resolve_day(None))
+    assert answer["as_of"] == str(complete.date()) and answer["stale"] == []
+    fresh = {f["family"]: f for f in state.freshness_fields(last)["freshness"]}
+    assert fresh["oi"] == {"family": "oi", "data_through": str(complete.date()), "days_behind": 5, "stale": True}
+    assert fresh["price"]["days_behind"] == 0 and not fresh["price"]["stale"]
