@@ -398,7 +398,8 @@ def cmd_data_update(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cascade-radar", description="Early warning for crypto liquidation cascades.")
-    parser.add_argument("--asset", help="asset to work on (BTC, ETH); default from CASCADE_RADAR_ASSET or BTC")
+    parser.add_argument("--asset", help="coin to work on (BTC ETH SOL XRP DOGE BNB ADA); default from CASCADE_RADAR_ASSET or BTC; "
+                        "for train / tune / evaluate: that coin alone instead of the pool")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -466,7 +467,7 @@ def _asset_option_everywhere(parser: argparse.ArgumentParser) -> None:
         if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
             for child in action.choices.values():
                 if not any(isinstance(a, argparse._SubParsersAction) for a in child._actions):  # noqa: SLF001
-                    child.add_argument("--asset", default=argparse.SUPPRESS, help="asset (BTC, ETH)")
+                    child.add_argument("--asset", default=argparse.SUPPRESS, help="coin (BTC ETH SOL XRP DOGE BNB ADA)")
                 _asset_option_everywhere(child)
 
 
