@@ -88,6 +88,7 @@ class Prediction(BaseModel):
     missing_inputs: list[str] = Field(default_factory=list, description="model inputs with no value on as_of (their features are missing)")
     freshness: list[FamilyFreshness] = Field(description="every family: the last day with data and how far behind as_of")
     stale: list[str] = Field(description="families missing or stale on as_of (scored as missing, not as 0)")
+    as_of_age_days: int = Field(description="days from as_of to today (UTC): how old the answer's data are")
     model: ModelInfo
     top_drivers: list[Driver]
 
@@ -134,6 +135,7 @@ class Explanation(BaseModel):
     missing_families: list[str] = Field(default_factory=list, description="families with no value that day (scored as missing, not as 0)")
     freshness: list[FamilyFreshness]
     stale: list[str]
+    as_of_age_days: int = Field(description="days from the explained day to today (UTC)")
     model: ModelInfo
 
 

@@ -44,6 +44,11 @@ def missing_inputs(panel: pd.DataFrame, days: pd.DatetimeIndex) -> list[list[str
     return [[c for c, ok in zip(inputs, flags, strict=True) if not ok] for flags in present]
 
 
+def age_days(day: pd.Timestamp) -> int:
+    """Days from ``day`` to today (UTC): how old an answer's data are."""
+    return (dt.datetime.now(dt.UTC).date() - pd.Timestamp(day).date()).days
+
+
 def packaged_champion(settings: Settings) -> tuple[CascadeModel, dict[str, str]]:
     """The champion of ``settings.asset`` as `make bento` packaged it."""
     root = settings.packaged_path / settings.asset.lower()
@@ -184,7 +189,7 @@ class ServingState:
 
     def freshness_fields(self, day: pd.Timestamp) -> dict[str, object]:
         fresh = self.freshness(day)
-        return {"freshness": [f.as_dict() for f in fresh], "stale": [f.family for f in fresh if f.stale]}
+        return {"freshness": [f.as_dict() for f in fresh], "stale": [f.family for f in fresh if f.stale], "as_of_age_days": age_days(day)}
 
     def model_info(self) -> dict[str, str]:
         return {k: self.identity[k] for k in ("name", "version", "alias")}
@@ -242,7 +247,7 @@ class ServingState:
         answer = DayAnswers.build(explained, features, panel, self.model).answer(0, day, self.settings, self.model_info(), top)
         fresh = freshness_on(last_present_days(panel, self.context_panel, tuple(self.settings.features.context_families)), day,
                              self.settings.alerts.stale_after_days)
-        return {**answer, "freshness": [f.as_dict() for f in fresh], "stale": [f.family for f in fresh if f.stale]}
+        return {**answer, "freshness": [f.as_dict() for f in fresh], "stale": [f.family for f in fresh if f.stale], "as_of_age_days": age_days(day)}
 
 
 @dataclass

@@ -238,6 +238,7 @@ def test_a_day_after_the_latest_complete_one_is_refused_with_the_reason_and_answ
     assert "oi" in str(refused.value)
     answer = state.prediction(state.resolve_day(None))
     assert answer["as_of"] == str(complete.date()) and answer["stale"] == []
+    assert answer["as_of_age_days"] == (pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() - complete).days  # old data say so
     fresh = {f["family"]: f for f in state.freshness_fields(last)["freshness"]}
     assert fresh["oi"] == {"family": "oi", "data_through": str(complete.date()), "days_behind": 5, "stale": True}
     assert fresh["price"]["days_behind"] == 0 and not fresh["price"]["stale"]
