@@ -1,8 +1,9 @@
 """The training pipeline, one entry point: ``train(settings)``.
 
-history -> feature table -> walk-forward evaluation -> gate -> final fit -> report files -> MLflow run
--> (registration, champion alias, champion explanations). The CLI (`make train`, `make evaluate`), the
-tests and the benchmarks all call ``train``; each stage below is a function of its own.
+every coin's history -> feature tables -> pooled walk-forward evaluation (scored per coin) -> gate per coin
+-> final pooled fit -> report files per coin -> one MLflow run -> (the model registered under every coin's
+name, `champion` for the coins that passed, their explanations). The CLI (`make train`, `make evaluate`),
+the tests and the benchmarks all call ``train``; each stage below is a function of its own.
 """
 
 from __future__ import annotations
