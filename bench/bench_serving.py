@@ -142,12 +142,21 @@ def main() -> None:
         workdir = Path(tmp)
         settings, what = bench_settings(workdir)
         store = HistoryStore(settings.data_path)
+        if what.startswith("reference"):  # the committed model choice is tuned for the pool: train the seven coins, as `make train`
+            from cascade_radar.config import ASSETS
+            from features.sources.reference import import_reference
+
+            settings = settings.model_copy(update={"assets": list(ASSETS)})
+            for asset in ASSETS[1:]:
+                import_reference(HistoryStore(settings.for_asset(asset).data_path), settings.reference_path, asset)
         ft = load_feature_table(store, settings)
         result = train(settings, store=store)
+        if not result.passed_gate:
+            raise SystemExit(f"no champion to serve: the gate failed ({'; '.join(result.reasons)})")
         day = pd.Timestamp("2025-10-05") if pd.Timestamp("2025-10-05") in ft.table.index else ft.table.index[-30]
         payload = {"as_of": str(day.date())}
         signals = signals_payload(assemble_panel(store.panel()), day, settings.serving_min_signal_rows)
-        print(f"data: {what}; champion v{result.model_version}; day {day.date()}; /predict_signals posts {len(signals['signals'])} rows")
+        print(f"data: {what}; champion v{result.champion}; day {day.date()}; /predict_signals posts {len(signals['signals'])} rows")
         X1 = ft.table.loc[[day], result.model.features]
         bare = measure(lambda: result.model.cascade.predict(X1), 500)
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from cascade_radar.config import Settings
 from features.build import assemble_panel, feature_frame, load_history, market_context
-from features.freshness import freshness_on, last_present_days, latest_complete_day
+from features.freshness import Freshness, freshness_on, last_present_days, latest_complete_day
 from features.families import family_of, required_inputs
 from features.store import HistoryStore
 from training.explain import AUTO, IN_SAMPLE, Explainer, champion_explainer, champion_fold_sources, day_explanation, fold_model_sources
@@ -112,6 +112,9 @@ class ServingState:
     context: pd.DataFrame | None = None  # the context coin's on-chain features (None for the context coin itself)
     context_panel: pd.DataFrame | None = None  # the context coin's assembled panel (freshness of its families)
     last_present: pd.DataFrame | None = None  # per day and family: last day with the family's inputs
+    _complete_day: pd.Timestamp | None = None  # derived once at load (see derive)
+    _fresh_families: list[str] = field(default_factory=list)
+    _fresh_values: np.ndarray | None = None
     _champion_view: tuple[pd.DataFrame, DayAnswers] | None = None
 
     @classmethod
@@ -133,7 +136,7 @@ class ServingState:
             state.context = context if context is not None else market_context(settings)
             state.panel, state.features, _ = feature_frame(store.panel(), settings, state.context)
             state.context_panel = context_panel
-            state.last_present = last_present_days(state.panel, context_panel, tuple(settings.features.context_families))
+            state.derive(last_present_days(state.panel, context_panel, tuple(settings.features.context_families)))
         except Exception as exc:  # noqa: BLE001
             state.reason = f"history could not be turned into features: {exc}"
             return state
@@ -165,9 +168,16 @@ class ServingState:
     def last_day(self) -> pd.Timestamp:
         return self.features.index[-1]
 
+    def derive(self, last_present: pd.DataFrame) -> None:
+        """Per-request lookups computed once from the panel: the latest complete day, and freshness as arrays."""
+        self.last_present = last_present
+        self._complete_day = latest_complete_day(self.panel)
+        self._fresh_families = [str(c) for c in last_present.columns]
+        self._fresh_values = last_present.to_numpy(dtype="datetime64[ns]")
+
     def latest_complete_day(self) -> pd.Timestamp:
         """The latest day on which every family input that the history holds at all has a value."""
-        return latest_complete_day(self.panel)
+        return self._complete_day
 
     def resolve_day(self, as_of: dt.date | None, field_name: str = "as_of", complete: bool = False) -> pd.Timestamp:
         """The day asked (default: the latest complete one). With ``complete``, a day after the latest complete day is
@@ -185,7 +195,16 @@ class ServingState:
         return day
 
     def freshness(self, day: pd.Timestamp) -> list:  # noqa: ANN201 - list[Freshness]
-        return freshness_on(self.last_present, day, self.settings.alerts.stale_after_days)
+        row = self._fresh_values[self.last_present.index.get_loc(day)]  # an array lookup: no pandas per request
+        stale_after = self.settings.alerts.stale_after_days
+        out = []
+        for family, last in zip(self._fresh_families, row, strict=True):
+            if np.isnat(last):
+                out.append(Freshness(family, None, None, True))
+            else:
+                behind = int((day.to_datetime64() - last) // np.timedelta64(1, "D"))
+                out.append(Freshness(family, str(last)[:10], behind, behind > stale_after))
+        return out
 
     def freshness_fields(self, day: pd.Timestamp) -> dict[str, object]:
         fresh = self.freshness(day)

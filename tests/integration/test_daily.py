@@ -229,7 +229,7 @@ def test_a_day_after_the_latest_complete_one_is_refused_with_the_reason_and_answ
     state = ServingState.load(settings)
     last = state.last_day
     state.panel.loc[last - pd.Timedelta(days=4):, "oi_close_usd"] = float("nan")  # OI stops 5 days before the end
-    state.last_present = last_present_days(state.panel)
+    state.derive(last_present_days(state.panel))
     complete = last - pd.Timedelta(days=5)
     assert state.latest_complete_day() == complete
     with pytest.raises(RequestError) as refused:
