@@ -320,7 +320,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(f"--date {args.date}: no data for that day (history covers {_day(ft.table.index[0])}..{_day(ft.table.index[-1])})")
     started = time.perf_counter()
     row = explainer.explain(ft.table.loc[[day]]).iloc[0]
-    explanation = day_explanation(row, ft.table.loc[day], h, thr)
+    explanation = {"asset": settings.asset, **day_explanation(row, ft.table.loc[day], h, thr)}
     json_path, png_path = write_day(explanation, ft.table.loc[day], out_dir)
     print(explanation["sentence"])
     print(f"\nbasis: {explanation['basis']} — {explanation['model_used']}")

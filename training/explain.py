@@ -275,15 +275,22 @@ def plot_day(explanation: dict[str, object], features: pd.Series, path: Path, to
     fig.set_size_inches(15, 6.5)
     ax_w = fig.axes[0]
     ax_w.set_position([0.27, 0.1, 0.38, 0.76])
-    ax_w.set_title(f"{explanation['date']}: P(cascade within {explanation['horizon_days']}d) = {explanation['cascade_probability']:.2f}\n"
+    asset = f"{explanation['asset']} " if explanation.get("asset") else ""
+    ax_w.set_title(f"{asset}{explanation['date']}: P(cascade within {explanation['horizon_days']}d) = {explanation['cascade_probability']:.2f}\n"
                    f"log-odds contributions ({explanation['basis']})"
                    + (f"\nmissing that day: {', '.join(explanation['missing_families'])}" if explanation.get("missing_families") else ""), fontsize=10)
-    ax_f = fig.add_axes([0.79, 0.1, 0.19, 0.76])
-    fams = cascade["families"]
-    order = sorted(fams, key=lambda k: fams[k])
-    ax_f.barh([title_of(k) for k in order], [fams[k] for k in order], color=["tab:red" if fams[k] > 0 else "tab:blue" for k in order])
-    ax_f.axvline(0, c="black", lw=0.8)
-    ax_f.set_title("per family (log-odds)", fontsize=10)
+    panels = [("cascade model: per family", cascade["families"], "log-odds of a cascade (+ more likely)")]
+    if explanation.get("direction_model"):
+        panels.append(("direction model: per family", explanation["direction_model"]["families"], "log-odds (+ long, − short squeeze)"))
+    for k, (title, fams, xlabel) in enumerate(panels):
+        ax_f = fig.add_axes([0.75, 0.58 - 0.48 * k if len(panels) > 1 else 0.1, 0.22, 0.32 if len(panels) > 1 else 0.76])
+        order = sorted(fams, key=lambda name: fams[name])
+        ax_f.barh([title_of(name) for name in order], [fams[name] for name in order],
+                  color=["tab:red" if fams[name] > 0 else "tab:blue" for name in order])
+        ax_f.axvline(0, c="black", lw=0.8)
+        ax_f.set_title(title, fontsize=10)
+        ax_f.set_xlabel(xlabel, fontsize=8)
+    ax_w.set_xlabel("log-odds of a cascade (base value + contributions = margin)", fontsize=9, labelpad=24)  # below SHAP's E[f(X)]
     save_figure(fig, path, dpi=100)
 
 

@@ -75,7 +75,7 @@ def threshold_days(replay: Replay) -> int:
     return int(replay.days.attrs.get("horizon_days", 14))
 
 
-def plot_replay(replay: Replay, threshold: float, path: Path) -> None:
+def plot_replay(replay: Replay, threshold: float, path: Path, asset: str = "") -> None:
     plt = pyplot()
     days = replay.days
     fams = [c for c in REGISTRY if c in days.columns]
@@ -89,9 +89,14 @@ def plot_replay(replay: Replay, threshold: float, path: Path) -> None:
     start_h = pd.Timestamp(replay.event["start"]) - pd.Timedelta(days=threshold_days(replay))
     ax_p.axvspan(start_h, days.index[-1] + pd.Timedelta(days=1), color="gold", alpha=0.12, label="warning window (H days)")
     start = pd.Timestamp(replay.event["start"])
+    side_colour = "tab:red" if replay.event["direction"] == "long" else "tab:blue"
+    for ax in (ax_p, ax_c):  # the event day itself, on both panels
+        ax.axvline(start, c=side_colour, lw=2.5, alpha=0.8)
+    ax_p.plot([], [], c=side_colour, lw=2.5, label=f"event day ({replay.event['direction']} squeeze)")
     ax_p.set(ylim=(0, 1), ylabel="out-of-fold probability",
-             title=f"Replay: {start.date()} {replay.event['direction']}-squeeze event ({replay.event['peak_ratio']:.1f}x median liquidations)")
-    ax_p.legend(loc="upper left", fontsize=8, ncol=2)
+             title=f"{asset + ': ' if asset else ''}replay of the {start.date()} {replay.event['direction']}-squeeze event "
+                   f"({replay.event['peak_ratio']:.1f}x median liquidations)")
+    ax_p.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)  # beside the plot, never over the lines
     pos_base = np.zeros(len(days))
     neg_base = np.zeros(len(days))
     for fam in fams:
@@ -102,8 +107,12 @@ def plot_replay(replay: Replay, threshold: float, path: Path) -> None:
         pos_base += pos
         neg_base += neg
     ax_c.axhline(0, c="black", lw=0.8)
+    top, bottom = float(pos_base.max(initial=0.0)), float(neg_base.min(initial=0.0))
+    pad = 0.08 * max(top - bottom, 0.1)
+    ax_c.set_ylim(bottom - pad, top + pad)  # every stacked bar whole, none cut at the top
     ax_c.set(ylabel="contribution to P(cascade), log-odds", title="Per-family SHAP contributions (out-of-fold models)")
-    ax_c.legend(loc="upper left", fontsize=8, ncol=3)
+    ax_c.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
+    ax_c.set_xlim(days.index[0] - pd.Timedelta(days=1), start + pd.Timedelta(days=1))
     fig.autofmt_xdate()
     fig.tight_layout()
     save_figure(fig, path, dpi=100)
@@ -112,7 +121,7 @@ def plot_replay(replay: Replay, threshold: float, path: Path) -> None:
 def write_replay(replay: Replay, settings: Settings, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     png = directory / f"{replay.slug}.png"
-    plot_replay(replay, settings.alert_threshold, png)
+    plot_replay(replay, settings.alert_threshold, png, settings.asset)
     e = replay.event
     table = replay.days.copy()
     table.index = table.index.strftime("%Y-%m-%d")
