@@ -75,21 +75,35 @@ def plot_reliability(evaluation: Evaluation, asset: str, path: Path) -> Path:
 
 
 def plot_timeline(evaluation: Evaluation, events: pd.DataFrame, threshold: float, asset: str, path: Path) -> Path:
+    """Out-of-fold P(cascade) with every alert episode shaded as a hit (an event followed) or a false alarm, and the
+    events marked by side and size."""
+    from training.metrics import alert_episodes
+
     plt = pyplot()
-    pred = evaluation.oof["model"]
-    fig, ax = plt.subplots(figsize=(13, 4))
-    ax.plot(pred.index, pred["p_cascade"], lw=0.8, c="black", label="P(cascade within H)")
-    ax.fill_between(pred.index, 0, pred["p_long"], color="tab:red", alpha=0.25, lw=0, label="P(long squeeze)")
+    pred = evaluation.oof["model"].sort_index()
+    fig, ax = plt.subplots(figsize=(13, 4.5))
+    hits = false_alarms = 0
+    for first, last in alert_episodes(pred["p_cascade"] >= threshold):
+        hit = bool((pred.loc[first:last, "target"] != "none").any())
+        hits, false_alarms = hits + hit, false_alarms + (not hit)
+        ax.axvspan(first, last + pd.Timedelta(days=1), color="tab:green" if hit else "tab:gray", alpha=0.18 if hit else 0.25, lw=0)
+    ax.plot(pred.index, pred["p_cascade"], lw=0.8, c="black", label="P(cascade within H), out-of-fold")
+    ax.fill_between(pred.index, 0, pred["p_long"], color="tab:red", alpha=0.2, lw=0, label="P(long squeeze)")
     ax.axhline(threshold, c="grey", ls=":", lw=1, label=f"alert threshold {threshold:g}")
     shown = events[(events["start"] >= pred.index[0]) & (events["start"] <= pred.index[-1])]
     for event in shown.itertuples():
-        ax.axvline(event.start, color="tab:red" if event.direction == "long" else "tab:blue", lw=0.8, alpha=0.8)
+        colour = "tab:red" if event.direction == "long" else "tab:blue"
+        ax.axvline(event.start, color=colour, lw=0.6, alpha=0.5)
+        ax.scatter([event.start], [1.02], s=12 + 4 * min(float(event.peak_ratio), 30), color=colour, clip_on=False, zorder=5)
     for fold in evaluation.folds[1:]:
         ax.axvline(fold.test_start, color="grey", lw=0.5, ls="--")
-    ax.plot([], [], c="tab:red", label="long-squeeze event")
-    ax.plot([], [], c="tab:blue", label="short-squeeze event")
-    ax.set(ylim=(0, 1), ylabel="probability", title=f"{asset}: out-of-fold cascade probability with labelled events (dashed: fold boundaries)")
-    ax.legend(loc="upper left", ncol=3, fontsize=8)
+    ax.scatter([], [], color="tab:red", s=30, label="long-squeeze event (size: x median)")
+    ax.scatter([], [], color="tab:blue", s=30, label="short-squeeze event")
+    ax.fill_between([], [], color="tab:green", alpha=0.3, label=f"alert episode followed by an event ({hits})")
+    ax.fill_between([], [], color="tab:gray", alpha=0.4, label=f"false alarm ({false_alarms})")
+    ax.set(ylim=(0, 1), ylabel="P(cascade within H days)", xlabel="day (dashed: walk-forward fold boundaries)")
+    ax.set_title(f"{asset}: out-of-fold cascade probability, alert episodes and labelled events", pad=16)  # above the event markers
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
     return save_figure(fig, path)
 
 
