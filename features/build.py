@@ -82,19 +82,32 @@ def compute_features(panel: pd.DataFrame, config: FeatureConfig) -> tuple[pd.Dat
     return features, pd.DataFrame(rows)
 
 
-def with_market_context(features: pd.DataFrame, context: pd.DataFrame) -> pd.DataFrame:
-    """``features`` with every column ``context`` has (the context asset's on-chain families) replaced by the
-    context asset's value of the same day; missing where the context asset has no value that day."""
-    columns = [c for c in context.columns if c in features.columns]
+@dataclass(frozen=True)
+class MarketContext:
+    """The context coin's (BTC's) data that every other coin reads as market-wide context: its assembled panel (for
+    the freshness of those families) and its features of the context families (on-chain flows, SOPR, NUPL)."""
+
+    panel: pd.DataFrame
+    features: pd.DataFrame
+    families: tuple[str, ...]
+
+    def until(self, day: pd.Timestamp) -> MarketContext:
+        return MarketContext(self.panel.loc[:day], self.features.loc[:day], self.families)
+
+
+def with_market_context(features: pd.DataFrame, context: MarketContext) -> pd.DataFrame:
+    """``features`` with every context-family column replaced by the context coin's value of the same day; missing
+    where the context coin has no value that day. Features of day t use data up to t only: no look-ahead."""
+    columns = [c for c in context.features.columns if c in features.columns]
     out = features.copy()
-    out[columns] = context.reindex(index=features.index, columns=columns).to_numpy()
+    out[columns] = context.features.reindex(index=features.index, columns=columns).to_numpy()
     return out
 
 
-def feature_frame(raw_panel: pd.DataFrame, settings: Settings, context: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def feature_frame(raw_panel: pd.DataFrame, settings: Settings, context: MarketContext | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(assembled panel, features, catalogue) of ``raw_panel``: what training and serving both compute, no labels.
 
-    ``context``: the context asset's features of the context families (``market_context``), if this is another coin.
+    ``context``: the context coin's data (``load_market_context``), if this is another coin.
     """
     if raw_panel.empty:
         raise ValueError("no history to build features from: the store is empty (run `make data-reference`)")
@@ -105,26 +118,35 @@ def feature_frame(raw_panel: pd.DataFrame, settings: Settings, context: pd.DataF
     return panel, features, catalogue
 
 
-def market_context(settings: Settings) -> pd.DataFrame | None:
-    """The context asset's (BTC's) features of the context families (on-chain flows, SOPR, NUPL), which every
-    other coin reads as market-wide context; None for the context asset itself.
+def is_context_coin(settings: Settings) -> bool:
+    """Does ``settings.asset`` read its own context families (the context coin itself, or no context configured)?"""
+    return settings.asset == settings.features.context_asset or not settings.features.context_families
 
-    Features of day t use data up to t only, so taking the context asset's value of the same day adds no look-ahead.
-    """
+
+def load_market_context(settings: Settings, until: pd.Timestamp | None = None) -> MarketContext | None:
+    """The context coin's data from its store (up to ``until``), or None if it has no history."""
     cfg = settings.features
-    if settings.asset == cfg.context_asset or not cfg.context_families:
-        return None
     ctx = settings.for_asset(cfg.context_asset)
-    _, features, _ = feature_frame(load_history(ctx).panel(), ctx)
-    return features[[c for c in features.columns if family_of(c) in cfg.context_families]]
+    raw = load_history(ctx).panel()
+    if until is not None:
+        raw = raw.loc[:until]
+    if raw.empty:
+        return None
+    panel, features, _ = feature_frame(raw, ctx)
+    return MarketContext(panel, features[[c for c in features.columns if family_of(c) in cfg.context_families]], tuple(cfg.context_families))
+
+
+def market_context(settings: Settings) -> MarketContext | None:
+    """The market context ``settings.asset`` reads: None for the context coin itself."""
+    return None if is_context_coin(settings) else load_market_context(settings)
 
 
 def build_feature_table(raw_panel: pd.DataFrame, settings: Settings, until: pd.Timestamp | None = None,
-                        context: pd.DataFrame | None = None) -> FeatureTable:
+                        context: MarketContext | None = None) -> FeatureTable:
     """The feature table of ``raw_panel`` (as read from the store), truncated at ``until`` if given."""
     if until is not None:
         raw_panel = raw_panel.loc[:until]
-        context = context.loc[:until] if context is not None else None
+        context = context.until(until) if context is not None else None
     panel, features, catalogue = feature_frame(raw_panel, settings, context)
     labels = build_labels(panel, settings.labels)
     table = pd.concat([features, labels.daily[LABEL_COLUMNS]], axis=1)
@@ -153,12 +175,16 @@ def load_feature_table(store: HistoryStore, settings: Settings, until: pd.Timest
 
 
 def load_feature_tables(settings: Settings, stores: dict[str, HistoryStore] | None = None) -> dict[str, FeatureTable]:
-    """One feature table per coin of ``settings.assets`` (the pooled training set)."""
+    """One feature table per coin of ``settings.assets`` (the pooled training set); the context coin's data are read
+    and turned into features once, not once per coin."""
     stores = stores or {}
+    others = [a for a in settings.assets if not is_context_coin(settings.for_asset(a))]
+    context = load_market_context(settings) if others else None
     tables = {}
     for asset in settings.assets:
         each = settings.for_asset(asset)
-        tables[asset] = load_feature_table(stores.get(asset) or load_history(each), each)
+        store = stores.get(asset) or load_history(each)
+        tables[asset] = build_feature_table(store.panel(), each, context=None if is_context_coin(each) else context)
     return tables
 
 

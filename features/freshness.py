@@ -8,10 +8,15 @@ context coin's panel, which is where their features come from.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from features.families import load_families
+
+if TYPE_CHECKING:
+    from features.build import MarketContext
 
 
 @dataclass(frozen=True)
@@ -35,33 +40,41 @@ def family_present(panel: pd.DataFrame, inputs: tuple[str, ...], optional: tuple
     return panel[held].notna().any(axis=1) if held else pd.Series(False, index=panel.index)
 
 
-def last_present_days(panel: pd.DataFrame, context_panel: pd.DataFrame | None = None,
-                      context_families: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Per day (rows) and family (columns): the last day up to it on which the family had its inputs (NaT: never yet)."""
+@dataclass(frozen=True)
+class FreshnessTable:
+    """Per day and family, the last day up to it on which the family had its inputs, as arrays: a day's freshness is
+    an index lookup (the service answers it per request)."""
+
+    days: pd.DatetimeIndex
+    families: list[str]
+    last: np.ndarray  # (days, families) datetime64, NaT: never yet
+
+    def on(self, day: pd.Timestamp, stale_after_days: int) -> list[Freshness]:
+        """Freshness of every family on ``day``."""
+        out = []
+        for family, last in zip(self.families, self.last[self.days.get_loc(day)], strict=True):
+            if np.isnat(last):
+                out.append(Freshness(family, None, None, True))
+            else:
+                behind = int((pd.Timestamp(day).to_datetime64() - last) // np.timedelta64(1, "D"))
+                out.append(Freshness(family, str(last)[:10], behind, behind > stale_after_days))
+        return out
+
+
+def last_present_days(panel: pd.DataFrame, context: MarketContext | None = None) -> FreshnessTable:
+    """The freshness table of ``panel``; with ``context``, the context families are judged on the context coin's panel."""
     columns = {}
     for fam in load_families().values():
-        source = context_panel.reindex(panel.index) if fam.name in context_families and context_panel is not None else panel
+        source = context.panel.reindex(panel.index) if context is not None and fam.name in context.families else panel
         present = family_present(source, fam.inputs, fam.optional_inputs).to_numpy(dtype=bool)
         columns[fam.name] = pd.Series(panel.index.where(present), index=panel.index).ffill()
-    return pd.DataFrame(columns, index=panel.index)
+    frame = pd.DataFrame(columns, index=panel.index)
+    return FreshnessTable(panel.index, list(columns), frame.to_numpy(dtype="datetime64[ns]"))
 
 
-def freshness_on(last_present: pd.DataFrame, day: pd.Timestamp, stale_after_days: int) -> list[Freshness]:
-    """Freshness of every family on ``day`` from ``last_present_days``."""
-    out = []
-    for family, last in last_present.loc[day].items():
-        if pd.isna(last):
-            out.append(Freshness(str(family), None, None, True))
-        else:
-            behind = int((day - last).days)
-            out.append(Freshness(str(family), str(pd.Timestamp(last).date()), behind, behind > stale_after_days))
-    return out
-
-
-def family_freshness(panel: pd.DataFrame, day: pd.Timestamp, stale_after_days: int, context_panel: pd.DataFrame | None = None,
-                     context_families: tuple[str, ...] = ()) -> list[Freshness]:
+def family_freshness(panel: pd.DataFrame, day: pd.Timestamp, stale_after_days: int, context: MarketContext | None = None) -> list[Freshness]:
     """Freshness of every registered family on ``day`` (only data up to ``day`` counts)."""
-    return freshness_on(last_present_days(panel.loc[:day], context_panel, context_families), day, stale_after_days)
+    return last_present_days(panel.loc[:day], context).on(day, stale_after_days)
 
 
 def latest_complete_day(panel: pd.DataFrame) -> pd.Timestamp:

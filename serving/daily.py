@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from cascade_radar.config import Settings
-from features.build import assemble_panel, feature_frame, load_history
+from features.build import MarketContext, assemble_panel, feature_frame, is_context_coin, load_market_context
 from features.families import family_of
 from features.freshness import family_freshness, latest_complete_day
 from features.store import HistoryStore
@@ -41,24 +41,8 @@ class DailyReport:
     update_notes: list[str] = field(default_factory=list)
 
 
-def _context(settings: Settings, until: pd.Timestamp | None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """(context coin's assembled panel, its context-family features), truncated at ``until``."""
-    from features.families import family_of
-
-    ctx = settings.for_asset(settings.features.context_asset)
-    raw = load_history(ctx).panel()
-    if until is not None:
-        raw = raw.loc[:until]
-    if raw.empty:
-        return None, None
-    panel, features, _ = feature_frame(raw, ctx)
-    keep = [c for c in features.columns if family_of(c) in settings.features.context_families]
-    return panel, features[keep]
-
-
-def forecast_coin(settings: Settings, model_cache: dict[str, tuple[object, dict[str, str]]], as_of: pd.Timestamp | None,
-                  context: tuple[pd.DataFrame | None, pd.DataFrame | None]) -> CoinForecast:
-    """One coin's forecast for ``as_of`` (default: its latest complete day)."""
+def forecast_coin(settings: Settings, as_of: pd.Timestamp | None, context: MarketContext | None) -> CoinForecast:
+    """One coin's forecast for ``as_of`` (default: its latest complete day); ``context``: the context coin's data then."""
     from training.register import load_champion
 
     asset = settings.asset
@@ -66,21 +50,20 @@ def forecast_coin(settings: Settings, model_cache: dict[str, tuple[object, dict[
         model, identity = load_champion(settings)
     except LookupError as exc:
         return CoinForecast(asset, error=f"no champion: {exc}")
-    model_cache[asset] = (model, identity)
     raw = HistoryStore(settings.data_path).panel()
     if as_of is not None:
         raw = raw.loc[:as_of]  # the store as it stood that day
     if raw.empty:
         return CoinForecast(asset, error=f"no history in {settings.data_path}" + (f" up to {as_of.date()}" if as_of is not None else ""))
-    context_panel, context_features = context if asset != settings.features.context_asset else (None, None)
-    panel, features, _ = feature_frame(raw, settings, context_features)
+    context = None if is_context_coin(settings) else context
+    panel, features, _ = feature_frame(raw, settings, context)
     day = as_of if as_of is not None else latest_complete_day(assemble_panel(raw))
     if day not in features.index:
         return CoinForecast(asset, error=f"no data for {day.date()} (history ends {features.index[-1].date()})")
     explainer = champion_explainer(model, identity, settings, [])
     row = explainer.explain(features.loc[[day]]).iloc[0]
     explanation = day_explanation(row, features.loc[day], settings.labels.horizon_days, settings.alert_threshold, top=5)
-    fresh = family_freshness(panel, day, settings.alerts.stale_after_days, context_panel, tuple(settings.features.context_families))
+    fresh = family_freshness(panel, day, settings.alerts.stale_after_days, context)
     read = set(model.cascade_features) | set(model.direction_features)
     families_read = {family_of(f) for f in read}
     ledger_row = {
@@ -102,14 +85,13 @@ def forecast_coin(settings: Settings, model_cache: dict[str, tuple[object, dict[
 def forecasts(settings: Settings, as_of: pd.Timestamp | None = None) -> list[CoinForecast]:
     """Every coin's forecast (coins without a champion or history come back with the reason)."""
     try:
-        context = _context(settings, as_of)
+        context = load_market_context(settings, until=as_of)  # the store as it stood then
     except Exception:  # noqa: BLE001 - without the context coin the others still forecast, its families missing (never 0)
-        context = (None, None)
-    cache: dict[str, tuple[object, dict[str, str]]] = {}
+        context = None
     out = []
     for asset in settings.assets:
         try:
-            out.append(forecast_coin(settings.for_asset(asset), cache, as_of, context))
+            out.append(forecast_coin(settings.for_asset(asset), as_of, context))
         except Exception as exc:  # noqa: BLE001 - one coin's failure never loses the others'
             out.append(CoinForecast(asset, error=f"{exc.__class__.__name__}: {exc}"))
     return out

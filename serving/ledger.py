@@ -40,9 +40,9 @@ class Ledger:
 
     def read(self) -> list[dict[str, object]]:
         """Every row, checked; raises LedgerError naming the file and line of the first bad one."""
-        if not self.path.exists():
-            return []
-        raw = self.path.read_bytes()
+        return self._parse(self.path.read_bytes()) if self.path.exists() else []
+
+    def _parse(self, raw: bytes) -> list[dict[str, object]]:
         if raw and not raw.endswith(b"\n"):
             raise LedgerError(f"{self.path}: the last line is incomplete (a write that was not atomic?); the ledger is never rewritten "
                               "automatically — restore it from a backup or move it aside")
@@ -63,7 +63,7 @@ class Ledger:
     def append(self, rows: list[dict[str, object]]) -> list[dict[str, object]]:
         """Append the rows whose (asset, day, model_version) is not in the ledger yet; returns those appended."""
         old = self.path.read_bytes() if self.path.exists() else b""
-        known = {key_of(r) for r in self.read()}
+        known = {key_of(r) for r in self._parse(old)}  # the bytes kept are the bytes checked
         fresh = []
         for row in rows:
             if key_of(row) in known:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 from cascade_radar.config import PROJECT_ROOT, Settings
@@ -37,9 +38,10 @@ def package(settings: Settings, target: Path = PACKAGE_DIR) -> dict[str, object]
             continue
         root = target / asset.lower()
         model.save(root / "model")
-        folds = download_champion_folds(each, identity)
-        if folds is not None:
-            shutil.copytree(folds / "fold_models", root / "fold_models")
+        with tempfile.TemporaryDirectory() as tmp:
+            folds = download_champion_folds(each, identity, Path(tmp))
+            if folds is not None:
+                shutil.copytree(folds / "fold_models", root / "fold_models")
         (root / "identity.json").write_text(json.dumps(identity, indent=1))
         packaged[asset] = identity
     for asset in {*packaged, settings.features.context_asset}:

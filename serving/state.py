@@ -19,8 +19,8 @@ import pandas as pd
 from pydantic import BaseModel
 
 from cascade_radar.config import Settings
-from features.build import assemble_panel, feature_frame, load_history, market_context
-from features.freshness import Freshness, freshness_on, last_present_days, latest_complete_day
+from features.build import MarketContext, feature_frame, is_context_coin, load_market_context
+from features.freshness import Freshness, FreshnessTable, last_present_days, latest_complete_day
 from features.families import family_of, required_inputs
 from features.store import HistoryStore
 from training.explain import AUTO, IN_SAMPLE, Explainer, champion_explainer, champion_fold_sources, day_explanation, fold_model_sources
@@ -109,17 +109,14 @@ class ServingState:
     def ready(self) -> bool:
         return not self.reason
 
-    context: pd.DataFrame | None = None  # the context coin's on-chain features (None for the context coin itself)
-    context_panel: pd.DataFrame | None = None  # the context coin's assembled panel (freshness of its families)
-    last_present: pd.DataFrame | None = None  # per day and family: last day with the family's inputs
+    context: MarketContext | None = None  # the context coin's data (None for the context coin itself)
+    fresh: FreshnessTable | None = None  # per day and family: last day with the family's inputs
     _complete_day: pd.Timestamp | None = None  # derived once at load (see derive)
-    _fresh_families: list[str] = field(default_factory=list)
-    _fresh_values: np.ndarray | None = None
     _champion_view: tuple[pd.DataFrame, DayAnswers] | None = None
 
     @classmethod
-    def load(cls, settings: Settings, context: pd.DataFrame | None = None, context_panel: pd.DataFrame | None = None) -> ServingState:
-        """The champion and history of ``settings.asset``; ``context``: the market context if already computed."""
+    def load(cls, settings: Settings, context: MarketContext | None = None) -> ServingState:
+        """The champion and history of ``settings.asset``; ``context``: the market context if already read (other coins)."""
         from training.register import load_champion
 
         state = cls(settings)
@@ -133,10 +130,10 @@ class ServingState:
             state.reason = f"no history in {settings.data_path}: run `make data-reference` or `make data`"
             return state
         try:
-            state.context = context if context is not None else market_context(settings)
+            if not is_context_coin(settings):
+                state.context = context if context is not None else load_market_context(settings)
             state.panel, state.features, _ = feature_frame(store.panel(), settings, state.context)
-            state.context_panel = context_panel
-            state.derive(last_present_days(state.panel, context_panel, tuple(settings.features.context_families)))
+            state.derive(last_present_days(state.panel, state.context))
         except Exception as exc:  # noqa: BLE001
             state.reason = f"history could not be turned into features: {exc}"
             return state
@@ -168,12 +165,10 @@ class ServingState:
     def last_day(self) -> pd.Timestamp:
         return self.features.index[-1]
 
-    def derive(self, last_present: pd.DataFrame) -> None:
-        """Per-request lookups computed once from the panel: the latest complete day, and freshness as arrays."""
-        self.last_present = last_present
+    def derive(self, fresh: FreshnessTable) -> None:
+        """Per-request lookups computed once from the panel: the latest complete day and the freshness table."""
+        self.fresh = fresh
         self._complete_day = latest_complete_day(self.panel)
-        self._fresh_families = [str(c) for c in last_present.columns]
-        self._fresh_values = last_present.to_numpy(dtype="datetime64[ns]")
 
     def latest_complete_day(self) -> pd.Timestamp:
         """The latest day on which every family input that the history holds at all has a value."""
@@ -194,21 +189,13 @@ class ServingState:
                                f"{', '.join(behind) or 'some families'} stop before it (update the store: `cascade-radar daily`)", 404)
         return day
 
-    def freshness(self, day: pd.Timestamp) -> list:  # noqa: ANN201 - list[Freshness]
-        row = self._fresh_values[self.last_present.index.get_loc(day)]  # an array lookup: no pandas per request
-        stale_after = self.settings.alerts.stale_after_days
-        out = []
-        for family, last in zip(self._fresh_families, row, strict=True):
-            if np.isnat(last):
-                out.append(Freshness(family, None, None, True))
-            else:
-                behind = int((day.to_datetime64() - last) // np.timedelta64(1, "D"))
-                out.append(Freshness(family, str(last)[:10], behind, behind > stale_after))
-        return out
+    def freshness(self, day: pd.Timestamp) -> list[Freshness]:
+        return self.fresh.on(day, self.settings.alerts.stale_after_days)
 
-    def freshness_fields(self, day: pd.Timestamp) -> dict[str, object]:
-        fresh = self.freshness(day)
-        return {"freshness": [f.as_dict() for f in fresh], "stale": [f.family for f in fresh if f.stale], "as_of_age_days": age_days(day)}
+    def freshness_fields(self, day: pd.Timestamp, fresh: FreshnessTable | None = None) -> dict[str, object]:
+        """The freshness part of an answer (of a stored day, or of posted signals with their own ``fresh`` table)."""
+        found = (fresh or self.fresh).on(day, self.settings.alerts.stale_after_days)
+        return {"freshness": [f.as_dict() for f in found], "stale": [f.family for f in found if f.stale], "as_of_age_days": age_days(day)}
 
     def model_info(self) -> dict[str, str]:
         return {k: self.identity[k] for k in ("name", "version", "alias")}
@@ -264,9 +251,7 @@ class ServingState:
         day = features.index[-1]
         explained = self.explainer.explain(features.loc[[day]])
         answer = DayAnswers.build(explained, features, panel, self.model).answer(0, day, self.settings, self.model_info(), top)
-        fresh = freshness_on(last_present_days(panel, self.context_panel, tuple(self.settings.features.context_families)), day,
-                             self.settings.alerts.stale_after_days)
-        return {**answer, "freshness": [f.as_dict() for f in fresh], "stale": [f.family for f in fresh if f.stale], "as_of_age_days": age_days(day)}
+        return {**answer, **self.freshness_fields(day, last_present_days(panel, self.context))}
 
 
 @dataclass
@@ -280,8 +265,7 @@ class CoinStates:
 
     settings: Settings
     states: dict[str, ServingState]
-    context: pd.DataFrame | None = None
-    context_panel: pd.DataFrame | None = None
+    context: MarketContext | None = None
     checked_at: float = field(default_factory=time.monotonic)
     reloading: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -292,20 +276,14 @@ class CoinStates:
             from serving.package import packaged_assets
 
             settings = settings.model_copy(update={"assets": packaged_assets(settings.packaged_path) or settings.assets})
-        states: dict[str, ServingState] = {}
-        context: pd.DataFrame | None = None
-        context_panel: pd.DataFrame | None = None
-        for asset in settings.assets:
-            each = settings.for_asset(asset)
-            if context is None and asset != settings.features.context_asset:
-                try:
-                    context = market_context(each)
-                    context_panel = assemble_panel(load_history(each.for_asset(settings.features.context_asset)).panel())
-                except Exception:  # noqa: BLE001 - the coin's own load reports the reason
-                    context = None
-            other = asset != settings.features.context_asset
-            states[asset] = ServingState.load(each, context if other else None, context_panel if other else None)
-        return cls(settings, states, context, context_panel)
+        # the context coin's data are read and turned into features once, for every other coin
+        others = [a for a in settings.assets if not is_context_coin(settings.for_asset(a))]
+        try:
+            context = load_market_context(settings) if others else None
+        except Exception:  # noqa: BLE001 - each coin's own load then says why
+            context = None
+        states = {asset: ServingState.load(settings.for_asset(asset), context) for asset in settings.assets}
+        return cls(settings, states, context)
 
     @property
     def ready(self) -> bool:
@@ -350,8 +328,7 @@ class CoinStates:
 
     def _reload(self, asset: str) -> None:
         try:
-            other = asset != self.settings.features.context_asset
-            fresh = ServingState.load(self.settings.for_asset(asset), self.context if other else None, self.context_panel if other else None)
+            fresh = ServingState.load(self.settings.for_asset(asset), self.context)
             with self.lock:
                 self.states[asset] = fresh
         finally:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from cascade_radar.config import ModelConfig, Settings
+from cascade_radar.config import FoldConfig, ModelConfig, Settings
 from features.build import FeatureTable
 from training.metrics import EventTally, direction_metrics, event_tally, probability_metrics
 from training.model import CascadeModel, PlattCalibrator, Predictor, baselines, is_cascade, model_features
@@ -45,6 +45,18 @@ class Pool:
         rows = pd.concat(parts).rename_axis("date")
         return cls(rows[features], rows["target"].astype(str), rows["major_ahead"], rows["asset"],
                    {asset: ft.labels.events for asset, ft in tables.items()})
+
+    def labelled_days(self) -> pd.DatetimeIndex:
+        """Every day some coin has a label, in order."""
+        return pd.DatetimeIndex(self.X.index.unique()).sort_values()
+
+    def oof(self, pred: pd.DataFrame, rows: np.ndarray, fold: Fold) -> pd.DataFrame:
+        """``pred`` for ``rows`` as an out-of-fold block: asset, fold, probabilities, target, major_ahead."""
+        pred.insert(0, "fold", fold.number)
+        pred.insert(0, "asset", self.asset.to_numpy()[rows])
+        pred["target"] = self.target.to_numpy()[rows]
+        pred["major_ahead"] = self.major.to_numpy()[rows]
+        return pred
 
     def rows(self, days: pd.DatetimeIndex, asset: str | None = None) -> np.ndarray:
         keep = self.X.index.isin(days)
@@ -124,11 +136,7 @@ def fit_predict_folds(pool: Pool, folds: list[Fold], settings: Settings, config:
     fold_models: dict[int, CascadeModel] = {}
 
     def keep(name: str, pred: pd.DataFrame, rows: np.ndarray, fold: Fold) -> None:
-        pred.insert(0, "fold", fold.number)
-        pred.insert(0, "asset", pool.asset.to_numpy()[rows])
-        pred["target"] = pool.target.to_numpy()[rows]
-        pred["major_ahead"] = pool.major.to_numpy()[rows]
-        parts.setdefault(name, []).append(pred)
+        parts.setdefault(name, []).append(pool.oof(pred, rows, fold))
 
     for fold in folds:
         train, test = pool.rows(fold.train_days), pool.rows(fold.test_days)
@@ -149,13 +157,13 @@ def fit_predict_folds(pool: Pool, folds: list[Fold], settings: Settings, config:
     return oof, fold_models
 
 
-def pooled_folds(pool: Pool, settings: Settings, days: pd.DatetimeIndex | None = None, n_folds: int | None = None) -> list[Fold]:
-    """Calendar folds over the labelled days of every coin (optionally only ``days``: an outer fold's training days)."""
-    labelled = pd.DatetimeIndex(pool.X.index.unique()).sort_values()
+def pooled_folds(pool: Pool, settings: Settings, days: pd.DatetimeIndex | None = None, folds: FoldConfig | None = None) -> list[Fold]:
+    """Calendar folds over the labelled days of every coin (optionally only ``days``: an outer fold's training days,
+    split as ``folds`` says)."""
+    labelled = pool.labelled_days()
     if days is not None:
         labelled = labelled[labelled.isin(days)]
-    cfg = settings.folds if n_folds is None else settings.folds.model_copy(update={"n_folds": n_folds})
-    return walk_forward_folds(labelled, cfg, settings.purge_days)
+    return walk_forward_folds(labelled, folds or settings.folds, settings.purge_days)
 
 
 def walk_forward(tables: dict[str, FeatureTable] | FeatureTable, settings: Settings, config: ModelConfig | None = None) -> Evaluation:

@@ -220,11 +220,9 @@ AUTO, CHAMPION_BASIS = "auto", "champion"
 BASES = (AUTO, CHAMPION_BASIS)
 
 
-def download_champion_folds(settings: Settings, identity: dict[str, str]) -> Path | None:
-    """Download the fold models of the champion's own training run (logged with its report); the local directory
-    holding ``fold_models/``, or None if the run holds none."""
-    import tempfile
-
+def download_champion_folds(settings: Settings, identity: dict[str, str], target: Path) -> Path | None:
+    """Download the fold models of the champion's own training run (logged with its report) under ``target``; the
+    directory holding ``fold_models/``, or None if the run holds none."""
     import mlflow
 
     run_id = identity.get("run_id")
@@ -232,7 +230,7 @@ def download_champion_folds(settings: Settings, identity: dict[str, str]) -> Pat
         return None
     parent = settings.reports_path.relative_to(settings.reports_root).as_posix()
     artifact = "evaluation/fold_models" if parent == "." else f"evaluation/{parent}/fold_models"
-    target = Path(tempfile.mkdtemp(prefix="cascade-radar-folds-"))
+    target.mkdir(parents=True, exist_ok=True)
     try:
         local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(target)))
     except Exception:  # noqa: BLE001 - no fold models logged: the champion alone
@@ -242,9 +240,13 @@ def download_champion_folds(settings: Settings, identity: dict[str, str]) -> Pat
 
 def champion_fold_sources(settings: Settings, identity: dict[str, str]) -> list[ModelSource]:
     """The champion's fold models as explanation sources: read from its run, not from reports/ (a later training that
-    failed the gate rewrites reports/ but not the champion). Empty if the run holds none."""
-    directory = download_champion_folds(settings, identity)
-    return fold_model_sources(directory) if directory is not None else []
+    failed the gate rewrites reports/ but not the champion). Empty if the run holds none. The files are loaded into
+    memory and the download removed."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="cascade-radar-folds-") as tmp:
+        directory = download_champion_folds(settings, identity, Path(tmp))
+        return fold_model_sources(directory) if directory is not None else []
 
 
 def build_explainer(settings: Settings, basis: str = AUTO) -> tuple[Explainer, dict[str, str]]:

@@ -28,11 +28,11 @@ from sklearn.metrics import roc_auc_score
 from cascade_radar.config import SELECTION_FILE, ModelConfig, Settings
 from features.build import FeatureTable, load_feature_tables
 from features.store import HistoryStore, atomic_write
-from training.evaluate import Evaluation, Pool, fit_predict_folds, gate, score_oof
+from training.evaluate import Evaluation, Pool, fit_predict_folds, gate, pooled_folds, score_oof
 from training.model import CascadeModel, model_features
 from training.register import setup_tracking
 from training.report import coin_table, format_table
-from training.splits import Fold, walk_forward_folds
+from training.splits import Fold
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,9 @@ def mean_per_coin(oof: pd.DataFrame, direction: bool = False) -> float:
 
 
 def inner_folds(pool: Pool, days: pd.DatetimeIndex, settings: Settings) -> list[Fold]:
-    labelled = pd.DatetimeIndex(pool.X.index.unique()).sort_values()
+    """The inner walk-forward over ``days`` (an outer fold's training days, or all of them)."""
     cfg = settings.folds.model_copy(update={"n_folds": settings.tune.inner_folds, "min_train_days": settings.tune.inner_min_train_days})
-    return walk_forward_folds(labelled[labelled.isin(days)], cfg, settings.purge_days)
+    return pooled_folds(pool, settings, days, cfg)
 
 
 Progress = Callable[[str], None] | None  # called once per candidate scored, with its name
@@ -132,8 +132,7 @@ def nested_walk_forward(tables: dict[str, FeatureTable], settings: Settings,
     features = next(iter(tables.values())).features
     everything = settings.model.model_copy(update={"families": None, "direction_families": None})
     pool = Pool.of(tables, model_features(features, everything))
-    labelled = pd.DatetimeIndex(pool.X.index.unique()).sort_values()
-    outer = walk_forward_folds(labelled, settings.folds, settings.purge_days)
+    outer = pooled_folds(pool, settings)
     # baselines do not take part in the selection: fitted per coin on each outer training window, as in `make train`
     baseline_pool = Pool.of(tables, model_features(features, settings.model))
     oof, _ = fit_predict_folds(baseline_pool, outer, settings, settings.model)
@@ -144,15 +143,10 @@ def nested_walk_forward(tables: dict[str, FeatureTable], settings: Settings,
         train, test = pool.rows(fold.train_days), pool.rows(fold.test_days)
         model = CascadeModel(selection.chosen.config(settings)).fit(pool.X[train], pool.target[train])
         fold_models[fold.number] = model
-        pred = model.predict(pool.X[test])
-        pred.insert(0, "fold", fold.number)
-        pred.insert(0, "asset", pool.asset.to_numpy()[test])
-        pred["target"] = pool.target.to_numpy()[test]
-        pred["major_ahead"] = pool.major.to_numpy()[test]
-        parts.append(pred)
+        parts.append(pool.oof(model.predict(pool.X[test]), test, fold))
     oof["model"] = pd.concat(parts).rename_axis("date")
     scores, per_fold = score_oof(oof, pool.events, outer, settings)
-    final = select(pool, labelled, settings, progress)
+    final = select(pool, pool.labelled_days(), settings, progress)
     return Evaluation(outer, oof, scores, per_fold, fold_models), selections, final
 
 

@@ -120,7 +120,8 @@ def test_nested_selection_chooses_inside_each_outer_training_window(two_coins) -
         chosen = max(selection.cascade_scores, key=selection.cascade_scores.get)
         assert selection.chosen.name.startswith(chosen)
     assert set(evaluation.scores.index.get_level_values("predictor")) >= {"model", "volatility", "base_rate"}
-    assert final.chosen.families in {"price", "six"}
+    best = max(final.cascade_scores, key=final.cascade_scores.get)  # the committed choice is the all-days inner winner
+    assert final.chosen.name.startswith(best) and final.chosen.direction == max(final.direction_scores, key=final.direction_scores.get)
 
 
 def test_tune_logs_every_candidate_as_a_child_run_and_writes_the_choice_only_when_asked(two_coins, tmp_path: Path,  # noqa: ANN001
@@ -136,5 +137,7 @@ def test_tune_logs_every_candidate_as_a_child_run_and_writes_the_choice_only_whe
     assert (settings.reports_root / "tune" / "nested.md").exists()
     tune(settings, write_selection=True)
     record = json.loads(target.read_text())
-    assert record["choice"]["families"] in (["price"], ["price", "oi", "funding", "flows", "sopr", "nupl"])
+    space = settings.tune
+    assert record["choice"]["families"] == space.family_sets[record["candidate"]["families"]]  # what was chosen is what is written
+    assert record["choice"]["direction_families"] == space.direction_sets[record["candidate"]["direction"]]
     assert set(record["nested_out_of_fold"]) == {"BTC", "ETH", POOLED}
