@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export MPLBACKEND := Agg
 
-.PHONY: help setup lock data-reference data status features features-list events train tune evaluate today daily ledger explain replay bench serve bento ui ui-stop docs test clean
+.PHONY: help setup browser lock data-reference data status features features-list events train tune evaluate today daily ledger explain replay bench serve bento ui ui-stop docs test clean
 
 help: ## list every target with a one-line description
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -29,7 +29,18 @@ $(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml
 	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode --quiet --no-deps -e .
 	@touch $@
 
-setup: $(VENV)/.installed ## create .venv and install the project (editable) with its test tools, from the lock
+setup: $(VENV)/.installed browser ## create .venv and install the project (editable) with its test tools, from the lock, and the test browser
+
+browser: ## Debian's chromium for the dashboard's browser test and bench (apt-get; skipped, with why, where it cannot be installed)
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then echo "browser: no apt-get here; install Chromium yourself (the browser test skips without it)"; \
+	elif [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+	  || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } \
+	  || echo "browser: apt-get could not install chromium (the browser test skips without it)"; \
+	elif sudo -n true 2>/dev/null; then sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+	  || echo "browser: sudo apt-get could not install chromium (the browser test skips without it)"; \
+	else echo "browser: not root and no sudo: run 'sudo apt-get install chromium' (the browser test skips without it)"; fi
+	@command -v chromium >/dev/null 2>&1 && echo "browser: $$(chromium --version 2>/dev/null | head -1)" || true
 
 lock: $(BIN)/python ## re-resolve requirements.lock from pyproject.toml (needs the package registry)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python $(BIN)/python -o requirements.lock
@@ -81,8 +92,10 @@ replay: setup ## replay the configured and largest past events from out-of-fold 
 bench: setup ## benchmarks: training stages (and serving latency) with ratios to baselines measured in the same run
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_serving.py
+	$(BIN)/python bench/bench_dashboard.py
 
-serve: setup ## start the prediction API on localhost:3000 (make serve PORT=3001 to change); Ctrl-C stops it
+serve: setup ## start the prediction API and the dashboard on localhost:3000 (make serve PORT=3001 to change); Ctrl-C stops it
+	@echo "dashboard: http://localhost:$(PORT)/dashboard   API docs: http://localhost:$(PORT)/"
 	$(BIN)/bentoml serve serving.service:CascadeRadar --host 127.0.0.1 --port $(PORT)
 
 bento: setup ## build a Bento that serves on its own: champions + history packaged, runtime requirements (serving/bentofile.yaml)

@@ -22,13 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
-from common import bench_settings  # noqa: E402
+from common import service_env, serving_champion  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from features.build import assemble_panel, load_feature_table  # noqa: E402
 from features.store import HistoryStore  # noqa: E402
 from serving.process import free_port, signals_payload, start_server, stop_server  # noqa: E402
-from training.train import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LOAD_SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "60"))
@@ -53,9 +52,8 @@ def measure(call, n: int) -> tuple[float, float]:  # noqa: ANN001
 
 
 def env_for(settings, workdir: Path) -> dict[str, str]:  # noqa: ANN001
-    return {"CASCADE_RADAR_DATA_DIR": str(settings.data_path.parent), "CASCADE_RADAR_REPORTS_DIR": str(settings.reports_root),
-            "CASCADE_RADAR_MLFLOW_TRACKING_URI": settings.tracking_uri, "BENTOML_HOME": str(workdir / "bentoml"),
-            "CASCADE_RADAR_ASSETS": '["BTC"]'}  # the coin trained here; the others would be "not ready" (a 5xx the fuzzer counts)
+    # BTC only: the fuzzer would count another coin's "not ready" (a coin that fails the gate) as a 5xx
+    return {**service_env(settings, workdir), "CASCADE_RADAR_ASSETS": '["BTC"]'}
 
 
 def throughput(url: str, seconds: float, threads: int = 4) -> float:
@@ -140,19 +138,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        settings, what = bench_settings(workdir)
+        settings, what, result = serving_champion(workdir)
         store = HistoryStore(settings.data_path)
-        if what.startswith("reference"):  # the committed model choice is tuned for the pool: train the seven coins, as `make train`
-            from cascade_radar.config import ASSETS
-            from features.sources.reference import import_reference
-
-            settings = settings.model_copy(update={"assets": list(ASSETS)})
-            for asset in ASSETS[1:]:
-                import_reference(HistoryStore(settings.for_asset(asset).data_path), settings.reference_path, asset)
         ft = load_feature_table(store, settings)
-        result = train(settings, store=store)
-        if not result.passed_gate:
-            raise SystemExit(f"no champion to serve: the gate failed ({'; '.join(result.reasons)})")
         day = pd.Timestamp("2025-10-05") if pd.Timestamp("2025-10-05") in ft.table.index else ft.table.index[-30]
         payload = {"as_of": str(day.date())}
         signals = signals_payload(assemble_panel(store.panel()), day, settings.serving_min_signal_rows)

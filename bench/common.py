@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Callable
@@ -41,3 +42,27 @@ def print_table(title: str, rows: list[tuple[str, float]], baseline: str, unit: 
     print(f"\n{title}")
     print(tabulate([[name, f"{value:.3f}", f"{value / base:.1f}x"] for name, value in rows],
                    headers=["step", unit, f"ratio to '{baseline}'"]))
+
+
+def serving_champion(workdir: Path) -> tuple[Settings, str, object]:
+    """A champion to serve, trained in a scratch store as `make train` does: the seven coins pooled on the reference
+    history (the committed model choice is tuned for the pool), else BTC on synthetic history. (settings, data, TrainResult)"""
+    from cascade_radar.config import ASSETS
+    from training.train import train
+
+    settings, what = bench_settings(workdir)
+    if what.startswith("reference"):
+        settings = settings.model_copy(update={"assets": list(ASSETS)})
+        for asset in ASSETS[1:]:
+            import_reference(HistoryStore(settings.for_asset(asset).data_path), settings.reference_path, asset)
+    result = train(settings, store=HistoryStore(settings.data_path))
+    if not result.passed_gate:
+        raise SystemExit(f"no champion to serve: the gate failed ({'; '.join(result.reasons)})")
+    return settings, what, result
+
+
+def service_env(settings: Settings, workdir: Path) -> dict[str, str]:
+    """The environment that points `bentoml serve` at ``settings``' stores."""
+    return {"CASCADE_RADAR_DATA_DIR": str(settings.data_path.parent), "CASCADE_RADAR_REPORTS_DIR": str(settings.reports_root),
+            "CASCADE_RADAR_MLFLOW_TRACKING_URI": settings.tracking_uri, "BENTOML_HOME": str(workdir / "bentoml"),
+            "CASCADE_RADAR_ASSETS": json.dumps(settings.assets)}

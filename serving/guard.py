@@ -94,8 +94,9 @@ class ApiGuard:
                 await answer(scope, receive, send)
                 return
             receive = answer
-        # /v1/ready answers 503 with its own body (each coin's reason): it is documented as such, not an error to reshape
-        passthrough = path == "/metrics" or path.startswith("/v1/")
+        # /v1/ready answers 503 with its own body (each coin's reason): it is documented as such, not an error to reshape;
+        # the dashboard's pages are for people: its 404 page stays a page
+        passthrough = path == "/metrics" or path.startswith(("/v1/", "/dashboard/"))
         await self.app(scope, receive, send if passthrough else _uniform_errors(send, path))
 
     async def _admit(self, scope: Scope, receive: Receive, path: str) -> JSONResponse | Receive:
@@ -197,7 +198,7 @@ def _uniform_errors(send: Send, path: str) -> Send:
         raw = b"".join(state["chunks"])
         body = _as_error_body(status, raw, path)
         payload = json.dumps(body).encode()
-        headers = [(k, v) for k, v in state["start"].get("headers", []) if k.lower() not in (b"content-length", b"content-type")]
+        headers = [(k, v) for k, v in state["start"].get("headers", []) if k.lower() not in (b"content-length", b"content-type", b"content-encoding")]
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})

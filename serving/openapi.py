@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from cascade_radar.config import ASSETS
 from serving.guard import REASONS, ErrorBody
 from serving.schemas import PingRequest, PredictRequest, RangeRequest, SignalsRequest
+from training.explain import BASES
 
 # the request model of each POST route, as the guard validates it (BentoML's inline copy drops the nulls)
 REQUEST_MODELS: dict[str, type[BaseModel]] = {"/ping": PingRequest, "/predict": PredictRequest, "/explain": PredictRequest,
@@ -31,6 +32,11 @@ ROUTE_STATUSES = {
     "/predict_signals": (400, 404, 413, 415, 422, 500, 503),
     "/ping": (400, 413, 415, 500),
 }
+# what each GET route of /v1 can answer besides 200
+GET_STATUSES = {"/v1/forecasts": (400, 404, 503), "/v1/events": (404, 503), "/v1/episodes": (400, 404, 503)}
+DESCRIPTION = ("Early warning for crypto liquidation cascades: P(a cascade within H days), its side, and why.\n\n"
+               "**[Open the risk dashboard → /dashboard](/dashboard)** — every coin today, and per coin the probability "
+               "timeline with events, alert episodes, explanations and replays, drawn from the routes below.")
 READINESS = {"type": "object", "properties": {"ready": {"type": "boolean"}, "asset": {"type": "string"},
                                               "reason": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "assets": {"type": "object"}},
              "required": ["ready", "assets"]}
@@ -77,17 +83,22 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
     if ready is not None:
         ready["responses"] = {str(s): {"description": "every coin's readiness" + (" (no coin ready)" if s == 503 else ""),
                                        "content": {"application/json": {"schema": READINESS}}} for s in (200, 503)}
-    forecasts = spec.get("paths", {}).get("/v1/forecasts", {}).get("get")
-    if forecasts is not None:
-        ok = forecasts["responses"].get("200", {"description": "the ledger's rows"})
-        forecasts["responses"] = {"200": ok, **{str(s): {"description": REASONS[s], "content": {"application/json": {"schema": ERROR_REF}}}
-                                                for s in (400, 404, 503)}}
-        for parameter in forecasts.get("parameters", []):
+    for path, statuses in GET_STATUSES.items():
+        operation = spec.get("paths", {}).get(path, {}).get("get")
+        if operation is None:
+            continue
+        ok = operation["responses"].get("200", {"description": "OK"})
+        operation["responses"] = {"200": ok, **{str(s): {"description": REASONS[s], "content": {"application/json": {"schema": ERROR_REF}}}
+                                                for s in statuses}}
+        for parameter in operation.get("parameters", []):
             if parameter.get("name") in ("start", "end"):
                 parameter["description"] = "first / last day, YYYY-MM-DD (inclusive)"
                 parameter["schema"] = {"type": "string", "format": "date"}
             if parameter.get("name") == "asset":
                 parameter["schema"] = {"type": "string", "enum": list(ASSETS)}
+            if parameter.get("name") == "basis":
+                parameter["schema"] = {"type": "string", "enum": list(BASES), "default": BASES[0]}
+    spec.setdefault("info", {})["description"] = DESCRIPTION
     readyz = spec.get("paths", {}).get("/readyz", {}).get("get")
     if readyz is not None:
         readyz.setdefault("responses", {})["503"] = {"description": "no coin ready (GET /v1/ready says why)"}

@@ -16,10 +16,12 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from cascade_radar.config import Settings
+from serving.dashboard import dashboard
 from serving.guard import ApiGuard, error_response
 from serving.openapi import REQUEST_MODELS, complete_openapi
 from serving.schemas import Explanation, PingRequest, Prediction, PredictRequest, RangeRequest, RangeResponse, SignalsRequest
 from serving.state import CoinStates, RequestError, ServingState
+from training.explain import BASES
 
 health = FastAPI(title="cascade-radar health", docs_url=None, redoc_url=None, openapi_url=None)
 T = TypeVar("T")
@@ -38,6 +40,7 @@ def answer(fn: Callable[[], T]) -> T | JSONResponse:
 
 @bentoml.service(name="cascade_radar", traffic={"timeout": 60})
 @bentoml.asgi_app(health, path="/v1")
+@bentoml.asgi_app(dashboard, path="/dashboard")
 class CascadeRadar:
     """Cascade risk, direction and its explanation, for any day of the history or posted signals."""
 
@@ -55,7 +58,8 @@ class CascadeRadar:
             body: dict[str, Any] = {"ready": s.ready, "reason": s.reason or None}
             if s.ready:
                 body.update(model=s.model_info(), history=f"{s.first_day.date()}..{s.last_day.date()}",
-                            latest_complete_day=str(s.latest_complete_day().date()))
+                            latest_complete_day=str(s.latest_complete_day().date()), alert_threshold=s.settings.alert_threshold,
+                            horizon_days=s.settings.labels.horizon_days)
             coins[asset] = body
         default = self.coins.settings.asset
         top = {"asset": default, **coins.get(default, {}), "ready": self.coins.ready, "assets": coins}
@@ -83,6 +87,24 @@ class CascadeRadar:
         rows = [r for r in rows if (asset is None or r["asset"] == asset.upper()) and (bounds["start"] is None or r["day"] >= bounds["start"])
                 and (bounds["end"] is None or r["day"] <= bounds["end"])]
         return JSONResponse({"rows": [{k: v for k, v in r.items() if k != "checksum"} for r in rows], "count": len(rows)})
+
+    @health.get("/events")
+    def events(self, asset: str = "BTC") -> JSONResponse:
+        """The labelled cascade events of ``asset`` (side, dollars, size against the trailing median, notable ones)."""
+        return self._past(asset, lambda state: state.events_answer())
+
+    @health.get("/episodes")
+    def episodes(self, asset: str = "BTC", basis: str = "auto") -> JSONResponse:
+        """Every alert episode of ``asset`` under ``basis`` (see /predict), judged against the events: hit, false alarm, pending."""
+        if basis not in BASES:
+            return error_response(400, f"basis {basis!r} is not one of {', '.join(BASES)}", "basis")
+        return self._past(asset, lambda state: state.episodes_answer(basis))
+
+    def _past(self, asset: str, fn: Callable[[ServingState], dict[str, Any]]) -> JSONResponse:
+        def run() -> JSONResponse:
+            return JSONResponse(fn(self._state(asset)))
+
+        return answer(run)  # type: ignore[return-value]
 
     def _state(self, asset: str) -> ServingState:
         return self.coins.get(asset)

@@ -1,8 +1,8 @@
 """What the service holds in memory: the champion, the history, and every day's prediction + explanation.
 
 Kept free of BentoML so it can be tested and benchmarked directly. Features and explanations come from
-the same code as training (``features.build.feature_frame``, ``training.explain``); labels are never
-computed here. Loading never raises: a missing champion or an empty store leaves the state *not ready*
+the same code as training (``features.build.feature_frame``, ``training.explain``). Labels are computed
+only to *show* the past (the events, how alert episodes turned out); no prediction reads them. Loading never raises: a missing champion or an empty store leaves the state *not ready*
 with the reason, which /v1/ready reports.
 """
 
@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,8 +23,9 @@ from cascade_radar.config import Settings
 from features.build import MarketContext, feature_frame, is_context_coin, load_market_context
 from features.freshness import Freshness, FreshnessTable, last_present_days, latest_complete_day
 from features.families import family_of, required_inputs
+from features.labels import build_labels
 from features.store import HistoryStore
-from training.explain import AUTO, IN_SAMPLE, Explainer, champion_explainer, champion_fold_sources, day_explanation, fold_model_sources
+from training.explain import AUTO, IN_SAMPLE, OUT_OF_FOLD, Explainer, champion_explainer, champion_fold_sources, day_explanation, fold_model_sources
 from training.model import CascadeModel, side
 
 
@@ -42,6 +44,10 @@ def missing_inputs(panel: pd.DataFrame, days: pd.DatetimeIndex) -> list[list[str
     inputs = required_inputs()
     present = panel.reindex(index=days, columns=inputs).notna().to_numpy()
     return [[c for c, ok in zip(inputs, flags, strict=True) if not ok] for flags in present]
+
+
+def _day_or_none(day: pd.Timestamp | None) -> str | None:
+    return None if day is None or pd.isna(day) else str(pd.Timestamp(day).date())
 
 
 def age_days(day: pd.Timestamp) -> int:
@@ -112,6 +118,9 @@ class ServingState:
     context: MarketContext | None = None  # the context coin's data (None for the context coin itself)
     fresh: FreshnessTable | None = None  # per day and family: last day with the family's inputs
     _complete_day: pd.Timestamp | None = None  # derived once at load (see derive)
+    events: pd.DataFrame | None = None  # labelled events of the history (start, end, direction, dollars, peak_ratio, ...)
+    last_judged: pd.Timestamp | None = None  # last day the liquidation data judge (later alerts are still pending)
+    _past: dict[str, dict[str, object]] = field(default_factory=dict)  # answers about the past, computed once (see _once)
     _champion_view: tuple[pd.DataFrame, DayAnswers] | None = None
 
     @classmethod
@@ -134,6 +143,9 @@ class ServingState:
                 state.context = context if context is not None else load_market_context(settings)
             state.panel, state.features, _ = feature_frame(store.panel(), settings, state.context)
             state.derive(last_present_days(state.panel, state.context))
+            labels = build_labels(state.panel, settings.labels)
+            state.events, judged = labels.events, labels.daily["cascade_day"].dropna()
+            state.last_judged = judged.index[-1] if len(judged) else None
         except Exception as exc:  # noqa: BLE001
             state.reason = f"history could not be turned into features: {exc}"
             return state
@@ -223,6 +235,54 @@ class ServingState:
                  "short_probability": float(r.p_short), "direction": str(s), "alert": bool(r.p_cascade >= thr), "basis": r.basis,
                  "hindsight": r.basis == IN_SAMPLE}
                 for day, r, s in zip(rows.index, rows.itertuples(), sides, strict=True)]
+
+    # ------------------------------------------------------------------ the past: events and alert episodes
+    def events_answer(self) -> dict[str, object]:
+        """The labelled events (/v1/events): side, size in dollars and in multiples of the trailing median, and whether
+        each is *notable* (a configured replay event, or among the largest the out-of-fold period covers)."""
+        return self._once("events", self._events)
+
+    def episodes_answer(self, basis: str = AUTO) -> dict[str, object]:
+        """Every alert episode of ``basis``'s daily probabilities up to the latest complete day (/v1/episodes), judged:
+        hit, false alarm or pending."""
+        return self._once(f"episodes/{basis}", lambda: self._episodes(basis))
+
+    def _once(self, key: str, compute: Callable[[], dict[str, object]]) -> dict[str, object]:
+        # a state's history never changes while it serves (a reload builds a new state): compute each answer once
+        if key not in self._past:
+            self._past[key] = compute()
+        return self._past[key]
+
+    def _events(self) -> dict[str, object]:
+        from training.replay import select_events
+
+        cfg = self.settings.labels
+        oof = self.explained[self.explained["basis"] == OUT_OF_FOLD]
+        notable = set(select_events(self.events, self.settings, oof)[0].index) if len(oof) and len(self.events) else set()
+        rows = [{"start": str(e.start.date()), "end": str(e.end.date()), "days": int(e.days), "direction": e.direction,
+                 "long_usd": float(e.long_usd), "short_usd": float(e.short_usd), "total_usd": float(e.total_usd),
+                 "peak_ratio": float(e.peak_ratio), "major": bool(e.peak_ratio >= cfg.major_multiple), "notable": i in notable,
+                 "series": e.series} for i, e in zip(self.events.index, self.events.itertuples(), strict=True)]
+        return {"asset": self.settings.asset, "cascade_multiple": cfg.cascade_multiple, "major_multiple": cfg.major_multiple,
+                "horizon_days": cfg.horizon_days, "replay_window_days": self.settings.replay.window_days,
+                "last_judged_day": _day_or_none(self.last_judged), "count": len(rows), "events": rows}
+
+    def _episodes(self, basis: str) -> dict[str, object]:
+        from training.metrics import judge_episodes
+
+        # the days /predict answers: after the latest complete day the inputs are partial
+        explained = self.basis_view(basis)[0].loc[: self.latest_complete_day()]
+        cfg = self.settings.labels
+        judged = judge_episodes(explained["p_cascade"], self.settings.alert_threshold, self.events, cfg.horizon_days, self.last_judged)
+        rows = [{"first": str(e.first.date()), "last": str(e.last.date()), "days": int(e.days), "peak_probability": float(e.peak_probability),
+                 "outcome": e.outcome, "event_start": _day_or_none(e.event_start),
+                 "event_direction": None if pd.isna(e.event_direction) else e.event_direction,
+                 "lead_days": None if pd.isna(e.lead_days) else int(e.lead_days),
+                 "basis": sorted(set(explained.loc[e.first:e.last, "basis"]))} for e in judged.itertuples()]
+        counts = judged["outcome"].value_counts()
+        return {"asset": self.settings.asset, "basis": basis, "threshold": self.settings.alert_threshold, "horizon_days": cfg.horizon_days,
+                "last_judged_day": _day_or_none(self.last_judged), "hits": int(counts.get("hit", 0)),
+                "false_alarms": int(counts.get("false alarm", 0)), "pending": int(counts.get("pending", 0)), "episodes": rows}
 
     # ------------------------------------------------------------------ posted signals
     def min_signal_rows(self) -> int:

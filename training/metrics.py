@@ -38,6 +38,35 @@ def alert_episodes(alert: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     return runs
 
 
+
+EPISODE_COLUMNS = ["first", "last", "days", "peak_probability", "outcome", "event_start", "event_direction", "lead_days"]
+
+
+def judge_episodes(p_cascade: pd.Series, threshold: float, events: pd.DataFrame, horizon: int,
+                   last_judged: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Every alert episode (run of days with P >= ``threshold``) judged against the labelled events.
+
+    *hit*: an event starts in (first, last + H] — some day of the episode had it within its horizon;
+    *false alarm*: none did, and the outcome is known (last + H <= ``last_judged``, the last day the labels judge);
+    *pending*: none yet, but the horizon of its last day reaches past ``last_judged``.
+    ``event_start``/``event_direction``/``lead_days`` describe the first event a hit warned of (lead from ``first``).
+    """
+    p_cascade = p_cascade.sort_index()
+    ordered = events.assign(start=pd.to_datetime(events["start"])).sort_values("start") if len(events) else None
+    h = pd.Timedelta(days=horizon)
+    rows = []
+    for first, last in alert_episodes(p_cascade >= threshold):
+        warned = ordered[(ordered["start"] > first) & (ordered["start"] <= last + h)] if ordered is not None else []
+        if len(warned):
+            start = pd.Timestamp(warned["start"].iloc[0])
+            outcome, event = "hit", (start, str(warned["direction"].iloc[0]), (start - first).days)
+        else:
+            outcome = "pending" if last_judged is not None and last + h > last_judged else "false alarm"
+            event = (pd.NaT, None, None)
+        rows.append((first, last, (last - first).days + 1, float(p_cascade.loc[first:last].max()), outcome, *event))
+    return pd.DataFrame(rows, columns=EPISODE_COLUMNS).astype({"days": "int64", "lead_days": "Int64"})
+
+
 @dataclass
 class EventTally:
     """Counts behind the event-level metrics; tallies of several coins add up to the pooled one."""

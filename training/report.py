@@ -74,19 +74,19 @@ def plot_reliability(evaluation: Evaluation, asset: str, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_timeline(evaluation: Evaluation, events: pd.DataFrame, threshold: float, asset: str, path: Path) -> Path:
+def plot_timeline(evaluation: Evaluation, events: pd.DataFrame, threshold: float, horizon: int, asset: str, path: Path) -> Path:
     """Out-of-fold P(cascade) with every alert episode shaded as a hit (an event followed) or a false alarm, and the
     events marked by side and size."""
-    from training.metrics import alert_episodes
+    from training.metrics import judge_episodes
 
     plt = pyplot()
     pred = evaluation.oof["model"].sort_index()
     fig, ax = plt.subplots(figsize=(13, 4.5))
-    hits = false_alarms = 0
-    for first, last in alert_episodes(pred["p_cascade"] >= threshold):
-        hit = bool((pred.loc[first:last, "target"] != "none").any())
-        hits, false_alarms = hits + hit, false_alarms + (not hit)
-        ax.axvspan(first, last + pd.Timedelta(days=1), color="tab:green" if hit else "tab:gray", alpha=0.18 if hit else 0.25, lw=0)
+    episodes = judge_episodes(pred["p_cascade"], threshold, events, horizon)
+    for ep in episodes.itertuples():
+        hit = ep.outcome == "hit"
+        ax.axvspan(ep.first, ep.last + pd.Timedelta(days=1), color="tab:green" if hit else "tab:gray", alpha=0.18 if hit else 0.25, lw=0)
+    hits, false_alarms = int((episodes["outcome"] == "hit").sum()), int((episodes["outcome"] == "false alarm").sum())
     ax.plot(pred.index, pred["p_cascade"], lw=0.8, c="black", label="P(cascade within H), out-of-fold")
     ax.fill_between(pred.index, 0, pred["p_long"], color="tab:red", alpha=0.2, lw=0, label="P(long squeeze)")
     ax.axhline(threshold, c="grey", ls=":", lw=1, label=f"alert threshold {threshold:g}")
@@ -136,7 +136,7 @@ def write_report(evaluation: Evaluation, verdict: Verdict, ft: FeatureTable, mod
     written += save_fold_models(evaluation.fold_models, evaluation.fold_descriptions(), directory)
     written.append(plot_pr(evaluation, asset, directory / "pr_curve.png"))
     written.append(plot_reliability(evaluation, asset, directory / "reliability.png"))
-    written.append(plot_timeline(evaluation, ft.labels.events, settings.alert_threshold, asset, directory / "timeline.png"))
+    written.append(plot_timeline(evaluation, ft.labels.events, settings.alert_threshold, settings.labels.horizon_days, asset, directory / "timeline.png"))
     imp = feature_importance(model)
     imp.to_csv(directory / "feature_importance.csv", index=False)
     written += [directory / "feature_importance.csv", plot_importance(imp, asset, directory / "feature_importance.png")]

@@ -184,6 +184,56 @@ def test_bad_signals_are_4xx(client: TestClient, trained_synthetic) -> None:  # 
     assert client.post("/predict", content="{not json", headers={"content-type": "application/json"}).status_code == 400
 
 
+def test_events_and_alert_episodes_agree_with_the_other_routes(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
+    """What the dashboard draws: the events are the labelled ones, and the episodes are exactly the runs of days that
+    /predict_range flags ``alert``, each judged against those events."""
+    settings, ft, _ = trained_synthetic
+    events = client.get("/v1/events", params={"asset": "BTC"}).json()
+    assert events["count"] == len(ft.labels.events) > 0
+    assert [e["start"] for e in events["events"]] == [str(d.date()) for d in ft.labels.events["start"]]
+    first = events["events"][0]
+    assert first["total_usd"] == pytest.approx(first["long_usd"] + first["short_usd"])
+    assert first["major"] == (first["peak_ratio"] >= settings.labels.major_multiple)
+    assert any(e["notable"] for e in events["events"])
+    ready = client.get("/v1/ready").json()
+    start, end = ready["history"].split("..")[0], ready["latest_complete_day"]
+    rows = client.post("/predict_range", json={"start": start, "end": end}).json()["rows"]
+    alert_days = [r["as_of"] for r in rows if r["alert"]]
+    episodes = client.get("/v1/episodes", params={"asset": "BTC"}).json()
+    covered = [str(d.date()) for e in episodes["episodes"] for d in pd.date_range(e["first"], e["last"])]
+    assert covered == alert_days and episodes["episodes"]
+    assert episodes["hits"] + episodes["false_alarms"] + episodes["pending"] == len(episodes["episodes"])
+    starts = pd.to_datetime([e["start"] for e in events["events"]])
+    horizon = pd.Timedelta(days=episodes["horizon_days"])
+    for e in episodes["episodes"]:
+        warned = starts[(starts > pd.Timestamp(e["first"])) & (starts <= pd.Timestamp(e["last"]) + horizon)]
+        assert (e["outcome"] == "hit") == (len(warned) > 0), e
+        if e["outcome"] == "hit":
+            assert e["event_start"] == str(warned[0].date()) and e["lead_days"] == (warned[0] - pd.Timestamp(e["first"])).days
+    bad = client.get("/v1/episodes", params={"asset": "BTC", "basis": "oracle"})
+    assert bad.status_code == 400 and bad.json()["field"] == "basis"
+    unknown = client.get("/v1/events", params={"asset": "XYZ"})
+    assert unknown.status_code == 404 and unknown.json()["field"] == "asset"
+
+
+def test_the_dashboard_pages_and_their_script_are_served_by_the_service(client: TestClient) -> None:
+    page = client.get("/dashboard/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "/dashboard/static/dashboard.js" in page.text and '"price": {"title": "price & momentum"' in page.text
+    assert client.get("/dashboard", follow_redirects=False).status_code == 307
+    coin = client.get("/dashboard/coin/BTC")
+    assert coin.status_code == 200 and '"asset": "BTC"' in coin.text
+    assert client.get("/dashboard/coin/btc", follow_redirects=False).headers["location"].endswith("/dashboard/coin/BTC")
+    unknown = client.get("/dashboard/coin/XYZ")
+    assert unknown.status_code == 404 and "'XYZ' is not a coin cascade-radar knows" in unknown.text
+    js = client.get("/dashboard/vendor/plotly.min.js")  # the chart library from the plotly package: no CDN, works offline
+    assert js.status_code == 200 and "plotly.js v" in js.text[:400] and len(js.content) > 1_000_000
+    assert client.get("/dashboard/static/dashboard.js").status_code == 200
+    spec = client.get("/docs.json").json()  # Swagger UI at / shows the document's description: the link to the dashboard
+    assert "](/dashboard)" in spec["info"]["description"]
+    assert not [p for p in spec["paths"] if p.startswith("/dashboard")]  # pages, not API operations
+
+
 def test_health_routes(client: TestClient) -> None:
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").status_code == 200

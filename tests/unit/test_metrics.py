@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.metrics import alert_episodes, direction_day_accuracy, event_metrics, probability_metrics
+from training.metrics import alert_episodes, direction_day_accuracy, event_metrics, judge_episodes, probability_metrics
 
 
 def timeline() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -48,6 +48,22 @@ def test_alert_episodes() -> None:
     pred, _ = timeline()
     runs = alert_episodes(pred["p_cascade"] >= 0.5)
     assert [(a.day, b.day) for a, b in runs] == [(6, 8), (21, 22)]
+
+
+def test_judge_episodes_tells_hits_false_alarms_and_pending_apart() -> None:
+    pred, events = timeline()
+    judged = judge_episodes(pred["p_cascade"], 0.5, events, horizon=4)
+    # 01-06..01-08 warns of the long event of 01-10 (in (01-06, 01-12]), 4 days ahead; 01-21..01-22: nothing by 01-26
+    assert judged["outcome"].tolist() == ["hit", "false alarm"]
+    assert judged["days"].tolist() == [3, 2]
+    assert judged.loc[0, "event_start"] == pd.Timestamp("2024-01-10") and judged.loc[0, "event_direction"] == "long"
+    assert judged.loc[0, "lead_days"] == 4 and judged.loc[0, "peak_probability"] == pytest.approx(0.8)
+    assert pd.isna(judged.loc[1, "event_start"]) and pd.isna(judged.loc[1, "lead_days"])
+    # the labels judge only up to 01-25: the second episode's horizon (to 01-26) is not over yet
+    assert judge_episodes(pred["p_cascade"], 0.5, events, 4, pd.Timestamp("2024-01-25"))["outcome"].tolist() == ["hit", "pending"]
+    assert judge_episodes(pred["p_cascade"], 0.5, events, 4, pd.Timestamp("2024-01-26"))["outcome"].tolist() == ["hit", "false alarm"]
+    # the same count of false alarms as the evaluation's (targets) on a fully labelled timeline
+    assert (judged["outcome"] == "false alarm").sum() == event_metrics(pred, events, 4, 0.5)["false_alarms_per_30d"] * len(pred) / 30
 
 
 def test_probability_metrics_by_hand() -> None:

@@ -1,0 +1,80 @@
+"""The risk dashboard, mounted at /dashboard by the prediction service itself (no second server).
+
+Static pages only: an overview of every coin and a page per coin. Their charts are drawn by Plotly, whose
+JavaScript ships inside the ``plotly`` Python package and is served from here, so the page works without
+internet. Every number on the page comes from the service's own JSON routes (/predict, /predict_range,
+/explain, /v1/ready, /v1/events, /v1/episodes, /v1/forecasts) — the page adds no logic of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+from pathlib import Path
+
+import plotly
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.staticfiles import StaticFiles
+
+from cascade_radar.config import ASSETS
+from features.families import load_families
+
+STATIC = Path(__file__).parent / "static"
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+CACHE = {"Cache-Control": "public, max-age=86400"}  # the scripts change only with a release
+
+dashboard = FastAPI(title="cascade-radar dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+dashboard.add_middleware(GZipMiddleware, minimum_size=1024)  # the pages and our script (Plotly's is compressed once, below)
+dashboard.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+# matplotlib's Tableau names, which the families declare, in CSS (the service never imports matplotlib)
+TABLEAU = {"tab:blue": "#1f77b4", "tab:orange": "#ff7f0e", "tab:green": "#2ca02c", "tab:red": "#d62728", "tab:purple": "#9467bd",
+           "tab:brown": "#8c564b", "tab:pink": "#e377c2", "tab:gray": "#7f7f7f", "tab:grey": "#7f7f7f", "tab:olive": "#bcbd22",
+           "tab:cyan": "#17becf"}
+
+
+def family_legend() -> dict[str, dict[str, str]]:
+    """Title and colour of every signal family: the page names and colours them as the images do."""
+    return {name: {"title": f.title, "colour": TABLEAU.get(f.colour, f.colour)} for name, f in load_families().items()}
+
+
+def page(name: str, request: Request, **values: object) -> HTMLResponse:
+    """A page of static/ with the mount point and the page's data filled in."""
+    base = request.scope.get("root_path", "").rstrip("/") or "/dashboard"
+    config = {"base": base, "families": family_legend(), **values}
+    html = (STATIC / name).read_text().replace("{{base}}", base).replace("{{config}}", json.dumps(config))
+    return HTMLResponse(html, status_code=200 if "error" not in values else 404)
+
+
+@dashboard.get("/", response_class=HTMLResponse, include_in_schema=False)
+def overview(request: Request) -> HTMLResponse:
+    """Every coin: today's P(cascade), side, alert state, freshness and a 90-day sparkline."""
+    return page("overview.html", request)
+
+
+@dashboard.get("/coin/{asset}", response_class=HTMLResponse, include_in_schema=False)
+def coin(asset: str, request: Request) -> HTMLResponse:
+    """One coin: the probability timeline with events and alert episodes, a day's explanation, the replays."""
+    if asset.upper() not in ASSETS:
+        return page("coin.html", request, asset=asset, error=f"{asset!r} is not a coin cascade-radar knows (known: {', '.join(ASSETS)})")
+    if asset != asset.upper():
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/coin/{asset.upper()}")  # type: ignore[return-value]
+    return page("coin.html", request, asset=asset)
+
+
+@functools.cache
+def plotly_gzipped() -> bytes:
+    """plotly.min.js compressed once per process (compressing 4.8 MB on every request took ~0.2 s)."""
+    return gzip.compress(PLOTLY_JS.read_bytes(), compresslevel=6, mtime=0)
+
+
+@dashboard.get("/vendor/plotly.min.js", include_in_schema=False)
+def plotly_js(request: Request) -> Response:
+    """Plotly's JavaScript, from the installed ``plotly`` package (gzipped when the client accepts it)."""
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(plotly_gzipped(), media_type="text/javascript", headers={**CACHE, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    return FileResponse(PLOTLY_JS, media_type="text/javascript", headers=CACHE)

@@ -1,0 +1,408 @@
+// cascade-radar dashboard: draws what the service's JSON routes answer, with Plotly (served by the service).
+// No number is computed here that the API does not give: probabilities, sides, alerts, episodes and their
+// outcomes, events and explanations all come from /predict, /predict_range, /explain and /v1/*.
+"use strict";
+
+const CFG = window.CASCADE_RADAR;
+const SIDE_COLOUR = { long: "#d62728", short: "#1f77b4" };
+const OUTCOME = {
+  hit: { fill: "rgba(44,160,44,0.20)", legend: "rgba(44,160,44,0.55)", label: "alert episode followed by an event" },
+  "false alarm": { fill: "rgba(127,127,127,0.22)", legend: "rgba(127,127,127,0.55)", label: "false alarm" },
+  pending: { fill: "rgba(255,193,7,0.28)", legend: "rgba(255,193,7,0.7)", label: "alert still open (horizon not over)" },
+};
+const BASIS = {
+  "out-of-fold": { colour: "#111", dash: "solid", label: "out-of-fold (a model that never saw the day)" },
+  "out-of-sample": { colour: "#5b2c83", dash: "solid", label: "out-of-sample (the champion, after its training data)" },
+  "in-sample": { colour: "#8a8f96", dash: "dot", label: "in-sample (the champion saw the outcome: hindsight)" },
+};
+const PLOT_CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+
+// Plotly (4.8 MB) loads while the data are fetched; charts wait for it
+const plotlyReady = new Promise((resolve, reject) => {
+  const script = document.createElement("script");
+  script.src = `${CFG.base}/vendor/plotly.min.js`;
+  script.onload = () => { performance.mark("plotly loaded"); resolve(window.Plotly); };
+  script.onerror = () => reject(new Error("the chart library could not be loaded from the service"));
+  document.head.appendChild(script);
+});
+
+// ------------------------------------------------------------------ the API
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body && (body.detail || body.error) ? `${body.detail || body.error}` : `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+async function api(path, body, { accept = [] } = {}) {
+  const init = body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const response = await fetch(path, init);
+  let data = null;
+  try { data = await response.json(); } catch (_) { data = null; }
+  if (!response.ok && !accept.includes(response.status)) throw new ApiError(response.status, data);
+  return data;
+}
+
+const query = (params) => new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null)).toString();
+
+// ------------------------------------------------------------------ small helpers
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) if (child !== null && child !== undefined) node.append(child.nodeType ? child : String(child));
+  return node;
+}
+
+const pct = (p) => `${(100 * p).toFixed(0)}%`;
+const num = (v, digits = 2) => (v === null || v === undefined ? "—" : Number(v).toFixed(digits));
+const signed = (v, digits = 2) => (v >= 0 ? "+" : "−") + Math.abs(v).toFixed(digits);
+function usd(v) {
+  const a = Math.abs(v);
+  if (a >= 1e9) return `$${(v / 1e9).toFixed(1)}B`;
+  if (a >= 1e6) return `$${(v / 1e6).toFixed(0)}M`;
+  if (a >= 1e3) return `$${(v / 1e3).toFixed(0)}k`;
+  return `$${v.toFixed(0)}`;
+}
+function shiftDay(day, days) {
+  const d = new Date(`${day}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + days);
+  return d.toISOString().slice(0, 10);
+}
+const maxDay = (a, b) => (a > b ? a : b);
+const minDay = (a, b) => (a < b ? a : b);
+const familyTitle = (f) => (CFG.families[f] ? CFG.families[f].title : f);
+const familyColour = (f) => (CFG.families[f] ? CFG.families[f].colour : "#999");
+const sideWord = (side) => (side === "long" ? "long squeeze" : "short squeeze");
+
+function setStatus(text, error = false) {
+  const status = document.getElementById("status");
+  status.textContent = text;
+  status.classList.toggle("error", error);
+}
+
+function coinNav(assets, current) {
+  const nav = document.getElementById("coin-nav");
+  nav.replaceChildren(...assets.map((a) => el("a", { href: `${CFG.base}/coin/${a}`, "aria-current": a === current ? "page" : null, text: a })));
+}
+
+function sideBadge(prediction) {
+  const p = prediction.direction === "long" ? prediction.long_probability : prediction.short_probability;
+  return el("span", { class: `badge ${prediction.direction}`, title: "P(cascade and this side) — the likelier side" },
+    `${sideWord(prediction.direction)} ${num(p)}`);
+}
+const alertBadge = (alert) => el("span", { class: `badge ${alert ? "alert" : "calm"}`, text: alert ? "ALERT" : "no alert" });
+
+function freshnessLine(prediction) {
+  const stale = prediction.stale.length ? el("span", { class: "badge stale", title: "families missing or behind: scored as missing" },
+    `stale: ${prediction.stale.map(familyTitle).join(", ")}`) : null;
+  return el("div", { class: "small" }, `as of ${prediction.as_of} · ${prediction.as_of_age_days} day(s) old · `, stale || "every family fresh");
+}
+
+// ------------------------------------------------------------------ overview: every coin
+async function overviewPage() {
+  const ready = await api("/v1/ready", undefined, { accept: [503] });
+  const assets = Object.keys(ready.assets);
+  coinNav(assets, null);
+  const grid = document.getElementById("coins");
+  const cards = assets.map((asset) => el("article", { class: "card", "data-asset": asset }, el("h2", {}, el("a", { href: `${CFG.base}/coin/${asset}`, text: asset })),
+    el("p", { class: "small", text: "loading…" })));
+  grid.replaceChildren(...cards);
+  const horizon = Object.values(ready.assets).find((c) => c.ready);
+  if (horizon) document.querySelectorAll("[data-horizon]").forEach((n) => { n.textContent = horizon.horizon_days; });
+  setStatus(ready.ready ? "" : "No coin is ready: see each card for why.", !ready.ready);
+  await Promise.all(assets.map((asset, i) => coinCard(cards[i], asset, ready.assets[asset])));
+  performance.mark("every card drawn");
+  document.body.dataset.loaded = "true";
+}
+
+async function coinCard(card, asset, info) {
+  const title = card.firstChild;
+  if (!info.ready) {
+    card.replaceChildren(title, el("p", { class: "error", text: "not ready" }), el("p", { class: "small", text: info.reason }));
+    return;
+  }
+  try {
+    const today = await api("/predict", { asset });
+    const first = info.history.split("..")[0];
+    const range = await api("/predict_range", { asset, start: maxDay(first, shiftDay(today.as_of, -89)), end: today.as_of });
+    card.classList.toggle("alert", today.alert);
+    const spark = el("div", { class: "spark", "aria-label": `${asset}: P(cascade) over the last 90 days` });
+    card.replaceChildren(
+      el("div", { class: "row" }, title, alertBadge(today.alert)),
+      el("div", { class: "row" }, el("span", { class: "big", title: `P(cascade within ${today.horizon_days} days)`, text: pct(today.cascade_probability) }), sideBadge(today)),
+      el("div", { class: "small", text: `P(cascade within ${today.horizon_days} days) · ${today.basis}` }),
+      freshnessLine(today), spark);
+    const Plotly = await plotlyReady;
+    await Plotly.newPlot(spark, [{
+      x: range.rows.map((r) => r.as_of), y: range.rows.map((r) => r.cascade_probability), type: "scatter", mode: "lines",
+      line: { color: "#111", width: 1.5 }, fill: "tozeroy", fillcolor: "rgba(0,0,0,0.06)", hovertemplate: "%{x}: %{y:.2f}<extra></extra>",
+    }], {
+      margin: { l: 28, r: 4, t: 4, b: 18 }, showlegend: false, yaxis: { range: [0, 1], tickvals: [0, info.alert_threshold, 1], tickformat: ".1f", fixedrange: true },
+      xaxis: { fixedrange: true, tickformat: "%b %d", nticks: 4 }, font: { size: 10 },
+      shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: info.alert_threshold, y1: info.alert_threshold, line: { color: "#b42318", width: 1, dash: "dot" } }],
+    }, { displayModeBar: false, responsive: true });
+  } catch (error) {
+    card.replaceChildren(title, el("p", { class: "error", text: error.message }));
+  }
+}
+
+// ------------------------------------------------------------------ one coin
+const coin = { asset: null, info: null, events: [], episodes: null, timeline: null, shapes: [] };
+
+async function coinPage() {
+  const asset = CFG.asset;
+  document.title = `cascade-radar — ${asset}`;
+  document.getElementById("title").textContent = `${asset}: liquidation cascade risk`;
+  if (CFG.error) { setStatus(CFG.error, true); return; }
+  const ready = await api("/v1/ready", undefined, { accept: [503] });
+  coinNav(Object.keys(ready.assets), asset);
+  const info = ready.assets[asset];
+  if (!info) { setStatus(`${asset} is not served here (served: ${Object.keys(ready.assets).join(", ")})`, true); return; }
+  if (!info.ready) { setStatus(`${asset} is not ready: ${info.reason}`, true); return; }
+  coin.asset = asset;
+  coin.info = info;
+  const [first] = info.history.split("..");
+  const end = info.latest_complete_day;
+  const [today, range, events, episodes, ledger] = await Promise.all([
+    api("/predict", { asset }), api("/predict_range", { asset, start: first, end }),
+    api(`/v1/events?${query({ asset })}`), api(`/v1/episodes?${query({ asset })}`), api(`/v1/forecasts?${query({ asset })}`, undefined, { accept: [503] }),
+  ]);
+  performance.mark("data fetched");
+  coin.events = events;
+  coin.episodes = episodes;
+  renderToday(today, info);
+  renderEpisodeSummary(episodes, ledger);
+  const picker = document.getElementById("day-picker");
+  Object.assign(picker, { min: first, max: end, value: today.as_of });
+  picker.addEventListener("change", () => picker.value && showDay(picker.value));
+  renderReplayList(events);
+  setStatus("");
+  // the day's explanation is fetched and drawn while the timeline draws; then the day is marked on it
+  const day = new URLSearchParams(location.hash.slice(1)).get("day") || today.as_of;
+  await Promise.all([drawTimeline(range, events, episodes, ledger && ledger.rows ? ledger.rows : []), showDay(day)]);
+  await markDay(document.getElementById("day-picker").value);
+  document.body.dataset.loaded = "true";
+}
+
+function renderToday(today, info) {
+  const fresh = el("table", {}, el("thead", {}, el("tr", {}, el("th", { text: "family" }), el("th", { text: "data through" }), el("th", { class: "num", text: "days behind" }), el("th", { text: "" }))),
+    el("tbody", {}, today.freshness.map((f) => el("tr", {}, el("td", { text: familyTitle(f.family) }), el("td", { text: f.data_through || "none" }),
+      el("td", { class: "num", text: f.days_behind ?? "—" }), el("td", {}, f.stale ? el("span", { class: "badge stale", text: "STALE" }) : "")))));
+  document.getElementById("today").replaceChildren(
+    el("div", { class: "tile" }, el("div", { class: "small", text: `P(cascade within ${today.horizon_days} days), ${today.as_of}` }),
+      el("div", { class: "big", text: pct(today.cascade_probability) }), el("div", {}, sideBadge(today), " ", alertBadge(today.alert)),
+      el("div", { class: "small", text: `alert at P ≥ ${info.alert_threshold} · basis: ${today.basis}` })),
+    el("div", { class: "tile" }, el("div", { class: "small", text: "model" }), el("div", { text: `${today.model.name} v${today.model.version} (${today.model.alias})` }),
+      freshnessLine(today), el("div", { class: "small", text: `history ${info.history}` })),
+    el("div", { class: "tile" }, el("div", { class: "small", text: "freshness of every signal family" }), fresh));
+}
+
+function renderEpisodeSummary(episodes, ledger) {
+  const live = ledger && ledger.count ? ` · ${ledger.count} live forecast(s) in the ledger` : " · no live forecast in the ledger yet";
+  document.getElementById("episode-summary").textContent =
+    `${episodes.hits} alert episode(s) followed by an event, ${episodes.false_alarms} false alarm(s), ${episodes.pending} still open ` +
+    `(alert at P ≥ ${episodes.threshold}, event within ${episodes.horizon_days} days; labels through ${episodes.last_judged_day})${live}`;
+}
+
+function legendSwatch(name, colour, symbol = "square") {
+  return { x: [null], y: [null], type: "scatter", mode: "markers", name, marker: { color: colour, symbol, size: 12 }, hoverinfo: "skip" };
+}
+
+function eventTrace(events, side) {
+  const chosen = events.filter((e) => e.direction === side);
+  return {
+    x: chosen.map((e) => e.start), y: chosen.map(() => 1.07), type: "scatter", mode: "markers", name: `${sideWord(side)} event (size: × median)`,
+    marker: { color: SIDE_COLOUR[side], size: chosen.map((e) => 6 + 2.2 * Math.sqrt(e.peak_ratio)), line: { color: "#fff", width: 0.5 }, opacity: 0.85 },
+    text: chosen.map((e) => `${e.start} ${sideWord(e.direction)}: ${usd(e.total_usd)} liquidated (long ${usd(e.long_usd)}, short ${usd(e.short_usd)}), ` +
+      `${e.peak_ratio.toFixed(1)}× the trailing median${e.major ? " — major" : ""}`),
+    hovertemplate: "%{text}<extra></extra>",
+  };
+}
+
+async function drawTimeline(range, events, episodes, ledgerRows) {
+  const days = range.rows.map((r) => r.as_of);
+  const traces = Object.entries(BASIS).map(([basis, style]) => ({
+    x: days, y: range.rows.map((r) => (r.basis === basis ? r.cascade_probability : null)), type: "scatter", mode: "lines",
+    name: `P(cascade), ${style.label}`, line: { color: style.colour, width: 1.2, dash: style.dash }, connectgaps: false,
+    customdata: range.rows.map((r) => [r.direction, r.long_probability, r.short_probability, r.alert ? "ALERT" : "no alert"]),
+    hovertemplate: `%{x}: P(cascade) %{y:.2f} · %{customdata[0]} squeeze (long %{customdata[1]:.2f}, short %{customdata[2]:.2f}) · %{customdata[3]}<extra>${basis}</extra>`,
+  })).filter((t) => t.y.some((v) => v !== null));
+  traces.unshift({
+    x: days, y: range.rows.map((r) => r.long_probability), type: "scatter", mode: "lines", name: "P(cascade and long squeeze)",
+    line: { width: 0 }, fill: "tozeroy", fillcolor: "rgba(214,39,40,0.18)", hoverinfo: "skip",
+  });
+  if (ledgerRows.length) {
+    traces.push({
+      x: ledgerRows.map((r) => r.day), y: ledgerRows.map((r) => r.p_cascade), type: "scatter", mode: "markers", name: "live forecast ledger (as said that day)",
+      marker: { color: "#ff7f0e", symbol: "diamond", size: 7 }, hovertemplate: "%{x}: live forecast %{y:.2f}<extra>ledger</extra>",
+    });
+  }
+  traces.push(eventTrace(events.events, "long"), eventTrace(events.events, "short"));
+  for (const [outcome, style] of Object.entries(OUTCOME)) {
+    const count = episodes.episodes.filter((e) => e.outcome === outcome).length;
+    if (count) traces.push(legendSwatch(`${style.label} (${count})`, style.legend));
+  }
+  coin.shapes = episodes.episodes.map((e) => ({
+    type: "rect", xref: "x", yref: "y", x0: e.first, x1: shiftDay(e.last, 1), y0: 0, y1: 1, fillcolor: OUTCOME[e.outcome].fill, line: { width: 0 }, layer: "below",
+  }));
+  coin.shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: episodes.threshold, y1: episodes.threshold, line: { color: "#b42318", width: 1, dash: "dot" } });
+  const layout = {
+    margin: { l: 60, r: 20, t: 10, b: 40 }, hovermode: "closest", hoverdistance: 30, showlegend: true,
+    legend: { orientation: "h", x: 0, y: -0.2, yanchor: "top", font: { size: 11 } },
+    xaxis: { type: "date", title: { text: "day (UTC)" }, rangeselector: { buttons: [
+      { count: 3, label: "3 months", step: "month", stepmode: "backward" }, { count: 1, label: "1 year", step: "year", stepmode: "backward" },
+      { step: "all", label: "all" }] } },
+    yaxis: { title: { text: `P(cascade within ${range.horizon_days} days)` }, range: [0, 1.13], tickvals: [0, 0.2, 0.4, 0.6, 0.8, 1.0], fixedrange: true },
+    shapes: coin.shapes,
+    annotations: [{ xref: "paper", yref: "y", x: 1, y: episodes.threshold, text: `alert ≥ ${episodes.threshold}`, showarrow: false, xanchor: "right", yanchor: "bottom", font: { size: 10, color: "#b42318" } }],
+  };
+  const Plotly = await plotlyReady;
+  const div = document.getElementById("timeline");
+  coin.timeline = await Plotly.newPlot(div, traces, layout, PLOT_CONFIG);
+  div.on("plotly_click", (event) => {
+    const point = event.points && event.points[0];
+    if (point && point.x) showDay(String(point.x).slice(0, 10));
+  });
+  div.dataset.rendered = "true";
+  performance.mark("timeline drawn");
+}
+
+async function markDay(day) {
+  if (!coin.timeline) return;
+  const Plotly = await plotlyReady;
+  const marker = { type: "line", xref: "x", yref: "paper", x0: day, x1: day, y0: 0, y1: 1, line: { color: "#14181d", width: 1.5 } };
+  await Plotly.relayout(coin.timeline, { shapes: [...coin.shapes, marker] });
+}
+
+async function showDay(day) {
+  const panel = document.getElementById("explanation");
+  panel.hidden = false;
+  panel.replaceChildren(el("h2", { text: `${coin.asset} on ${day}` }), el("p", { class: "small", text: "loading the explanation…" }));
+  document.getElementById("day-picker").value = day;
+  history.replaceState(null, "", `#day=${day}`);
+  markDay(day);
+  let x;
+  try {
+    x = await api("/explain", { asset: coin.asset, as_of: day });
+  } catch (error) {
+    panel.replaceChildren(el("h2", { text: `${coin.asset} on ${day}` }), el("p", { class: "error", text: error.message }));
+    return;
+  }
+  const basisNote = x.hindsight ? el("span", { class: "badge hindsight", title: "the champion was trained on this day's outcome" }, "in-sample: hindsight")
+    : el("span", { class: "badge", text: x.basis });
+  const cascadeBars = el("div", { id: "bars-cascade", "aria-label": "cascade model: contribution per family" });
+  const directionBars = el("div", { id: "bars-direction", "aria-label": "direction model: contribution per family" });
+  const drivers = el("table", { id: "drivers" },
+    el("thead", {}, el("tr", {}, el("th", { text: "feature" }), el("th", { text: "family" }), el("th", { class: "num", text: "value that day" }), el("th", { class: "num", text: "contribution (log-odds)" }))),
+    el("tbody", {}, x.top_drivers.map((d) => el("tr", {}, el("td", {}, el("code", { text: d.feature })), el("td", { text: familyTitle(d.family) }),
+      el("td", { class: "num", text: num(d.value, 4) }), el("td", { class: "num", text: signed(d.contribution, 3) })))));
+  panel.replaceChildren(
+    el("h2", { text: `${x.asset} on ${x.date}` }),
+    el("div", {}, el("span", { class: "big", text: pct(x.cascade_probability) }), " ", sideBadge(x), " ", alertBadge(x.alert), " ", basisNote,
+      x.stale.length ? el("span", { class: "badge stale", text: `stale: ${x.stale.map(familyTitle).join(", ")}` }) : null),
+    el("p", { class: "sentence", id: "sentence", text: x.sentence }),
+    el("p", { class: "small", text: `model: ${x.model_used} · contributions in ${x.scale}` + (x.missing_families.length ? ` · no data: ${x.missing_families.map(familyTitle).join(", ")}` : "") }),
+    el("div", { class: "bars" }, cascadeBars, directionBars),
+    el("h3", { text: "Top features" }), drivers);
+  const Plotly = await plotlyReady;
+  await familyBars(Plotly, cascadeBars, x.cascade.families, `Cascade model: what pushed P(cascade) up (+) or down (−)`, "contribution to the cascade log-odds");
+  if (x.direction_model) {
+    await familyBars(Plotly, directionBars, x.direction_model.families, "Direction model: + towards a long squeeze, − towards a short", "contribution to the long-vs-short log-odds");
+  } else {
+    directionBars.replaceChildren(el("p", { class: "small", text: "this model has no direction model" }));
+  }
+  panel.dataset.day = x.date;
+}
+
+function familyBars(Plotly, div, families, title, axis) {
+  const names = Object.keys(families).reverse();  // largest at the top
+  return Plotly.newPlot(div, [{
+    type: "bar", orientation: "h", x: names.map((f) => families[f]), y: names.map(familyTitle), marker: { color: names.map(familyColour) },
+    hovertemplate: "%{y}: %{x:+.3f}<extra></extra>", cliponaxis: false,
+  }], {
+    title: { text: title, font: { size: 13 } }, margin: { l: 140, r: 30, t: 40, b: 45 }, xaxis: { title: { text: axis }, zeroline: true, zerolinecolor: "#444", automargin: true },
+    yaxis: { automargin: true }, showlegend: false,
+  }, { displayModeBar: false, responsive: true });
+}
+
+// ------------------------------------------------------------------ replays
+function renderReplayList(events) {
+  const list = document.getElementById("replay-list");
+  const notable = events.events.filter((e) => e.notable);
+  if (!notable.length) {
+    list.replaceChildren(el("p", { class: "small", text: "no notable event inside the out-of-fold period" }));
+    return;
+  }
+  list.replaceChildren(...notable.map((e) => el("button", {
+    type: "button", class: e.direction, "data-start": e.start, "aria-pressed": "false", onclick: () => showReplay(e),
+  }, `${e.start} · ${sideWord(e.direction)} · ${usd(e.total_usd)} · ${e.peak_ratio.toFixed(1)}×`)));
+}
+
+async function showReplay(event) {
+  for (const b of document.querySelectorAll("#replay-list button")) b.setAttribute("aria-pressed", String(b.dataset.start === event.start));
+  const box = document.getElementById("replay");
+  box.hidden = false;
+  box.replaceChildren(el("h3", { text: `Replay: ${event.start}` }), el("p", { class: "small", text: "loading…" }));
+  const windowDays = coin.events.replay_window_days;
+  const first = maxDay(coin.info.history.split("..")[0], shiftDay(event.start, -windowDays));
+  const last = minDay(coin.info.latest_complete_day, shiftDay(event.start, -1));
+  const range = await api("/predict_range", { asset: coin.asset, start: first, end: last });
+  const days = range.rows.map((r) => r.as_of);
+  const explained = await Promise.all(days.map((day) => api("/explain", { asset: coin.asset, as_of: day })));
+  const families = Object.keys(CFG.families).filter((f) => explained.some((x) => f in x.cascade.families));
+  // top: the probabilities; below, on the same days: each family's push on the cascade log-odds
+  const traces = [
+    { type: "scatter", mode: "lines+markers", name: "P(cascade)", x: days, y: range.rows.map((r) => r.cascade_probability), line: { color: "#111", width: 2 }, marker: { size: 4 },
+      customdata: range.rows.map((r) => r.basis), hovertemplate: "%{x}: P(cascade) %{y:.2f} (%{customdata})<extra></extra>" },
+    { type: "scatter", mode: "lines", name: "P(long squeeze)", x: days, y: range.rows.map((r) => r.long_probability), line: { color: SIDE_COLOUR.long, width: 1.2, dash: "dash" },
+      hovertemplate: "%{x}: P(long squeeze) %{y:.2f}<extra></extra>" },
+    { type: "scatter", mode: "lines", name: "P(short squeeze)", x: days, y: range.rows.map((r) => r.short_probability), line: { color: SIDE_COLOUR.short, width: 1.2, dash: "dash" },
+      hovertemplate: "%{x}: P(short squeeze) %{y:.2f}<extra></extra>" },
+    ...families.map((f) => ({
+      type: "bar", name: familyTitle(f), x: days, y: explained.map((x) => x.cascade.families[f] ?? 0), marker: { color: familyColour(f) }, xaxis: "x2", yaxis: "y2",
+      hovertemplate: `%{x}: ${familyTitle(f)} %{y:+.3f} log-odds<extra></extra>`,
+    })),
+  ];
+  // the lead as the evaluation counts it: the first day flagged `alert` by the API within the H days before the event
+  const horizon = coin.episodes.horizon_days;
+  const warned = range.rows.find((r) => r.alert && r.as_of >= shiftDay(event.start, -horizon));
+  const verdict = warned
+    ? `First alert ${warned.as_of}, ${(Date.parse(event.start) - Date.parse(warned.as_of)) / 864e5} day(s) ahead, on the ${sideWord(warned.direction)} side ` +
+      `(the event: ${sideWord(event.direction)}; basis ${warned.basis}).`
+    : `No alert in the ${horizon} days before the event.`;
+  box.replaceChildren(
+    el("h3", { text: `${coin.asset} replay: ${event.start}, ${sideWord(event.direction)}, ${usd(event.total_usd)} liquidated (${event.peak_ratio.toFixed(1)}× the trailing median)` }),
+    el("p", { class: "summary", id: "replay-verdict", text: verdict }),
+    el("div", { class: "chart", id: "replay-chart" }));
+  const Plotly = await plotlyReady;
+  const span = [shiftDay(first, -1), shiftDay(event.start, 1)];
+  const eventLine = (yref) => ({ type: "line", xref: yref === "y domain" ? "x" : "x2", yref, x0: event.start, x1: event.start, y0: 0, y1: 1,
+    line: { color: SIDE_COLOUR[event.direction], width: 2 } });
+  await Plotly.newPlot("replay-chart", traces, {
+    grid: { rows: 2, columns: 1, roworder: "top to bottom" }, barmode: "relative", hovermode: "x unified",
+    margin: { l: 70, r: 20, t: 10, b: 40 }, legend: { orientation: "h", x: 0, y: -0.12, font: { size: 11 } },
+    xaxis: { type: "date", range: span, domain: [0, 1], anchor: "y", showticklabels: false },
+    yaxis: { title: { text: "probability" }, range: [0, 1], domain: [0.56, 1] },
+    xaxis2: { type: "date", range: span, domain: [0, 1], anchor: "y2", matches: "x", title: { text: "day before the event (UTC)" } },
+    yaxis2: { title: { text: "family push (log-odds)" }, domain: [0, 0.5], zeroline: true, zerolinecolor: "#444" },
+    shapes: [eventLine("y domain"), eventLine("y2 domain"),
+      { type: "line", xref: "paper", yref: "y", x0: 0, x1: 1, y0: coin.episodes.threshold, y1: coin.episodes.threshold, line: { color: "#b42318", width: 1, dash: "dot" } }],
+    annotations: [{ x: event.start, y: 1, xref: "x", yref: "y domain", text: `event ${event.start}`, showarrow: false, xanchor: "right", yanchor: "top",
+      font: { color: SIDE_COLOUR[event.direction] } }],
+  }, PLOT_CONFIG);
+  box.dataset.rendered = event.start;
+}
+
+// ------------------------------------------------------------------ start
+const pages = { overview: overviewPage, coin: coinPage };
+pages[document.body.dataset.page]().catch((error) => {
+  setStatus(error.message, true);
+  document.body.dataset.loaded = "error";
+});

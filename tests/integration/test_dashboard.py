@@ -1,0 +1,104 @@
+"""The dashboard in a real browser: headless Debian Chromium against a real `bentoml serve`.
+
+It loads the overview and a coin page, finds the charts drawn, clicks a day on the timeline and reads that
+day's explanation, opens a replay, and records no JavaScript error. Screenshots go to reports/dashboard/.
+Skips, saying why, where Chromium or Playwright is missing (`make browser` installs Chromium).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cascade_radar.config import PROJECT_ROOT
+from serving.dashboard.browser import Console, chromium, paint_ms, point_on_timeline, unavailable
+from serving.process import free_port, start_server, stop_server
+from tests.integration.test_service import service_env
+
+pytestmark = [pytest.mark.server, pytest.mark.browser]
+SHOTS = PROJECT_ROOT / "reports" / "dashboard"
+
+
+@pytest.fixture(scope="module")
+def served(trained_synthetic, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: ANN001
+    why = unavailable()
+    if why:
+        pytest.skip(f"no browser to drive: {why}")
+    settings, _, _ = trained_synthetic
+    port = free_port()
+    proc = start_server({**service_env(settings), "BENTOML_HOME": str(tmp_path_factory.mktemp("bentoml")), "CASCADE_RADAR_ASSETS": '["BTC"]'}, port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_server(proc)
+
+
+def test_the_dashboard_in_a_real_browser(served: str) -> None:
+    api = httpx.Client(base_url=served, timeout=30)
+    today = api.post("/predict", json={"asset": "BTC"}).json()
+    ready = api.get("/v1/ready").json()
+    events = api.get("/v1/events", params={"asset": "BTC"}).json()
+    episodes = api.get("/v1/episodes", params={"asset": "BTC"}).json()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    with chromium() as browser:
+        page = console.watch(browser.new_page(viewport={"width": 1400, "height": 1000}))
+
+        # the overview: a card per served coin, with today's numbers as /predict says them and a drawn sparkline
+        page.goto(f"{served}/dashboard")
+        page.wait_for_selector("body[data-loaded='true']", timeout=60_000)
+        card = page.locator("article[data-asset='BTC']")
+        assert card.locator(".big").inner_text() == f"{round(100 * today['cascade_probability'])}%"
+        assert ("ALERT" if today["alert"] else "no alert") in card.inner_text()
+        assert f"as of {today['as_of']}" in card.inner_text()
+        assert card.locator(".spark .main-svg").count() >= 1
+        assert paint_ms(page)["first_contentful_paint"] is not None
+        page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
+
+        # a coin page: the timeline with every labelled event and every judged alert episode
+        card.locator("h2 a").click()
+        page.wait_for_url(f"{served}/dashboard/coin/BTC")
+        page.wait_for_selector("body[data-loaded='true']", timeout=60_000)
+        assert page.get_attribute("#timeline", "data-rendered") == "true"
+        drawn = page.evaluate("""() => { const gd = document.getElementById('timeline');
+            return {events: gd.data.filter(t => t.name.endsWith('event (size: × median)')).reduce((n, t) => n + t.x.length, 0),
+                    shapes: gd.layout.shapes.filter(s => s.type === 'rect').length}; }""")
+        assert drawn == {"events": events["count"], "shapes": len(episodes["episodes"])}
+        summary = page.inner_text("#episode-summary")
+        assert f"{episodes['hits']} alert episode(s) followed by an event, {episodes['false_alarms']} false alarm(s)" in summary
+        page.screenshot(path=str(SHOTS / "coin_BTC.png"), full_page=True)
+
+        # click a day on the chart (zoomed to 3 months, days are wide apart) and read its explanation
+        page.get_by_text("3 months", exact=True).click()
+        start = ready["history"].split("..")[0]
+        rows = api.post("/predict_range", json={"start": start, "end": ready["latest_complete_day"]}).json()["rows"]
+        target = rows[-20]
+        page.wait_for_timeout(300)  # the zoom's transition
+        x, y = point_on_timeline(page, target["as_of"], target["cascade_probability"])
+        page.mouse.click(x, y)
+        page.wait_for_selector(f"#explanation[data-day='{target['as_of']}']", timeout=30_000)
+        explained = api.post("/explain", json={"asset": "BTC", "as_of": target["as_of"]}).json()
+        assert page.inner_text("#sentence") == explained["sentence"]
+        assert page.locator("#explanation .big").inner_text() == f"{round(100 * explained['cascade_probability'])}%"
+        assert page.locator("#bars-cascade .main-svg").count() >= 1 and page.locator("#drivers tbody tr").count() == len(explained["top_drivers"])
+        assert explained["basis"] in page.inner_text("#explanation")
+        assert page.evaluate("location.hash") == f"#day={target['as_of']}"
+        page.screenshot(path=str(SHOTS / "coin_BTC_day.png"), full_page=True)
+
+        # a replay of a notable event
+        notable = [e for e in events["events"] if e["notable"]]
+        page.locator("#replay-list button").first.click()
+        page.wait_for_selector(f"#replay[data-rendered='{notable[0]['start']}']", timeout=60_000)
+        assert page.locator("#replay-chart .main-svg").count() >= 1
+        page.locator("#replay").screenshot(path=str(SHOTS / "replay_BTC.png"))
+
+        assert console.errors == []
+
+        # an unknown coin's page says so (the browser logs the page's own 404, nothing else)
+        page.goto(f"{served}/dashboard/coin/XYZ")
+        assert "'XYZ' is not a coin cascade-radar knows" in page.inner_text("#status")
+        assert len(console.errors) == 1 and "status of 404" in console.errors[0] and console.errors[0].endswith("/dashboard/coin/XYZ)")
+    assert sorted(p.name for p in SHOTS.glob("*.png")) >= ["coin_BTC.png", "coin_BTC_day.png", "overview.png", "replay_BTC.png"]
