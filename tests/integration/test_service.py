@@ -378,8 +378,14 @@ def test_a_built_bento_serves_on_its_own_from_another_directory(trained_syntheti
 
         day = ft.table.index[800]
         body = httpx.post(f"http://127.0.0.1:{port}/predict", json={"as_of": str(day.date()), "basis": "champion"}, timeout=30).json()
+        page = httpx.get(f"http://127.0.0.1:{port}/dashboard/coin/BTC", timeout=30)  # the dashboard's files travel in the Bento
+        script = httpx.get(f"http://127.0.0.1:{port}/dashboard/static/dashboard.js", timeout=30)
+        events = httpx.get(f"http://127.0.0.1:{port}/v1/events", params={"asset": "BTC"}, timeout=30).json()
     finally:
         stop_server(proc)
+    assert page.status_code == 200 and script.status_code == 200 and "plotlyReady" in script.text
+    assert (bento_src / "serving" / "dashboard" / "static" / "coin.html").exists()
+    assert events["count"] == len(ft.labels.events)
     expected = result.model.predict(ft.table.loc[[day], result.model.features]).iloc[0]
     assert body["cascade_probability"] == pytest.approx(expected["p_cascade"], abs=1e-12)
     assert body["model"]["version"] == "1"
