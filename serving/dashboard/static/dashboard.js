@@ -218,8 +218,8 @@ function legendSwatch(name, colour, symbol = "square") {
 function eventTrace(events, side) {
   const chosen = events.filter((e) => e.direction === side);
   return {
-    x: chosen.map((e) => e.start), y: chosen.map(() => 1.07), type: "scatter", mode: "markers", name: `${sideWord(side)} event (size: × median)`,
-    marker: { color: SIDE_COLOUR[side], size: chosen.map((e) => 6 + 2.2 * Math.sqrt(e.peak_ratio)), line: { color: "#fff", width: 0.5 }, opacity: 0.85 },
+    x: chosen.map((e) => e.start), y: chosen.map(() => 1.07), type: "scatter", mode: "markers", name: `${sideWord(side)} event (size: × median, capped)`,
+    marker: { color: SIDE_COLOUR[side], size: chosen.map((e) => Math.min(30, 6 + 2.2 * Math.sqrt(e.peak_ratio))), line: { color: "#fff", width: 0.5 }, opacity: 0.85 },
     text: chosen.map((e) => `${e.start} ${sideWord(e.direction)}: ${usd(e.total_usd)} liquidated (long ${usd(e.long_usd)}, short ${usd(e.short_usd)}), ` +
       `${e.peak_ratio.toFixed(1)}× the trailing median${e.major ? " — major" : ""}`),
     hovertemplate: "%{text}<extra></extra>",
@@ -353,9 +353,23 @@ async function showReplay(event) {
   const windowDays = coin.events.replay_window_days;
   const first = maxDay(coin.info.history.split("..")[0], shiftDay(event.start, -windowDays));
   const last = minDay(coin.info.latest_complete_day, shiftDay(event.start, -1));
-  const range = await api("/predict_range", { asset: coin.asset, start: first, end: last });
+  const fail = (text) => {
+    box.replaceChildren(el("h3", { text: `${coin.asset} replay: ${event.start}` }), el("p", { class: "error", text }));
+    box.dataset.rendered = event.start;
+  };
+  if (last < first) {
+    fail(`No forecast for the days before this event: ${coin.asset}'s inputs are complete only through ${coin.info.latest_complete_day}.`);
+    return;
+  }
+  let range, explained;
+  try {
+    range = await api("/predict_range", { asset: coin.asset, start: first, end: last });
+    explained = await Promise.all(range.rows.map((r) => api("/explain", { asset: coin.asset, as_of: r.as_of })));
+  } catch (error) {
+    fail(error.message);
+    return;
+  }
   const days = range.rows.map((r) => r.as_of);
-  const explained = await Promise.all(days.map((day) => api("/explain", { asset: coin.asset, as_of: day })));
   const families = Object.keys(CFG.families).filter((f) => explained.some((x) => f in x.cascade.families));
   // top: the probabilities; below, on the same days: each family's push on the cascade log-odds
   const traces = [
