@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cascade_radar.config import PROJECT_ROOT
+from cascade_radar.config import PROJECT_ROOT, OperationsConfig
+from serving.daily import daily
 from serving.dashboard.browser import Console, chromium, paint_ms, point_on_timeline, unavailable
 from serving.process import free_port, start_server, stop_server
 from tests.integration.test_service import service_env
@@ -25,9 +26,15 @@ SHOTS = PROJECT_ROOT / "reports" / "dashboard"
 
 @pytest.fixture(scope="module")
 def served(trained_synthetic, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: ANN001
-    settings, _, _ = trained_synthetic
+    settings, ft, _ = trained_synthetic
+    # a live ledger of this module's own: the daily job run as of five past days (no store update, no webhook)
+    ledger = tmp_path_factory.mktemp("ledger") / "forecasts.jsonl"
+    ops = settings.model_copy(update={"alerts": OperationsConfig(ledger_file=ledger, update_store=False)})
+    for day in ft.table.index[-60:-55]:
+        daily(ops, as_of=day, update=False, log=lambda message: None)
     port = free_port()
-    proc = start_server({**service_env(settings), "BENTOML_HOME": str(tmp_path_factory.mktemp("bentoml")), "CASCADE_RADAR_ASSETS": '["BTC", "ETH"]'}, port)
+    proc = start_server({**service_env(settings), "BENTOML_HOME": str(tmp_path_factory.mktemp("bentoml")), "CASCADE_RADAR_ASSETS": '["BTC", "ETH"]',
+                         "CASCADE_RADAR_ALERTS__LEDGER_FILE": str(ledger)}, port)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -65,11 +72,16 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         page.wait_for_selector("body[data-loaded='true']", timeout=60_000)
         assert page.get_attribute("#timeline", "data-rendered") == "true"
         drawn = page.evaluate("""() => { const gd = document.getElementById('timeline');
-            return {events: gd.data.filter(t => t.name.includes(' event (size: × median')).reduce((n, t) => n + t.x.length, 0),
+            return {events: gd.data.filter(t => t.name.includes(' event (size: ')).reduce((n, t) => n + t.x.length, 0),
                     shapes: gd.layout.shapes.filter(s => s.type === 'rect').length}; }""")
         assert drawn == {"events": events["count"], "shapes": len(episodes["episodes"])}
         summary = page.inner_text("#episode-summary")
         assert f"{episodes['hits']} alert episode(s) followed by an event, {episodes['false_alarms']} false alarm(s)" in summary
+        # the live ledger's forecasts, as /v1/forecasts serves them, drawn beside the history
+        ledger = api.get("/v1/forecasts", params={"asset": "BTC"}).json()["rows"]
+        live = page.evaluate("() => document.getElementById('timeline').data.find(t => t.name.startsWith('live forecast ledger'))")
+        assert len(ledger) == 5 and live["x"] == [r["day"] for r in ledger] and live["y"] == [r["p_cascade"] for r in ledger]
+        assert "5 live forecast(s) in the ledger" in summary
         page.screenshot(path=str(SHOTS / "coin_BTC.png"), full_page=True)
 
         # click a day on the chart (zoomed to 3 months, days are wide apart) and read its explanation

@@ -218,7 +218,7 @@ function legendSwatch(name, colour, symbol = "square") {
 function eventTrace(events, side) {
   const chosen = events.filter((e) => e.direction === side);
   return {
-    x: chosen.map((e) => e.start), y: chosen.map(() => 1.07), type: "scatter", mode: "markers", name: `${sideWord(side)} event (size: × median, capped)`,
+    x: chosen.map((e) => e.start), y: chosen.map(() => 1.07), type: "scatter", mode: "markers", name: `${sideWord(side)} event (size: peak × trailing median)`,
     marker: { color: SIDE_COLOUR[side], size: chosen.map((e) => Math.min(30, 6 + 2.2 * Math.sqrt(e.peak_ratio))), line: { color: "#fff", width: 0.5 }, opacity: 0.85 },
     text: chosen.map((e) => `${e.start} ${sideWord(e.direction)}: ${usd(e.total_usd)} liquidated (long ${usd(e.long_usd)}, short ${usd(e.short_usd)}), ` +
       `${e.peak_ratio.toFixed(1)}× the trailing median${e.major ? " — major" : ""}`),
