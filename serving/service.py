@@ -3,7 +3,8 @@
 Start it with `make serve` (``bentoml serve serving.service:CascadeRadar``). Nothing happens at
 import: the champions and the history are loaded in ``__init__``; a coin whose champion or history is
 missing is *not ready* with the reason (GET /v1/ready), the others answer. ``serving.guard.ApiGuard``
-stands in front: limits, validation and one error shape for every 4xx/5xx.
+stands in front: limits, validation and one error shape for every 4xx/5xx. The risk dashboard
+(``serving.dashboard``) is mounted at /dashboard and reads the routes below like any client.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import html
 import json
 from pathlib import Path
 
@@ -42,28 +43,33 @@ def family_legend() -> dict[str, dict[str, str]]:
     return {name: {"title": f.title, "colour": TABLEAU.get(f.colour, f.colour)} for name, f in load_families().items()}
 
 
-def page(name: str, request: Request, **values: object) -> HTMLResponse:
-    """A page of static/ with the mount point and the page's data filled in."""
+def page(name: str, title: str, request: Request, **values: object) -> HTMLResponse:
+    """static/layout.html around static/<name>.html, with the mount point and the page's data filled in."""
     base = request.scope.get("root_path", "").rstrip("/") or "/dashboard"
     config = {"base": base, "families": family_legend(), **values}
-    html = (STATIC / name).read_text().replace("{{base}}", base).replace("{{config}}", json.dumps(config))
-    return HTMLResponse(html, status_code=200 if "error" not in values else 404)
+    fill = {"{{content}}": (STATIC / f"{name}.html").read_text(), "{{title}}": html.escape(title), "{{page}}": name,
+            "{{config}}": json.dumps(config).replace("</", "<\\/"), "{{base}}": base}  # config inside <script>: no "</script>"
+    text = (STATIC / "layout.html").read_text()
+    for slot, value in fill.items():  # content first: its own {{base}} slots are filled after it
+        text = text.replace(slot, value)
+    return HTMLResponse(text, status_code=200 if "error" not in values else 404)
 
 
 @dashboard.get("/", response_class=HTMLResponse, include_in_schema=False)
 def overview(request: Request) -> HTMLResponse:
     """Every coin: today's P(cascade), side, alert state, freshness and a 90-day sparkline."""
-    return page("overview.html", request)
+    return page("overview", "cascade-radar — liquidation cascade risk, every coin", request)
 
 
 @dashboard.get("/coin/{asset}", response_class=HTMLResponse, include_in_schema=False)
 def coin(asset: str, request: Request) -> HTMLResponse:
     """One coin: the probability timeline with events and alert episodes, a day's explanation, the replays."""
     if asset.upper() not in ASSETS:
-        return page("coin.html", request, asset=asset, error=f"{asset!r} is not a coin cascade-radar knows (known: {', '.join(ASSETS)})")
+        return page("coin", "cascade-radar — unknown coin", request, asset=asset,
+                    error=f"{asset!r} is not a coin cascade-radar knows (known: {', '.join(ASSETS)})")
     if asset != asset.upper():
         return RedirectResponse(f"{request.scope.get('root_path', '')}/coin/{asset.upper()}")  # type: ignore[return-value]
-    return page("coin.html", request, asset=asset)
+    return page("coin", f"cascade-radar — {asset}", request, asset=asset)
 
 
 @functools.cache

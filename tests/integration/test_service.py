@@ -226,6 +226,9 @@ def test_the_dashboard_pages_and_their_script_are_served_by_the_service(client: 
     assert client.get("/dashboard/coin/btc", follow_redirects=False).headers["location"].endswith("/dashboard/coin/BTC")
     unknown = client.get("/dashboard/coin/XYZ")
     assert unknown.status_code == 404 and "'XYZ' is not a coin cascade-radar knows" in unknown.text
+    hostile = client.get("/dashboard/coin/%3Cimg%20src=x%20onerror=alert(1)%3E")  # echoed only as JSON inside the page's script
+    assert hostile.status_code == 404 and hostile.text.count("</script>") == 2
+    assert hostile.text.index("<img src=x") > hostile.text.index("window.CASCADE_RADAR = ")
     js = client.get("/dashboard/vendor/plotly.min.js")  # the chart library from the plotly package: no CDN, works offline
     assert js.status_code == 200 and "plotly.js v" in js.text[:400] and len(js.content) > 1_000_000
     assert client.get("/dashboard/static/dashboard.js").status_code == 200
