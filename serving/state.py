@@ -46,6 +46,9 @@ def missing_inputs(panel: pd.DataFrame, days: pd.DatetimeIndex) -> list[list[str
     return [[c for c, ok in zip(inputs, flags, strict=True) if not ok] for flags in present]
 
 
+OUTCOMES = ("hit", "false alarm", "pending", "unjudged")
+
+
 def _day_or_none(day: pd.Timestamp | None) -> str | None:
     return None if day is None or pd.isna(day) else str(pd.Timestamp(day).date())
 
@@ -119,6 +122,7 @@ class ServingState:
     fresh: FreshnessTable | None = None  # per day and family: last day with the family's inputs
     _complete_day: pd.Timestamp | None = None  # derived once at load (see derive)
     events: pd.DataFrame | None = None  # labelled events of the history (start, end, direction, dollars, peak_ratio, ...)
+    judged: pd.Series | None = None  # per day: do the liquidation data judge it (cascade or not)?
     last_judged: pd.Timestamp | None = None  # last day the liquidation data judge (later alerts are still pending)
     _past: dict[str, dict[str, object]] = field(default_factory=dict)  # answers about the past, computed once (see _once)
     _champion_view: tuple[pd.DataFrame, DayAnswers] | None = None
@@ -144,8 +148,8 @@ class ServingState:
             state.panel, state.features, _ = feature_frame(store.panel(), settings, state.context)
             state.derive(last_present_days(state.panel, state.context))
             labels = build_labels(state.panel, settings.labels)
-            state.events, judged = labels.events, labels.daily["cascade_day"].dropna()
-            state.last_judged = judged.index[-1] if len(judged) else None
+            state.events, state.judged = labels.events, labels.daily["cascade_day"].notna()
+            state.last_judged = state.judged.index[state.judged.to_numpy()].max() if state.judged.any() else None
         except Exception as exc:  # noqa: BLE001
             state.reason = f"history could not be turned into features: {exc}"
             return state
@@ -273,16 +277,20 @@ class ServingState:
         # the days /predict answers: after the latest complete day the inputs are partial
         explained = self.basis_view(basis)[0].loc[: self.latest_complete_day()]
         cfg = self.settings.labels
-        judged = judge_episodes(explained["p_cascade"], self.settings.alert_threshold, self.events, cfg.horizon_days, self.last_judged)
+        judged = judge_episodes(explained["p_cascade"], self.settings.alert_threshold, self.events, cfg.horizon_days, self.judged)
         rows = [{"first": str(e.first.date()), "last": str(e.last.date()), "days": int(e.days), "peak_probability": float(e.peak_probability),
                  "outcome": e.outcome, "event_start": _day_or_none(e.event_start),
                  "event_direction": None if pd.isna(e.event_direction) else e.event_direction,
                  "lead_days": None if pd.isna(e.lead_days) else int(e.lead_days),
                  "basis": sorted(set(explained.loc[e.first:e.last, "basis"]))} for e in judged.itertuples()]
         counts = judged["outcome"].value_counts()
+        # per basis of the day the alert fired: the out-of-fold record is the honest one, in-sample days are hindsight
+        fired = explained.loc[judged["first"], "basis"].to_numpy() if len(judged) else []
+        by_basis = {b: {o: int(((fired == b) & (judged["outcome"] == o)).sum()) for o in OUTCOMES} for b in sorted(set(fired))}
         return {"asset": self.settings.asset, "basis": basis, "threshold": self.settings.alert_threshold, "horizon_days": cfg.horizon_days,
                 "last_judged_day": _day_or_none(self.last_judged), "hits": int(counts.get("hit", 0)),
-                "false_alarms": int(counts.get("false alarm", 0)), "pending": int(counts.get("pending", 0)), "episodes": rows}
+                "false_alarms": int(counts.get("false alarm", 0)), "pending": int(counts.get("pending", 0)),
+                "unjudged": int(counts.get("unjudged", 0)), "by_basis": by_basis, "episodes": rows}
 
     # ------------------------------------------------------------------ posted signals
     def min_signal_rows(self) -> int:

@@ -43,26 +43,36 @@ EPISODE_COLUMNS = ["first", "last", "days", "peak_probability", "outcome", "even
 
 
 def judge_episodes(p_cascade: pd.Series, threshold: float, events: pd.DataFrame, horizon: int,
-                   last_judged: pd.Timestamp | None = None) -> pd.DataFrame:
+                   judged: pd.Series | None = None) -> pd.DataFrame:
     """Every alert episode (run of days with P >= ``threshold``) judged against the labelled events.
 
+    ``judged``: per day, whether the liquidation data judge it (cascade or not); None: every day is judged.
+
     *hit*: an event starts in (first, last + H] — some day of the episode had it within its horizon;
-    *false alarm*: none did, and the outcome is known (last + H <= ``last_judged``, the last day the labels judge);
-    *pending*: none yet, but the horizon of its last day reaches past ``last_judged``.
+    *false alarm*: none did, and every day of (first, last + H] is judged;
+    *pending*: none yet, and the horizon reaches past the last judged day (the outcome is still to come);
+    *unjudged*: none, but some day of the horizon has no liquidation data (before coverage began): unknown, not false.
     ``event_start``/``event_direction``/``lead_days`` describe the first event a hit warned of (lead from ``first``).
     """
     p_cascade = p_cascade.sort_index()
     ordered = events.assign(start=pd.to_datetime(events["start"])).sort_values("start") if len(events) else None
+    known = judged[judged.astype(bool)].index if judged is not None else None
+    last_judged = known.max() if known is not None and len(known) else None
     h = pd.Timedelta(days=horizon)
     rows = []
     for first, last in alert_episodes(p_cascade >= threshold):
         warned = ordered[(ordered["start"] > first) & (ordered["start"] <= last + h)] if ordered is not None else []
+        event: tuple[object, object, object] = (pd.NaT, None, None)
         if len(warned):
             start = pd.Timestamp(warned["start"].iloc[0])
             outcome, event = "hit", (start, str(warned["direction"].iloc[0]), (start - first).days)
+        elif known is None:
+            outcome = "false alarm"
+        elif last_judged is None or last + h > last_judged:
+            outcome = "pending"
         else:
-            outcome = "pending" if last_judged is not None and last + h > last_judged else "false alarm"
-            event = (pd.NaT, None, None)
+            horizon_days = pd.date_range(first + pd.Timedelta(days=1), last + h, freq="D")
+            outcome = "false alarm" if horizon_days.isin(known).all() else "unjudged"
         rows.append((first, last, (last - first).days + 1, float(p_cascade.loc[first:last].max()), outcome, *event))
     return pd.DataFrame(rows, columns=EPISODE_COLUMNS).astype({"days": "int64", "lead_days": "Int64"})
 

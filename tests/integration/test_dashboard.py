@@ -77,6 +77,8 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         assert drawn == {"events": events["count"], "shapes": len(episodes["episodes"])}
         summary = page.inner_text("#episode-summary")
         assert f"{episodes['hits']} alert episode(s) followed by an event, {episodes['false_alarms']} false alarm(s)" in summary
+        oof = episodes["by_basis"]["out-of-fold"]
+        assert f"out-of-fold: {oof['hit']} followed by an event, {oof['false alarm']} false alarm(s)" in summary
         # the live ledger's forecasts, as /v1/forecasts serves them, drawn beside the history
         ledger = api.get("/v1/forecasts", params={"asset": "BTC"}).json()["rows"]
         live = page.evaluate("() => document.getElementById('timeline').data.find(t => t.name.startsWith('live forecast ledger'))")

@@ -202,7 +202,11 @@ def test_events_and_alert_episodes_agree_with_the_other_routes(client: TestClien
     episodes = client.get("/v1/episodes", params={"asset": "BTC"}).json()
     covered = [str(d.date()) for e in episodes["episodes"] for d in pd.date_range(e["first"], e["last"])]
     assert covered == alert_days and episodes["episodes"]
-    assert episodes["hits"] + episodes["false_alarms"] + episodes["pending"] == len(episodes["episodes"])
+    assert episodes["hits"] + episodes["false_alarms"] + episodes["pending"] + episodes["unjudged"] == len(episodes["episodes"])
+    assert sum(sum(c.values()) for c in episodes["by_basis"].values()) == len(episodes["episodes"])
+    fired = {r["as_of"]: r["basis"] for r in rows}
+    for basis, counts in episodes["by_basis"].items():
+        assert counts["hit"] == sum(e["outcome"] == "hit" and fired[e["first"]] == basis for e in episodes["episodes"])
     starts = pd.to_datetime([e["start"] for e in events["events"]])
     horizon = pd.Timedelta(days=episodes["horizon_days"])
     for e in episodes["episodes"]:

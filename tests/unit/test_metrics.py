@@ -60,8 +60,13 @@ def test_judge_episodes_tells_hits_false_alarms_and_pending_apart() -> None:
     assert judged.loc[0, "lead_days"] == 4 and judged.loc[0, "peak_probability"] == pytest.approx(0.8)
     assert pd.isna(judged.loc[1, "event_start"]) and pd.isna(judged.loc[1, "lead_days"])
     # the labels judge only up to 01-25: the second episode's horizon (to 01-26) is not over yet
-    assert judge_episodes(pred["p_cascade"], 0.5, events, 4, pd.Timestamp("2024-01-25"))["outcome"].tolist() == ["hit", "pending"]
-    assert judge_episodes(pred["p_cascade"], 0.5, events, 4, pd.Timestamp("2024-01-26"))["outcome"].tolist() == ["hit", "false alarm"]
+    known = pd.Series(pred.index <= pd.Timestamp("2024-01-25"), index=pred.index)
+    assert judge_episodes(pred["p_cascade"], 0.5, events, 4, known)["outcome"].tolist() == ["hit", "pending"]
+    known = pd.Series(pred.index <= pd.Timestamp("2024-01-26"), index=pred.index)
+    assert judge_episodes(pred["p_cascade"], 0.5, events, 4, known)["outcome"].tolist() == ["hit", "false alarm"]
+    # no liquidation data on 01-24 (inside its horizon 01-22..01-26): nothing says it was false
+    known[pd.Timestamp("2024-01-24")] = False
+    assert judge_episodes(pred["p_cascade"], 0.5, events, 4, known)["outcome"].tolist() == ["hit", "unjudged"]
     # the same count of false alarms as the evaluation's (targets) on a fully labelled timeline
     assert (judged["outcome"] == "false alarm").sum() == event_metrics(pred, events, 4, 0.5)["false_alarms_per_30d"] * len(pred) / 30
 

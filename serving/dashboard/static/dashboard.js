@@ -9,6 +9,7 @@ const OUTCOME = {
   hit: { fill: "rgba(44,160,44,0.20)", legend: "rgba(44,160,44,0.55)", label: "alert episode followed by an event" },
   "false alarm": { fill: "rgba(127,127,127,0.22)", legend: "rgba(127,127,127,0.55)", label: "false alarm" },
   pending: { fill: "rgba(255,193,7,0.28)", legend: "rgba(255,193,7,0.7)", label: "alert still open (horizon not over)" },
+  unjudged: { fill: "rgba(120,120,200,0.10)", legend: "rgba(120,120,200,0.35)", label: "alert before liquidation data (outcome unknown)" },
 };
 const BASIS = {
   "out-of-fold": { colour: "#111", dash: "solid", label: "out-of-fold (a model that never saw the day)" },
@@ -205,10 +206,19 @@ function renderToday(today, info) {
 }
 
 function renderEpisodeSummary(episodes, ledger) {
-  const live = ledger && ledger.count ? ` · ${ledger.count} live forecast(s) in the ledger` : " · no live forecast in the ledger yet";
-  document.getElementById("episode-summary").textContent =
-    `${episodes.hits} alert episode(s) followed by an event, ${episodes.false_alarms} false alarm(s), ${episodes.pending} still open ` +
-    `(alert at P ≥ ${episodes.threshold}, event within ${episodes.horizon_days} days; labels through ${episodes.last_judged_day})${live}`;
+  const live = ledger && ledger.count ? `${ledger.count} live forecast(s) in the ledger` : "no live forecast in the ledger yet";
+  // the API's counts per basis of the day each alert fired: out-of-fold first, it is the honest record
+  const order = ["out-of-fold", "out-of-sample", "in-sample"].filter((b) => episodes.by_basis[b]);
+  const parts = order.map((b) => {
+    const c = episodes.by_basis[b];
+    const extra = [c.pending ? `${c.pending} still open` : "", c.unjudged ? `${c.unjudged} before liquidation data` : ""].filter(Boolean).join(", ");
+    return `${b}${b === "in-sample" ? " (hindsight)" : ""}: ${c.hit} followed by an event, ${c["false alarm"]} false alarm(s)${extra ? ", " + extra : ""}`;
+  });
+  const box = document.getElementById("episode-summary");
+  box.replaceChildren(
+    el("div", { text: `${episodes.hits} alert episode(s) followed by an event, ${episodes.false_alarms} false alarm(s), ${episodes.pending} still open, ` +
+      `${episodes.unjudged} before liquidation data — alert at P ≥ ${episodes.threshold}, event within ${episodes.horizon_days} days, labels through ${episodes.last_judged_day}` }),
+    el("div", { class: "small", text: `by the basis of the day each alert fired — ${parts.join(" · ")} · ${live}` }));
 }
 
 function legendSwatch(name, colour, symbol = "square") {
@@ -256,7 +266,7 @@ async function drawTimeline(range, events, episodes, ledgerRows) {
   const layout = {
     margin: { l: 60, r: 20, t: 10, b: 40 }, hovermode: "closest", hoverdistance: 30, showlegend: true,
     legend: { orientation: "h", x: 0, y: -0.2, yanchor: "top", font: { size: 11 } },
-    xaxis: { type: "date", title: { text: "day (UTC)" }, rangeselector: { buttons: [
+    xaxis: { type: "date", title: { text: "day (UTC)" }, range: [shiftDay(days[0], -5), shiftDay(days[days.length - 1], 10)], rangeselector: { buttons: [
       { count: 3, label: "3 months", step: "month", stepmode: "backward" }, { count: 1, label: "1 year", step: "year", stepmode: "backward" },
       { step: "all", label: "all" }] } },
     yaxis: { title: { text: `P(cascade within ${range.horizon_days} days)` }, range: [0, 1.13], tickvals: [0, 0.2, 0.4, 0.6, 0.8, 1.0], fixedrange: true },
