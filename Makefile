@@ -34,13 +34,14 @@ setup: $(VENV)/.installed browser ## create .venv and install the project (edita
 browser: ## Debian's chromium for the dashboard's browser test and bench (apt-get; skipped, with why, where it cannot be installed)
 	@if command -v chromium >/dev/null 2>&1; then :; \
 	elif ! command -v apt-get >/dev/null 2>&1; then echo "browser: no apt-get here; install Chromium yourself (the browser test skips without it)"; \
-	elif [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+	elif [ "$$(id -u)" = 0 ]; then echo "browser: installing Debian's chromium (apt-get)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
 	  || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } \
-	  || echo "browser: apt-get could not install chromium (the browser test skips without it)"; \
-	elif sudo -n true 2>/dev/null; then sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
-	  || echo "browser: sudo apt-get could not install chromium (the browser test skips without it)"; \
+	  && echo "browser: $$(chromium --version 2>/dev/null | head -1)" || echo "browser: apt-get could not install chromium (the browser test skips without it)"; \
+	elif sudo -n true 2>/dev/null; then echo "browser: installing Debian's chromium (sudo apt-get)"; \
+	  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+	  && echo "browser: $$(chromium --version 2>/dev/null | head -1)" || echo "browser: sudo apt-get could not install chromium (the browser test skips without it)"; \
 	else echo "browser: not root and no sudo: run 'sudo apt-get install chromium' (the browser test skips without it)"; fi
-	@command -v chromium >/dev/null 2>&1 && echo "browser: $$(chromium --version 2>/dev/null | head -1)" || true
 
 lock: $(BIN)/python ## re-resolve requirements.lock from pyproject.toml (needs the package registry)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python $(BIN)/python -o requirements.lock
