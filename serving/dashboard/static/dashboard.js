@@ -187,7 +187,7 @@ async function coinPage() {
   setStatus("");
   // the day's explanation is fetched and drawn while the timeline draws; then the day is marked on it
   const day = new URLSearchParams(location.hash.slice(1)).get("day") || today.as_of;
-  await Promise.all([drawTimeline(range, events, episodes, ledger && ledger.rows ? ledger.rows : []), showDay(day)]);
+  await Promise.all([drawTimeline(range, events, episodes, ledger.rows || []), showDay(day)]);
   await markDay(document.getElementById("day-picker").value);
   document.body.dataset.loaded = "true";
 }
@@ -206,7 +206,8 @@ function renderToday(today, info) {
 }
 
 function renderEpisodeSummary(episodes, ledger) {
-  const live = ledger && ledger.count ? `${ledger.count} live forecast(s) in the ledger` : "no live forecast in the ledger yet";
+  const live = ledger.status >= 400 ? `the forecast ledger cannot be read: ${ledger.detail}`
+    : ledger.count ? `${ledger.count} live forecast(s) in the ledger` : "no live forecast in the ledger yet";
   // the API's counts per basis of the day each alert fired: out-of-fold first, it is the honest record
   const order = ["out-of-fold", "out-of-sample", "in-sample"].filter((b) => episodes.by_basis[b]);
   const parts = order.map((b) => {
