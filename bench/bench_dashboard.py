@@ -9,6 +9,7 @@ Target (issue 15): first paint of a coin page with the full history under 2 s.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import sys
@@ -20,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
-from common import service_env, serving_champion  # noqa: E402
+from common import serving_champion  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from serving.dashboard.browser import Console, chromium, paint_ms, unavailable  # noqa: E402
-from serving.process import free_port, start_server, stop_server  # noqa: E402
+from serving.process import free_port, settings_env, start_server, stop_server  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_DASHBOARD_RUNS", "5"))
 TARGET_MS = 2000.0
@@ -65,7 +66,8 @@ def main() -> None:
         settings, what, result = serving_champion(workdir)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        proc = start_server(service_env(settings, workdir), port, timeout=300)
+        env = {**settings_env(settings), "BENTOML_HOME": str(workdir / "bentoml"), "CASCADE_RADAR_ASSETS": json.dumps(settings.assets)}
+        proc = start_server(env, port, timeout=300)
         try:
             import httpx
 

@@ -22,12 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
-from common import service_env, serving_champion  # noqa: E402
+from common import serving_champion  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from features.build import assemble_panel, load_feature_table  # noqa: E402
 from features.store import HistoryStore  # noqa: E402
-from serving.process import free_port, signals_payload, start_server, stop_server  # noqa: E402
+from serving.process import free_port, settings_env, signals_payload, start_server, stop_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LOAD_SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "60"))
@@ -53,7 +53,7 @@ def measure(call, n: int) -> tuple[float, float]:  # noqa: ANN001
 
 def env_for(settings, workdir: Path) -> dict[str, str]:  # noqa: ANN001
     # BTC only: the fuzzer would count another coin's "not ready" (a coin that fails the gate) as a 5xx
-    return {**service_env(settings, workdir), "CASCADE_RADAR_ASSETS": '["BTC"]'}
+    return {**settings_env(settings), "BENTOML_HOME": str(workdir / "bentoml"), "CASCADE_RADAR_ASSETS": '["BTC"]'}
 
 
 def throughput(url: str, seconds: float, threads: int = 4) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -59,10 +58,3 @@ def serving_champion(workdir: Path) -> tuple[Settings, str, object]:
     if not result.passed_gate:
         raise SystemExit(f"no champion to serve: the gate failed ({'; '.join(result.reasons)})")
     return settings, what, result
-
-
-def service_env(settings: Settings, workdir: Path) -> dict[str, str]:
-    """The environment that points `bentoml serve` at ``settings``' stores."""
-    return {"CASCADE_RADAR_DATA_DIR": str(settings.data_path.parent), "CASCADE_RADAR_REPORTS_DIR": str(settings.reports_root),
-            "CASCADE_RADAR_MLFLOW_TRACKING_URI": settings.tracking_uri, "BENTOML_HOME": str(workdir / "bentoml"),
-            "CASCADE_RADAR_ASSETS": json.dumps(settings.assets)}

@@ -13,10 +13,17 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
+from cascade_radar.config import Settings
 from serving.schemas import SignalRow
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGNAL_FIELDS = [f for f in SignalRow.model_fields if f != "date"]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that points another process (`bentoml serve`, the CLI) at ``settings``' stores."""
+    return {"CASCADE_RADAR_DATA_DIR": str(settings.data_path.parent), "CASCADE_RADAR_REPORTS_DIR": str(settings.reports_root),
+            "CASCADE_RADAR_MLFLOW_TRACKING_URI": settings.tracking_uri, "CASCADE_RADAR_REFERENCE_DIR": str(settings.reference_path)}
 
 
 def free_port() -> int:

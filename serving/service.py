@@ -96,7 +96,7 @@ class CascadeRadar:
 
     @health.get("/episodes")
     def episodes(self, asset: str = "BTC", basis: str = "auto") -> JSONResponse:
-        """Every alert episode of ``asset`` under ``basis`` (see /predict), judged against the events: hit, false alarm, pending."""
+        """Every alert episode of ``asset`` under ``basis`` (see /predict), judged against the events: hit, false alarm, pending, unjudged."""
         if basis not in BASES:
             return error_response(400, f"basis {basis!r} is not one of {', '.join(BASES)}", "basis")
         return self._past(asset, lambda state: state.episodes_answer(basis))

@@ -2,8 +2,9 @@
 
 Kept free of BentoML so it can be tested and benchmarked directly. Features and explanations come from
 the same code as training (``features.build.feature_frame``, ``training.explain``). Labels are computed
-only to *show* the past (the events, how alert episodes turned out); no prediction reads them. Loading never raises: a missing champion or an empty store leaves the state *not ready*
-with the reason, which /v1/ready reports.
+only to *show* the past (the events, how alert episodes turned out), on the first such question; no
+prediction reads them. Loading never raises: a missing champion or an empty store leaves the state
+*not ready* with the reason, which /v1/ready reports.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,7 +25,7 @@ from cascade_radar.config import Settings
 from features.build import MarketContext, feature_frame, is_context_coin, load_market_context
 from features.freshness import Freshness, FreshnessTable, last_present_days, latest_complete_day
 from features.families import family_of, required_inputs
-from features.labels import build_labels
+from features.labels import Labels, build_labels
 from features.store import HistoryStore
 from training.explain import AUTO, IN_SAMPLE, OUT_OF_FOLD, Explainer, champion_explainer, champion_fold_sources, day_explanation, fold_model_sources
 from training.model import CascadeModel, side
@@ -47,10 +49,16 @@ def missing_inputs(panel: pd.DataFrame, days: pd.DatetimeIndex) -> list[list[str
 
 
 OUTCOMES = ("hit", "false alarm", "pending", "unjudged")
+T = TypeVar("T")
 
 
 def _day_or_none(day: pd.Timestamp | None) -> str | None:
     return None if day is None or pd.isna(day) else str(pd.Timestamp(day).date())
+
+
+def _last_judged_day(labels: Labels) -> str | None:
+    """The last day the liquidation data judge (cascade or not): later alerts are still pending."""
+    return _day_or_none(labels.daily["cascade_day"].dropna().index.max())
 
 
 def age_days(day: pd.Timestamp) -> int:
@@ -121,10 +129,7 @@ class ServingState:
     context: MarketContext | None = None  # the context coin's data (None for the context coin itself)
     fresh: FreshnessTable | None = None  # per day and family: last day with the family's inputs
     _complete_day: pd.Timestamp | None = None  # derived once at load (see derive)
-    events: pd.DataFrame | None = None  # labelled events of the history (start, end, direction, dollars, peak_ratio, ...)
-    judged: pd.Series | None = None  # per day: do the liquidation data judge it (cascade or not)?
-    last_judged: pd.Timestamp | None = None  # last day the liquidation data judge (later alerts are still pending)
-    _past: dict[str, dict[str, object]] = field(default_factory=dict)  # answers about the past, computed once (see _once)
+    _past: dict[str, object] = field(default_factory=dict)  # the labels and the answers about the past, computed once (see _once)
     _champion_view: tuple[pd.DataFrame, DayAnswers] | None = None
 
     @classmethod
@@ -147,9 +152,6 @@ class ServingState:
                 state.context = context if context is not None else load_market_context(settings)
             state.panel, state.features, _ = feature_frame(store.panel(), settings, state.context)
             state.derive(last_present_days(state.panel, state.context))
-            labels = build_labels(state.panel, settings.labels)
-            state.events, state.judged = labels.events, labels.daily["cascade_day"].notna()
-            state.last_judged = state.judged.index[state.judged.to_numpy()].max() if state.judged.any() else None
         except Exception as exc:  # noqa: BLE001
             state.reason = f"history could not be turned into features: {exc}"
             return state
@@ -248,36 +250,42 @@ class ServingState:
 
     def episodes_answer(self, basis: str = AUTO) -> dict[str, object]:
         """Every alert episode of ``basis``'s daily probabilities up to the latest complete day (/v1/episodes), judged:
-        hit, false alarm or pending."""
+        hit, false alarm, pending or unjudged."""
         return self._once(f"episodes/{basis}", lambda: self._episodes(basis))
 
-    def _once(self, key: str, compute: Callable[[], dict[str, object]]) -> dict[str, object]:
+    def _once(self, key: str, compute: Callable[[], T]) -> T:
         # a state's history never changes while it serves (a reload builds a new state): compute each answer once
         if key not in self._past:
             self._past[key] = compute()
-        return self._past[key]
+        return self._past[key]  # type: ignore[return-value]
+
+    def _labels(self) -> Labels:
+        # built on the first question about the past, not at start-up (~80 ms a coin, for answers only the dashboard asks)
+        return self._once("labels", lambda: build_labels(self.panel, self.settings.labels))
 
     def _events(self) -> dict[str, object]:
         from training.replay import select_events
 
-        cfg = self.settings.labels
+        cfg, labels = self.settings.labels, self._labels()
+        events = labels.events
         oof = self.explained[self.explained["basis"] == OUT_OF_FOLD]
-        notable = set(select_events(self.events, self.settings, oof)[0].index) if len(oof) and len(self.events) else set()
+        notable = set(select_events(events, self.settings, oof)[0].index) if len(oof) and len(events) else set()
         rows = [{"start": str(e.start.date()), "end": str(e.end.date()), "days": int(e.days), "direction": e.direction,
                  "long_usd": float(e.long_usd), "short_usd": float(e.short_usd), "total_usd": float(e.total_usd),
                  "peak_ratio": float(e.peak_ratio), "major": bool(e.peak_ratio >= cfg.major_multiple), "notable": i in notable,
-                 "series": e.series} for i, e in zip(self.events.index, self.events.itertuples(), strict=True)]
+                 "series": e.series} for i, e in zip(events.index, events.itertuples(), strict=True)]
         return {"asset": self.settings.asset, "cascade_multiple": cfg.cascade_multiple, "major_multiple": cfg.major_multiple,
                 "horizon_days": cfg.horizon_days, "replay_window_days": self.settings.replay.window_days,
-                "last_judged_day": _day_or_none(self.last_judged), "count": len(rows), "events": rows}
+                "last_judged_day": _last_judged_day(labels), "count": len(rows), "events": rows}
 
     def _episodes(self, basis: str) -> dict[str, object]:
         from training.metrics import judge_episodes
 
         # the days /predict answers: after the latest complete day the inputs are partial
         explained = self.basis_view(basis)[0].loc[: self.latest_complete_day()]
-        cfg = self.settings.labels
-        judged = judge_episodes(explained["p_cascade"], self.settings.alert_threshold, self.events, cfg.horizon_days, self.judged)
+        cfg, labels = self.settings.labels, self._labels()
+        judged = judge_episodes(explained["p_cascade"], self.settings.alert_threshold, labels.events, cfg.horizon_days,
+                                labels.daily["cascade_day"].notna())
         rows = [{"first": str(e.first.date()), "last": str(e.last.date()), "days": int(e.days), "peak_probability": float(e.peak_probability),
                  "outcome": e.outcome, "event_start": _day_or_none(e.event_start),
                  "event_direction": None if pd.isna(e.event_direction) else e.event_direction,
@@ -288,7 +296,7 @@ class ServingState:
         fired = explained.loc[judged["first"], "basis"].to_numpy() if len(judged) else []
         by_basis = {b: {o: int(((fired == b) & (judged["outcome"] == o)).sum()) for o in OUTCOMES} for b in sorted(set(fired))}
         return {"asset": self.settings.asset, "basis": basis, "threshold": self.settings.alert_threshold, "horizon_days": cfg.horizon_days,
-                "last_judged_day": _day_or_none(self.last_judged), "hits": int(counts.get("hit", 0)),
+                "last_judged_day": _last_judged_day(labels), "hits": int(counts.get("hit", 0)),
                 "false_alarms": int(counts.get("false alarm", 0)), "pending": int(counts.get("pending", 0)),
                 "unjudged": int(counts.get("unjudged", 0)), "by_basis": by_basis, "episodes": rows}
 

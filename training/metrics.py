@@ -38,7 +38,6 @@ def alert_episodes(alert: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     return runs
 
 
-
 EPISODE_COLUMNS = ["first", "last", "days", "peak_probability", "outcome", "event_start", "event_direction", "lead_days"]
 
 

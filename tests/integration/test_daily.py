@@ -19,6 +19,7 @@ from cascade_radar.config import PROJECT_ROOT, OperationsConfig, Settings
 from serving.alerts import mask, trigger
 from serving.daily import daily, forecasts
 from serving.ledger import Ledger, LedgerError, score
+from serving.process import settings_env
 
 
 class Receiver:
@@ -202,8 +203,7 @@ def test_the_systemd_unit_and_the_cron_line_run_the_daily_command(ops: Settings)
     assert exec_start.endswith(".venv/bin/cascade-radar daily")
     assert ".venv/bin/cascade-radar daily" in (PROJECT_ROOT / "deploy" / "crontab").read_text()
     command = exec_start.replace("/opt/cascade-radar", str(PROJECT_ROOT)).split()
-    env = {**os.environ, "CASCADE_RADAR_DATA_DIR": str(ops.data_path.parent), "CASCADE_RADAR_MLFLOW_TRACKING_URI": ops.tracking_uri,
-           "CASCADE_RADAR_REPORTS_DIR": str(ops.reports_root), "CASCADE_RADAR_ASSETS": '["BTC"]',
+    env = {**os.environ, **settings_env(ops), "CASCADE_RADAR_ASSETS": '["BTC"]',
            "CASCADE_RADAR_ALERTS__LEDGER_FILE": str(ops.ledger_path), "CASCADE_RADAR_ALERTS__UPDATE_STORE": "false"}
     done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -16,8 +16,7 @@ import pytest
 from cascade_radar.config import PROJECT_ROOT, OperationsConfig
 from serving.daily import daily
 from serving.dashboard.browser import Console, chromium, paint_ms, point_on_timeline, unavailable
-from serving.process import free_port, start_server, stop_server
-from tests.integration.test_service import service_env
+from serving.process import free_port, settings_env, start_server, stop_server
 
 WHY_NOT = unavailable()
 pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.skipif(WHY_NOT is not None, reason=f"no browser to drive: {WHY_NOT}")]
@@ -33,7 +32,7 @@ def served(trained_synthetic, tmp_path_factory: pytest.TempPathFactory) -> Itera
     for day in ft.table.index[-60:-55]:
         daily(ops, as_of=day, update=False, log=lambda message: None)
     port = free_port()
-    proc = start_server({**service_env(settings), "BENTOML_HOME": str(tmp_path_factory.mktemp("bentoml")), "CASCADE_RADAR_ASSETS": '["BTC", "ETH"]',
+    proc = start_server({**settings_env(settings), "BENTOML_HOME": str(tmp_path_factory.mktemp("bentoml")), "CASCADE_RADAR_ASSETS": '["BTC", "ETH"]',
                          "CASCADE_RADAR_ALERTS__LEDGER_FILE": str(ledger)}, port)
     try:
         yield f"http://127.0.0.1:{port}"

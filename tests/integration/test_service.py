@@ -16,17 +16,8 @@ from cascade_radar.config import PROJECT_ROOT, Settings
 from features.build import assemble_panel
 from features.families import load_families
 from features.store import HistoryStore
-from serving.process import free_port, signals_payload, start_server, stop_server
+from serving.process import free_port, settings_env, signals_payload, start_server, stop_server
 
-
-
-def service_env(settings: Settings) -> dict[str, str]:
-    return {
-        "CASCADE_RADAR_DATA_DIR": str(settings.data_path.parent),
-        "CASCADE_RADAR_REPORTS_DIR": str(settings.reports_root),
-        "CASCADE_RADAR_MLFLOW_TRACKING_URI": settings.tracking_uri,
-        "CASCADE_RADAR_REFERENCE_DIR": str(settings.reference_path),
-    }
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +26,7 @@ def client(trained_synthetic):  # noqa: ANN001, ANN201
     from serving.service import CascadeRadar
 
     saved = dict(os.environ)
-    os.environ.update(service_env(settings))
+    os.environ.update(settings_env(settings))
     try:
         with TestClient(CascadeRadar.to_asgi()) as c:
             yield c
@@ -304,7 +295,7 @@ def test_real_bentoml_server_round_trip(trained_synthetic, tmp_path: Path) -> No
     settings, ft, result = trained_synthetic
     port = free_port()
     # only the coin trained here is served: the others are unknown (404), not "not ready" (a 5xx the fuzzer counts)
-    proc = start_server({**service_env(settings), "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "true",
+    proc = start_server({**settings_env(settings), "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "true",
                          "CASCADE_RADAR_ASSETS": '["BTC"]'}, port)
     try:
         with bentoml.SyncHTTPClient(f"http://127.0.0.1:{port}", timeout=30) as client:
