@@ -18,14 +18,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.support: the real server and browser harness
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
 from common import serving_champion  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from serving.dashboard.browser import Console, chromium, paint_ms, unavailable  # noqa: E402
-from serving.process import free_port, settings_env, start_server, stop_server  # noqa: E402
+from tests.support.browser import Console, chromium, paint_ms, unavailable  # noqa: E402
+from tests.support.process import free_port, settings_env, start_server, stop_server  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_DASHBOARD_RUNS", "5"))
 TARGET_MS = 2000.0

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.support: the real server and browser harness
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
@@ -27,7 +28,7 @@ from tabulate import tabulate  # noqa: E402
 
 from features.build import assemble_panel, load_feature_table  # noqa: E402
 from features.store import HistoryStore  # noqa: E402
-from serving.process import free_port, settings_env, signals_payload, start_server, stop_server  # noqa: E402
+from tests.support.process import free_port, settings_env, signals_payload, start_server, stop_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LOAD_SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "60"))

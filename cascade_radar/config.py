@@ -30,6 +30,18 @@ def committed_selection() -> dict[str, object]:
     return json.loads(SELECTION_FILE.read_text())["choice"] if SELECTION_FILE.exists() else {}
 
 
+class LabelConfig(BaseModel):
+    """Definition of a cascade day, an event and the prediction target (see README, 'Labels')."""
+
+    horizon_days: int = Field(default=14, ge=1, description="H: predict the first event starting in (t, t+H]")
+    trailing_median_days: int = Field(default=90, ge=7, description="window of the trailing median of total liquidations")
+    min_trailing_days: int = Field(default=30, ge=5, description="days of history needed before a day can be judged")
+    cascade_multiple: float = Field(default=4.0, gt=1, description="a cascade day has total liquidations >= this multiple of the trailing median")
+    merge_gap_days: int = Field(default=1, ge=1, description="cascade days at most this many days apart form one event")
+    major_multiple: float = Field(default=8.0, gt=1, description="a *major* event peaks at >= this multiple of the trailing median; "
+                                  "skill on the major tier is reported beside the main label")
+
+
 class FeatureConfig(BaseModel):
     """Windows and lags of the feature table; feature names are derived from these numbers."""
 
@@ -63,18 +75,8 @@ class FeatureConfig(BaseModel):
         ],
         description="features that also get lagged copies (name_lagK)",
     )
-
-
-class LabelConfig(BaseModel):
-    """Definition of a cascade day, an event and the prediction target (see README, 'Labels')."""
-
-    horizon_days: int = Field(default=14, ge=1, description="H: predict the first event starting in (t, t+H]")
-    trailing_median_days: int = Field(default=90, ge=7, description="window of the trailing median of total liquidations")
-    min_trailing_days: int = Field(default=30, ge=5, description="days of history needed before a day can be judged")
-    cascade_multiple: float = Field(default=4.0, gt=1, description="a cascade day has total liquidations >= this multiple of the trailing median")
-    merge_gap_days: int = Field(default=1, ge=1, description="cascade days at most this many days apart form one event")
-    major_multiple: float = Field(default=8.0, gt=1, description="a *major* event peaks at >= this multiple of the trailing median; "
-                                  "skill on the major tier is reported beside the main label")
+    labels: LabelConfig = Field(default_factory=LabelConfig, description="the label definition the families measure against "
+                                "(liquidation memory counts cascade days as the label does); `feature_frame` sets it from Settings.labels")
 
 
 class FoldConfig(BaseModel):
@@ -183,6 +185,12 @@ class OperationsConfig(BaseModel):
 
     stale_after_days: int = Field(default=2, ge=0, description="a family whose last value is more than this many days before the "
                                   "forecast day is stale")
+    max_missing_families: int = Field(default=1, ge=0, description="a day is answered when at most this many of the families the "
+                                      "model reads have no data within stale_after_days (they are flagged missing, scored as missing and "
+                                      "never named a driver); with more it is refused with the reason. 1: the model is trained to score "
+                                      "one missing family (its missing-value copies blank one family at a time), not several")
+    max_age_days: int = Field(default=3, ge=0, description="an answer whose day is more than this many days before today (UTC) is "
+                              "*outdated*: `today` and `daily` say so and exit 3, so cron and systemd notice")
     ledger_file: Path = Field(default=Path("ledger/forecasts.jsonl"), description="the forecast ledger (append-only), under the data dir")
     update_store: bool = Field(default=True, description="`daily` first fetches new days from the live providers")
     webhook_urls: list[str] = Field(default=[], description="alert webhooks (secrets: masked in logs, never in MLflow or the ledger); "
@@ -248,6 +256,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):  # "BTC,ETH" as well as a JSON list
             value = json.loads(value) if value.strip().startswith("[") else value.split(",")
         return [v.strip().upper() if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _purge_covers_the_horizon(self) -> Settings:
+        """A purge shorter than the label horizon lets a training target see into the test block: refused."""
+        if self.folds.purge_days is not None and self.folds.purge_days < self.labels.horizon_days:
+            raise ValueError(f"folds.purge_days {self.folds.purge_days} is shorter than labels.horizon_days {self.labels.horizon_days}: "
+                             "training targets would overlap the test block (leave it unset: it defaults to the horizon)")
+        return self
 
     @model_validator(mode="after")
     def _inside_a_bento(self) -> Settings:

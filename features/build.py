@@ -12,7 +12,8 @@ from features.families import family_of, load_families
 from features.labels import Labels, build_labels
 from features.lags import add_lags
 from features.schemas import Column, column_spec
-from features.store import HistoryStore, atomic_write
+from cascade_radar.files import atomic_write
+from features.store import HistoryStore
 
 LABEL_COLUMNS = ["target", "days_to_event", "cascade_day", "liq_ratio", "major_ahead"]
 
@@ -110,9 +111,10 @@ def feature_frame(raw_panel: pd.DataFrame, settings: Settings, context: MarketCo
     ``context``: the context coin's data (``load_market_context``), if this is another coin.
     """
     if raw_panel.empty:
-        raise ValueError("no history to build features from: the store is empty (run `make data-reference`)")
+        raise ValueError(f"{settings.asset}: no history in {settings.data_path} to build features from — run `make data-reference` (offline) or `cascade-radar data update`")
     panel = assemble_panel(raw_panel)
-    features, catalogue = compute_features(panel, settings.features)
+    # the families measure against the label definition of these settings (an override of it applies there too)
+    features, catalogue = compute_features(panel, settings.features.model_copy(update={"labels": settings.labels}))
     if context is not None:
         features = with_market_context(features, context)
     return panel, features, catalogue
@@ -154,19 +156,9 @@ def build_feature_table(raw_panel: pd.DataFrame, settings: Settings, until: pd.T
 
 
 def load_history(settings: Settings) -> HistoryStore:
-    """The asset's store; on first use (empty store) the reference history is loaded into it, the offline first run."""
-    store = HistoryStore(settings.data_path)
-    if store.is_empty():
-        from features.sources.reference import ReferenceDataError, import_reference
-
-        print(f"store {settings.data_path} is empty: loading the reference history from {settings.reference_path}")
-        try:
-            import_reference(store, settings.reference_path, settings.asset)
-        except ReferenceDataError as exc:
-            raise ReferenceDataError(f"{settings.asset}: no history in {settings.data_path} and no reference history to load ({exc}); "
-                                     f"fetch it with `cascade-radar data update --asset {settings.asset}`, or leave the coin out "
-                                     "(--asset / CASCADE_RADAR_ASSETS)") from exc
-    return store
+    """The asset's store, read only (it may be empty: the first-run import of the reference history is its own step,
+    ``features.sources.reference.import_missing_stores``)."""
+    return HistoryStore(settings.data_path)
 
 
 def load_feature_table(store: HistoryStore, settings: Settings, until: pd.Timestamp | None = None) -> FeatureTable:

@@ -7,6 +7,7 @@ context coin's panel, which is where their features come from.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -22,9 +23,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Freshness:
     family: str
-    data_through: str | None  # last day with the family's inputs, at or before the forecast day
-    days_behind: int | None  # forecast day minus data_through
-    stale: bool  # missing entirely, or more than the allowed days behind
+    read_by_model: bool  # the model answering reads this family's features
+    data_through: str | None  # last day with the family's inputs, at or before the answered day (None: none yet)
+    days_behind: int | None  # today (UTC) minus data_through: how old the family's newest value is
+    stale: bool  # no value within ``stale_after_days`` before the answered day (or none at all)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -49,16 +51,32 @@ class FreshnessTable:
     families: list[str]
     last: np.ndarray  # (days, families) datetime64, NaT: never yet
 
-    def on(self, day: pd.Timestamp, stale_after_days: int) -> list[Freshness]:
-        """Freshness of every family on ``day``."""
+    def on(self, day: pd.Timestamp, stale_after_days: int, read: frozenset[str] | set[str] = frozenset(),
+           today: dt.date | None = None) -> list[Freshness]:
+        """Freshness of every family on ``day``: ``read`` names the families the answering model reads; days behind
+        are counted against ``today`` (UTC), staleness against ``day``."""
+        today64 = np.datetime64(today or dt.datetime.now(dt.UTC).date(), "D")
         out = []
         for family, last in zip(self.families, self.last[self.days.get_loc(day)], strict=True):
             if np.isnat(last):
-                out.append(Freshness(family, None, None, True))
+                out.append(Freshness(family, family in read, None, None, True))
             else:
-                behind = int((pd.Timestamp(day).to_datetime64() - last) // np.timedelta64(1, "D"))
-                out.append(Freshness(family, str(last)[:10], behind, behind > stale_after_days))
+                behind_day = int((pd.Timestamp(day).to_datetime64() - last) // np.timedelta64(1, "D"))
+                behind_today = int((today64 - last.astype("datetime64[D]")) // np.timedelta64(1, "D"))
+                out.append(Freshness(family, family in read, str(last)[:10], behind_today, behind_day > stale_after_days))
         return out
+
+    def fresh_days(self, families: list[str] | tuple[str, ...] | set[str], stale_after_days: int) -> np.ndarray:
+        """Per day: does every family in ``families`` have a value within ``stale_after_days`` before it?"""
+        ok = np.ones(len(self.days), dtype=bool)
+        day64 = self.days.to_numpy(dtype="datetime64[ns]")
+        for family in families:
+            last = self.last[:, self.families.index(family)]
+            seen = ~np.isnat(last)
+            behind = np.zeros(len(last), dtype="int64")
+            behind[seen] = (day64[seen] - last[seen]) // np.timedelta64(1, "D")
+            ok &= seen & (behind <= stale_after_days)
+        return ok
 
 
 def last_present_days(panel: pd.DataFrame, context: MarketContext | None = None) -> FreshnessTable:
@@ -70,17 +88,3 @@ def last_present_days(panel: pd.DataFrame, context: MarketContext | None = None)
         columns[fam.name] = pd.Series(panel.index.where(present), index=panel.index).ffill()
     frame = pd.DataFrame(columns, index=panel.index)
     return FreshnessTable(panel.index, list(columns), frame.to_numpy(dtype="datetime64[ns]"))
-
-
-def family_freshness(panel: pd.DataFrame, day: pd.Timestamp, stale_after_days: int, context: MarketContext | None = None) -> list[Freshness]:
-    """Freshness of every registered family on ``day`` (only data up to ``day`` counts)."""
-    return last_present_days(panel.loc[:day], context).on(day, stale_after_days)
-
-
-def latest_complete_day(panel: pd.DataFrame) -> pd.Timestamp:
-    """The latest day on which every required family input that the history holds at all has a value."""
-    from features.families import required_inputs
-
-    held = [c for c in required_inputs() if c in panel.columns and panel[c].notna().any()]
-    complete = panel[held].notna().all(axis=1)
-    return complete[complete].index[-1] if complete.any() else panel.index[-1]

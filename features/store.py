@@ -9,9 +9,6 @@ stored file byte-identical, and writing the same data twice changes nothing, not
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cascade_radar.files import atomic_write
 from features.schemas import SERIES, SchemaError, empty_frame, validate
 
 _META_KEY = b"cascade_radar"
@@ -57,48 +55,6 @@ class SeriesStatus:
     @property
     def missing_days(self) -> int:
         return sum((end - start).days + 1 for start, end in self.gaps)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
-
-
-def remove_stale_temporaries(path: Path) -> list[Path]:
-    """Temporary files of ``path`` left by writers that died (killed mid-write): their pid is in the name."""
-    removed = []
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        parts = tmp.name[len(path.name) + 2:].split(".")
-        pid = int(parts[0]) if parts and parts[0].isdigit() else None
-        if pid is None or pid == os.getpid() or _pid_alive(pid):
-            continue  # a live writer's file (or not ours to judge): leave it
-        tmp.unlink(missing_ok=True)
-        removed.append(tmp)
-    return removed
-
-
-def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Write ``path`` all or nothing: ``write`` fills a temporary file beside it (unique name holding the writer's
-    pid), which is fsynced and renamed over ``path``; on any failure the temporary file is removed and ``path`` is
-    untouched. Temporary files of writers that were killed are removed on the next write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def find_gaps(index: pd.DatetimeIndex) -> list[tuple[pd.Timestamp, pd.Timestamp]]:

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from cascade_radar.config import ASSETS
 from serving.guard import REASONS, ErrorBody
 from serving.schemas import PingRequest, PredictRequest, RangeRequest, SignalsRequest
-from training.explain import BASES
+from cascade_radar.rules import BASES
 
 # the request model of each POST route, as the guard validates it (BentoML's inline copy drops the nulls)
 REQUEST_MODELS: dict[str, type[BaseModel]] = {"/ping": PingRequest, "/predict": PredictRequest, "/explain": PredictRequest,

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from cascade_radar.config import Asset, Settings
+from cascade_radar.rules import BASIS_RULE
 from features.build import input_spec
 from features.families import optional_inputs, required_inputs
 
@@ -30,9 +31,7 @@ Basis = Literal["auto", "champion"]
 
 
 def basis_field() -> object:
-    return Field(default="auto", description="which model answers for a past day: 'auto' — the walk-forward fold model whose test block "
-                 "holds the day (out-of-fold: what it would have said then), else the champion (out-of-sample after its training "
-                 "data); 'champion' — the champion on every day (in-sample, i.e. hindsight, on the days it was trained on)")
+    return Field(default="auto", description=BASIS_RULE)
 
 
 class PredictRequest(BaseModel):
@@ -40,7 +39,8 @@ class PredictRequest(BaseModel):
 
     asset: AssetName = asset_field()
     basis: Basis = basis_field()
-    as_of: dt.date | None = Field(default=None, description="day to predict (YYYY-MM-DD); default: the latest day with price, OI and funding")
+    day: dt.date | None = Field(default=None, description="day to answer (YYYY-MM-DD); default: the last answerable day (every family "
+                                "the model reads has data within `alerts.stale_after_days` of it)")
 
 
 class RangeRequest(BaseModel):
@@ -61,47 +61,61 @@ class ModelInfo(BaseModel):
 class Driver(BaseModel):
     feature: str
     family: str
-    value: float | None = Field(description="the feature's value that day (null if missing)")
-    contribution: float = Field(description="SHAP contribution to the cascade log-odds")
+    feature_value: float | None = Field(description="the feature's value that day (null if missing)")
+    shap: float = Field(description="the feature's SHAP contribution to the cascade log-odds")
 
 
 class FamilyFreshness(BaseModel):
     family: str
-    data_through: dt.date | None = Field(description="last day with the family's inputs, at or before the forecast day (null: none)")
-    days_behind: int | None = Field(description="forecast day minus data_through")
-    stale: bool = Field(description="missing, or more than `alerts.stale_after_days` behind")
+    read_by_model: bool = Field(description="the answering model reads this family")
+    data_through: dt.date | None = Field(description="last day with the family's inputs, at or before the answered day (null: none)")
+    days_behind: int | None = Field(description="today (UTC) minus data_through")
+    stale: bool = Field(description="no data within `alerts.stale_after_days` before the answered day")
 
 
-class Prediction(BaseModel):
+class Forecast(BaseModel):
+    """The one answer for a coin and a day: /predict, the dashboard, `cascade-radar today`, the ledger row and the alert
+    payload all carry these fields with these names."""
+
     asset: str
-    as_of: dt.date
-    data_through: dt.date = Field(description="last day of history the server (or the posted window) holds")
+    day: dt.date = Field(description="the answered day")
     horizon_days: int
-    cascade_probability: float = Field(ge=0, le=1, description="P(a liquidation cascade starts within horizon_days)")
-    long_probability: float = Field(ge=0, le=1, description="P(cascade and it is a long squeeze)")
-    short_probability: float = Field(ge=0, le=1, description="P(cascade and it is a short squeeze)")
-    direction: Literal["long", "short"]
-    alert: bool = Field(description="cascade_probability >= the configured alert threshold")
-    basis: str = Field(description="out-of-fold (a walk-forward fold model that never saw the day), out-of-sample (the champion, after "
-                       "its training data) or in-sample (the champion was trained on this day's outcome: hindsight)")
+    p_cascade: float = Field(ge=0, le=1, description="P(a liquidation cascade starts within horizon_days)")
+    p_long: float = Field(ge=0, le=1, description="P(cascade and it is a long squeeze)")
+    p_short: float = Field(ge=0, le=1, description="P(cascade and it is a short squeeze)")
+    side: Literal["long", "short"] = Field(description="the likelier side: long when p_long >= p_short")
+    alert: bool = Field(description="p_cascade >= the configured alert threshold")
+    basis: Literal["out-of-fold", "out-of-sample", "in-sample"] = Field(description="which model answered: " + BASIS_RULE)
     hindsight: bool = Field(description="true when basis is in-sample: not what the model would have said that day")
-    missing_inputs: list[str] = Field(default_factory=list, description="model inputs with no value on as_of (their features are missing)")
-    freshness: list[FamilyFreshness] = Field(description="every family: the last day with data and how far behind as_of")
-    stale: list[str] = Field(description="families missing or stale on as_of (scored as missing, not as 0)")
-    as_of_age_days: int = Field(description="days from as_of to today (UTC): how old the answer's data are")
     model: ModelInfo
+    model_used: str = Field(description="the model that produced the numbers (a fold model of the champion's run, or the champion)")
+    data_through: dt.date | None = Field(description="the coin's last answerable day (the default day)")
+    age_days: int = Field(description="today (UTC) minus day: how old the answer's data are")
+    outdated: bool = Field(description="age_days > `alerts.max_age_days`: the store needs `cascade-radar daily`")
+    freshness: list[FamilyFreshness] = Field(description="every family: its last day with data and how far behind today")
+    stale: list[str] = Field(description="families with no data within `alerts.stale_after_days` before the day")
+    missing_families: list[str] = Field(description="families the model reads that are stale or have no value that day: scored as "
+                                        "missing (not as 0) and never named a driver; at most `alerts.max_missing_families`, else the day "
+                                        "is refused")
     top_drivers: list[Driver]
+    sentence: str = Field(description="the answer in words, built from the numbers")
 
 
 class RangeRow(BaseModel):
-    as_of: dt.date
-    cascade_probability: float
-    long_probability: float
-    short_probability: float
-    direction: Literal["long", "short"]
+    day: dt.date
+    p_cascade: float
+    p_long: float
+    p_short: float
+    side: Literal["long", "short"]
     alert: bool
-    basis: str = Field(description="out-of-fold, out-of-sample or in-sample (see Prediction.basis)")
+    basis: Literal["out-of-fold", "out-of-sample", "in-sample"]
     hindsight: bool
+
+
+class RefusedRun(BaseModel):
+    first: dt.date
+    last: dt.date
+    reason: str = Field(description="why these days are not answered (the first day's reason)")
 
 
 class RangeResponse(BaseModel):
@@ -110,33 +124,35 @@ class RangeResponse(BaseModel):
     end: dt.date
     horizon_days: int
     model: ModelInfo
-    rows: list[RangeRow]
+    data_through: dt.date | None
+    rows: list[RangeRow] = Field(description="every answerable day of [start, end]")
+    refused: list[RefusedRun] = Field(description="runs of days in [start, end] that are not answered, with why")
 
 
-class Explanation(BaseModel):
+class ModelExplanation(BaseModel):
+    base_value: float
+    margin: float = Field(description="base_value + the sum of shap_by_feature: the model's raw log-odds")
+    shap_by_family: dict[str, float] = Field(description="per family the model reads, the sum of its features' SHAP values")
+    shap_by_feature: dict[str, float] = Field(description="every model feature's SHAP value (log-odds)")
+
+
+class CascadeExplanation(ModelExplanation):
+    probability_effect_by_family: dict[str, float] = Field(description="how much p_cascade would fall without the family's contribution")
+
+
+class DirectionExplanation(ModelExplanation):
+    meaning: str
+
+
+class Explanation(Forecast):
+    """The forecast with every SHAP value behind it (/explain, `cascade-radar explain`)."""
+
     model_config = ConfigDict(extra="forbid")  # every field declared: a client generated from the document sees them all
 
-    asset: str
-    date: dt.date
-    horizon_days: int
-    sentence: str = Field(description="the explanation in words, built from the numbers below")
-    scale: str = Field(description="unit of every contribution (log-odds of the binary model)")
-    basis: str = Field(description="out-of-fold, out-of-sample or in-sample (see Prediction.basis)")
-    hindsight: bool
-    model_used: str = Field(description="which model produced this explanation (a fold model or the champion)")
-    cascade_probability: float
-    long_probability: float
-    short_probability: float
-    direction: Literal["long", "short"]
-    alert: bool
-    cascade: dict[str, object] = Field(description="base_value, margin, families, family_probability_effect, features (log-odds)")
-    direction_model: dict[str, object] | None = Field(default=None, description="the same for the direction model (+ long, - short)")
-    top_drivers: list[Driver]
-    missing_families: list[str] = Field(default_factory=list, description="families with no value that day (scored as missing, not as 0)")
-    freshness: list[FamilyFreshness]
-    stale: list[str]
-    as_of_age_days: int = Field(description="days from the explained day to today (UTC)")
-    model: ModelInfo
+    scale: str = Field(description="unit of every SHAP value (log-odds of the binary model)")
+    cascade: CascadeExplanation
+    direction_model: DirectionExplanation | None = Field(description="the direction model (+ long, - short squeeze); null: none")
+    feature_values: dict[str, float | None] = Field(description="every model feature's value that day (null: missing)")
 
 
 def _signal_field(name: str, required: bool) -> tuple[object, object]:

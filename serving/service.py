@@ -20,9 +20,9 @@ from cascade_radar.config import Settings
 from serving.dashboard import dashboard
 from serving.guard import ApiGuard, error_response
 from serving.openapi import REQUEST_MODELS, complete_openapi
-from serving.schemas import Explanation, PingRequest, Prediction, PredictRequest, RangeRequest, RangeResponse, SignalsRequest
+from serving.schemas import Explanation, Forecast, PingRequest, PredictRequest, RangeRequest, RangeResponse, SignalsRequest
 from serving.state import CoinStates, RequestError, ServingState
-from training.explain import BASES
+from cascade_radar.rules import BASES, age_days
 
 health = FastAPI(title="cascade-radar health", docs_url=None, redoc_url=None, openapi_url=None)
 T = TypeVar("T")
@@ -58,9 +58,13 @@ class CascadeRadar:
         for asset, s in self.coins.states.items():
             body: dict[str, Any] = {"ready": s.ready, "reason": s.reason or None}
             if s.ready:
-                body.update(model=s.model_info(), history=f"{s.first_day.date()}..{s.last_day.date()}",
-                            latest_complete_day=str(s.latest_complete_day().date()), alert_threshold=s.settings.alert_threshold,
-                            horizon_days=s.settings.labels.horizon_days)
+                f = s.forecaster
+                last = f.data_through
+                body.update(model=s.model_info(), history=f"{s.first_day.date()}..{s.last_day.date()}", answerable=f.answerable_span(),
+                            first_answerable_day=str(f.answerable_days[0].date()) if last is not None else None,
+                            data_through=str(last.date()) if last is not None else None,
+                            age_days=age_days(last) if last is not None else None, max_age_days=s.settings.alerts.max_age_days,
+                            reads=list(f.read_families), alert_threshold=s.settings.alert_threshold, horizon_days=s.settings.labels.horizon_days)
             coins[asset] = body
         default = self.coins.settings.asset
         top = {"asset": default, **coins.get(default, {}), "ready": self.coins.ready, "assets": coins}
@@ -71,7 +75,7 @@ class CascadeRadar:
         """The forecast ledger's rows (what the model said each day, as it said it), filtered by coin and day range."""
         import datetime as dt
 
-        from serving.ledger import Ledger, LedgerError
+        from operations.ledger import Ledger, LedgerError
 
         bounds = {}
         for name, value in (("start", start), ("end", end)):
@@ -117,40 +121,29 @@ class CascadeRadar:
 
     # Request models are positional-only parameters: the JSON body *is* the model (validated by the guard first).
     @bentoml.api(route="/predict")
-    def predict(self, request: PredictRequest, /) -> Prediction:
-        """Cascade probability and direction of ``asset`` for ``as_of`` (default: the latest day with the core inputs)."""
-
-        def run() -> Prediction:
-            state = self._state(request.asset)
-            return Prediction(**state.prediction(state.resolve_day(request.as_of, complete=True), basis=request.basis))
-
-        return answer(run)  # type: ignore[return-value]
+    def predict(self, request: PredictRequest, /) -> Forecast:
+        """The forecast of ``asset`` for ``day`` (default: its last answerable day): P(cascade), side, alert, basis, drivers, age."""
+        return answer(lambda: Forecast(**self._state(request.asset).prediction(request.day, request.basis)))  # type: ignore[return-value]
 
     @bentoml.api(route="/predict_signals")
-    def predict_signals(self, request: SignalsRequest, /) -> Prediction:
-        """The same prediction for the last day of posted raw daily signals (same feature code as training)."""
-        return answer(lambda: Prediction(**self._state(request.asset).predict_signals(request.signals)))  # type: ignore[return-value]
+    def predict_signals(self, request: SignalsRequest, /) -> Forecast:
+        """The same forecast for the last day of posted raw daily signals (same feature and forecast code as a stored day)."""
+        return answer(lambda: Forecast(**self._state(request.asset).predict_signals(request.signals)))  # type: ignore[return-value]
 
     @bentoml.api(route="/explain")
     def explain(self, request: PredictRequest, /) -> Explanation:
-        """Full SHAP explanation of ``as_of``: per feature, per family, both models, and a sentence."""
-
-        def run() -> Explanation:
-            state = self._state(request.asset)
-            day = state.resolve_day(request.as_of, complete=True)
-            return Explanation(**state.explanation(day, request.basis), asset=state.settings.asset, model=state.model_info())
-
-        return answer(run)  # type: ignore[return-value]
+        """The forecast with every SHAP value behind it: per feature, per family, both models, and a sentence."""
+        return answer(lambda: Explanation(**self._state(request.asset).explanation(request.day, request.basis)))  # type: ignore[return-value]
 
     @bentoml.api(route="/predict_range")
     def predict_range(self, request: RangeRequest, /) -> RangeResponse:
-        """One row per day from ``start`` to ``end`` (inclusive), for dashboards."""
+        """One row per answerable day from ``start`` to ``end`` (inclusive), and the refused runs with why — for timelines."""
 
         def run() -> RangeResponse:
             state = self._state(request.asset)
-            rows = state.range(request.start, request.end, basis=request.basis)
-            return RangeResponse(asset=state.settings.asset, start=request.start, end=request.end,
-                                 horizon_days=state.settings.labels.horizon_days, model=state.model_info(), rows=rows)
+            got = state.range(request.start, request.end, basis=request.basis)
+            return RangeResponse(asset=state.settings.asset, start=request.start, end=request.end, horizon_days=state.settings.labels.horizon_days,
+                                 model=state.model_info(), data_through=state.forecaster.data_through, **got)
 
         return answer(run)  # type: ignore[return-value]
 

@@ -1,4 +1,4 @@
-"""Per-day SHAP explanations of the cascade and direction models, and a sentence a person can read.
+"""Per-day SHAP contributions of the cascade and direction models, by the model that may honestly explain each day, and its picture.
 
 Contributions are exact TreeSHAP values on the *log-odds* scale (the raw margin of each binary
 LightGBM model), computed by LightGBM's built-in TreeSHAP (``pred_contrib``), which equals
@@ -14,8 +14,6 @@ data by the champion (out-of-sample); any other day by the champion *in-sample*,
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,15 +22,15 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.config import Settings
-from features.families import describe, family_of, title_of
-from training.model import CascadeModel, load_fold_models, side, sigmoid
+from cascade_radar.rules import IN_SAMPLE, OUT_OF_FOLD, OUT_OF_SAMPLE
+from features.families import family_of, title_of
+from training.model import CascadeModel, load_fold_models
 from training.plotting import pyplot, save_figure
 
 if TYPE_CHECKING:
     from training.evaluate import Evaluation
 
 SCALE = "log-odds (raw margin of the binary LightGBM model)"
-OUT_OF_FOLD, OUT_OF_SAMPLE, IN_SAMPLE = "out-of-fold", "out-of-sample", "in-sample"
 
 
 @dataclass(frozen=True)
@@ -133,91 +131,7 @@ class Explainer:
         return pd.DataFrame(cols, index=X.index)
 
 
-def _columns(row: pd.Series, prefix: str) -> pd.Series:
-    sel = row[[c for c in row.index if c.startswith(prefix)]]
-    sel.index = [c.removeprefix(prefix) for c in sel.index]
-    return sel.astype(float)
-
-
-def day_explanation(row: pd.Series, features: pd.Series, horizon: int, threshold: float, top: int = 10) -> dict[str, object]:
-    """The full explanation of one day as plain data (what `explain --date`, JSON and the API return)."""
-    p, p_long, p_short = float(row["p_cascade"]), float(row["p_long"]), float(row["p_short"])
-    margin = float(row["cascade_margin"])
-    fam = _columns(row, "cascade_family__")
-    shap = _columns(row, "cascade_shap__")
-    prob_effect = {name: float(sigmoid(margin) - sigmoid(margin - v)) for name, v in fam.items()}
-    order = shap.abs().sort_values(ascending=False).index[:top]
-    drivers = [{"feature": f, "family": family_of(f), "value": _num(features.get(f)), "contribution": float(shap[f])} for f in order]
-    explanation: dict[str, object] = {
-        "date": str(pd.Timestamp(row.name).date()),
-        "horizon_days": horizon,
-        "cascade_probability": p, "long_probability": p_long, "short_probability": p_short,
-        "direction": str(side(p_long, p_short)),
-        "alert": p >= threshold,
-        "basis": row["basis"], "hindsight": row["basis"] == IN_SAMPLE, "model_used": row["model_used"],
-        "scale": SCALE,
-        "cascade": {
-            "base_value": float(row["cascade_base"]), "margin": margin,
-            "families": {k: float(v) for k, v in fam.sort_values(key=abs, ascending=False).items()},
-            "family_probability_effect": prob_effect,
-            "features": {k: float(v) for k, v in shap.items()},
-        },
-        "top_drivers": drivers,
-        "missing_families": missing_families(features, list(shap.index)),
-    }
-    if "direction_base" in row and pd.notna(row["direction_base"]):
-        dfam = _columns(row, "direction_family__")
-        explanation["direction_model"] = {
-            "meaning": "positive pushes towards a long squeeze, negative towards a short squeeze",
-            "base_value": float(row["direction_base"]), "margin": float(row["direction_margin"]),
-            "families": {k: float(v) for k, v in dfam.sort_values(key=abs, ascending=False).items()},
-            "features": {k: float(v) for k, v in _columns(row, "direction_shap__").items()},
-        }
-    explanation["sentence"] = sentence(explanation, features)
-    return explanation
-
-
-def missing_families(features: pd.Series, model_features: list[str]) -> list[str]:
-    """Families none of whose model features has a value that day: scored as missing, never as 0."""
-    values = pd.to_numeric(features.reindex(model_features), errors="coerce")
-    present = values.notna().groupby([family_of(f) for f in model_features]).any()
-    return sorted(present.index[~present])
-
-
-def _num(value: object) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if np.isfinite(v) else None
-
-
-def sentence(explanation: dict[str, object], features: pd.Series, drivers: int = 2) -> str:
-    """One readable sentence from the numbers: risk, side, the two largest pushes up and the largest against."""
-    fams: dict[str, float] = explanation["cascade"]["families"]  # type: ignore[index]
-    side = "long squeeze" if explanation["direction"] == "long" else "short squeeze"
-    side_p = explanation["long_probability"] if explanation["direction"] == "long" else explanation["short_probability"]
-    head = (f"Cascade risk within {explanation['horizon_days']} days {explanation['cascade_probability']:.2f} "
-            f"({side} {side_p:.2f}){' — ALERT' if explanation['alert'] else ''}.")
-    up = sorted(((k, v) for k, v in fams.items() if v > 0), key=lambda kv: -kv[1])[:drivers]
-    down = sorted(((k, v) for k, v in fams.items() if v < 0), key=lambda kv: kv[1])[:1]
-
-    def part(name: str, value: float, first: bool) -> str:
-        words = describe(name, features)
-        unit = " log-odds" if first else ""
-        return f"{title_of(name)} ({value:+.2f}{unit}{'; ' + words if words else ''})"
-
-    text = head
-    if up:
-        text += " Main drivers: " + ", ".join(part(k, v, i == 0) for i, (k, v) in enumerate(up))
-    if down:
-        text += ("; against: " if up else " Against: ") + ", ".join(part(k, v, not up) for k, v in down)
-    return text + "." if up or down else text
-
-
 # ----------------------------------------------------------------------------- files
-AUTO, CHAMPION_BASIS = "auto", "champion"
-BASES = (AUTO, CHAMPION_BASIS)
 
 
 def download_champion_folds(settings: Settings, identity: dict[str, str], target: Path) -> Path | None:
@@ -249,28 +163,18 @@ def champion_fold_sources(settings: Settings, identity: dict[str, str]) -> list[
         return fold_model_sources(directory) if directory is not None else []
 
 
-def build_explainer(settings: Settings, basis: str = AUTO) -> tuple[Explainer, dict[str, str]]:
-    """The champion from the MLflow registry; with ``basis='auto'`` also its run's fold models, so a past day a fold
-    covered is explained out-of-fold — the same basis the API uses by default."""
-    from training.register import load_champion
-
-    if basis not in BASES:
-        raise ValueError(f"basis must be one of {BASES}, not {basis!r}")
-    model, identity = load_champion(settings)
-    folds = champion_fold_sources(settings, identity) if basis == AUTO else []
-    return champion_explainer(model, identity, settings, folds), identity
-
-
-def plot_day(explanation: dict[str, object], features: pd.Series, path: Path, top: int = 12) -> None:
-    """Waterfall of the cascade model's top features (SHAP) beside the per-family sums, both in log-odds."""
+def plot_day(explanation: dict[str, object], path: Path, top: int = 12) -> None:
+    """Waterfall of the cascade model's top features (SHAP) beside the per-family sums, both in log-odds; ``explanation`` is
+    an answer of the forecast path with its detail (``forecast.predict.CoinForecaster.forecast(..., detail=True)``)."""
     import shap
 
     plt = pyplot()
 
     cascade = explanation["cascade"]
-    names = list(cascade["features"])
-    values = np.array([cascade["features"][n] for n in names])
-    data = np.array([features.get(n, np.nan) for n in names], dtype=float)
+    values_of = explanation["feature_values"]
+    names = list(cascade["shap_by_feature"])
+    values = np.array([cascade["shap_by_feature"][n] for n in names])
+    data = np.array([np.nan if values_of.get(n) is None else values_of[n] for n in names], dtype=float)
     exp = shap.Explanation(values=values, base_values=cascade["base_value"], data=data, feature_names=names)
     shap.plots.waterfall(exp, max_display=top, show=False)
     fig = plt.gcf()
@@ -278,12 +182,12 @@ def plot_day(explanation: dict[str, object], features: pd.Series, path: Path, to
     ax_w = fig.axes[0]
     ax_w.set_position([0.27, 0.1, 0.38, 0.76])
     asset = f"{explanation['asset']} " if explanation.get("asset") else ""
-    ax_w.set_title(f"{asset}{explanation['date']}: P(cascade within {explanation['horizon_days']}d) = {explanation['cascade_probability']:.2f}\n"
+    ax_w.set_title(f"{asset}{explanation['day']}: P(cascade within {explanation['horizon_days']}d) = {explanation['p_cascade']:.2f}\n"
                    f"log-odds contributions ({explanation['basis']})"
                    + (f"\nmissing that day: {', '.join(explanation['missing_families'])}" if explanation.get("missing_families") else ""), fontsize=10)
-    panels = [("cascade model: per family", cascade["families"], "log-odds of a cascade (+ more likely)")]
+    panels = [("cascade model: per family", cascade["shap_by_family"], "log-odds of a cascade (+ more likely)")]
     if explanation.get("direction_model"):
-        panels.append(("direction model: per family", explanation["direction_model"]["families"], "log-odds (+ long, − short squeeze)"))
+        panels.append(("direction model: per family", explanation["direction_model"]["shap_by_family"], "log-odds (+ long, − short squeeze)"))
     for k, (title, fams, xlabel) in enumerate(panels):
         ax_f = fig.add_axes([0.75, 0.58 - 0.48 * k if len(panels) > 1 else 0.1, 0.22, 0.32 if len(panels) > 1 else 0.76])
         order = sorted(fams, key=lambda name: fams[name])
@@ -294,33 +198,3 @@ def plot_day(explanation: dict[str, object], features: pd.Series, path: Path, to
         ax_f.set_xlabel(xlabel, fontsize=8)
     ax_w.set_xlabel("log-odds of a cascade (base value + contributions = margin)", fontsize=9, labelpad=24)  # below SHAP's E[f(X)]
     save_figure(fig, path, dpi=100)
-
-
-def write_day(explanation: dict[str, object], features: pd.Series, directory: Path, png: bool = True) -> tuple[Path, Path | None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    json_path = directory / f"{explanation['date']}.json"
-    json_path.write_text(json.dumps(explanation, indent=1))
-    png_path = None
-    if png:
-        png_path = directory / f"{explanation['date']}.png"
-        plot_day(explanation, features, png_path)
-    return json_path, png_path
-
-
-def write_all(explained: pd.DataFrame, table: pd.DataFrame, directory: Path, horizon: int, threshold: float,
-              progress: Callable[[], None] | None = None) -> Path:
-    """Every day: one Parquet file (wide) and one JSON per day; ``progress()`` is called after each day."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "all_days.parquet"
-    days_dir = directory / "days"
-    sentences = []
-    for day in explained.index:
-        explanation = day_explanation(explained.loc[day], table.loc[day], horizon, threshold)
-        sentences.append(explanation["sentence"])
-        write_day(explanation, table.loc[day], days_dir, png=False)
-        if progress is not None:
-            progress()
-    out = explained.copy()
-    out["sentence"] = sentences
-    out.to_parquet(path)
-    return path

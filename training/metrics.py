@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from cascade_radar.rules import alert_episodes, side, span_warns, warning_window
+
 
 def probability_metrics(y: np.ndarray, p: np.ndarray, p_reference: np.ndarray) -> dict[str, float]:
     """PR-AUC, ROC-AUC, Brier, Brier skill versus ``p_reference`` (the base rate), log loss."""
@@ -24,18 +26,6 @@ def probability_metrics(y: np.ndarray, p: np.ndarray, p_reference: np.ndarray) -
         "log_loss": float(log_loss(y, p, labels=[False, True])),
         "base_rate": float(y.mean()),
     }
-
-
-def alert_episodes(alert: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    """Runs of consecutive alert days as (first, last)."""
-    days = alert.index[alert.to_numpy(dtype=bool)]
-    runs: list[tuple[pd.Timestamp, pd.Timestamp]] = []
-    for day in days:
-        if runs and (day - runs[-1][1]).days == 1:
-            runs[-1] = (runs[-1][0], day)
-        else:
-            runs.append((day, day))
-    return runs
 
 
 EPISODE_COLUMNS = ["first", "last", "days", "peak_probability", "outcome", "event_start", "event_direction", "lead_days"]
@@ -60,7 +50,7 @@ def judge_episodes(p_cascade: pd.Series, threshold: float, events: pd.DataFrame,
     h = pd.Timedelta(days=horizon)
     rows = []
     for first, last in alert_episodes(p_cascade >= threshold):
-        warned = ordered[(ordered["start"] > first) & (ordered["start"] <= last + h)] if ordered is not None else []
+        warned = ordered[span_warns(first, last, ordered["start"], horizon)] if ordered is not None else []
         event: tuple[object, object, object] = (pd.NaT, None, None)
         if len(warned):
             start = pd.Timestamp(warned["start"].iloc[0])
@@ -121,7 +111,7 @@ def event_tally(pred: pd.DataFrame, events: pd.DataFrame, horizon: int, threshol
     days = pred.index
     tally = EventTally(days=len(days), alert_days=int(alert.sum()))
     for event in events.itertuples():
-        window = pd.date_range(event.start - pd.Timedelta(days=horizon), event.start - pd.Timedelta(days=1), freq="D")
+        window = pd.date_range(*warning_window(event.start, horizon), freq="D")
         if not window.isin(days).all():
             continue
         tally.scored += 1
@@ -130,8 +120,7 @@ def event_tally(pred: pd.DataFrame, events: pd.DataFrame, horizon: int, threshol
             tally.caught += 1
             first = hits[0]
             tally.leads.append((event.start - first).days)
-            side = "long" if pred.at[first, "p_long"] >= pred.at[first, "p_short"] else "short"
-            tally.correct += side == event.direction
+            tally.correct += str(side(pred.at[first, "p_long"], pred.at[first, "p_short"])) == event.direction
     for first, last in alert_episodes(alert):
         if (pred.loc[first:last, "target"] == "none").all():
             tally.false_runs += 1

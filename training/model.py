@@ -29,19 +29,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cascade_radar.config import ModelConfig
+from cascade_radar.rules import sigmoid
 from features.families import SideHint, Warning, family_of, load_families
 
 PROBABILITY_COLUMNS = ["p_cascade", "p_long", "p_short"]
-
-
-def sigmoid(x: np.ndarray | float) -> np.ndarray:
-    """Log-odds to probability."""
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
-
-
-def side(p_long: np.ndarray | float, p_short: np.ndarray | float) -> np.ndarray:
-    """The forecast side: 'long' when a long squeeze is at least as likely as a short squeeze."""
-    return np.where(np.asarray(p_long) >= np.asarray(p_short), "long", "short")
 
 
 def is_cascade(target: pd.Series) -> np.ndarray:

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.config import Settings
+from cascade_radar.rules import first_warning, side, warning_window
 from features.build import FeatureTable
 from features.families import REGISTRY, colour_of, title_of
 from training.explain import Explainer
-from training.model import side
 from training.plotting import pyplot, save_figure
 
 
@@ -64,8 +64,7 @@ def replay_event(event: pd.Series, oof: pd.DataFrame, ft: FeatureTable, explaine
     days.loc[~have, "side"] = None
     # lead time as the evaluation counts it: the first alert within the H days before the event
     alerts = days.index[days["alert"].fillna(False).astype(bool)]
-    in_horizon = alerts[alerts >= start - pd.Timedelta(days=settings.labels.horizon_days)]
-    first = in_horizon[0] if len(in_horizon) else None
+    first = first_warning(alerts, start, settings.labels.horizon_days)
     return Replay(event, days, first, (start - first).days if first is not None else None,
                   days.at[first, "side"] if first is not None else None, int(have.sum()),
                   alerts[0] if len(alerts) else None)
@@ -86,7 +85,7 @@ def plot_replay(replay: Replay, threshold: float, path: Path, asset: str = "") -
     ax_p.axhline(threshold, c="grey", ls=":", label=f"alert threshold {threshold:g}")
     if replay.first_alert is not None:
         ax_p.axvline(replay.first_alert, c="darkorange", ls="--", label=f"first alert within H ({replay.lead_days} d before)")
-    start_h = pd.Timestamp(replay.event["start"]) - pd.Timedelta(days=threshold_days(replay))
+    start_h = warning_window(replay.event["start"], threshold_days(replay))[0]
     ax_p.axvspan(start_h, days.index[-1] + pd.Timedelta(days=1), color="gold", alpha=0.12, label="warning window (H days)")
     start = pd.Timestamp(replay.event["start"])
     side_colour = "tab:red" if replay.event["direction"] == "long" else "tab:blue"

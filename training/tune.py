@@ -27,7 +27,8 @@ from sklearn.metrics import roc_auc_score
 
 from cascade_radar.config import SELECTION_FILE, ModelConfig, Settings
 from features.build import FeatureTable, load_feature_tables
-from features.store import HistoryStore, atomic_write
+from cascade_radar.files import atomic_write
+from features.store import HistoryStore
 from training.evaluate import Evaluation, Pool, fit_predict_folds, gate, pooled_folds, score_oof
 from training.model import CascadeModel, model_features
 from training.register import setup_tracking

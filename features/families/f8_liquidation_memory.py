@@ -11,13 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cascade_radar.config import FeatureConfig, LabelConfig
+from cascade_radar.config import FeatureConfig
 from features.families import FeatureSet, Warning, family, summary
 from features.labels import LIQUIDATION_SERIES, judge_days
 from features.transforms import rolling_mean
 
 SERIES_COLUMNS = tuple(c for long, short, _ in LIQUIDATION_SERIES for c in (long, short))
-CASCADE_RATIO = LabelConfig().cascade_multiple
 MEMORY_CAP_DAYS = 365
 
 
@@ -32,7 +31,8 @@ def days_since(flag: pd.Series, known: pd.Series, cap: int) -> pd.Series:
 @family("liqmem", "liquidation memory", "tab:gray", inputs=(), optional_inputs=SERIES_COLUMNS,
         warnings=(Warning("liquidations running hot", ("liqmem_ratio_mean_7d",), ">=", 2.0),))
 def liquidation_memory_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
-    days = judge_days(panel, LabelConfig())
+    days = judge_days(panel, cfg.labels)  # the configured label definition, so an override of it applies here too
+    cascade_ratio = cfg.labels.cascade_multiple
     ratio = days["liq_ratio"]
     known = ratio.notna()
     out.add("ratio", ratio, "total liquidations of the day / trailing 90-day median of the same series")
@@ -40,8 +40,8 @@ def liquidation_memory_features(panel: pd.DataFrame, cfg: FeatureConfig, out: Fe
     out.add("ratio_mean_7d", rolling_mean(ratio, 7), "7-day mean of the liquidation ratio")
     out.add("ratio_mean_30d", rolling_mean(ratio, 30), "30-day mean of the liquidation ratio")
     out.add("ratio_max_7d", ratio.rolling(7, min_periods=5).max(), "largest liquidation ratio of the last 7 days")
-    out.add("days_since_cascade_day", days_since(ratio >= CASCADE_RATIO, known, MEMORY_CAP_DAYS),
-            f"days since the last day with liquidations >= {CASCADE_RATIO:g}x their median (capped at {MEMORY_CAP_DAYS})")
+    out.add("days_since_cascade_day", days_since(ratio >= cascade_ratio, known, MEMORY_CAP_DAYS),
+            f"days since the last day with liquidations >= {cascade_ratio:g}x their median (capped at {MEMORY_CAP_DAYS})")
     long, total = days["liq_long_usd"], days["liq_total_usd"]
     out.add("long_share", long / total, "share of the day's liquidations that were longs")
     out.add("long_share_7d", long.rolling(7, min_periods=5).sum() / total.rolling(7, min_periods=5).sum(),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cascade_radar.config import ASSETS
+from cascade_radar.config import ASSETS, Settings
 from features.schemas import SchemaError, validate
 from features.store import AppendResult, HistoryStore
 
@@ -208,3 +208,22 @@ def import_reference(store: HistoryStore, reference_dir: Path, asset: str) -> li
         source = SOURCE + ":" + "+".join(dict.fromkeys(path.name for path in load.paths))
         load.result = store.append(load.series, load.frame, source=source)
     return loads
+
+
+def import_missing_stores(settings: Settings, assets: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """The explicit first-run step: every coin of ``assets`` (and the context coin) whose store is empty gets the reference
+    history. Returns, per coin imported or not, one line to print; coins whose store holds data are left alone."""
+    said = {}
+    for asset in dict.fromkeys([*assets, settings.features.context_asset]):
+        each = settings.for_asset(asset)
+        store = HistoryStore(each.data_path)
+        if not store.is_empty():
+            continue
+        try:
+            loads = import_reference(store, each.reference_path, asset)
+        except ReferenceDataError as exc:
+            said[asset] = (f"{asset}: no history in {each.data_path} and no reference history to load ({exc}); fetch it with "
+                           f"`cascade-radar data update --asset {asset}`, or leave the coin out (--asset / CASCADE_RADAR_ASSETS)")
+            continue
+        said[asset] = f"{asset}: store was empty — loaded {len(loads)} series of the reference history from {each.reference_path}"
+    return said

@@ -329,7 +329,7 @@ def test_every_provider_module_registers_a_connector_and_the_cli_lists_it() -> N
     import pkgutil
 
     import features.sources as package
-    from cascade_radar.cli import build_parser
+    from cli.main import build_parser
 
     helpers = {"base", "http", "update", "reference", "synthetic"}
     modules = {m.name for m in pkgutil.iter_modules(package.__path__)} - helpers

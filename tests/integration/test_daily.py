@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 from cascade_radar.config import PROJECT_ROOT, OperationsConfig, Settings
-from serving.alerts import mask, trigger
-from serving.daily import daily, forecasts
-from serving.ledger import Ledger, LedgerError, score
-from serving.process import settings_env
+from operations.alerts import mask, trigger
+from operations.daily import daily, forecasts
+from operations.ledger import Ledger, LedgerError, score
+from tests.support.process import settings_env
 
 
 class Receiver:
@@ -127,7 +127,7 @@ def test_the_ledger_survives_a_kill_in_the_middle_of_a_write_and_names_corruptio
     script = f"""
 import sys; sys.path.insert(0, {str(PROJECT_ROOT)!r})
 from pathlib import Path
-from serving.ledger import Ledger
+from operations.ledger import Ledger
 ledger = Ledger(Path({str(path)!r}))
 i = 0
 while True:

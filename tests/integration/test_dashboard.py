@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from cascade_radar.config import PROJECT_ROOT, OperationsConfig
-from serving.daily import daily
-from serving.dashboard.browser import Console, chromium, paint_ms, point_on_timeline, unavailable
-from serving.process import free_port, settings_env, start_server, stop_server
+from operations.daily import daily
+from tests.support.browser import Console, chromium, paint_ms, point_on_timeline, unavailable
+from tests.support.process import free_port, settings_env, start_server, stop_server
 
 WHY_NOT = unavailable()
 pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.skipif(WHY_NOT is not None, reason=f"no browser to drive: {WHY_NOT}")]

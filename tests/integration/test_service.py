@@ -16,7 +16,7 @@ from cascade_radar.config import PROJECT_ROOT, Settings
 from features.build import assemble_panel
 from features.families import load_families
 from features.store import HistoryStore
-from serving.process import free_port, settings_env, signals_payload, start_server, stop_server
+from tests.support.process import free_port, settings_env, signals_payload, start_server, stop_server
 
 
 

@@ -166,7 +166,7 @@ def test_parallel_feature_table_writes_all_succeed(tmp_path) -> None:  # noqa: A
 
 
 def _write_table(args: tuple) -> int:
-    from features.store import atomic_write
+    from cascade_radar.files import atomic_write
 
     target, i = args
     frame = pd.DataFrame({"x": np.arange(2000.0) + i})

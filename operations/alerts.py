@@ -46,10 +46,11 @@ def _days(day: str) -> int:
 
 
 def payload(row: dict[str, object], reason: str) -> dict[str, object]:
-    """Everything in the ledger row, plus Slack- (``text``) and Discord-compatible (``content``) text."""
-    drivers = ", ".join(f"{d['family']} {d['contribution']:+.2f}" for d in row.get("top_drivers", [])[:3])  # type: ignore[index]
-    text = (f"cascade-radar {row['asset']} {row['day']}: P(cascade within {row['horizon_days']} d) {float(row['p_cascade']):.2f}, "
-            f"{row['side']} side{' — ALERT' if row['alert'] else ''} ({reason}). Drivers: {drivers}.")
+    """The ledger row — the forecast path's answer, same field names — plus Slack- (``text``) and Discord-compatible
+    (``content``) text."""
+    drivers = ", ".join(f"{d['family']} {d['shap']:+.2f}" for d in row.get("top_drivers", [])[:3])  # type: ignore[index]
+    text = (f"cascade-radar {row['asset']} {row['day']} ({row['age_days']} day(s) old): P(cascade within {row['horizon_days']} d) "
+            f"{float(row['p_cascade']):.2f}, {row['side']} side{' — ALERT' if row['alert'] else ''} ({reason}; {row['basis']}). Drivers: {drivers}.")
     body = {k: v for k, v in row.items() if k not in ("sent", "checksum")}
     return {**body, "trigger": reason, "text": text, "content": text}
 

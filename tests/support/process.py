@@ -16,7 +16,7 @@ import pandas as pd
 from cascade_radar.config import Settings
 from serving.schemas import SignalRow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SIGNAL_FIELDS = [f for f in SignalRow.model_fields if f != "date"]
 
 

@@ -1,6 +1,6 @@
 """The forecast ledger: what the model said each day, kept for good — the only evaluation nobody can tune.
 
-One JSON line per (coin, day, model version), each carrying a checksum of its own content. Rows are never
+One JSON line per (coin, day, model version) — the forecast path's answer as it was given that day, each carrying a checksum of its own content. Rows are never
 changed: an append rewrites the file atomically as the old bytes plus the new lines (a kill mid-write leaves
 the previous file), after checking that the old bytes are intact. A row that fails its checksum, or a file
 that is not the ledger, is an error naming the file and the line — never repaired or replaced silently.
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.store import atomic_write
+from cascade_radar.files import atomic_write
+from cascade_radar.rules import warns
 
-KEY = ("asset", "day", "model_version")
 
 
 class LedgerError(ValueError):
@@ -31,7 +31,11 @@ def checksum(row: dict[str, object]) -> str:
 
 
 def key_of(row: dict[str, object]) -> tuple[object, ...]:
-    return tuple(row[k] for k in KEY)
+    """(asset, day, model version): one row per coin, day and champion. Rows written before the one answer schema keep
+    the version in ``model_version``; they stay readable, as every row of the ledger does."""
+    model = row.get("model")
+    version = model["version"] if isinstance(model, dict) else row.get("model_version")
+    return (row["asset"], row["day"], version)
 
 
 @dataclass
@@ -86,7 +90,9 @@ class Ledger:
 
     def frame(self) -> pd.DataFrame:
         rows = self.read()
-        return pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*KEY, "p_cascade", "alert", "side"])
+        if not rows:
+            return pd.DataFrame(columns=["asset", "day", "model_version", "p_cascade", "alert", "side", "basis"])
+        return pd.DataFrame(rows).assign(model_version=[key_of(r)[2] for r in rows])
 
 
 def score(rows: pd.DataFrame, events: pd.DataFrame, last_judged: pd.Timestamp, horizon: int) -> dict[str, float]:
@@ -104,13 +110,13 @@ def score(rows: pd.DataFrame, events: pd.DataFrame, last_judged: pd.Timestamp, h
     rows = rows[rows["day"] + pd.Timedelta(days=horizon) <= last_judged]
     starts = pd.to_datetime(events["start"]) if len(events) else pd.Series(dtype="datetime64[ns]")
     alerts = rows[rows["alert"].astype(bool)]
-    hits = [bool(((starts > d) & (starts <= d + pd.Timedelta(days=horizon))).any()) for d in alerts["day"]]
+    hits = [any(warns(d, s, horizon) for s in starts) for d in alerts["day"]]
     first, last = (rows["day"].min(), rows["day"].max()) if len(rows) else (None, None)
     scored = events[(starts > first) & (starts <= last + pd.Timedelta(days=horizon))] if first is not None and len(events) else events.iloc[0:0]
     leads, correct = [], 0
     for event in scored.itertuples():
         start = pd.Timestamp(event.start)
-        window = alerts[(alerts["day"] >= start - pd.Timedelta(days=horizon)) & (alerts["day"] < start)]
+        window = alerts[np.asarray(warns(alerts["day"], start, horizon), dtype=bool)]
         if len(window):
             leads.append((start - window["day"].iloc[0]).days)
             correct += window["side"].iloc[0] == event.direction

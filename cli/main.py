@@ -11,7 +11,10 @@ from collections.abc import Sequence
 import pandas as pd
 from tabulate import tabulate
 
-from cascade_radar.config import Settings, get_settings
+from cascade_radar.config import ASSETS, Settings, get_settings
+from cascade_radar.rules import AUTO, BASES, BASIS_RULE
+
+COINS = " ".join(ASSETS)
 from features.store import HistoryStore
 
 class UserError(Exception):
@@ -73,6 +76,7 @@ def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
     from features.build import feature_table_path, write_feature_table
 
     started = time.perf_counter()
+    first_run_import(settings, [settings.asset])
     ft = build_features(settings, _parse_day(args.until, "--until"))
     write_feature_table(ft, settings)
     labelled = ft.table["target"].notna()
@@ -104,7 +108,6 @@ def cmd_features_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_label_study(args: argparse.Namespace, settings: Settings) -> int:
-    from cascade_radar.config import ASSETS
     from features.build import assemble_panel, load_history
     from features.labels import label_study
 
@@ -135,12 +138,21 @@ def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # ---------------------------------------------------------------- training
+def first_run_import(settings: Settings, assets: list[str]) -> None:
+    """The explicit first-run step of the main job: an empty store gets the reference history (said once per coin)."""
+    from features.sources.reference import import_missing_stores
+
+    for line in import_missing_stores(settings, assets).values():
+        print(line, flush=True)
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings, register: bool = True) -> int:
     from training.report import coin_table, format_table
     from training.train import train
 
     if args.asset:  # `--asset X` trains and evaluates on that coin alone
         settings = settings.model_copy(update={"assets": [settings.asset]})
+    first_run_import(settings, settings.assets)
     coins = ", ".join(settings.assets)
     print(f"{coins}: features -> pooled walk-forward over {settings.folds.n_folds} folds -> final fit -> MLflow ...", flush=True)
     result = train(settings, register=register)
@@ -187,6 +199,7 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.asset:
         settings = settings.model_copy(update={"assets": [settings.asset]})
+    first_run_import(settings, settings.assets)
     t = settings.tune
     n = len(t.family_sets) * len(t.param_sets) + len(t.direction_sets)
     print(f"{', '.join(settings.assets)}: nested walk-forward — {n} candidates x {t.inner_folds} inner folds in each of "
@@ -207,53 +220,79 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # ---------------------------------------------------------------- daily operation
-def _print_forecast(fc) -> None:  # noqa: ANN001 - CoinForecast
-    row = fc.row
-    print(f"\n{row['asset']} {row['day']}: P(cascade within {row['horizon_days']} d) {row['p_cascade']:.2f}, side {row['side']}"
-          f"{'  ** ALERT **' if row['alert'] else ''}  ({row['model']} v{row['model_version']}, {row['basis']})")
-    import datetime as dt
+EXIT_OUTDATED = 3  # `today` / `daily`: a coin's answer is missing or older than alerts.max_age_days (cron and systemd notice)
 
-    age = (dt.datetime.now(dt.UTC).date() - dt.date.fromisoformat(row["day"])).days
-    if age > 1:
-        print(f"  note: the latest complete day is {age} days before today (UTC): the history needs `make data` / `cascade-radar daily`")
-    print(f"  {fc.sentence}")
-    day = dt.date.fromisoformat(row["day"])
-    fresh = [[fam, through or "-", (day - dt.date.fromisoformat(through)).days if through else "-", "STALE" if fam in row["stale"] else ""]
-             for fam, through in row["data_through"].items()]
-    print("  " + tabulate(fresh, headers=["family", "data through", "days behind", ""], tablefmt="plain").replace("\n", "\n  "))
-    if row["stale"]:
-        print(f"  stale or missing inputs the model reads: {', '.join(row['stale'])} (scored as missing, not as 0)")
+
+def _print_forecast(row: dict) -> None:
+    """One coin's answer as a desk reads it: the day and its age first, then the numbers, why, and every family's freshness."""
+    age = f"{row['age_days']} day(s) old"
+    if row["outdated"]:
+        age += " — OUTDATED: update the store (`cascade-radar daily`)"
+    side_p = row["p_long"] if row["side"] == "long" else row["p_short"]
+    print(f"\n{row['asset']} {row['day']} ({age})")
+    print(f"  P(cascade within {row['horizon_days']} d) {row['p_cascade']:.2f} · {row['side']} squeeze {side_p:.2f}"
+          f"{' · ** ALERT **' if row['alert'] else ''} · {row['basis']} ({row['model_used']})")
+    print(f"  {row['sentence']}")
+    fresh = [[f["family"], "yes" if f["read_by_model"] else "", f["data_through"] or "-", "-" if f["days_behind"] is None else f["days_behind"],
+              "STALE" if f["stale"] else ""] for f in row["freshness"]]
+    print("  " + tabulate(fresh, headers=["family", "model reads", "data through", "days behind today", ""], tablefmt="plain").replace("\n", "\n  "))
+
+
+def _assets(args: argparse.Namespace, settings: Settings) -> list[str]:
+    """`--asset X`: that coin alone; otherwise every configured coin."""
+    return [settings.asset] if args.asset else list(settings.assets)
 
 
 def cmd_today(args: argparse.Namespace, settings: Settings) -> int:
-    from serving.daily import forecasts
+    from operations.daily import DailyReport, forecasts
 
     started = time.perf_counter()
-    results = forecasts(settings)
+    results = forecasts(settings, assets=_assets(args, settings))
     for fc in results:
         if fc.row is None:
             print(f"\n{fc.asset}: no forecast — {fc.error}")
         else:
-            _print_forecast(fc)
-    print(f"\n{sum(fc.row is not None for fc in results)} of {len(results)} coins in {time.perf_counter() - started:.1f} s")
-    return 0
+            _print_forecast(fc.row)
+    bad = DailyReport(results).outdated
+    print(f"\n{sum(fc.row is not None for fc in results)} of {len(results)} coins in {time.perf_counter() - started:.1f} s"
+          + (f"; missing or older than {settings.alerts.max_age_days} day(s): {', '.join(bad)} (exit {EXIT_OUTDATED})" if bad else ""))
+    return EXIT_OUTDATED if bad else 0
+
+
+def _parse_days(value: str) -> list[pd.Timestamp]:
+    """``DAY`` or ``FIRST..LAST`` (every day of it)."""
+    first, _, last = value.partition("..")
+    start = _parse_day(first, "--as-of")
+    end = _parse_day(last, "--as-of") if last else start
+    if end < start:
+        raise UserError(f"--as-of {value!r}: the last day is before the first")
+    return list(pd.date_range(start, end, freq="D"))
 
 
 def cmd_daily(args: argparse.Namespace, settings: Settings) -> int:
-    from serving.daily import daily
+    from operations.daily import daily
 
-    as_of = _parse_day(args.as_of, "--as-of") if args.as_of else None
-    report = daily(settings, as_of=as_of, update=False if args.no_update else None)
+    days = _parse_days(args.as_of) if args.as_of else None
+    started = time.perf_counter()
+    report = daily(settings, days=days, update=False if args.no_update else None, assets=_assets(args, settings))
+    appended = {(r["asset"], r["day"]) for r in report.appended}
     for fc in report.forecasts:
         if fc.row is not None:
-            print(f"{fc.asset} {fc.row['day']}: P {fc.row['p_cascade']:.2f} {fc.row['side']}{' ALERT' if fc.row['alert'] else ''}")
-    print(f"ledger {settings.ledger_path}: {len(report.appended)} row(s) appended, {len(report.sent)} alert(s) sent")
-    return 0
+            r = fc.row
+            print(f"{r['asset']} {r['day']} ({r['age_days']} d old{', OUTDATED' if r['outdated'] and not days else ''}): P {r['p_cascade']:.2f} "
+                  f"{r['side']}{' ALERT' if r['alert'] else ''} · {r['basis']}" + ("" if (r["asset"], r["day"]) in appended else " (already in the ledger)"))
+    print(f"ledger {settings.ledger_path}: {len(report.appended)} row(s) appended, {len(report.sent)} alert(s) sent "
+          f"in {time.perf_counter() - started:.1f} s")
+    # a replay is old by design: there only a missing forecast counts
+    bad = sorted({fc.asset for fc in report.forecasts if fc.row is None}) if days else report.outdated
+    if bad:
+        print(f"missing or older than {settings.alerts.max_age_days} day(s): {', '.join(bad)} (exit {EXIT_OUTDATED})")
+    return EXIT_OUTDATED if bad else 0
 
 
 def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
-    from serving.ledger import Ledger
-    from serving.track import track_record
+    from operations.ledger import Ledger
+    from operations.track import track_record
 
     frame = Ledger(settings.ledger_path).frame()
     if frame.empty:
@@ -261,6 +300,7 @@ def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     shown = frame[frame["asset"] == settings.asset] if args.asset else frame
     cols = ["asset", "day", "model_version", "p_cascade", "side", "alert", "basis", "trigger"]
+    shown = shown.reindex(columns=cols)
     print(tabulate(shown[cols].tail(args.tail).fillna("").values.tolist(), headers=cols, floatfmt=".2f"))
     record = track_record(frame, settings)
     print("\ntrack record (rows whose horizon has passed and whose labels are known; in-sample rows are the champion's hindsight):")
@@ -295,58 +335,73 @@ def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # ---------------------------------------------------------------- explanations
+def _forecaster(settings: Settings):  # noqa: ANN202 - CoinForecaster, imported lazily
+    from forecast.predict import load_coins
+
+    coins = load_coins(settings, [settings.asset])
+    if settings.asset in coins.reasons:
+        raise UserError(f"{settings.asset}: {coins.reasons[settings.asset]}")
+    return coins.forecasters[settings.asset]
+
+
 def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
-    from training.explain import build_explainer, day_explanation, write_all, write_day
+    from forecast.predict import Unanswerable, write_explanation
 
     if not args.date and not args.all:
         raise UserError("give --date YYYY-MM-DD or --all")
     day = _parse_day(args.date, "--date") if args.date else None  # before seconds of loading, not after
-    ft = build_features(settings)
-    explainer, identity = build_explainer(settings, args.basis)
+    forecaster = _forecaster(settings)
     out_dir = settings.reports_path / "explanations"
-    h, thr = settings.labels.horizon_days, settings.alert_threshold
+    started = time.perf_counter()
     if args.all:
-        started = time.perf_counter()
         from tqdm import tqdm
 
-        explained = explainer.explain(ft.table)
-        with tqdm(total=len(explained), unit="day", desc="explain", leave=False) as bar:
-            path = write_all(explained, ft.table, out_dir, h, thr, progress=bar.update)
-        counts = explained["basis"].value_counts().to_dict()
-        print(f"explained {len(explained)} days in {time.perf_counter() - started:.1f} s -> {path} and {out_dir / 'days'}/<date>.json")
-        print("basis: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        days = forecaster.answerable_days
+        rows = []
+        for answer in tqdm(forecaster.forecast_many(days, args.basis, top=10, detail=True), unit="day", desc="explain", leave=False):
+            write_explanation(answer, out_dir / "days", png=False)
+            rows.append({k: answer[k] for k in ("day", "p_cascade", "p_long", "p_short", "side", "alert", "basis", "model_used", "sentence")})
+        path = out_dir / "all_days.parquet"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_parquet(path)
+        refused = len(forecaster.features) - len(days)
+        print(f"explained {len(days)} answerable days in {time.perf_counter() - started:.1f} s -> {path} and {out_dir / 'days'}/<date>.json")
+        print("basis: " + ", ".join(f"{k} {v}" for k, v in pd.Series([r["basis"] for r in rows]).value_counts().items()))
+        if refused:
+            print(f"{refused} day(s) of the history not answered: a family the model reads ({', '.join(forecaster.read_families)}) has no "
+                  f"data within {settings.alerts.stale_after_days} day(s) of them; answerable days: {forecaster.answerable_span()}")
         return 0
-    if day not in ft.table.index:
-        raise UserError(f"--date {args.date}: no data for that day (history covers {_day(ft.table.index[0])}..{_day(ft.table.index[-1])})")
-    started = time.perf_counter()
-    row = explainer.explain(ft.table.loc[[day]]).iloc[0]
-    explanation = {"asset": settings.asset, **day_explanation(row, ft.table.loc[day], h, thr)}
-    json_path, png_path = write_day(explanation, ft.table.loc[day], out_dir)
-    print(explanation["sentence"])
-    print(f"\nbasis: {explanation['basis']} — {explanation['model_used']}")
-    if explanation["missing_families"]:
-        print(f"missing that day (scored as missing, not 0): {', '.join(explanation['missing_families'])}")
-    if explanation["basis"] == "in-sample":
+    try:
+        x = forecaster.forecast(day, args.basis, top=10, detail=True)
+    except Unanswerable as exc:
+        raise UserError(f"--date {args.date}: {exc.message}") from None
+    json_path, png_path = write_explanation(x, out_dir)
+    print(f"{x['asset']} {x['day']} ({x['age_days']} day(s) old)")
+    print(x["sentence"])
+    print(f"\nbasis: {x['basis']} — {x['model_used']}")
+    if x["missing_families"]:
+        print(f"missing that day (scored as missing, not 0, never a driver): {', '.join(x['missing_families'])}")
+    if x["hindsight"]:
         print("note: the model was trained on this day's outcome; this is hindsight, not what it would have said then")
-    print(f"scale: {explanation['scale']}; cascade base value {explanation['cascade']['base_value']:+.3f}, margin {explanation['cascade']['margin']:+.3f}")
-    fams = explanation["cascade"]["families"]
-    effects = explanation["cascade"]["family_probability_effect"]
-    print(tabulate([[k, f"{v:+.3f}", f"{effects[k]:+.3f}"] for k, v in fams.items()], headers=["family", "log-odds", "P(cascade) effect"]))
+    print(f"scale: {x['scale']}; cascade base value {x['cascade']['base_value']:+.3f}, margin {x['cascade']['margin']:+.3f}")
+    fams = x["cascade"]["shap_by_family"]
+    effects = x["cascade"]["probability_effect_by_family"]
+    print(tabulate([[k, f"{v:+.3f}", f"{effects[k]:+.3f}"] for k, v in fams.items()], headers=["family", "SHAP (log-odds)", "P(cascade) effect"]))
     print()
-    print(tabulate([[d["feature"], d["family"], "-" if d["value"] is None else f"{d['value']:.4g}", f"{d['contribution']:+.3f}"] for d in explanation["top_drivers"]],
-                   headers=["top feature", "family", "value", "log-odds"]))
+    print(tabulate([[d["feature"], d["family"], "-" if d["feature_value"] is None else f"{d['feature_value']:.4g}", f"{d['shap']:+.3f}"]
+                    for d in x["top_drivers"]], headers=["top feature", "family", "feature value", "SHAP (log-odds)"]))
     print(f"\nwritten {json_path} and {png_path} in {time.perf_counter() - started:.2f} s")
     return 0
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from training.explain import build_explainer
+    from forecast.predict import load_champion
     from training.replay import replay_event, select_events, write_index, write_replay
     from training.report import read_oof
 
     ft = build_features(settings)
     oof = read_oof(settings.reports_path)
-    explainer, _ = build_explainer(settings)
+    explainer = load_champion(settings).explainer(settings, AUTO)
     events, notes = select_events(ft.labels.events, settings, oof)
     directory = settings.reports_path / "replays"
     replays = []
@@ -398,7 +453,7 @@ def cmd_data_update(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cascade-radar", description="Early warning for crypto liquidation cascades.")
-    parser.add_argument("--asset", help="coin to work on (BTC ETH SOL XRP DOGE BNB ADA); default from CASCADE_RADAR_ASSET or BTC; "
+    parser.add_argument("--asset", help=f"coin to work on ({COINS}); default from CASCADE_RADAR_ASSET or BTC; "
                         "for train / tune / evaluate: that coin alone instead of the pool")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -433,9 +488,14 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--dry-run", action="store_true", help="report and log, but leave training/selection.json as it is")
     tu.set_defaults(handler=cmd_tune)
     sub.add_parser("evaluate", help="walk-forward evaluation: model vs baselines table and report (no registration)").set_defaults(handler=cmd_evaluate)
-    sub.add_parser("today", help="today's risk for every coin: P(cascade), side, alert, drivers, freshness of every family").set_defaults(handler=cmd_today)
-    dly = sub.add_parser("daily", help="the daily job: update the store, forecast every coin, append to the ledger, send alerts")
-    dly.add_argument("--as-of", help="forecast this past day from the store as it stood then (a replay), YYYY-MM-DD")
+    exit_note = (f"exit {EXIT_OUTDATED} when a coin has no answer or its answer is older than alerts.max_age_days "
+                 "(CASCADE_RADAR_ALERTS__MAX_AGE_DAYS) days before today (UTC), so cron and systemd notice")
+    sub.add_parser("today", help="today's risk for every coin (--asset X: that coin alone): the day and its age, P(cascade), side, alert, "
+                   "drivers, freshness of every family", epilog=exit_note).set_defaults(handler=cmd_today)
+    dly = sub.add_parser("daily", help="the daily job: update the store, forecast every coin, append to the ledger, send alerts",
+                         epilog=exit_note + "; with --as-of only a missing answer counts")
+    dly.add_argument("--as-of", help="replay past days instead: YYYY-MM-DD, or FIRST..LAST for every day of a range (one pass); each day "
+                     "is answered as the forecast path answers it (basis 'auto': out-of-fold where the champion saw the day)")
     dly.add_argument("--no-update", action="store_true", help="skip fetching from the live providers")
     dly.set_defaults(handler=cmd_daily)
     led = sub.add_parser("ledger", help="print the forecast ledger and score its rows whose horizon has passed")
@@ -450,9 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("explain", help="SHAP explanation of a day (--date) or of every day (--all)")
     ex.add_argument("--date", help="day to explain, YYYY-MM-DD")
     ex.add_argument("--all", action="store_true", help="explain every day of the feature table")
-    ex.add_argument("--basis", choices=["auto", "champion"], default="auto",
-                    help="auto (default, as the API): a past day a walk-forward fold covered is explained by that fold's model "
-                         "(out-of-fold), later days by the champion; champion: the champion on every day (hindsight where it trained)")
+    ex.add_argument("--basis", choices=list(BASES), default=AUTO, help=BASIS_RULE)
     ex.set_defaults(handler=cmd_explain)
 
     sub.add_parser("replay", help="replay configured and largest past events from out-of-fold predictions").set_defaults(handler=cmd_replay)
@@ -467,7 +525,7 @@ def _asset_option_everywhere(parser: argparse.ArgumentParser) -> None:
         if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
             for child in action.choices.values():
                 if not any(isinstance(a, argparse._SubParsersAction) for a in child._actions):  # noqa: SLF001
-                    child.add_argument("--asset", default=argparse.SUPPRESS, help="coin (BTC ETH SOL XRP DOGE BNB ADA)")
+                    child.add_argument("--asset", default=argparse.SUPPRESS, help=f"coin ({COINS})")
                 _asset_option_everywhere(child)
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 
 from cascade_radar.config import Settings
 from features.build import load_feature_table, load_history
-from serving.ledger import score
+from operations.ledger import score
 
 
 def track_record(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:

@@ -1,0 +1,99 @@
+"""Rules every floor shares, each written once: the side of a forecast, log-odds to probability, the window in which
+an alert warns of an event, the bases a day can be answered on, and the age of an answer.
+
+Ground floor: imports nothing of the project.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+# ------------------------------------------------------------------ probabilities and the side
+LONG, SHORT = "long", "short"
+SIDES = (LONG, SHORT)
+
+
+def sigmoid(x: np.ndarray | float) -> np.ndarray:
+    """Log-odds to probability."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
+
+
+def side(p_long: np.ndarray | float, p_short: np.ndarray | float) -> np.ndarray:
+    """The forecast side: 'long' when a long squeeze is at least as likely as a short squeeze."""
+    return np.where(np.asarray(p_long) >= np.asarray(p_short), LONG, SHORT)
+
+
+def side_words(value: str) -> str:
+    """'long squeeze' / 'short squeeze'."""
+    return f"{value} squeeze"
+
+
+# ------------------------------------------------------------------ the warned window
+def warning_window(event_start: pd.Timestamp, horizon_days: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The days whose forecast covers an event starting on ``event_start``: [start - H, start - 1].
+
+    A forecast made on day t is about an event starting in (t, t + H]; so an alert on day t *warned of* the event
+    exactly when t lies in this window. The evaluation, the ledger's track record, the replays and the alert
+    episodes all count leads with it.
+    """
+    start = pd.Timestamp(event_start)
+    return start - pd.Timedelta(days=horizon_days), start - pd.Timedelta(days=1)
+
+
+def warns(day: pd.Timestamp | pd.Series | pd.DatetimeIndex, event_start: pd.Timestamp, horizon_days: int) -> bool | np.ndarray:
+    """Does a forecast made on ``day`` (or on each of several days) cover an event starting on ``event_start``?"""
+    first, last = warning_window(event_start, horizon_days)
+    return (day >= first) & (day <= last)
+
+
+def first_warning(alert_days: pd.DatetimeIndex, event_start: pd.Timestamp, horizon_days: int) -> pd.Timestamp | None:
+    """The first alert day that warned of the event (None: none did); the lead is ``event_start`` minus it."""
+    inside = alert_days[np.asarray(warns(alert_days, event_start, horizon_days), dtype=bool)]
+    return pd.Timestamp(inside.min()) if len(inside) else None
+
+
+def alert_episodes(alert: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Runs of consecutive alert days as (first, last)."""
+    days = alert.index[alert.to_numpy(dtype=bool)]
+    runs: list[tuple[pd.Timestamp, pd.Timestamp]] = []
+    for day in days:
+        if runs and (day - runs[-1][1]).days == 1:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
+# ------------------------------------------------------------------ the basis of an answer
+OUT_OF_FOLD, OUT_OF_SAMPLE, IN_SAMPLE = "out-of-fold", "out-of-sample", "in-sample"
+ANSWER_BASES = (OUT_OF_FOLD, OUT_OF_SAMPLE, IN_SAMPLE)
+AUTO, CHAMPION = "auto", "champion"
+BASES = (AUTO, CHAMPION)  # what a caller may ask for
+BASIS_RULE = (
+    "Which model answers a day. 'auto' (the default everywhere): a day inside a walk-forward test block of the champion's "
+    "own training run is answered by that fold's model, which never saw the day (out-of-fold: what the model would have "
+    "said then); a day after the champion's last training day by the champion (out-of-sample); any other day — before "
+    "the first test block — by the champion in-sample, which was trained on that day's outcome (hindsight, flagged). "
+    "'champion': the champion on every day (in-sample, i.e. hindsight, on the days it was trained on)."
+)
+
+
+# ------------------------------------------------------------------ age
+def today_utc() -> dt.date:
+    """Today's date in UTC: every age is measured against it."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+def age_days(day: pd.Timestamp | dt.date | str, today: dt.date | None = None) -> int:
+    """Days from ``day`` to today (UTC): how old an answer's data are."""
+    return ((today or today_utc()) - pd.Timestamp(day).date()).days
+
+
+def span_warns(first: pd.Timestamp, last: pd.Timestamp, event_starts: pd.Series, horizon_days: int) -> np.ndarray:
+    """Per event start: did some day of [first, last] (an alert episode) warn of it? I.e. does the event's warning
+    window meet the span — the event starts in (first, last + H]."""
+    starts = pd.to_datetime(pd.Series(event_starts))
+    return ((starts - pd.Timedelta(days=horizon_days) <= last) & (starts - pd.Timedelta(days=1) >= first)).to_numpy(dtype=bool)

@@ -1,0 +1,1 @@
+"""The one forecast path: (coin, day, basis) -> the answer every interface gives."""

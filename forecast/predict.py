@@ -1,0 +1,377 @@
+"""The one forecast path: given a coin, a day and a basis, *the* answer — every interface formats this and nothing else.
+
+``CoinForecaster`` holds one coin's champion (with its fold models), its history turned into features once, and every
+day explained once per basis (LightGBM's exact TreeSHAP, as arrays). From that it answers:
+
+* ``forecast(day, basis)`` — P(cascade), the side and its probabilities, the alert, the basis and the model that
+  answered, the explanation (drivers, per-family log-odds, a sentence), the freshness of every family, the missing
+  families and the age of the answer against today (UTC);
+* ``forecast_range(start, end, basis)`` — many days in one pass, for timelines and replays of the daily job.
+
+The API routes, the dashboard, `cascade-radar today` / `explain` / `daily`, the ledger row and the alert payload all
+call these, so they agree to the last digit.
+
+**Basis** (written once, ``cascade_radar.rules.BASIS_RULE``): 'auto' answers a day inside a walk-forward test block of
+the champion's run with that fold's model (out-of-fold), a day after the champion's training data with the champion
+(out-of-sample), any other day with the champion in-sample, flagged as hindsight.
+
+**An answerable day** (one rule, every interface): at most ``alerts.max_missing_families`` (default 1) of the families
+the model reads lack data within ``alerts.stale_after_days`` before the day — the model is trained to score one missing
+family, not several. Those families are flagged ``missing_families``, scored as missing (never as 0) and never named a
+driver. Any other day is refused with the reason — which families, through when, and what to run.
+
+No look-ahead: features of day t use data up to t only (the family contract), so answering day t from the whole stored
+history gives the same answer as answering it from the store as it stood at the end of day t (tested).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cascade_radar.config import Settings
+from cascade_radar.rules import AUTO, BASES, IN_SAMPLE, age_days, alert_episodes, side, sigmoid, today_utc
+from features.build import MarketContext, feature_frame, is_context_coin, load_market_context
+from features.families import describe, family_of, title_of
+from features.freshness import FreshnessTable, last_present_days
+from features.store import HistoryStore
+from training.explain import SCALE, Explainer, ModelSource, champion_explainer, champion_fold_sources, fold_model_sources
+from training.model import CascadeModel
+
+DIRECTION_MEANING = "positive pushes towards a long squeeze, negative towards a short squeeze"
+
+
+class Unanswerable(LookupError):
+    """A day the forecast refuses: ``message`` says why and what to run; ``status`` is the HTTP code an API gives it."""
+
+    def __init__(self, message: str, status: int = 404) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class NotReady(RuntimeError):
+    """A coin that cannot forecast at all (no champion, no history): the reason."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """A coin's champion, its registry identity and its run's fold models (the out-of-fold answerers)."""
+
+    model: CascadeModel
+    identity: dict[str, str]
+    folds: list[ModelSource]
+
+    @property
+    def info(self) -> dict[str, str]:
+        return {k: self.identity[k] for k in ("name", "version", "alias")}
+
+    def explainer(self, settings: Settings, basis: str) -> Explainer:
+        """The explainer of ``basis``: 'auto' with the fold models, 'champion' without."""
+        return champion_explainer(self.model, self.identity, settings, self.folds if basis == AUTO else [])
+
+
+def load_champion(settings: Settings) -> Champion:
+    """``settings.asset``'s champion: as `make bento` packaged it (inside a Bento) or from the MLflow registry."""
+    from training.register import load_champion as registry_champion
+
+    if settings.packaged_path is not None:
+        root = settings.packaged_path / settings.asset.lower()
+        if not (root / "model" / "meta.json").exists():
+            raise LookupError(f"no packaged champion for {settings.asset} in {settings.packaged_path} (it had none when the Bento was built)")
+        return Champion(CascadeModel.load(root / "model"), json.loads((root / "identity.json").read_text()), fold_model_sources(root))
+    model, identity = registry_champion(settings)
+    return Champion(model, identity, champion_fold_sources(settings, identity))
+
+
+@dataclass(frozen=True)
+class Explained:
+    """Every day of one basis, explained, as arrays: answering a day is an index lookup."""
+
+    days: pd.DatetimeIndex
+    probs: np.ndarray  # (days, 3): p_cascade, p_long, p_short
+    basis: np.ndarray  # (days,) out-of-fold / out-of-sample / in-sample
+    model_used: np.ndarray  # (days,) which model answered
+    cascade_base: np.ndarray
+    cascade_shap: np.ndarray  # (days, features) log-odds contributions
+    direction_base: np.ndarray | None
+    direction_shap: np.ndarray | None
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, features: list[str]) -> Explained:
+        has_direction = "direction_base" in frame.columns and frame["direction_base"].notna().any()
+        return cls(frame.index, frame[["p_cascade", "p_long", "p_short"]].to_numpy(), frame["basis"].to_numpy(),
+                   frame["model_used"].to_numpy(), frame["cascade_base"].to_numpy(), frame[[f"cascade_shap__{f}" for f in features]].to_numpy(),
+                   frame["direction_base"].to_numpy() if has_direction else None,
+                   frame[[f"direction_shap__{f}" for f in features]].to_numpy() if has_direction else None)
+
+
+def _num(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def _day(value: pd.Timestamp | None) -> str | None:
+    return None if value is None else str(pd.Timestamp(value).date())
+
+
+@dataclass
+class CoinForecaster:
+    """One coin's forecasts for every day of its stored (or posted) history."""
+
+    settings: Settings
+    champion: Champion
+    panel: pd.DataFrame  # the assembled raw panel
+    features: pd.DataFrame  # every feature of every day
+    fresh: FreshnessTable
+    context: MarketContext | None = None
+    _explained: dict[str, Explained] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        model = self.champion.model
+        self.model_features: list[str] = list(model.features)
+        read = dict.fromkeys(family_of(f) for f in [*model.cascade_features, *model.direction_features])
+        self.read_families: tuple[str, ...] = tuple(read)
+        self._family_of = np.array([family_of(f) for f in self.model_features])
+        self._read_columns = {fam: np.flatnonzero(self._family_of == fam) for fam in self.read_families}
+        limit = self.settings.alerts.stale_after_days
+        self._stale = {fam: ~self.fresh.fresh_days([fam], limit) for fam in self.read_families}
+        stale_count = np.sum([self._stale[fam] for fam in self.read_families], axis=0) if self.read_families else np.zeros(len(self.features))
+        self._answerable = np.asarray(stale_count <= self.settings.alerts.max_missing_families, dtype=bool)
+        values = self.features[self.model_features].to_numpy(dtype=float)
+        # per day, the read families that are stale or have no value in any of their model features: scored as missing,
+        # flagged, never named a driver
+        self._missing = {fam: self._stale[fam] | np.isnan(values[:, cols]).all(axis=1) for fam, cols in self._read_columns.items()}
+        self._values = values
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(cls, settings: Settings, champion: Champion, raw_panel: pd.DataFrame, context: MarketContext | None = None) -> CoinForecaster:
+        """The forecaster of ``raw_panel`` (a coin's store, or posted signals); ``context``: the market context it reads."""
+        context = None if is_context_coin(settings) else context
+        panel, features, _ = feature_frame(raw_panel, settings, context)
+        return cls(settings, champion, panel, features, last_present_days(panel, context), context)
+
+    @classmethod
+    def load(cls, settings: Settings, context: MarketContext | None = None, champion: Champion | None = None) -> CoinForecaster:
+        """``settings.asset`` from its champion and its store; raises NotReady with the reason."""
+        try:
+            champion = champion or load_champion(settings)
+        except Exception as exc:  # noqa: BLE001 - any failure here means "not ready", with the reason
+            raise NotReady(f"no champion model: {exc}") from exc
+        store = HistoryStore(settings.data_path)
+        if store.is_empty():
+            raise NotReady(f"no history in {settings.data_path}: run `make data-reference` or `make data`")
+        try:
+            if context is None and not is_context_coin(settings):
+                context = load_market_context(settings)
+            return cls.build(settings, champion, store.panel(), context)
+        except Exception as exc:  # noqa: BLE001
+            raise NotReady(f"history could not be turned into features: {exc}") from exc
+
+    # ------------------------------------------------------------------ days
+    @property
+    def first_day(self) -> pd.Timestamp:
+        return self.features.index[0]
+
+    @property
+    def last_day(self) -> pd.Timestamp:
+        return self.features.index[-1]
+
+    @property
+    def answerable_days(self) -> pd.DatetimeIndex:
+        return self.features.index[self._answerable]
+
+    @property
+    def data_through(self) -> pd.Timestamp | None:
+        """The last answerable day: what "today" is answered for."""
+        days = self.answerable_days
+        return days[-1] if len(days) else None
+
+    def refusal(self, day: pd.Timestamp) -> str | None:
+        """Why ``day`` (inside the history) cannot be answered, or None."""
+        i = self.features.index.get_loc(day)
+        if self._answerable[i]:
+            return None
+        cfg = self.settings.alerts
+        behind = [f for f in self.fresh.on(day, cfg.stale_after_days, set(self.read_families)) if f.read_by_model and f.stale]
+        said = ", ".join(f"{f.family} ({'no data yet' if f.data_through is None else 'data through ' + f.data_through})" for f in behind)
+        last = self.data_through
+        hint = ("update the store: `cascade-radar daily` (or `cascade-radar data update`)" if last is not None and day > last
+                else f"answerable days: {self.answerable_span()}")
+        return (f"{day.date()} cannot be answered: {len(behind)} of the families the model reads have no data within "
+                f"{cfg.stale_after_days} day(s) before it — {said} (at most {cfg.max_missing_families} may be missing); {hint}")
+
+    def answerable_span(self) -> str:
+        days = self.answerable_days
+        return f"{days[0].date()}..{days[-1].date()}" if len(days) else "none"
+
+    def resolve(self, day: dt.date | pd.Timestamp | None = None) -> pd.Timestamp:
+        """The day asked (default: the last answerable day), checked: outside the history or unanswerable -> Unanswerable."""
+        if day is None:
+            last = self.data_through
+            if last is None:
+                raise Unanswerable(f"{self.settings.asset}: no day of the history ({self.first_day.date()}..{self.last_day.date()}) has "
+                                   f"data of every family the model reads ({', '.join(self.read_families)})", 503)
+            return last
+        day = pd.Timestamp(day)
+        if day < self.first_day or day > self.last_day:
+            raise Unanswerable(f"{day.date()} is outside the history ({self.first_day.date()}..{self.last_day.date()}); "
+                               f"answerable days: {self.answerable_span()}")
+        reason = self.refusal(day)
+        if reason is not None:
+            raise Unanswerable(reason)
+        return day
+
+    # ------------------------------------------------------------------ answers
+    def explained(self, basis: str = AUTO) -> Explained:
+        """Every day explained on ``basis`` (computed on first use, then kept)."""
+        if basis not in BASES:
+            raise ValueError(f"basis {basis!r} is not one of {', '.join(BASES)}")
+        if basis not in self._explained:
+            frame = self.champion.explainer(self.settings, basis).explain(self.features)
+            self._explained[basis] = Explained.of(frame, self.model_features)
+        return self._explained[basis]
+
+    def forecast(self, day: dt.date | pd.Timestamp | None = None, basis: str = AUTO, top: int = 5, detail: bool = False,
+                 today: dt.date | None = None) -> dict[str, object]:
+        """The answer for ``day`` (default: the last answerable day); ``detail`` adds every SHAP value (an explanation)."""
+        return self._answer(self.resolve(day), basis, top, detail, today or today_utc())
+
+    def forecast_many(self, days: list[pd.Timestamp] | pd.DatetimeIndex, basis: str = AUTO, top: int = 5, detail: bool = False,
+                      today: dt.date | None = None) -> list[dict[str, object]]:
+        """Answers for several days in one pass (each checked like ``forecast``)."""
+        today = today or today_utc()
+        return [self._answer(self.resolve(day), basis, top, detail, today) for day in days]
+
+    def forecast_range(self, start: dt.date | pd.Timestamp, end: dt.date | pd.Timestamp, basis: str = AUTO) -> dict[str, object]:
+        """The headline numbers of every answerable day in [start, end], and the refused runs with why."""
+        first, last = pd.Timestamp(start), pd.Timestamp(end)
+        for name, value in (("start", first), ("end", last)):
+            if value < self.first_day or value > self.last_day:
+                raise Unanswerable(f"{name} {value.date()} is outside the history ({self.first_day.date()}..{self.last_day.date()})")
+        ex = self.explained(basis)
+        lo, hi = ex.days.get_loc(first), ex.days.get_loc(last) + 1
+        ok = self._answerable[lo:hi]
+        idx = np.arange(lo, hi)[ok]
+        probs = ex.probs[idx]
+        sides = side(probs[:, 1], probs[:, 2])
+        threshold = self.settings.alert_threshold
+        rows = [{"day": str(ex.days[i].date()), "p_cascade": float(p[0]), "p_long": float(p[1]), "p_short": float(p[2]), "side": str(s),
+                 "alert": bool(p[0] >= threshold), "basis": str(ex.basis[i]), "hindsight": str(ex.basis[i]) == IN_SAMPLE}
+                for i, p, s in zip(idx, probs, sides, strict=True)]
+        refused = [{"first": str(a.date()), "last": str(b.date()), "reason": self.refusal(a)} for a, b in alert_episodes(pd.Series(~ok, index=ex.days[lo:hi]))]
+        return {"rows": rows, "refused": refused}
+
+    def _answer(self, day: pd.Timestamp, basis: str, top: int, detail: bool, today: dt.date) -> dict[str, object]:
+        ex = self.explained(basis)
+        i = ex.days.get_loc(day)
+        p, p_long, p_short = (float(v) for v in ex.probs[i])
+        settings = self.settings
+        missing = sorted(fam for fam in self.read_families if self._missing[fam][i])
+        shap = ex.cascade_shap[i]
+        by_family = self._by_family(shap)
+        shown = ~np.isin(self._family_of, missing)  # a family with no value that day is never named a driver
+        order = [j for j in np.argsort(-np.abs(shap), kind="stable") if shown[j] and shap[j] != 0.0][:top]
+        drivers = [{"feature": self.model_features[j], "family": str(self._family_of[j]), "feature_value": _num(self._values[i, j]),
+                    "shap": float(shap[j])} for j in order]
+        freshness = self.fresh.on(day, settings.alerts.stale_after_days, set(self.read_families), today)
+        age = age_days(day, today)
+        the_side = str(side(p_long, p_short))
+        answer: dict[str, object] = {
+            "asset": settings.asset, "day": str(day.date()), "horizon_days": settings.labels.horizon_days,
+            "p_cascade": p, "p_long": p_long, "p_short": p_short, "side": the_side, "alert": bool(p >= settings.alert_threshold),
+            "basis": str(ex.basis[i]), "hindsight": str(ex.basis[i]) == IN_SAMPLE, "model": self.champion.info, "model_used": str(ex.model_used[i]),
+            "data_through": _day(self.data_through), "age_days": age, "outdated": age > settings.alerts.max_age_days,
+            "freshness": [f.as_dict() for f in freshness], "stale": [f.family for f in freshness if f.stale],
+            "missing_families": missing, "top_drivers": drivers,
+        }
+        answer["sentence"] = self.sentence(answer, {k: v for k, v in by_family.items() if k not in missing}, self.features.iloc[self.features.index.get_loc(day)])
+        if detail:
+            margin = float(ex.cascade_base[i] + shap.sum())
+            answer["scale"] = SCALE
+            answer["cascade"] = {"base_value": float(ex.cascade_base[i]), "margin": margin, "shap_by_family": by_family,
+                                 "probability_effect_by_family": {k: float(sigmoid(margin) - sigmoid(margin - v)) for k, v in by_family.items()},
+                                 "shap_by_feature": dict(zip(self.model_features, map(float, shap), strict=True))}
+            answer["direction_model"] = None
+            if ex.direction_shap is not None and np.isfinite(ex.direction_base[i]):
+                dshap = ex.direction_shap[i]
+                answer["direction_model"] = {"meaning": DIRECTION_MEANING, "base_value": float(ex.direction_base[i]),
+                                             "margin": float(ex.direction_base[i] + dshap.sum()), "shap_by_family": self._by_family(dshap),
+                                             "shap_by_feature": dict(zip(self.model_features, map(float, dshap), strict=True))}
+            answer["feature_values"] = {f: _num(v) for f, v in zip(self.model_features, self._values[i], strict=True)}
+        return answer
+
+    def _by_family(self, shap: np.ndarray) -> dict[str, float]:
+        """Per family the model reads, the sum of its features' contributions, largest first."""
+        sums = {fam: float(shap[cols].sum()) for fam, cols in self._read_columns.items()}
+        return dict(sorted(sums.items(), key=lambda kv: -abs(kv[1])))
+
+    @staticmethod
+    def sentence(answer: dict[str, object], families: dict[str, float], features: pd.Series, drivers: int = 2) -> str:
+        """One readable sentence from the numbers: risk, side, the two largest pushes up and the largest against (families
+        with no value that day excluded)."""
+        side_p = answer["p_long"] if answer["side"] == "long" else answer["p_short"]
+        text = (f"Cascade risk within {answer['horizon_days']} days {answer['p_cascade']:.2f} ({answer['side']} squeeze {side_p:.2f})"
+                f"{' — ALERT' if answer['alert'] else ''}.")
+        up = sorted(((k, v) for k, v in families.items() if v > 0), key=lambda kv: -kv[1])[:drivers]
+        down = sorted(((k, v) for k, v in families.items() if v < 0), key=lambda kv: kv[1])[:1]
+
+        def part(name: str, value: float, first: bool) -> str:
+            words = describe(name, features)
+            return f"{title_of(name)} ({value:+.2f}{' log-odds' if first else ''}{'; ' + words if words else ''})"
+
+        if up:
+            text += " Main drivers: " + ", ".join(part(k, v, i == 0) for i, (k, v) in enumerate(up))
+        if down:
+            text += ("; against: " if up else " Against: ") + ", ".join(part(k, v, not up) for k, v in down)
+        if up or down:
+            text += "."
+        if answer["missing_families"]:
+            text += f" No data that day: {', '.join(title_of(f) for f in answer['missing_families'])} (scored as missing)."
+        return text
+
+
+# ------------------------------------------------------------------ every coin
+@dataclass
+class Coins:
+    """Every coin's forecaster, or the reason it has none; the market context read once for all of them."""
+
+    forecasters: dict[str, CoinForecaster]
+    reasons: dict[str, str]
+    context: MarketContext | None = None
+
+
+def load_coins(settings: Settings, assets: list[str] | None = None) -> Coins:
+    """Forecasters of ``assets`` (default: ``settings.assets``); a coin that cannot forecast comes back with the reason."""
+    assets = list(assets or settings.assets)
+    others = [a for a in assets if not is_context_coin(settings.for_asset(a))]
+    try:
+        context = load_market_context(settings) if others else None
+    except Exception:  # noqa: BLE001 - without the context coin the others still load, or say why
+        context = None
+    forecasters, reasons = {}, {}
+    for asset in assets:
+        try:
+            forecasters[asset] = CoinForecaster.load(settings.for_asset(asset), context)
+        except NotReady as exc:
+            reasons[asset] = str(exc)
+    return Coins(forecasters, reasons, context)
+
+
+def write_explanation(answer: dict[str, object], directory: Path, png: bool = True) -> tuple[Path, Path | None]:
+    """An explanation (``forecast(..., detail=True)``) as ``<day>.json`` and, with ``png``, its picture."""
+    from training.explain import plot_day
+
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path = directory / f"{answer['day']}.json"
+    json_path.write_text(json.dumps(answer, indent=1))
+    png_path = None
+    if png:
+        png_path = directory / f"{answer['day']}.png"
+        plot_day(answer, png_path)
+    return json_path, png_path

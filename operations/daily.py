@@ -1,0 +1,123 @@
+"""Daily operation: the day's forecast for every coin, and the job a scheduler runs once a day.
+
+Every forecast comes from the one forecast path (``forecast.predict``): the ledger row *is* the answer `/predict` and
+`cascade-radar today` give for the coin and day (same numbers, same basis), plus when it was made. ``daily`` updates
+the store, forecasts the last answerable day (or the days asked: a replay), appends to the ledger and sends alerts —
+idempotent (a second run the same day adds and sends nothing), and one coin's failure (provider, webhook, missing
+champion) never loses the others' forecasts. A replayed past day carries the basis that answered it: out-of-fold where
+the champion saw the day, never hindsight passed off as a forecast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from cascade_radar.config import Settings
+from features.store import HistoryStore
+from forecast.predict import Coins, Unanswerable, load_coins
+from operations.alerts import deliver, payload, trigger
+from operations.ledger import Ledger, key_of
+
+
+@dataclass
+class CoinForecast:
+    asset: str
+    row: dict[str, object] | None = None  # the answer of the forecast path (the ledger row, without its bookkeeping)
+    error: str = ""  # why there is no forecast
+
+
+@dataclass
+class DailyReport:
+    forecasts: list[CoinForecast]
+    appended: list[dict[str, object]] = field(default_factory=list)
+    sent: list[dict[str, object]] = field(default_factory=list)
+    update_notes: list[str] = field(default_factory=list)
+
+    @property
+    def outdated(self) -> list[str]:
+        """Coins with no forecast, or whose forecast is older than ``alerts.max_age_days``."""
+        return sorted({fc.asset for fc in self.forecasts if fc.row is None or fc.row["outdated"]})
+
+
+def forecasts(settings: Settings, days: list[pd.Timestamp] | None = None, assets: list[str] | None = None,
+              coins: Coins | None = None) -> list[CoinForecast]:
+    """Every coin's forecast of each of ``days`` (default: its last answerable day), oldest first; a coin without a
+    champion or history, or a day it cannot answer, comes back with the reason."""
+    coins = coins or load_coins(settings, assets)
+    made_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    out = []
+    for asset in assets or settings.assets:
+        if asset in coins.reasons:
+            out.append(CoinForecast(asset, error=coins.reasons[asset]))
+            continue
+        forecaster = coins.forecasters[asset]
+        for day in days or [None]:
+            try:
+                out.append(CoinForecast(asset, {**forecaster.forecast(day), "made_at": made_at}))
+            except Unanswerable as exc:
+                out.append(CoinForecast(asset, error=exc.message))
+            except Exception as exc:  # noqa: BLE001 - one coin's failure never loses the others'
+                out.append(CoinForecast(asset, error=f"{exc.__class__.__name__}: {exc}"))
+    return out
+
+
+def update_stores(settings: Settings, log: Callable[[str], None]) -> list[str]:
+    """Fetch new days for every coin from the live providers; offline or failing providers are reported, not fatal."""
+    from features.sources.update import build_connectors, run_update
+
+    notes = []
+    for asset in settings.assets:
+        try:
+            outcomes = run_update(HistoryStore(settings.for_asset(asset).data_path), build_connectors(asset))
+        except Exception as exc:  # noqa: BLE001
+            notes.append(f"{asset}: update failed ({exc.__class__.__name__}: {exc}); going on with what is stored")
+            continue
+        tried = [o for o in outcomes if not o.skipped.startswith(("needs an API key", f"no {asset} data"))]  # providers that could run
+        if tried and all(o.network_down for o in tried):
+            notes.append(f"{asset}: offline — no provider reachable; going on with what is stored")
+        else:
+            new = sum(o.new_rows for o in outcomes)
+            notes.append(f"{asset}: +{new} new rows")
+    for note in notes:
+        log(note)
+    return notes
+
+
+def daily(settings: Settings, days: list[pd.Timestamp] | None = None, update: bool | None = None, log: Callable[[str], None] = print,
+          sleep: Callable[[float], None] | None = None, assets: list[str] | None = None) -> DailyReport:
+    """The once-a-day job: update, forecast every coin, append to the ledger, alert. Run twice, it adds and sends nothing.
+
+    ``days``: replay these past days instead of the last answerable one (oldest first; one pass, the store is not
+    updated unless ``update`` says so)."""
+    import time
+
+    report = DailyReport([])
+    if update if update is not None else (settings.alerts.update_store and days is None):
+        report.update_notes = update_stores(settings, log)
+    report.forecasts = forecasts(settings, sorted(days) if days else None, assets)
+    ledger = Ledger(settings.ledger_path)
+    history = ledger.read()
+    known = {key_of(r) for r in history}
+    rows: list[dict[str, object]] = []
+    for fc in report.forecasts:
+        if fc.row is None:
+            log(f"{fc.asset}: no forecast — {fc.error}")
+            continue
+        row = dict(fc.row)
+        if key_of(row) in known:
+            continue  # already forecast (and alerted) that day: nothing twice
+        known.add(key_of(row))
+        earlier = sorted((r for r in [*history, *rows] if r["asset"] == row["asset"] and r["day"] < row["day"]), key=lambda r: r["day"])
+        reason = trigger(row, earlier, settings.alerts)
+        row["trigger"] = reason
+        row["sent"] = []
+        if reason and settings.alerts.webhook_urls:
+            row["sent"] = deliver(payload(row, reason), settings.alerts.webhook_urls, settings.alerts, sleep or time.sleep, log)
+            report.sent.append(row)
+        rows.append(row)
+    report.appended = ledger.append(rows)
+    return report
