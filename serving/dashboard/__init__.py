@@ -3,7 +3,8 @@
 Static pages only: an overview of every coin and a page per coin. Their charts are drawn by Plotly, whose
 JavaScript ships inside the ``plotly`` Python package and is served from here, so the page works without
 internet. Every number on the page comes from the service's own JSON routes (/predict, /predict_range,
-/explain, /v1/ready, /v1/events, /v1/episodes, /v1/forecasts) — the page adds no logic of its own.
+/explain, /v1/ready, /v1/events, /v1/episodes, /v1/forecasts) — the page adds no logic of its own: even an event's lead
+(the first alert that warned of it) comes from /v1/events.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.staticfiles import StaticFiles
 
 from cascade_radar.config import ASSETS
+from cascade_radar.rules import IN_SAMPLE, OUT_OF_FOLD, OUT_OF_SAMPLE
 from features.families import load_families
 
 STATIC = Path(__file__).parent / "static"
@@ -38,6 +40,11 @@ TABLEAU = {"tab:blue": "#1f77b4", "tab:orange": "#ff7f0e", "tab:green": "#2ca02c
            "tab:cyan": "#17becf"}
 
 
+# the answer bases in the order the page draws them, with what each means
+BASIS_LABELS = {OUT_OF_FOLD: "a model that never saw the day", OUT_OF_SAMPLE: "the champion, after its training data",
+                IN_SAMPLE: "the champion saw the outcome: hindsight"}
+
+
 def family_legend() -> dict[str, dict[str, str]]:
     """Title and colour of every signal family: the page names and colours them as the images do."""
     return {name: {"title": f.title, "colour": TABLEAU.get(f.colour, f.colour)} for name, f in load_families().items()}
@@ -46,7 +53,7 @@ def family_legend() -> dict[str, dict[str, str]]:
 def page(name: str, title: str, request: Request, **values: object) -> HTMLResponse:
     """static/layout.html around static/<name>.html, with the mount point and the page's data filled in."""
     base = request.scope.get("root_path", "").rstrip("/") or "/dashboard"
-    config = {"base": base, "families": family_legend(), **values}
+    config = {"base": base, "families": family_legend(), "bases": BASIS_LABELS, **values}
     fill = {"{{content}}": (STATIC / f"{name}.html").read_text(), "{{title}}": html.escape(title), "{{page}}": name,
             "{{config}}": json.dumps(config).replace("</", "<\\/"), "{{base}}": base}  # config inside <script>: no "</script>"
     text = (STATIC / "layout.html").read_text()

@@ -57,7 +57,8 @@ def extra_family(tmp_path: Path):  # noqa: ANN201
 
 def test_a_family_in_one_file_flows_through_features_explanations_and_replays(extra_family, tmp_path: Path,  # noqa: ANN001
                                                                                   synthetic: SyntheticHistory) -> None:
-    from training.explain import build_explainer, day_explanation, write_day
+    from cascade_radar.rules import AUTO
+    from forecast.predict import CoinForecaster, write_explanation
     from training.replay import replay_event, write_replay
     from training.report import read_oof
     from training.train import train
@@ -71,19 +72,16 @@ def test_a_family_in_one_file_flows_through_features_explanations_and_replays(ex
     assert set(ft.catalogue.loc[ft.catalogue["family"] == "volsurge", "name"]) == {"volsurge_ratio_7d", "volsurge_ratio_3d"}
     assert "volsurge_ratio_7d" in result.model.features
 
-    explainer, _ = build_explainer(settings)
+    forecaster = CoinForecaster.load(settings)
+    explainer = forecaster.champion.explainer(settings, AUTO)
     day = ft.table.index[-20]
-    row = explainer.explain(ft.table.loc[[day]]).iloc[0]
-    assert "cascade_family__volsurge" in row.index
-    explanation = day_explanation(row, ft.table.loc[day], 14, 0.5)
-    assert "volsurge" in explanation["cascade"]["families"]
+    explanation = forecaster.forecast(day, detail=True)
+    assert "volsurge" in explanation["cascade"]["shap_by_family"]
     # force the new family into the sentence: make it the largest push
-    row = row.copy()
-    row["cascade_family__volsurge"] = 50.0
-    forced = day_explanation(row, ft.table.loc[day], 14, 0.5)
-    assert "volume surge (+50.00 log-odds; volume " in forced["sentence"]
-    json_path, png_path = write_day(forced, ft.table.loc[day], tmp_path / "explanations")
-    assert "volsurge" in json.loads(json_path.read_text())["cascade"]["families"]
+    forced = forecaster.sentence(explanation, {**explanation["cascade"]["shap_by_family"], "volsurge": 50.0}, ft.table.loc[day])
+    assert "volume surge (+50.00 log-odds; volume " in forced
+    json_path, png_path = write_explanation(explanation, tmp_path / "explanations")
+    assert "volsurge" in json.loads(json_path.read_text())["cascade"]["shap_by_family"]
     assert png_path.stat().st_size > 10_000
 
     oof = read_oof(settings.reports_path)

@@ -18,6 +18,7 @@ import pytest
 from cascade_radar.config import PROJECT_ROOT, OperationsConfig, Settings
 from operations.alerts import mask, trigger
 from operations.daily import daily, forecasts
+from features.store import HistoryStore
 from operations.ledger import Ledger, LedgerError, score
 from tests.support.process import settings_env
 
@@ -70,23 +71,25 @@ def test_today_forecasts_every_coin_with_freshness(ops: Settings) -> None:
     (fc,) = forecasts(ops)
     row = fc.row
     assert row["asset"] == "BTC" and 0 <= row["p_cascade"] <= 1 and row["side"] in ("long", "short")
-    assert set(row["data_through"]) >= {"price", "oi", "funding", "flows", "sopr", "nupl"}
-    assert row["data_through"]["price"] == row["day"]  # the latest complete day has its price
-    assert fc.sentence.startswith("Cascade risk within 14 days")
+    fresh = {f["family"]: f for f in row["freshness"]}
+    assert set(fresh) >= {"price", "oi", "funding", "flows", "sopr", "nupl"}
+    assert fresh["price"]["data_through"] == row["day"] == row["data_through"]  # the last answerable day has its price
+    assert fresh["price"]["days_behind"] == row["age_days"]  # days behind are counted from today, like the age
+    assert row["sentence"].startswith("Cascade risk within 14 days")
 
 
 def test_an_alert_is_delivered_once_with_the_documented_payload(ops: Settings, receiver: Receiver, trained_synthetic) -> None:  # noqa: ANN001
     _, ft, _ = trained_synthetic
     day = ft.table.index[-40]
-    first = daily(ops, as_of=day, sleep=lambda s: None)
+    first = daily(ops, days=[day], sleep=lambda s: None)
     assert len(first.appended) == 1 and len(receiver.posts) == 1
     body = receiver.posts[0]["body"]
-    assert {"asset", "day", "model_version", "p_cascade", "p_long", "p_short", "side", "alert", "top_drivers", "data_through",
-            "trigger", "text", "content"} <= set(body)
+    assert {"asset", "day", "model", "p_cascade", "p_long", "p_short", "side", "alert", "basis", "top_drivers", "data_through",
+            "age_days", "freshness", "trigger", "text", "content"} <= set(body)
     assert body["trigger"] == "entered the alert state" and body["day"] == str(day.date()) and "BTC" in body["text"]
-    again = daily(ops, as_of=day, sleep=lambda s: None)  # the same day again: nothing added, nothing sent
+    again = daily(ops, days=[day], sleep=lambda s: None)  # the same day again: nothing added, nothing sent
     assert again.appended == [] and len(receiver.posts) == 1
-    nxt = daily(ops, as_of=day + pd.Timedelta(days=1), sleep=lambda s: None)  # still in the alert state: one episode, one alert
+    nxt = daily(ops, days=[day + pd.Timedelta(days=1)], sleep=lambda s: None)  # still in the alert state: one episode, one alert
     assert len(nxt.appended) == 1 and len(receiver.posts) == 1 and nxt.appended[0]["trigger"] is None
     rows = Ledger(ops.ledger_path).read()
     assert [r["day"] for r in rows] == [str(day.date()), str((day + pd.Timedelta(days=1)).date())]
@@ -99,11 +102,11 @@ def test_a_500_is_retried_and_a_400_is_not(ops: Settings, receiver: Receiver, tr
     _, ft, _ = trained_synthetic
     sleeps: list[float] = []
     receiver.statuses = [500, 200]
-    daily(ops, as_of=ft.table.index[-60], sleep=sleeps.append)
+    daily(ops, days=[ft.table.index[-60]], sleep=sleeps.append)
     assert len(receiver.posts) == 2 and sleeps == [0.01]
     refused = ops.model_copy(update={"alerts": ops.alerts.model_copy(update={"ledger_file": ops.alerts.ledger_file.with_name("other.jsonl")})})
     receiver.statuses = [400]
-    report = daily(refused, as_of=ft.table.index[-60], sleep=sleeps.append)
+    report = daily(refused, days=[ft.table.index[-60]], sleep=sleeps.append)
     assert len(receiver.posts) == 3 and sleeps == [0.01]  # no retry on 4xx
     outcome = report.appended[0]["sent"][0]
     assert outcome == {**outcome, "status": 400, "attempts": 1, "delivered": False}
@@ -185,7 +188,7 @@ def test_forecasts_are_served_as_in_the_ledger(ops: Settings, trained_synthetic)
     from serving.service import CascadeRadar
 
     _, ft, _ = trained_synthetic
-    report = daily(ops, as_of=ft.table.index[-30], sleep=lambda s: None)
+    report = daily(ops, days=[ft.table.index[-30]], sleep=lambda s: None)
     # the route's own method on a stand-in service (a second ASGI app in one process would re-register BentoML's metrics)
     fake = SimpleNamespace(coins=SimpleNamespace(settings=ops, states={"BTC": None}))
     route = CascadeRadar.inner.forecasts
@@ -206,9 +209,12 @@ def test_the_systemd_unit_and_the_cron_line_run_the_daily_command(ops: Settings)
     env = {**os.environ, **settings_env(ops), "CASCADE_RADAR_ASSETS": '["BTC"]',
            "CASCADE_RADAR_ALERTS__LEDGER_FILE": str(ops.ledger_path), "CASCADE_RADAR_ALERTS__UPDATE_STORE": "false"}
     done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "1 row(s) appended" in done.stdout
+    # the synthetic history ends long before today: the job writes its row and says, with exit 3, that the answer is old
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "1 row(s) appended" in done.stdout and "missing or older than 3 day(s): BTC (exit 3)" in done.stdout
+    env["CASCADE_RADAR_ALERTS__MAX_AGE_DAYS"] = "100000"  # a limit the synthetic history meets
     again = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert "0 row(s) appended, 0 alert(s) sent" in again.stdout
 
 
@@ -216,31 +222,59 @@ def test_a_broken_webhook_never_stops_the_others(ops: Settings, receiver: Receiv
     _, ft, _ = trained_synthetic
     broken = ops.model_copy(update={"alerts": ops.alerts.model_copy(update={"webhook_urls": ["not a url at all", "http://127.0.0.1:9/down",
                                                                                             receiver.url]})})
-    report = daily(broken, as_of=ft.table.index[-50], sleep=lambda s: None)
+    report = daily(broken, days=[ft.table.index[-50]], sleep=lambda s: None)
     outcomes = report.appended[0]["sent"]
     assert [o["delivered"] for o in outcomes] == [False, False, True]
     assert outcomes[0]["attempts"] == 1 and outcomes[1]["attempts"] == 3  # a bad URL once; a refused connection retried
     assert len(receiver.posts) == 1
 
 
-def test_a_day_after_the_latest_complete_one_is_refused_with_the_reason_and_answers_carry_freshness(trained_synthetic) -> None:  # noqa: ANN001
-    from features.freshness import last_present_days
-    from serving.state import RequestError, ServingState
+def _forecaster_with(settings: Settings, stop: dict[str, int]):  # noqa: ANN202
+    """The synthetic coin's forecaster with some inputs stopping ``stop[column]`` days before the end of the history."""
+    from forecast.predict import CoinForecaster, load_champion
+
+    raw = HistoryStore(settings.data_path).panel()
+    for column, days in stop.items():
+        raw.loc[raw.index[-1] - pd.Timedelta(days=days - 1):, column] = float("nan")
+    return CoinForecaster.build(settings, load_champion(settings), raw), raw.index[-1]
+
+
+def test_one_missing_family_is_flagged_and_never_a_driver_two_refuse_the_day_with_the_reason(trained_synthetic) -> None:  # noqa: ANN001
+    from features.store import HistoryStore  # noqa: F401 - used by the helper
+    from forecast.predict import Unanswerable
 
     settings, _, _ = trained_synthetic
-    state = ServingState.load(settings)
-    last = state.last_day
-    state.panel.loc[last - pd.Timedelta(days=4):, "oi_close_usd"] = float("nan")  # OI stops 5 days before the end
-    state.derive(last_present_days(state.panel))
-    complete = last - pd.Timedelta(days=5)
-    assert state.latest_complete_day() == complete
-    with pytest.raises(RequestError) as refused:
-        state.resolve_day(last.date(), complete=True)
-    assert refused.value.status == 404 and f"after the latest complete day {complete.date()}" in str(refused.value)
-    assert "oi" in str(refused.value)
-    answer = state.prediction(state.resolve_day(None))
-    assert answer["as_of"] == str(complete.date()) and answer["stale"] == []
-    assert answer["as_of_age_days"] == (pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() - complete).days  # old data say so
-    fresh = {f["family"]: f for f in state.freshness_fields(last)["freshness"]}
-    assert fresh["oi"] == {"family": "oi", "data_through": str(complete.date()), "days_behind": 5, "stale": True}
-    assert fresh["price"]["days_behind"] == 0 and not fresh["price"]["stale"]
+    one, last = _forecaster_with(settings, {"oi_close_usd": 5})  # OI stops 5 days before the end
+    answer = one.forecast(last)
+    assert answer["day"] == str(last.date()) == answer["data_through"]  # one family missing: still answered ...
+    assert answer["missing_families"] == ["oi"] and "oi" in answer["stale"]  # ... and flagged
+    assert all(d["family"] != "oi" for d in answer["top_drivers"]) and "No data that day: open interest" in answer["sentence"]
+    fresh = {f["family"]: f for f in answer["freshness"]}
+    assert fresh["oi"]["data_through"] == str((last - pd.Timedelta(days=5)).date()) and fresh["oi"]["stale"] and fresh["oi"]["read_by_model"]
+    assert fresh["oi"]["days_behind"] == answer["age_days"] + 5  # behind today, not behind the answered day
+
+    two, last = _forecaster_with(settings, {"oi_close_usd": 5, "funding_rate_frac8h": 5})  # two families stop: refused after 2 days
+    through = last - pd.Timedelta(days=3)  # the inputs stop at last - 5; stale_after_days = 2
+    assert two.data_through == through and two.forecast()["day"] == str(through.date())
+    with pytest.raises(Unanswerable) as refused:
+        two.forecast(last)
+    message = refused.value.message
+    assert refused.value.status == 404 and message.startswith(f"{last.date()} cannot be answered: 2 of the families the model reads")
+    assert "oi (data through" in message and "funding (data through" in message and "cascade-radar daily" in message
+    assert two.forecast_range(through, last)["refused"] == [{"first": str((through + pd.Timedelta(days=1)).date()), "last": str(last.date()),
+                                                              "reason": two.refusal(through + pd.Timedelta(days=1))}]
+
+
+def test_a_day_is_answered_the_same_from_the_store_as_it_stood_then(trained_synthetic) -> None:  # noqa: ANN001
+    """No look-ahead in the one path: answering day t from the whole history equals answering it from the store cut at t."""
+    from forecast.predict import CoinForecaster, load_champion
+
+    settings, ft, _ = trained_synthetic
+    champion = load_champion(settings)
+    raw = HistoryStore(settings.data_path).panel()
+    full = CoinForecaster.build(settings, champion, raw)
+    for day in (ft.table.index[700], ft.table.index[-30]):
+        cut = CoinForecaster.build(settings, champion, raw.loc[:day])
+        a, b = full.forecast(day, detail=True), cut.forecast(day, detail=True)
+        assert {k: v for k, v in a.items() if k != "data_through"} == {k: v for k, v in b.items() if k != "data_through"}
+        assert b["data_through"] == str(day.date())

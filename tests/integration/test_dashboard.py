@@ -30,7 +30,7 @@ def served(trained_synthetic, tmp_path_factory: pytest.TempPathFactory) -> Itera
     ledger = tmp_path_factory.mktemp("ledger") / "forecasts.jsonl"
     ops = settings.model_copy(update={"alerts": OperationsConfig(ledger_file=ledger, update_store=False)})
     for day in ft.table.index[-60:-55]:
-        daily(ops, as_of=day, update=False, log=lambda message: None)
+        daily(ops, days=[day], update=False, log=lambda message: None)
     port = free_port()
     proc = start_server({**settings_env(settings), "BENTOML_HOME": str(tmp_path_factory.mktemp("bentoml")), "CASCADE_RADAR_ASSETS": '["BTC", "ETH"]',
                          "CASCADE_RADAR_ALERTS__LEDGER_FILE": str(ledger)}, port)
@@ -55,9 +55,9 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         page.goto(f"{served}/dashboard")
         page.wait_for_selector("body[data-loaded='true']", timeout=60_000)
         card = page.locator("article[data-asset='BTC']")
-        assert card.locator(".big").inner_text() == f"{round(100 * today['cascade_probability'])}%"
+        assert card.locator(".big").inner_text() == f"{round(100 * today['p_cascade'])}%"
         assert ("ALERT" if today["alert"] else "no alert") in card.inner_text()
-        assert f"as of {today['as_of']}" in card.inner_text()
+        assert f"answer for {today['day']}" in card.inner_text()
         assert card.locator(".spark .main-svg").count() >= 1
         # a coin without a champion (none was trained for ETH here) is shown as not ready, with the service's reason
         eth = page.locator("article[data-asset='ETH']").inner_text()
@@ -87,19 +87,19 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
 
         # click a day on the chart (zoomed to 3 months, days are wide apart) and read its explanation
         page.get_by_text("3 months", exact=True).click()
-        start = ready["history"].split("..")[0]
-        rows = api.post("/predict_range", json={"start": start, "end": ready["latest_complete_day"]}).json()["rows"]
+        start = ready["first_answerable_day"]
+        rows = api.post("/predict_range", json={"start": start, "end": ready["data_through"]}).json()["rows"]
         target = rows[-20]
         page.wait_for_timeout(300)  # the zoom's transition
-        x, y = point_on_timeline(page, target["as_of"], target["cascade_probability"])
+        x, y = point_on_timeline(page, target["day"], target["p_cascade"])
         page.mouse.click(x, y)
-        page.wait_for_selector(f"#explanation[data-day='{target['as_of']}']", timeout=30_000)
-        explained = api.post("/explain", json={"asset": "BTC", "as_of": target["as_of"]}).json()
+        page.wait_for_selector(f"#explanation[data-day='{target['day']}']", timeout=30_000)
+        explained = api.post("/explain", json={"asset": "BTC", "day": target["day"]}).json()
         assert page.inner_text("#sentence") == explained["sentence"]
-        assert page.locator("#explanation .big").inner_text() == f"{round(100 * explained['cascade_probability'])}%"
+        assert page.locator("#explanation .big").inner_text() == f"{round(100 * explained['p_cascade'])}%"
         assert page.locator("#bars-cascade .main-svg").count() >= 1 and page.locator("#drivers tbody tr").count() == len(explained["top_drivers"])
         assert explained["basis"] in page.inner_text("#explanation")
-        assert page.evaluate("location.hash") == f"#day={target['as_of']}"
+        assert page.evaluate("location.hash") == f"#day={target['day']}"
         page.screenshot(path=str(SHOTS / "coin_BTC_day.png"), full_page=True)
 
         # a replay of a notable event

@@ -42,42 +42,37 @@ def signals_for(settings: Settings, day: pd.Timestamp, rows: int = 365) -> list[
 def test_predict_equals_the_models_own_probability(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
     settings, ft, result = trained_synthetic
     day = ft.table.index[800]
-    r = client.post("/predict", json={"as_of": str(day.date()), "basis": "champion"})
+    r = client.post("/predict", json={"day": str(day.date()), "basis": "champion"})
     assert r.status_code == 200, r.text
     body = r.json()
     expected = result.model.predict(ft.table.loc[[day], result.model.features]).iloc[0]
-    assert body["cascade_probability"] == pytest.approx(expected["p_cascade"], abs=1e-12)
-    assert body["long_probability"] == pytest.approx(expected["p_long"], abs=1e-12)
-    assert body["short_probability"] == pytest.approx(expected["p_short"], abs=1e-12)
+    assert body["p_cascade"] == pytest.approx(expected["p_cascade"], abs=1e-12)
+    assert body["p_long"] == pytest.approx(expected["p_long"], abs=1e-12)
+    assert body["p_short"] == pytest.approx(expected["p_short"], abs=1e-12)
     assert body["alert"] == (expected["p_cascade"] >= settings.alert_threshold)
     assert body["model"] == {"name": settings.registered_model_name, "version": "1", "alias": "champion"}
     assert body["basis"] == "in-sample" and body["hindsight"] is True and body["horizon_days"] == 14
-    assert len(body["top_drivers"]) == 5 and {"feature", "family", "value", "contribution"} <= set(body["top_drivers"][0])
+    assert len(body["top_drivers"]) == 5 and {"feature", "family", "feature_value", "shap"} <= set(body["top_drivers"][0])
 
 
-def test_a_past_day_defaults_to_out_of_fold_as_in_the_cli_and_the_evaluation(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
-    from training.explain import build_explainer, day_explanation
-
+def test_a_past_day_defaults_to_out_of_fold_as_in_the_evaluation(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
     settings, ft, result = trained_synthetic
     day = ft.table.index[800]
     oof = result.evaluation.oof["model"].loc[day]
-    body = client.post("/predict", json={"as_of": str(day.date())}).json()
-    assert body["basis"] == "out-of-fold" and body["hindsight"] is False
-    assert body["cascade_probability"] == pytest.approx(float(oof["p_cascade"]), abs=1e-12)  # what the walk-forward said
-    explained = client.post("/explain", json={"as_of": str(day.date())}).json()
-    explainer, _ = build_explainer(settings)  # what `cascade-radar explain --date` uses
-    cli = day_explanation(explainer.explain(ft.table.loc[[day]]).iloc[0], ft.table.loc[day], 14, settings.alert_threshold)
-    assert explained["cascade_probability"] == pytest.approx(cli["cascade_probability"], abs=1e-12)
-    assert explained["basis"] == cli["basis"] == "out-of-fold" and explained["model_used"] == cli["model_used"]
-    assert explained["sentence"] == cli["sentence"]
+    body = client.post("/predict", json={"day": str(day.date())}).json()
+    assert body["basis"] == "out-of-fold" and body["hindsight"] is False and body["model_used"].startswith("fold ")
+    assert body["p_cascade"] == pytest.approx(float(oof["p_cascade"]), abs=1e-12)  # what the walk-forward said
+    explained = client.post("/explain", json={"day": str(day.date())}).json()
+    assert {k: v for k, v in explained.items() if k in body and k != "top_drivers"} == {k: v for k, v in body.items() if k != "top_drivers"}
+    assert explained["top_drivers"][:5] == body["top_drivers"]  # the explanation is the same answer with every SHAP value
     rows = client.post("/predict_range", json={"start": str(day.date()), "end": str(day.date())}).json()["rows"]
-    assert rows[0]["cascade_probability"] == pytest.approx(float(oof["p_cascade"]), abs=1e-12) and rows[0]["basis"] == "out-of-fold"
+    assert rows[0]["p_cascade"] == pytest.approx(float(oof["p_cascade"]), abs=1e-12) and rows[0]["basis"] == "out-of-fold"
 
 
 def test_predict_defaults_to_the_latest_day_with_core_data(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
     _, ft, _ = trained_synthetic
     body = client.post("/predict", json={}).json()
-    assert body["as_of"] == str(ft.table.index[-1].date())
+    assert body["day"] == str(ft.table.index[-1].date())
     assert body["basis"] == "out-of-sample"  # after the last labelled day: no hindsight
 
 
@@ -85,21 +80,21 @@ def test_predict_signals_agrees_with_predict_on_a_stored_day(client: TestClient,
     settings, ft, _ = trained_synthetic
     day = ft.table.index[900]
     posted = client.post("/predict_signals", json={"signals": signals_for(settings, day)})
-    stored = client.post("/predict", json={"as_of": str(day.date())})
+    stored = client.post("/predict", json={"day": str(day.date())})
     assert posted.status_code == 200, posted.text
     a, b = posted.json(), stored.json()
-    assert a["as_of"] == b["as_of"]
-    for key in ("cascade_probability", "long_probability", "short_probability"):
+    assert a["day"] == b["day"]
+    for key in ("p_cascade", "p_long", "p_short"):
         assert a[key] == pytest.approx(b[key], abs=1e-9)
     assert [d["feature"] for d in a["top_drivers"]] == [d["feature"] for d in b["top_drivers"]]
 
 
 def test_explain_returns_the_full_explanation(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
     settings, ft, _ = trained_synthetic
-    body = client.post("/explain", json={"as_of": str(ft.table.index[700].date())}).json()
+    body = client.post("/explain", json={"day": str(ft.table.index[700].date())}).json()
     assert body["sentence"].startswith("Cascade risk within 14 days")
-    assert set(body["cascade"]["families"]) == set(settings.model.families or load_families()) & set(settings.model.families or load_families())
-    total = body["cascade"]["base_value"] + sum(body["cascade"]["features"].values())
+    assert set(body["cascade"]["shap_by_family"]) == set(settings.model.families or load_families()) & set(settings.model.families or load_families())
+    total = body["cascade"]["base_value"] + sum(body["cascade"]["shap_by_feature"].values())
     assert total == pytest.approx(body["cascade"]["margin"], abs=1e-6)
     assert body["direction_model"]["meaning"].startswith("positive pushes towards a long squeeze")
 
@@ -108,19 +103,19 @@ def test_predict_range_rows(client: TestClient, trained_synthetic) -> None:  # n
     _, ft, _ = trained_synthetic
     start, end = ft.table.index[500], ft.table.index[509]
     body = client.post("/predict_range", json={"start": str(start.date()), "end": str(end.date())}).json()
-    assert len(body["rows"]) == 10 and body["rows"][0]["as_of"] == str(start.date())
-    single = client.post("/predict", json={"as_of": str(ft.table.index[505].date())}).json()
-    assert body["rows"][5]["cascade_probability"] == pytest.approx(single["cascade_probability"])
+    assert len(body["rows"]) == 10 and body["rows"][0]["day"] == str(start.date())
+    single = client.post("/predict", json={"day": str(ft.table.index[505].date())}).json()
+    assert body["rows"][5]["p_cascade"] == pytest.approx(single["p_cascade"])
 
 
 @pytest.mark.parametrize(
     ("route", "payload", "status", "names"),
     [
-        ("/predict", {"as_of": "1999-01-01"}, 404, "1999-01-01 is outside the history"),
-        ("/predict", {"as_of": "2023-02-30"}, 400, "as_of"),
-        ("/predict", {"as_of": "yesterday"}, 400, "as_of"),
+        ("/predict", {"day": "1999-01-01"}, 404, "1999-01-01 is outside the history"),
+        ("/predict", {"day": "2023-02-30"}, 400, "day"),
+        ("/predict", {"day": "yesterday"}, 400, "day"),
         ("/predict", {"asof": "2023-01-01"}, 400, "asof"),
-        ("/explain", {"as_of": "2099-01-01"}, 404, "as_of"),
+        ("/explain", {"day": "2099-01-01"}, 404, "day"),
         ("/predict_range", {"start": "2023-01-10", "end": "2023-01-01"}, 422, "end 2023-01-01 is before start"),
         ("/predict_range", {"start": "2023-01-10"}, 400, "end"),
         ("/predict_signals", {"signals": []}, 400, "signals"),
@@ -152,7 +147,7 @@ def test_attacks_and_odd_clients_get_small_clear_4xx(client: TestClient, caplog:
     assert len(many.content) < 2000
     rows = client.post("/predict_signals", json={"signals": [{}] * 4001})
     assert rows.status_code == 400 and rows.json()["field"] == "signals" and "at most 4,000" in rows.json()["detail"]
-    for content_type, body in (("text/plain", b'{"as_of": "2023-01-01"}'), ("application/x-www-form-urlencoded", b"as_of=2023-01-01"),
+    for content_type, body in (("text/plain", b'{"day": "2023-01-01"}'), ("application/x-www-form-urlencoded", b"day=2023-01-01"),
                                ("multipart/form-data", b"--x\r\nbroken"), ("multipart/form-data; boundary=x", b"--x\r\nbroken")):
         r = client.post("/predict", content=body, headers={"content-type": content_type})
         assert r.status_code == 415 and r.json()["field"] == "content-type", (content_type, r.text)
@@ -187,15 +182,15 @@ def test_events_and_alert_episodes_agree_with_the_other_routes(client: TestClien
     assert first["major"] == (first["peak_ratio"] >= settings.labels.major_multiple)
     assert any(e["notable"] for e in events["events"])
     ready = client.get("/v1/ready").json()
-    start, end = ready["history"].split("..")[0], ready["latest_complete_day"]
+    start, end = ready["first_answerable_day"], ready["data_through"]
     rows = client.post("/predict_range", json={"start": start, "end": end}).json()["rows"]
-    alert_days = [r["as_of"] for r in rows if r["alert"]]
+    alert_days = [r["day"] for r in rows if r["alert"]]
     episodes = client.get("/v1/episodes", params={"asset": "BTC"}).json()
     covered = [str(d.date()) for e in episodes["episodes"] for d in pd.date_range(e["first"], e["last"])]
     assert covered == alert_days and episodes["episodes"]
     assert episodes["hits"] + episodes["false_alarms"] + episodes["pending"] + episodes["unjudged"] == len(episodes["episodes"])
     assert sum(sum(c.values()) for c in episodes["by_basis"].values()) == len(episodes["episodes"])
-    fired = {r["as_of"]: r["basis"] for r in rows}
+    fired = {r["day"]: r["basis"] for r in rows}
     for basis, counts in episodes["by_basis"].items():
         assert counts["hit"] == sum(e["outcome"] == "hit" and fired[e["first"]] == basis for e in episodes["episodes"])
     starts = pd.to_datetime([e["start"] for e in events["events"]])
@@ -301,8 +296,8 @@ def test_real_bentoml_server_round_trip(trained_synthetic, tmp_path: Path) -> No
         with bentoml.SyncHTTPClient(f"http://127.0.0.1:{port}", timeout=30) as client:
             assert client.is_ready()
             day = ft.table.index[800]
-            body = client.predict({"as_of": str(day.date()), "basis": "champion"})
-            explained = client.explain({"as_of": str(day.date())})
+            body = client.predict({"day": str(day.date()), "basis": "champion"})
+            explained = client.explain({"day": str(day.date())})
             ready = client.request("GET", "/v1/ready").json()
         # the served document against the served answers: every check schemathesis has, a bounded number of cases
         fuzz = subprocess.run([str(Path(sys.executable).parent / "schemathesis"), "run", f"http://127.0.0.1:{port}/docs.json", "--checks", "all",
@@ -313,11 +308,11 @@ def test_real_bentoml_server_round_trip(trained_synthetic, tmp_path: Path) -> No
     assert fuzz.returncode == 0, fuzz.stdout[-3000:]
     assert " passed" in fuzz.stdout and "failures" not in fuzz.stdout.split("SUMMARY")[-1]
     expected = result.model.predict(ft.table.loc[[day], result.model.features]).iloc[0]
-    assert body["cascade_probability"] == pytest.approx(expected["p_cascade"], abs=1e-12)
+    assert body["p_cascade"] == pytest.approx(expected["p_cascade"], abs=1e-12)
     assert ready["ready"] is True and ready["model"]["version"] == "1"
     explained = explained if isinstance(explained, dict) else explained.model_dump()
     # every field reaches a generated client (undeclared ones used to be dropped)
-    assert {"alert", "direction", "horizon_days", "model_used", "hindsight", "basis"} <= set(explained)
+    assert {"alert", "side", "horizon_days", "model_used", "hindsight", "basis"} <= set(explained)
     assert proc.returncode is not None  # stopped
 
 
@@ -347,7 +342,7 @@ def test_a_built_bento_serves_on_its_own_from_another_directory(trained_syntheti
 
     settings, ft, result = trained_synthetic
     src = tmp_path / "src"  # a copy of the code: packaging writes beside it, never into the working tree
-    for name in ("cascade_radar", "features", "training", "serving"):
+    for name in ("cascade_radar", "features", "training", "forecast", "serving", "operations"):
         shutil.copytree(PROJECT_ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "packaged"))
     manifest = package(settings.model_copy(update={"assets": ["BTC"]}), src / "serving" / "packaged")
     assert manifest["assets"] == ["BTC"] and (src / "serving" / "packaged" / "btc" / "fold_models" / "folds.json").exists()
@@ -375,7 +370,7 @@ def test_a_built_bento_serves_on_its_own_from_another_directory(trained_syntheti
         import httpx
 
         day = ft.table.index[800]
-        body = httpx.post(f"http://127.0.0.1:{port}/predict", json={"as_of": str(day.date()), "basis": "champion"}, timeout=30).json()
+        body = httpx.post(f"http://127.0.0.1:{port}/predict", json={"day": str(day.date()), "basis": "champion"}, timeout=30).json()
         page = httpx.get(f"http://127.0.0.1:{port}/dashboard/coin/BTC", timeout=30)  # the dashboard's files travel in the Bento
         script = httpx.get(f"http://127.0.0.1:{port}/dashboard/static/dashboard.js", timeout=30)
         events = httpx.get(f"http://127.0.0.1:{port}/v1/events", params={"asset": "BTC"}, timeout=30).json()
@@ -385,7 +380,7 @@ def test_a_built_bento_serves_on_its_own_from_another_directory(trained_syntheti
     assert (bento_src / "serving" / "dashboard" / "static" / "coin.html").exists()
     assert events["count"] == len(ft.labels.events)
     expected = result.model.predict(ft.table.loc[[day], result.model.features]).iloc[0]
-    assert body["cascade_probability"] == pytest.approx(expected["p_cascade"], abs=1e-12)
+    assert body["p_cascade"] == pytest.approx(expected["p_cascade"], abs=1e-12)
     assert body["model"]["version"] == "1"
     requirements = next((tmp_path / "bentoml" / "bentos" / "cascade_radar").glob("*/env/python/requirements.txt")).read_text()
     assert "lightgbm==" in requirements and "pytest" not in requirements and "schemathesis" not in requirements and "locust" not in requirements

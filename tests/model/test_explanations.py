@@ -10,7 +10,9 @@ import shap
 from features.build import build_feature_table
 from features.store import HistoryStore
 from features.families import REGISTRY, family_of
-from training.explain import IN_SAMPLE, OUT_OF_FOLD, OUT_OF_SAMPLE, build_explainer, contributions, day_explanation
+from cascade_radar.rules import AUTO, IN_SAMPLE, OUT_OF_FOLD, OUT_OF_SAMPLE
+from forecast.predict import CoinForecaster, load_champion
+from training.explain import contributions
 from training.replay import replay_event
 from training.report import read_oof
 
@@ -18,7 +20,7 @@ from training.report import read_oof
 @pytest.fixture(scope="module")
 def explained(trained_synthetic):  # noqa: ANN001, ANN201
     settings, ft, _ = trained_synthetic
-    explainer, _ = build_explainer(settings)
+    explainer = load_champion(settings).explainer(settings, AUTO)
     return explainer, explainer.explain(ft.table)
 
 
@@ -44,22 +46,26 @@ def test_family_sums_equal_the_sum_of_their_features(explained) -> None:  # noqa
         np.testing.assert_allclose(table[f"{model}_base"] + table[shap_cols].sum(axis=1), table[f"{model}_margin"], atol=1e-6)
 
 
-def test_the_sentence_names_the_family_with_the_largest_contribution(trained_synthetic, explained) -> None:  # noqa: ANN001
+def test_the_sentence_names_the_family_with_the_largest_contribution(trained_synthetic) -> None:  # noqa: ANN001
     settings, ft, _ = trained_synthetic
-    _, table = explained
+    forecaster = CoinForecaster.load(settings)
     titles = {name: fam.title for name, fam in REGISTRY.items()}
-    for day in table.index[300::97]:
-        e = day_explanation(table.loc[day], ft.table.loc[day], 14, 0.5)
-        fams = e["cascade"]["families"]
+    days = forecaster.answerable_days[300::97]
+    assert len(days) >= 5
+    for e in forecaster.forecast_many(days, detail=True):
+        fams = e["cascade"]["shap_by_family"]
         largest = max(fams, key=lambda k: abs(fams[k]))
         assert titles[largest] in e["sentence"], e["sentence"]
-        assert e["sentence"].startswith(f"Cascade risk within 14 days {e['cascade_probability']:.2f}")
-        assert e["cascade_probability"] == pytest.approx(e["long_probability"] + e["short_probability"])
+        assert e["sentence"].startswith(f"Cascade risk within 14 days {e['p_cascade']:.2f}")
+        assert e["p_cascade"] == pytest.approx(e["p_long"] + e["p_short"])
+        margin = e["cascade"]["base_value"] + sum(e["cascade"]["shap_by_feature"].values())  # SHAP additivity, in the answer itself
+        assert margin == pytest.approx(e["cascade"]["margin"], abs=1e-9)
+        assert sum(fams.values()) == pytest.approx(sum(e["cascade"]["shap_by_feature"].values()), abs=1e-9)
 
 
 def test_explaining_day_t_reads_no_data_after_t(trained_synthetic) -> None:  # noqa: ANN001
     settings, ft, _ = trained_synthetic
-    explainer, _ = build_explainer(settings)
+    explainer = load_champion(settings).explainer(settings, AUTO)
     raw = HistoryStore(settings.data_path).panel()
     day = ft.table.index[700]
     truncated = build_feature_table(raw, settings, until=day).table
@@ -85,7 +91,7 @@ def test_each_day_says_which_model_explains_it(trained_synthetic, explained) -> 
 
 def test_replay_of_a_planted_event_shows_the_alert_before_it(trained_synthetic, synthetic) -> None:  # noqa: ANN001
     settings, ft, result = trained_synthetic
-    explainer, _ = build_explainer(settings)
+    explainer = load_champion(settings).explainer(settings, AUTO)
     oof = read_oof(settings.reports_path)
     events = ft.labels.events
     in_oof = events[events["start"] - pd.Timedelta(days=30) >= oof.index.min()]

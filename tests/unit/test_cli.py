@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cascade_radar import cli
+from cli import main as cli
 
 
 @pytest.fixture()

@@ -11,11 +11,9 @@ const OUTCOME = {
   pending: { fill: "rgba(255,193,7,0.28)", legend: "rgba(255,193,7,0.7)", label: "alert still open (horizon not over)" },
   unjudged: { fill: "rgba(120,120,200,0.10)", legend: "rgba(120,120,200,0.35)", label: "alert before liquidation data (outcome unknown)" },
 };
-const BASIS = {
-  "out-of-fold": { colour: "#111", dash: "solid", label: "out-of-fold (a model that never saw the day)" },
-  "out-of-sample": { colour: "#5b2c83", dash: "solid", label: "out-of-sample (the champion, after its training data)" },
-  "in-sample": { colour: "#8a8f96", dash: "dot", label: "in-sample (the champion saw the outcome: hindsight)" },
-};
+// the bases and their meaning come from the service (cascade_radar.rules); only their look is chosen here, in the same order
+const BASIS_LOOK = [{ colour: "#111", dash: "solid" }, { colour: "#5b2c83", dash: "solid" }, { colour: "#8a8f96", dash: "dot" }];
+const BASIS = Object.fromEntries(Object.entries(CFG.bases).map(([name, label], i) => [name, { ...BASIS_LOOK[i], label: `${name} (${label})` }]));
 const PLOT_CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
 
 // Plotly (4.8 MB) loads while the data are fetched; charts wait for it
@@ -93,17 +91,21 @@ function coinNav(assets, current) {
   nav.replaceChildren(...assets.map((a) => el("a", { href: `${CFG.base}/coin/${a}`, "aria-current": a === current ? "page" : null, text: a })));
 }
 
-function sideBadge(prediction) {
-  const p = prediction.direction === "long" ? prediction.long_probability : prediction.short_probability;
-  return el("span", { class: `badge ${prediction.direction}`, title: "P(cascade and this side) — the likelier side" },
-    `${sideWord(prediction.direction)} ${num(p)}`);
+function sideBadge(forecast) {
+  const p = forecast.side === "long" ? forecast.p_long : forecast.p_short;
+  return el("span", { class: `badge ${forecast.side}`, title: "P(cascade and this side) — the likelier side" },
+    `${sideWord(forecast.side)} ${num(p)}`);
 }
 const alertBadge = (alert) => el("span", { class: `badge ${alert ? "alert" : "calm"}`, text: alert ? "ALERT" : "no alert" });
 
-function freshnessLine(prediction) {
-  const stale = prediction.stale.length ? el("span", { class: "badge stale", title: "families missing or behind: scored as missing" },
-    `stale: ${prediction.stale.map(familyTitle).join(", ")}`) : null;
-  return el("div", { class: "small" }, `as of ${prediction.as_of} · ${prediction.as_of_age_days} day(s) old · `, stale || "every family fresh");
+// the answered day and its age against today, loud when it is older than the service's limit
+function freshnessLine(forecast) {
+  const age = forecast.outdated
+    ? el("span", { class: "badge stale", title: "older than the configured limit: the store needs `cascade-radar daily`" }, `OUTDATED: ${forecast.age_days} days old`)
+    : `${forecast.age_days} day(s) old`;
+  const missing = forecast.missing_families.length ? el("span", { class: "badge stale", title: "families the model reads with no data that day: scored as missing, never a driver" },
+    `no data: ${forecast.missing_families.map(familyTitle).join(", ")}`) : null;
+  return el("div", { class: "small freshness" }, `answer for ${forecast.day} · `, age, " · ", missing || "every family the model reads has data");
 }
 
 // ------------------------------------------------------------------ overview: every coin
@@ -131,18 +133,18 @@ async function coinCard(card, asset, info) {
   }
   try {
     const today = await api("/predict", { asset });
-    const first = info.history.split("..")[0];
-    const range = await api("/predict_range", { asset, start: maxDay(first, shiftDay(today.as_of, -89)), end: today.as_of });
+    const first = info.first_answerable_day;
+    const range = await api("/predict_range", { asset, start: maxDay(first, shiftDay(today.day, -89)), end: today.day });
     card.classList.toggle("alert", today.alert);
     const spark = el("div", { class: "spark", "aria-label": `${asset}: P(cascade) over the last 90 days` });
     card.replaceChildren(
       el("div", { class: "row" }, title, alertBadge(today.alert)),
-      el("div", { class: "row" }, el("span", { class: "big", title: `P(cascade within ${today.horizon_days} days)`, text: pct(today.cascade_probability) }), sideBadge(today)),
+      el("div", { class: "row" }, el("span", { class: "big", title: `P(cascade within ${today.horizon_days} days)`, text: pct(today.p_cascade) }), sideBadge(today)),
       el("div", { class: "small", text: `P(cascade within ${today.horizon_days} days) · ${today.basis}` }),
       freshnessLine(today), spark);
     const Plotly = await plotlyReady;
     await Plotly.newPlot(spark, [{
-      x: range.rows.map((r) => r.as_of), y: range.rows.map((r) => r.cascade_probability), type: "scatter", mode: "lines",
+      x: range.rows.map((r) => r.day), y: range.rows.map((r) => r.p_cascade), type: "scatter", mode: "lines",
       line: { color: "#111", width: 1.5 }, fill: "tozeroy", fillcolor: "rgba(0,0,0,0.06)", hovertemplate: "%{x}: %{y:.2f}<extra></extra>",
     }], {
       margin: { l: 28, r: 4, t: 4, b: 18 }, showlegend: false, yaxis: { range: [0, 1], tickvals: [0, info.alert_threshold, 1], tickformat: ".1f", fixedrange: true },
@@ -169,8 +171,8 @@ async function coinPage() {
   if (!info.ready) { setStatus(`${asset} is not ready: ${info.reason}`, true); return; }
   coin.asset = asset;
   coin.info = info;
-  const [first] = info.history.split("..");
-  const end = info.latest_complete_day;
+  const first = info.first_answerable_day;
+  const end = info.data_through;
   const [today, range, events, episodes, ledger] = await Promise.all([
     api("/predict", { asset }), api("/predict_range", { asset, start: first, end }),
     api(`/v1/events?${query({ asset })}`), api(`/v1/episodes?${query({ asset })}`), api(`/v1/forecasts?${query({ asset })}`, undefined, { accept: [503] }),
@@ -181,27 +183,27 @@ async function coinPage() {
   renderToday(today, info);
   renderEpisodeSummary(episodes, ledger);
   const picker = document.getElementById("day-picker");
-  Object.assign(picker, { min: first, max: end, value: today.as_of });
+  Object.assign(picker, { min: first, max: end, value: today.day });
   picker.addEventListener("change", () => picker.value && showDay(picker.value));
   renderReplayList(events);
   setStatus("");
   // the day's explanation is fetched and drawn while the timeline draws; then the day is marked on it
-  const day = new URLSearchParams(location.hash.slice(1)).get("day") || today.as_of;
+  const day = new URLSearchParams(location.hash.slice(1)).get("day") || today.day;
   await Promise.all([drawTimeline(range, events, episodes, ledger.rows || []), showDay(day)]);
   await markDay(document.getElementById("day-picker").value);
   document.body.dataset.loaded = "true";
 }
 
 function renderToday(today, info) {
-  const fresh = el("table", {}, el("thead", {}, el("tr", {}, el("th", { text: "family" }), el("th", { text: "data through" }), el("th", { class: "num", text: "days behind" }), el("th", { text: "" }))),
+  const fresh = el("table", {}, el("thead", {}, el("tr", {}, el("th", { text: "family" }), el("th", { text: "data through" }), el("th", { class: "num", text: "days behind today" }), el("th", { text: "" }))),
     el("tbody", {}, today.freshness.map((f) => el("tr", {}, el("td", { text: familyTitle(f.family) }), el("td", { text: f.data_through || "none" }),
       el("td", { class: "num", text: f.days_behind ?? "—" }), el("td", {}, f.stale ? el("span", { class: "badge stale", text: "STALE" }) : "")))));
   document.getElementById("today").replaceChildren(
-    el("div", { class: "tile" }, el("div", { class: "small", text: `P(cascade within ${today.horizon_days} days), ${today.as_of}` }),
-      el("div", { class: "big", text: pct(today.cascade_probability) }), el("div", {}, sideBadge(today), " ", alertBadge(today.alert)),
+    el("div", { class: "tile" }, el("div", { class: "small", text: `P(cascade within ${today.horizon_days} days), ${today.day}` }),
+      el("div", { class: "big", text: pct(today.p_cascade) }), el("div", {}, sideBadge(today), " ", alertBadge(today.alert)),
       el("div", { class: "small", text: `alert at P ≥ ${info.alert_threshold} · basis: ${today.basis}` })),
     el("div", { class: "tile" }, el("div", { class: "small", text: "model" }), el("div", { text: `${today.model.name} v${today.model.version} (${today.model.alias})` }),
-      freshnessLine(today), el("div", { class: "small", text: `history ${info.history}` })),
+      freshnessLine(today), el("div", { class: "small", text: `answerable days ${info.answerable} (stored history ${info.history})` })),
     el("div", { class: "tile" }, el("div", { class: "small", text: "freshness of every signal family" }), fresh));
 }
 
@@ -227,26 +229,26 @@ function legendSwatch(name, colour, symbol = "square") {
 }
 
 function eventTrace(events, side) {
-  const chosen = events.filter((e) => e.direction === side);
+  const chosen = events.filter((e) => e.side === side);
   return {
     x: chosen.map((e) => e.start), y: chosen.map(() => 1.07), type: "scatter", mode: "markers", name: `${sideWord(side)} event (size: peak × trailing median)`,
     marker: { color: SIDE_COLOUR[side], size: chosen.map((e) => Math.min(30, 6 + 2.2 * Math.sqrt(e.peak_ratio))), line: { color: "#fff", width: 0.5 }, opacity: 0.85 },
-    text: chosen.map((e) => `${e.start} ${sideWord(e.direction)}: ${usd(e.total_usd)} liquidated (long ${usd(e.long_usd)}, short ${usd(e.short_usd)}), ` +
+    text: chosen.map((e) => `${e.start} ${sideWord(e.side)}: ${usd(e.total_usd)} liquidated (long ${usd(e.long_usd)}, short ${usd(e.short_usd)}), ` +
       `${e.peak_ratio.toFixed(1)}× the trailing median${e.major ? " — major" : ""}`),
     hovertemplate: "%{text}<extra></extra>",
   };
 }
 
 async function drawTimeline(range, events, episodes, ledgerRows) {
-  const days = range.rows.map((r) => r.as_of);
+  const days = range.rows.map((r) => r.day);
   const traces = Object.entries(BASIS).map(([basis, style]) => ({
-    x: days, y: range.rows.map((r) => (r.basis === basis ? r.cascade_probability : null)), type: "scatter", mode: "lines",
+    x: days, y: range.rows.map((r) => (r.basis === basis ? r.p_cascade : null)), type: "scatter", mode: "lines",
     name: `P(cascade), ${style.label}`, line: { color: style.colour, width: 1.2, dash: style.dash }, connectgaps: false,
-    customdata: range.rows.map((r) => [r.direction, r.long_probability, r.short_probability, r.alert ? "ALERT" : "no alert"]),
+    customdata: range.rows.map((r) => [r.side, r.p_long, r.p_short, r.alert ? "ALERT" : "no alert"]),
     hovertemplate: `%{x}: P(cascade) %{y:.2f} · %{customdata[0]} squeeze (long %{customdata[1]:.2f}, short %{customdata[2]:.2f}) · %{customdata[3]}<extra>${basis}</extra>`,
   })).filter((t) => t.y.some((v) => v !== null));
   traces.unshift({
-    x: days, y: range.rows.map((r) => r.long_probability), type: "scatter", mode: "lines", name: "P(cascade and long squeeze)",
+    x: days, y: range.rows.map((r) => r.p_long), type: "scatter", mode: "lines", name: "P(cascade and long squeeze)",
     line: { width: 0 }, fill: "tozeroy", fillcolor: "rgba(214,39,40,0.18)", hoverinfo: "skip",
   });
   if (ledgerRows.length) {
@@ -301,7 +303,7 @@ async function showDay(day) {
   markDay(day);
   let x;
   try {
-    x = await api("/explain", { asset: coin.asset, as_of: day });
+    x = await api("/explain", { asset: coin.asset, day });
   } catch (error) {
     panel.replaceChildren(el("h2", { text: `${coin.asset} on ${day}` }), el("p", { class: "error", text: error.message }));
     return;
@@ -311,25 +313,25 @@ async function showDay(day) {
   const cascadeBars = el("div", { id: "bars-cascade", "aria-label": "cascade model: contribution per family" });
   const directionBars = el("div", { id: "bars-direction", "aria-label": "direction model: contribution per family" });
   const drivers = el("table", { id: "drivers" },
-    el("thead", {}, el("tr", {}, el("th", { text: "feature" }), el("th", { text: "family" }), el("th", { class: "num", text: "value that day" }), el("th", { class: "num", text: "contribution (log-odds)" }))),
+    el("thead", {}, el("tr", {}, el("th", { text: "feature" }), el("th", { text: "family" }), el("th", { class: "num", text: "feature value that day" }), el("th", { class: "num", text: "SHAP (log-odds)" }))),
     el("tbody", {}, x.top_drivers.map((d) => el("tr", {}, el("td", {}, el("code", { text: d.feature })), el("td", { text: familyTitle(d.family) }),
-      el("td", { class: "num", text: num(d.value, 4) }), el("td", { class: "num", text: signed(d.contribution, 3) })))));
+      el("td", { class: "num", text: num(d.feature_value, 4) }), el("td", { class: "num", text: signed(d.shap, 3) })))));
   panel.replaceChildren(
-    el("h2", { text: `${x.asset} on ${x.date}` }),
-    el("div", {}, el("span", { class: "big", text: pct(x.cascade_probability) }), " ", sideBadge(x), " ", alertBadge(x.alert), " ", basisNote,
-      x.stale.length ? el("span", { class: "badge stale", text: `stale: ${x.stale.map(familyTitle).join(", ")}` }) : null),
+    el("h2", { text: `${x.asset} on ${x.day}` }),
+    el("div", {}, el("span", { class: "big", text: pct(x.p_cascade) }), " ", sideBadge(x), " ", alertBadge(x.alert), " ", basisNote,
+      x.missing_families.length ? el("span", { class: "badge stale", text: `no data: ${x.missing_families.map(familyTitle).join(", ")}` }) : null),
     el("p", { class: "sentence", id: "sentence", text: x.sentence }),
-    el("p", { class: "small", text: `model: ${x.model_used} · contributions in ${x.scale}` + (x.missing_families.length ? ` · no data: ${x.missing_families.map(familyTitle).join(", ")}` : "") }),
+    el("p", { class: "small", text: `model: ${x.model_used} · SHAP values in ${x.scale} · ${x.age_days} day(s) old` }),
     el("div", { class: "bars" }, cascadeBars, directionBars),
     el("h3", { text: "Top features" }), drivers);
   const Plotly = await plotlyReady;
-  await familyBars(Plotly, cascadeBars, x.cascade.families, `Cascade model: what pushed P(cascade) up (+) or down (−)`, "contribution to the cascade log-odds");
+  await familyBars(Plotly, cascadeBars, x.cascade.shap_by_family, `Cascade model: what pushed P(cascade) up (+) or down (−)`, "contribution to the cascade log-odds");
   if (x.direction_model) {
-    await familyBars(Plotly, directionBars, x.direction_model.families, "Direction model: + towards a long squeeze, − towards a short", "contribution to the long-vs-short log-odds");
+    await familyBars(Plotly, directionBars, x.direction_model.shap_by_family, "Direction model: + towards a long squeeze, − towards a short", "contribution to the long-vs-short log-odds");
   } else {
     directionBars.replaceChildren(el("p", { class: "small", text: "this model has no direction model" }));
   }
-  panel.dataset.day = x.date;
+  panel.dataset.day = x.day;
 }
 
 function familyBars(Plotly, div, families, title, axis) {
@@ -352,8 +354,8 @@ function renderReplayList(events) {
     return;
   }
   list.replaceChildren(...notable.map((e) => el("button", {
-    type: "button", class: e.direction, "data-start": e.start, "aria-pressed": "false", onclick: () => showReplay(e),
-  }, `${e.start} · ${sideWord(e.direction)} · ${usd(e.total_usd)} · ${e.peak_ratio.toFixed(1)}×`)));
+    type: "button", class: e.side, "data-start": e.start, "aria-pressed": "false", onclick: () => showReplay(e),
+  }, `${e.start} · ${sideWord(e.side)} · ${usd(e.total_usd)} · ${e.peak_ratio.toFixed(1)}×`)));
 }
 
 async function showReplay(event) {
@@ -362,54 +364,53 @@ async function showReplay(event) {
   box.hidden = false;
   box.replaceChildren(el("h3", { text: `Replay: ${event.start}` }), el("p", { class: "small", text: "loading…" }));
   const windowDays = coin.events.replay_window_days;
-  const first = maxDay(coin.info.history.split("..")[0], shiftDay(event.start, -windowDays));
-  const last = minDay(coin.info.latest_complete_day, shiftDay(event.start, -1));
+  const first = maxDay(coin.info.first_answerable_day, shiftDay(event.start, -windowDays));
+  const last = minDay(coin.info.data_through, shiftDay(event.start, -1));
   const fail = (text) => {
     box.replaceChildren(el("h3", { text: `${coin.asset} replay: ${event.start}` }), el("p", { class: "error", text }));
     box.dataset.rendered = event.start;
   };
   if (last < first) {
-    fail(`No forecast for the days before this event: ${coin.asset}'s inputs are complete only through ${coin.info.latest_complete_day}.`);
+    fail(`No forecast for the days before this event: ${coin.asset} is answerable on ${coin.info.answerable} only.`);
     return;
   }
   let range, explained;
   try {
     range = await api("/predict_range", { asset: coin.asset, start: first, end: last });
-    explained = await Promise.all(range.rows.map((r) => api("/explain", { asset: coin.asset, as_of: r.as_of })));
+    explained = await Promise.all(range.rows.map((r) => api("/explain", { asset: coin.asset, day: r.day })));
   } catch (error) {
     fail(error.message);
     return;
   }
-  const days = range.rows.map((r) => r.as_of);
-  const families = Object.keys(CFG.families).filter((f) => explained.some((x) => f in x.cascade.families));
+  const days = range.rows.map((r) => r.day);
+  const families = Object.keys(CFG.families).filter((f) => explained.some((x) => f in x.cascade.shap_by_family));
   // top: the probabilities; below, on the same days: each family's push on the cascade log-odds
   const traces = [
-    { type: "scatter", mode: "lines+markers", name: "P(cascade)", x: days, y: range.rows.map((r) => r.cascade_probability), line: { color: "#111", width: 2 }, marker: { size: 4 },
+    { type: "scatter", mode: "lines+markers", name: "P(cascade)", x: days, y: range.rows.map((r) => r.p_cascade), line: { color: "#111", width: 2 }, marker: { size: 4 },
       customdata: range.rows.map((r) => r.basis), hovertemplate: "%{x}: P(cascade) %{y:.2f} (%{customdata})<extra></extra>" },
-    { type: "scatter", mode: "lines", name: "P(long squeeze)", x: days, y: range.rows.map((r) => r.long_probability), line: { color: SIDE_COLOUR.long, width: 1.2, dash: "dash" },
+    { type: "scatter", mode: "lines", name: "P(long squeeze)", x: days, y: range.rows.map((r) => r.p_long), line: { color: SIDE_COLOUR.long, width: 1.2, dash: "dash" },
       hovertemplate: "%{x}: P(long squeeze) %{y:.2f}<extra></extra>" },
-    { type: "scatter", mode: "lines", name: "P(short squeeze)", x: days, y: range.rows.map((r) => r.short_probability), line: { color: SIDE_COLOUR.short, width: 1.2, dash: "dash" },
+    { type: "scatter", mode: "lines", name: "P(short squeeze)", x: days, y: range.rows.map((r) => r.p_short), line: { color: SIDE_COLOUR.short, width: 1.2, dash: "dash" },
       hovertemplate: "%{x}: P(short squeeze) %{y:.2f}<extra></extra>" },
     ...families.map((f) => ({
-      type: "bar", name: familyTitle(f), x: days, y: explained.map((x) => x.cascade.families[f] ?? 0), marker: { color: familyColour(f) }, xaxis: "x2", yaxis: "y2",
+      type: "bar", name: familyTitle(f), x: days, y: explained.map((x) => x.cascade.shap_by_family[f] ?? 0), marker: { color: familyColour(f) }, xaxis: "x2", yaxis: "y2",
       hovertemplate: `%{x}: ${familyTitle(f)} %{y:+.3f} log-odds<extra></extra>`,
     })),
   ];
-  // the lead as the evaluation counts it: the first day flagged `alert` by the API within the H days before the event
+  // the lead as the service counts it (/v1/events: the first alert that warned of the event, cascade_radar.rules)
   const horizon = coin.episodes.horizon_days;
-  const warned = range.rows.find((r) => r.alert && r.as_of >= shiftDay(event.start, -horizon));
-  const verdict = warned
-    ? `First alert ${warned.as_of}, ${(Date.parse(event.start) - Date.parse(warned.as_of)) / 864e5} day(s) ahead, on the ${sideWord(warned.direction)} side ` +
-      `(the event: ${sideWord(event.direction)}; basis ${warned.basis}).`
+  const verdict = event.first_alert
+    ? `First alert ${event.first_alert}, ${event.lead_days} day(s) ahead, on the ${sideWord(event.side_at_first_alert)} side ` +
+      `(the event: ${sideWord(event.side)}; basis ${event.basis_at_first_alert}).`
     : `No alert in the ${horizon} days before the event.`;
   box.replaceChildren(
-    el("h3", { text: `${coin.asset} replay: ${event.start}, ${sideWord(event.direction)}, ${usd(event.total_usd)} liquidated (${event.peak_ratio.toFixed(1)}× the trailing median)` }),
+    el("h3", { text: `${coin.asset} replay: ${event.start}, ${sideWord(event.side)}, ${usd(event.total_usd)} liquidated (${event.peak_ratio.toFixed(1)}× the trailing median)` }),
     el("p", { class: "summary", id: "replay-verdict", text: verdict }),
     el("div", { class: "chart", id: "replay-chart" }));
   const Plotly = await plotlyReady;
   const span = [shiftDay(first, -1), shiftDay(event.start, 1)];
   const eventLine = (yref) => ({ type: "line", xref: yref === "y domain" ? "x" : "x2", yref, x0: event.start, x1: event.start, y0: 0, y1: 1,
-    line: { color: SIDE_COLOUR[event.direction], width: 2 } });
+    line: { color: SIDE_COLOUR[event.side], width: 2 } });
   await Plotly.newPlot("replay-chart", traces, {
     grid: { rows: 2, columns: 1, roworder: "top to bottom" }, barmode: "relative", hovermode: "x unified",
     margin: { l: 70, r: 20, t: 10, b: 40 }, legend: { orientation: "h", x: 0, y: -0.12, font: { size: 11 } },
@@ -420,7 +421,7 @@ async function showReplay(event) {
     shapes: [eventLine("y domain"), eventLine("y2 domain"),
       { type: "line", xref: "paper", yref: "y", x0: 0, x1: 1, y0: coin.episodes.threshold, y1: coin.episodes.threshold, line: { color: "#b42318", width: 1, dash: "dot" } }],
     annotations: [{ x: event.start, y: 1, xref: "x", yref: "y domain", text: `event ${event.start}`, showarrow: false, xanchor: "right", yanchor: "top",
-      font: { color: SIDE_COLOUR[event.direction] } }],
+      font: { color: SIDE_COLOUR[event.side] } }],
   }, PLOT_CONFIG);
   box.dataset.rendered = event.start;
 }
