@@ -13,9 +13,10 @@ from tabulate import tabulate
 
 from cascade_radar.config import ASSETS, Settings, get_settings
 from cascade_radar.rules import AUTO, BASES, BASIS_RULE
+from features.store import HistoryStore
 
 COINS = " ".join(ASSETS)
-from features.store import HistoryStore
+
 
 class UserError(Exception):
     """An error a user can act on; printed as one line, no traceback."""
@@ -91,7 +92,7 @@ def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_features_list(args: argparse.Namespace, settings: Settings) -> int:
-    from features.build import compute_features, assemble_panel
+    from features.build import assemble_panel, compute_features
     from features.sources.synthetic import generate_history
 
     # the catalogue does not depend on data: compute it on a small synthetic panel

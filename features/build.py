@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 
 from cascade_radar.config import FeatureConfig, Settings
+from cascade_radar.files import atomic_write
 from features.families import family_of, load_families
 from features.labels import Labels, build_labels
 from features.lags import add_lags
 from features.schemas import Column, column_spec
-from cascade_radar.files import atomic_write
 from features.store import HistoryStore
 
 LABEL_COLUMNS = ["target", "days_to_event", "cascade_day", "liq_ratio", "major_ahead"]

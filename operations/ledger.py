@@ -20,7 +20,6 @@ from cascade_radar.files import atomic_write
 from cascade_radar.rules import warns
 
 
-
 class LedgerError(ValueError):
     pass
 

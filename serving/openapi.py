@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from cascade_radar.config import ASSETS
+from cascade_radar.rules import BASES
 from serving.guard import REASONS, ErrorBody
 from serving.schemas import PingRequest, PredictRequest, RangeRequest, SignalsRequest
-from cascade_radar.rules import BASES
 
 # the request model of each POST route, as the guard validates it (BentoML's inline copy drops the nulls)
 REQUEST_MODELS: dict[str, type[BaseModel]] = {"/ping": PingRequest, "/predict": PredictRequest, "/explain": PredictRequest,

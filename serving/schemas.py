@@ -12,7 +12,6 @@ from cascade_radar.rules import BASIS_RULE
 from features.build import input_spec
 from features.families import optional_inputs, required_inputs
 
-
 _LIMITS = Settings()
 AssetName = Annotated[Asset, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)]
 

@@ -17,12 +17,12 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from cascade_radar.config import Settings
+from cascade_radar.rules import BASES, age_days
 from serving.dashboard import dashboard
 from serving.guard import ApiGuard, error_response
 from serving.openapi import REQUEST_MODELS, complete_openapi
-from serving.schemas import Explanation, Forecast, PingRequest, PredictRequest, RangeRequest, RangeResponse, SignalsRequest
+from serving.schemas import Explanation, Forecast, PredictRequest, RangeRequest, RangeResponse, SignalsRequest
 from serving.state import CoinStates, RequestError, ServingState
-from cascade_radar.rules import BASES, age_days
 
 health = FastAPI(title="cascade-radar health", docs_url=None, redoc_url=None, openapi_url=None)
 T = TypeVar("T")

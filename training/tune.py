@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +26,8 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from cascade_radar.config import SELECTION_FILE, ModelConfig, Settings
-from features.build import FeatureTable, load_feature_tables
 from cascade_radar.files import atomic_write
+from features.build import FeatureTable, load_feature_tables
 from features.store import HistoryStore
 from training.evaluate import Evaluation, Pool, fit_predict_folds, gate, pooled_folds, score_oof
 from training.model import CascadeModel, model_features

@@ -15,7 +15,6 @@ import httpx
 import numpy as np
 import pandas as pd
 
-
 SECRET_QUERY = re.compile(r"(?i)\b(token|key|api_key|apikey|api-key|access_token|secret)=([^&\s\"'<>]+)")
 SECRET_VARIABLE = re.compile(r"^CASCADE_RADAR_.*(KEY|TOKEN|SECRET|WEBHOOK)")
 

@@ -18,7 +18,6 @@ from cascade_radar.config import ASSETS, Settings
 from features.schemas import SchemaError, validate
 from features.store import AppendResult, HistoryStore
 
-
 SOURCE = "reference"
 PERCENT = 0.01
 

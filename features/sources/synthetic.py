@@ -9,7 +9,6 @@ reference data still exercises every stage; ``planted_events`` says what a corre
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -124,7 +123,7 @@ def generate_history(seed: int = 0, start: str = "2021-01-01", n_days: int = 110
     return SyntheticHistory(series, event_frame)
 
 
-def load_into(store: "HistoryStore", history: SyntheticHistory) -> None:
+def load_into(store: HistoryStore, history: SyntheticHistory) -> None:
     """Append every synthetic series to ``store`` through the validated path."""
     for name, frame in history.series.items():
         store.append(name, frame, source="synthetic")

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from features.build import DERIVED_INPUTS, first_available
+from features.schemas import SERIES
 from features.sources.base import Connector, FetchContext, last_complete_day, load_connectors
 from features.sources.http import NoNetwork, ProviderError, QuotaExhausted
-from features.schemas import SERIES
 from features.store import HistoryStore
 
 OVERLAP_DAYS = 3  # re-fetch the last days: providers revise recent bars

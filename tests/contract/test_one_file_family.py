@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import TEST_MODEL
 from cascade_radar.config import Settings
 from features.families import REGISTRY
 from features.sources.synthetic import SyntheticHistory, load_into
 from features.store import HistoryStore
+from tests.conftest import TEST_MODEL
 
 FAMILY_MODULE = '''
 """Throw-away family: volume surge (reads a stored column no other family uses)."""

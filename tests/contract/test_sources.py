@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 
 from cascade_radar.config import Settings
+from features.schemas import SERIES
+from features.sources.base import Connector, FetchContext, load_connectors
 from features.sources.coinalyze import Coinalyze
 from features.sources.coinglass import CoinGlass
 from features.sources.coinmetrics import CoinMetrics
 from features.sources.exchanges import BinanceFunding, BinanceOpenInterest, BinanceSpot, BybitOpenInterest
 from features.sources.http import HttpSource, ProviderError, QuotaExhausted, RateLimit, RetryPolicy
-from features.sources.base import Connector, FetchContext, load_connectors
 from features.sources.update import build_connectors, price_lookup, run_update
-from features.schemas import SERIES
 from features.store import HistoryStore
 from tests.contract.provider_server import ProviderServer
 

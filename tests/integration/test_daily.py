@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from cascade_radar.config import PROJECT_ROOT, OperationsConfig, Settings
+from features.store import HistoryStore
 from operations.alerts import mask, trigger
 from operations.daily import daily, forecasts
-from features.store import HistoryStore
 from operations.ledger import Ledger, LedgerError, score
 from tests.support.process import settings_env
 
@@ -231,16 +231,17 @@ def test_a_broken_webhook_never_stops_the_others(ops: Settings, receiver: Receiv
 
 def _forecaster_with(settings: Settings, stop: dict[str, int]):  # noqa: ANN202
     """The synthetic coin's forecaster with some inputs stopping ``stop[column]`` days before the end of the history."""
+    from features.build import DERIVED_INPUTS
     from forecast.predict import CoinForecaster, load_champion
 
     raw = HistoryStore(settings.data_path).panel()
     for column, days in stop.items():
-        raw.loc[raw.index[-1] - pd.Timedelta(days=days - 1):, column] = float("nan")
+        for col in [c for c in (column, *DERIVED_INPUTS.get(column, ())) if c in raw.columns]:  # a derived input: every series behind it
+            raw.loc[raw.index[-1] - pd.Timedelta(days=days - 1):, col] = float("nan")
     return CoinForecaster.build(settings, load_champion(settings), raw), raw.index[-1]
 
 
 def test_one_missing_family_is_flagged_and_never_a_driver_two_refuse_the_day_with_the_reason(trained_synthetic) -> None:  # noqa: ANN001
-    from features.store import HistoryStore  # noqa: F401 - used by the helper
     from forecast.predict import Unanswerable
 
     settings, _, _ = trained_synthetic

@@ -8,7 +8,6 @@ Skips, saying why, where Chromium or Playwright is missing (`make browser` insta
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest

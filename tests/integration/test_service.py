@@ -19,7 +19,6 @@ from features.store import HistoryStore
 from tests.support.process import free_port, settings_env, signals_payload, start_server, stop_server
 
 
-
 @pytest.fixture(scope="module")
 def client(trained_synthetic):  # noqa: ANN001, ANN201
     settings, _, _ = trained_synthetic

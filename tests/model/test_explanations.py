@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import shap
 
-from features.build import build_feature_table
-from features.store import HistoryStore
-from features.families import REGISTRY, family_of
 from cascade_radar.rules import AUTO, IN_SAMPLE, OUT_OF_FOLD, OUT_OF_SAMPLE
+from features.build import build_feature_table
+from features.families import REGISTRY, family_of
+from features.store import HistoryStore
 from forecast.predict import CoinForecaster, load_champion
 from training.explain import contributions
 from training.replay import replay_event

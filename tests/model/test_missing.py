@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tests.conftest import TEST_MODEL
 from cascade_radar.config import ModelConfig, Settings
 from features.build import build_feature_table
 from features.families import family_of
 from features.sources.synthetic import SyntheticHistory
+from tests.conftest import TEST_MODEL
 from training.model import CascadeModel, model_features
 
 
@@ -26,7 +26,7 @@ def split_nodes(tree: dict) -> list[dict]:
     return [tree, *split_nodes(tree["left_child"]), *split_nodes(tree["right_child"])]
 
 
-def scores_without_family(model: CascadeModel, X: pd.DataFrame, family: str, fill: float) -> np.ndarray:
+def scores_without_family(model: CascadeModel, X: pd.DataFrame, family: str, fill: float) -> np.ndarray:  # noqa: N803
     cols = [c for c in X.columns if family_of(c) == family]
     blank = X.copy()
     blank[cols] = fill

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 from cascade_radar import config as config_module
-from tests.conftest import TEST_MODEL
 from cascade_radar.config import ModelConfig, Settings, TuneConfig
 from features.build import FeatureTable, load_feature_tables
 from features.families import family_of
 from features.sources.synthetic import SyntheticHistory, generate_history, load_into
 from features.store import HistoryStore
+from tests.conftest import TEST_MODEL
 from training.evaluate import POOLED, Evaluation, walk_forward
 from training.tune import inner_folds, nested_walk_forward, tune
 
