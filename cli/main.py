@@ -249,12 +249,15 @@ def cmd_today(args: argparse.Namespace, settings: Settings) -> int:
 
     started = time.perf_counter()
     results = forecasts(settings, assets=_assets(args, settings))
+    bad = DailyReport(results).outdated
+    if args.json:  # the answers exactly as the API gives them, for scripts
+        print(json.dumps([fc.row if fc.row is not None else {"asset": fc.asset, "error": fc.error} for fc in results], indent=1))
+        return EXIT_OUTDATED if bad else 0
     for fc in results:
         if fc.row is None:
             print(f"\n{fc.asset}: no forecast — {fc.error}")
         else:
             _print_forecast(fc.row)
-    bad = DailyReport(results).outdated
     print(f"\n{sum(fc.row is not None for fc in results)} of {len(results)} coins in {time.perf_counter() - started:.1f} s"
           + (f"; missing or older than {settings.alerts.max_age_days} day(s): {', '.join(bad)} (exit {EXIT_OUTDATED})" if bad else ""))
     return EXIT_OUTDATED if bad else 0
@@ -491,8 +494,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("evaluate", help="walk-forward evaluation: model vs baselines table and report (no registration)").set_defaults(handler=cmd_evaluate)
     exit_note = (f"exit {EXIT_OUTDATED} when a coin has no answer or its answer is older than alerts.max_age_days "
                  "(CASCADE_RADAR_ALERTS__MAX_AGE_DAYS) days before today (UTC), so cron and systemd notice")
-    sub.add_parser("today", help="today's risk for every coin (--asset X: that coin alone): the day and its age, P(cascade), side, alert, "
-                   "drivers, freshness of every family", epilog=exit_note).set_defaults(handler=cmd_today)
+    td = sub.add_parser("today", help="today's risk for every coin (--asset X: that coin alone): the day and its age, P(cascade), side, alert, "
+                   "drivers, freshness of every family", epilog=exit_note)
+    td.add_argument("--json", action="store_true", help="print the answers as JSON, field for field as /predict gives them")
+    td.set_defaults(handler=cmd_today)
     dly = sub.add_parser("daily", help="the daily job: update the store, forecast every coin, append to the ledger, send alerts",
                          epilog=exit_note + "; with --as-of only a missing answer counts")
     dly.add_argument("--as-of", help="replay past days instead: YYYY-MM-DD, or FIRST..LAST for every day of a range (one pass); each day "

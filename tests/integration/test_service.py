@@ -383,3 +383,55 @@ def test_a_built_bento_serves_on_its_own_from_another_directory(trained_syntheti
     assert body["model"]["version"] == "1"
     requirements = next((tmp_path / "bentoml" / "bentos" / "cascade_radar").glob("*/env/python/requirements.txt")).read_text()
     assert "lightgbm==" in requirements and "pytest" not in requirements and "schemathesis" not in requirements and "locust" not in requirements
+
+
+def test_one_answer_from_every_interface(client: TestClient, trained_synthetic, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    """`cascade-radar today` and `explain`, /predict, /explain, the dashboard's /predict_range and /v1/events, the ledger row
+    and the alert payload give the same P(cascade), side and basis for a coin and day — in-sample, out-of-fold and the
+    last answerable day — and a day the API refuses, the CLI refuses too, with the same reason."""
+    from cli.main import main as cli
+    from operations.alerts import payload
+    from operations.daily import daily
+
+    settings, ft, result = trained_synthetic
+    ready = client.get("/v1/ready").json()["assets"]["BTC"]
+    folds = result.evaluation.folds
+    days = [str(folds[0].test_start.date() - pd.Timedelta(days=30)), str(ft.table.index[800].date()), ready["data_through"]]
+    ops = settings.model_copy(update={"alerts": settings.alerts.model_copy(update={"ledger_file": tmp_path / "ledger.jsonl", "update_store": False}),
+                                      "reports_dir": tmp_path / "reports"})
+    ledger = {r["day"]: r for r in daily(ops, days=[pd.Timestamp(d) for d in days], log=lambda m: None).appended}
+    os.environ["CASCADE_RADAR_REPORTS_DIR"] = str(tmp_path / "reports")
+    assert cli(["today", "--json", "--asset", "BTC"]) == 3  # the synthetic history is old: exit 3, and the answer all the same
+    (today,) = json.loads(capsys.readouterr().out)
+    same = ("asset", "day", "p_cascade", "p_long", "p_short", "side", "alert", "basis", "model", "model_used", "missing_families")
+    bases = set()
+    for day in days:
+        api = client.post("/predict", json={"day": day}).json()
+        explained = client.post("/explain", json={"day": day}).json()
+        (row,) = client.post("/predict_range", json={"start": day, "end": day}).json()["rows"]
+        assert cli(["explain", "--date", day, "--asset", "BTC"]) == 0
+        capsys.readouterr()
+        written = json.loads((tmp_path / "reports" / "explanations" / f"{day}.json").read_text())
+        alert = payload(ledger[day], "test")
+        answers = [api, explained, written, ledger[day], alert] + ([today] if day == ready["data_through"] else [])
+        for other in answers:
+            assert {k: other[k] for k in same} == {k: api[k] for k in same}, day
+        assert {k: row[k] for k in ("p_cascade", "p_long", "p_short", "side", "alert", "basis")} == {k: api[k] for k in ("p_cascade", "p_long", "p_short", "side", "alert", "basis")}
+        assert written["sentence"] == api["sentence"] == ledger[day]["sentence"]
+        bases.add(api["basis"])
+    assert bases == {"in-sample", "out-of-fold", "out-of-sample"}  # each basis met once
+    # the event leads the dashboard shows are the API's, from the same daily numbers
+    events = client.get("/v1/events", params={"asset": "BTC"}).json()["events"]
+    warned = [e for e in events if e["first_alert"]]
+    assert warned
+    for e in warned:
+        first = client.post("/predict", json={"day": e["first_alert"]}).json()
+        assert first["alert"] and first["side"] == e["side_at_first_alert"] and first["basis"] == e["basis_at_first_alert"]
+        assert 1 <= e["lead_days"] <= settings.labels.horizon_days
+    # a refused day: the same reason from the API and the CLI
+    outside = "1999-01-01"
+    refused = client.post("/predict", json={"day": outside})
+    assert refused.status_code == 404
+    assert cli(["explain", "--date", outside, "--asset", "BTC"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().endswith(refused.json()["detail"]) and err.startswith("error: --date 1999-01-01: ")
