@@ -34,6 +34,8 @@ ROUTE_STATUSES = {
 }
 # what each GET route of /v1 can answer besides 200
 GET_STATUSES = {"/v1/forecasts": (400, 404, 503), "/v1/events": (404, 503), "/v1/episodes": (400, 404, 503)}
+# the API's version: 2 since the one answer schema (`day`, `p_cascade`, `side`, ... in every answer, row and payload)
+API_VERSION = "2.0.0"
 DESCRIPTION = ("Early warning for crypto liquidation cascades: P(a cascade within H days), its side, and why.\n\n"
                "**[Open the risk dashboard → /dashboard](/dashboard)** — every coin today, and per coin the probability "
                "timeline with events, alert episodes, explanations and replays, drawn from the routes below.")
@@ -99,6 +101,7 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
             if parameter.get("name") == "basis":
                 parameter["schema"] = {"type": "string", "enum": list(BASES), "default": BASES[0]}
     spec.setdefault("info", {})["description"] = DESCRIPTION
+    spec["info"]["version"] = API_VERSION
     readyz = spec.get("paths", {}).get("/readyz", {}).get("get")
     if readyz is not None:
         readyz.setdefault("responses", {})["503"] = {"description": "no coin ready (GET /v1/ready says why)"}

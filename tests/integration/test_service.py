@@ -233,6 +233,9 @@ def test_health_routes(client: TestClient) -> None:
     assert ready["ready"] is True and ready["model"]["alias"] == "champion"
     spec = client.get("/docs.json").json()
     assert {"/predict", "/predict_signals", "/explain", "/predict_range"} <= set(spec["paths"])
+    assert spec["info"]["version"] == "2.0.0"  # the one answer schema
+    forecast = spec["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
+    assert {"day", "p_cascade", "p_long", "p_short", "side", "basis", "age_days", "outdated", "data_through", "missing_families"} <= set(forecast)
 
 
 def test_not_ready_without_a_champion_and_says_why(tmp_path: Path) -> None:
