@@ -90,10 +90,11 @@ ledger: setup ## print the forecast ledger and its live track record
 replay: setup ## replay the configured and largest past events from out-of-fold predictions (reports/replays/)
 	$(CR) replay
 
-bench: setup ## benchmarks: training stages (and serving latency) with ratios to baselines measured in the same run
+bench: setup ## benchmarks: training stages, serving latency, the dashboard, a 90-day daily replay; ratios to baselines measured in the same run
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_serving.py
 	$(BIN)/python bench/bench_dashboard.py
+	$(BIN)/python bench/bench_daily.py
 
 serve: setup ## start the prediction API and the dashboard on localhost:3000 (make serve PORT=3001 to change); Ctrl-C stops it
 	@echo "dashboard: http://localhost:$(PORT)/dashboard   API docs: http://localhost:$(PORT)/"

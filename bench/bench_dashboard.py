@@ -74,8 +74,8 @@ def main() -> None:
 
             ready = httpx.get(f"{url}/v1/ready", timeout=30).json()["assets"]
             btc = ready["BTC"]
-            days = len(httpx.post(f"{url}/predict_range", json={"asset": "BTC", "start": btc["history"].split("..")[0],
-                                                                 "end": btc["latest_complete_day"]}, timeout=60).json()["rows"])
+            days = len(httpx.post(f"{url}/predict_range", json={"asset": "BTC", "start": btc["first_answerable_day"],
+                                                                 "end": btc["data_through"]}, timeout=60).json()["rows"])
             pages = [("page shell, no data (baseline)", f"{url}/dashboard/coin/XYZ", None),
                      (f"overview ({sum(c['ready'] for c in ready.values())} coins, 90-day sparklines)", f"{url}/dashboard/", "body[data-loaded='true']"),
                      (f"BTC page (full history: {days} days, events, episodes, a day explained)", f"{url}/dashboard/coin/BTC", "body[data-loaded='true']")]

@@ -68,7 +68,7 @@ def throughput(url: str, seconds: float, threads: int = 4) -> float:
         with httpx.Client(base_url=url, timeout=10) as c:
             n = 0
             while time.monotonic() < stop:
-                c.post("/predict", json={"as_of": "2025-10-05"})
+                c.post("/predict", json={"day": "2025-10-05"})
                 n += 1
             with lock:
                 count[0] += n
@@ -143,7 +143,7 @@ def main() -> None:
         store = HistoryStore(settings.data_path)
         ft = load_feature_table(store, settings)
         day = pd.Timestamp("2025-10-05") if pd.Timestamp("2025-10-05") in ft.table.index else ft.table.index[-30]
-        payload = {"as_of": str(day.date())}
+        payload = {"day": str(day.date())}
         signals = signals_payload(assemble_panel(store.panel()), day, settings.serving_min_signal_rows)
         print(f"data: {what}; champion v{result.champion}; day {day.date()}; /predict_signals posts {len(signals['signals'])} rows")
         X1 = ft.table.loc[[day], result.model.features]

@@ -15,7 +15,7 @@ class Dashboard(FastHttpUser):  # geventhttpclient: light enough to share 2 core
 
     @task(4)
     def predict(self) -> None:
-        self.client.post("/predict", json={"as_of": random.choice(DAYS)}, name="/predict")
+        self.client.post("/predict", json={"day": random.choice(DAYS)}, name="/predict")
 
     @task(1)
     def latest(self) -> None:
