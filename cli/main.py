@@ -360,20 +360,18 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     if args.all:
         from tqdm import tqdm
 
+        from forecast.predict import write_all_explanations
+
         days = forecaster.answerable_days
-        rows = []
-        for answer in tqdm(forecaster.forecast_many(days, args.basis, top=10, detail=True), unit="day", desc="explain", leave=False):
-            write_explanation(answer, out_dir / "days", png=False)
-            rows.append({k: answer[k] for k in ("day", "p_cascade", "p_long", "p_short", "side", "alert", "basis", "model_used", "sentence")})
-        path = out_dir / "all_days.parquet"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(rows).to_parquet(path)
+        with tqdm(total=len(days), unit="day", desc="explain", leave=False) as bar:
+            path, table = write_all_explanations(forecaster, out_dir, args.basis, progress=bar.update)
         refused = len(forecaster.features) - len(days)
         print(f"explained {len(days)} answerable days in {time.perf_counter() - started:.1f} s -> {path} and {out_dir / 'days'}/<date>.json")
-        print("basis: " + ", ".join(f"{k} {v}" for k, v in pd.Series([r["basis"] for r in rows]).value_counts().items()))
+        print("basis: " + ", ".join(f"{k} {v}" for k, v in table["basis"].value_counts().items()))
         if refused:
-            print(f"{refused} day(s) of the history not answered: a family the model reads ({', '.join(forecaster.read_families)}) has no "
-                  f"data within {settings.alerts.stale_after_days} day(s) of them; answerable days: {forecaster.answerable_span()}")
+            print(f"{refused} day(s) of the history not answered: more than {settings.alerts.max_missing_families} of the families the model "
+                  f"reads ({', '.join(forecaster.read_families)}) have no data within {settings.alerts.stale_after_days} day(s) of them; "
+                  f"answerable days: {forecaster.answerable_span()}")
         return 0
     try:
         x = forecaster.forecast(day, args.basis, top=10, detail=True)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -375,3 +376,20 @@ def write_explanation(answer: dict[str, object], directory: Path, png: bool = Tr
         png_path = directory / f"{answer['day']}.png"
         plot_day(answer, png_path)
     return json_path, png_path
+
+
+def write_all_explanations(forecaster: CoinForecaster, directory: Path, basis: str = AUTO,
+                           progress: Callable[[], None] | None = None) -> tuple[Path, pd.DataFrame]:
+    """Every answerable day explained: one JSON per day under ``directory/days`` and ``all_days.parquet`` with each day's
+    headline numbers and sentence; returns the Parquet path and that table."""
+    rows = []
+    for answer in forecaster.forecast_many(forecaster.answerable_days, basis, top=10, detail=True):
+        write_explanation(answer, directory / "days", png=False)
+        rows.append({k: answer[k] for k in ("day", "p_cascade", "p_long", "p_short", "side", "alert", "basis", "model_used", "sentence")})
+        if progress is not None:
+            progress()
+    table = pd.DataFrame(rows)
+    path = directory / "all_days.parquet"
+    directory.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(path)
+    return path, table

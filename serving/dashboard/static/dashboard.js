@@ -195,8 +195,8 @@ async function coinPage() {
 }
 
 function renderToday(today, info) {
-  const fresh = el("table", {}, el("thead", {}, el("tr", {}, el("th", { text: "family" }), el("th", { text: "data through" }), el("th", { class: "num", text: "days behind today" }), el("th", { text: "" }))),
-    el("tbody", {}, today.freshness.map((f) => el("tr", {}, el("td", { text: familyTitle(f.family) }), el("td", { text: f.data_through || "none" }),
+  const fresh = el("table", {}, el("thead", {}, el("tr", {}, el("th", { text: "family" }), el("th", { text: "model reads" }), el("th", { text: "data through" }), el("th", { class: "num", text: "days behind today" }), el("th", { text: "" }))),
+    el("tbody", {}, today.freshness.map((f) => el("tr", {}, el("td", { text: familyTitle(f.family) }), el("td", { text: f.read_by_model ? "yes" : "" }), el("td", { text: f.data_through || "none" }),
       el("td", { class: "num", text: f.days_behind ?? "—" }), el("td", {}, f.stale ? el("span", { class: "badge stale", text: "STALE" }) : "")))));
   document.getElementById("today").replaceChildren(
     el("div", { class: "tile" }, el("div", { class: "small", text: `P(cascade within ${today.horizon_days} days), ${today.day}` }),
