@@ -17,8 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSIDE_BENTO = (PROJECT_ROOT.parent / "bento.yaml").exists()  # a built Bento: <bento>/bento.yaml and <bento>/src/<code>
 
-Asset = Literal["BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA"]
-ASSETS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA")
+ASSETS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA")  # the coin list, written once
+Asset = Literal[ASSETS]  # type: ignore[valid-type] - the same list as a type
 
 # The model choice `make tune` selected by nested walk-forward (families, hyper-parameters, direction inputs).
 # It is committed with the code; ModelConfig takes its defaults from it, the environment still overrides.

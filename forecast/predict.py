@@ -249,12 +249,17 @@ class CoinForecaster:
         today = today or today_utc()
         return [self._answer(self.resolve(day), basis, top, detail, today) for day in days]
 
-    def forecast_range(self, start: dt.date | pd.Timestamp, end: dt.date | pd.Timestamp, basis: str = AUTO) -> dict[str, object]:
-        """The headline numbers of every answerable day in [start, end], and the refused runs with why."""
+    def check_span(self, start: dt.date | pd.Timestamp, end: dt.date | pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """(start, end) as days, both inside the history, else Unanswerable naming the one outside."""
         first, last = pd.Timestamp(start), pd.Timestamp(end)
         for name, value in (("start", first), ("end", last)):
             if value < self.first_day or value > self.last_day:
                 raise Unanswerable(f"{name} {value.date()} is outside the history ({self.first_day.date()}..{self.last_day.date()})")
+        return first, last
+
+    def forecast_range(self, start: dt.date | pd.Timestamp, end: dt.date | pd.Timestamp, basis: str = AUTO) -> dict[str, object]:
+        """The headline numbers of every answerable day in [start, end], and the refused runs with why."""
+        first, last = self.check_span(start, end)
         ex = self.explained(basis)
         lo, hi = ex.days.get_loc(first), ex.days.get_loc(last) + 1
         ok = self._answerable[lo:hi]

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from cascade_radar.config import Asset, Settings
-from cascade_radar.rules import BASIS_RULE
+from cascade_radar.config import ASSETS, Asset, Settings
+from cascade_radar.rules import ANSWER_BASES, BASES, BASIS_RULE
 from features.build import input_spec
 from features.families import optional_inputs, required_inputs
 
@@ -17,7 +17,7 @@ AssetName = Annotated[Asset, BeforeValidator(lambda v: v.upper() if isinstance(v
 
 
 def asset_field() -> object:
-    return Field(default="BTC", description="coin: BTC, ETH, SOL, XRP, DOGE, BNB or ADA")
+    return Field(default="BTC", description=f"coin: {', '.join(ASSETS)}")
 
 
 class PingRequest(BaseModel):
@@ -26,7 +26,8 @@ class PingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Basis = Literal["auto", "champion"]
+Basis = Literal[BASES]  # type: ignore[valid-type] - what a caller may ask for (cascade_radar.rules)
+AnswerBasis = Literal[ANSWER_BASES]  # type: ignore[valid-type] - which model answered
 
 
 def basis_field() -> object:
@@ -84,7 +85,7 @@ class Forecast(BaseModel):
     p_short: float = Field(ge=0, le=1, description="P(cascade and it is a short squeeze)")
     side: Literal["long", "short"] = Field(description="the likelier side: long when p_long >= p_short")
     alert: bool = Field(description="p_cascade >= the configured alert threshold")
-    basis: Literal["out-of-fold", "out-of-sample", "in-sample"] = Field(description="which model answered: " + BASIS_RULE)
+    basis: AnswerBasis = Field(description="which model answered: " + BASIS_RULE)
     hindsight: bool = Field(description="true when basis is in-sample: not what the model would have said that day")
     model: ModelInfo
     model_used: str = Field(description="the model that produced the numbers (a fold model of the champion's run, or the champion)")
@@ -107,7 +108,7 @@ class RangeRow(BaseModel):
     p_short: float
     side: Literal["long", "short"]
     alert: bool
-    basis: Literal["out-of-fold", "out-of-sample", "in-sample"]
+    basis: AnswerBasis
     hindsight: bool
 
 

@@ -109,10 +109,11 @@ class ServingState:
         """Every answerable day of [start, end] (/predict_range), and the refused runs with why."""
         if end < start:
             raise RequestError("end", f"end {end} is before start {start}", 422)
+        field_name = "start" if not self.first_day.date() <= start <= self.last_day.date() else "end"
+        self._ask(lambda: self.forecaster.check_span(start, end), field_name)  # outside the history: 404 first
         if (end - start).days + 1 > max_days:
             raise RequestError("end", f"at most {max_days} days per request")
-        field_name = "start" if not self.first_day.date() <= start <= self.last_day.date() else "end"
-        return self._ask(lambda: self.forecaster.forecast_range(start, end, basis), field_name)
+        return self.forecaster.forecast_range(start, end, basis)
 
     # ------------------------------------------------------------------ the past: events and alert episodes
     def events_answer(self) -> dict[str, object]:

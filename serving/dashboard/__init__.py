@@ -53,7 +53,7 @@ def family_legend() -> dict[str, dict[str, str]]:
 def page(name: str, title: str, request: Request, **values: object) -> HTMLResponse:
     """static/layout.html around static/<name>.html, with the mount point and the page's data filled in."""
     base = request.scope.get("root_path", "").rstrip("/") or "/dashboard"
-    config = {"base": base, "families": family_legend(), "bases": BASIS_LABELS, **values}
+    config = {"base": base, "families": family_legend(), "bases": BASIS_LABELS, "hindsight": IN_SAMPLE, **values}
     fill = {"{{content}}": (STATIC / f"{name}.html").read_text(), "{{title}}": html.escape(title), "{{page}}": name,
             "{{config}}": json.dumps(config).replace("</", "<\\/"), "{{base}}": base}  # config inside <script>: no "</script>"
     text = (STATIC / "layout.html").read_text()

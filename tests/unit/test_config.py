@@ -35,3 +35,34 @@ def test_assets_keep_separate_stores_reports_and_models() -> None:
 def test_unknown_asset_is_refused() -> None:
     with pytest.raises(ValueError, match="asset"):
         Settings(asset="PEPE")
+
+
+def test_a_purge_shorter_than_the_label_horizon_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from cascade_radar.config import FoldConfig, LabelConfig
+
+    assert Settings(folds=FoldConfig(purge_days=20)).purge_days == 20
+    with pytest.raises(ValidationError, match="purge_days 10 is shorter than labels.horizon_days 14"):
+        Settings(folds=FoldConfig(purge_days=10))
+    with pytest.raises(ValidationError, match="shorter than labels.horizon_days 21"):
+        Settings(folds=FoldConfig(purge_days=14), labels=LabelConfig(horizon_days=21))
+
+
+def test_liquidation_memory_counts_cascade_days_with_the_configured_multiple() -> None:
+    """A label override reaches the families: days since a cascade day move with labels.cascade_multiple."""
+    import numpy as np
+    import pandas as pd
+
+    from cascade_radar.config import LabelConfig
+    from features.build import feature_frame
+
+    days = pd.date_range("2024-01-01", periods=200, freq="D")
+    long = np.full(200, 10.0)
+    long[150] = 90.0  # total 100 = 5x the median total (20) of the days before: a cascade day at multiple 4, not at 6
+    raw = pd.DataFrame({"liq_long_usd": long, "liq_short_usd": np.full(200, 10.0), "close_usd": 100.0}, index=days)
+    at = {}
+    for multiple in (4.0, 6.0):
+        _, features, _ = feature_frame(raw, Settings(labels=LabelConfig(cascade_multiple=multiple)))
+        at[multiple] = features["liqmem_days_since_cascade_day"].iloc[-1]
+    assert at[4.0] == 49 and np.isnan(at[6.0])  # 49 days after the spike at 4x; at 6x no cascade day yet (unknown, not a number)

@@ -13,6 +13,7 @@ const OUTCOME = {
 };
 // the bases and their meaning come from the service (cascade_radar.rules); only their look is chosen here, in the same order
 const BASIS_LOOK = [{ colour: "#111", dash: "solid" }, { colour: "#5b2c83", dash: "solid" }, { colour: "#8a8f96", dash: "dot" }];
+const HINDSIGHT = CFG.hindsight;  // the basis on which the champion saw the outcome (in-sample)
 const BASIS = Object.fromEntries(Object.entries(CFG.bases).map(([name, label], i) => [name, { ...BASIS_LOOK[i], label: `${name} (${label})` }]));
 const PLOT_CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
 
@@ -211,11 +212,11 @@ function renderEpisodeSummary(episodes, ledger) {
   const live = ledger.status >= 400 ? `the forecast ledger cannot be read: ${ledger.detail}`
     : ledger.count ? `${ledger.count} live forecast(s) in the ledger` : "no live forecast in the ledger yet";
   // the API's counts per basis of the day each alert fired: out-of-fold first, it is the honest record
-  const order = ["out-of-fold", "out-of-sample", "in-sample"].filter((b) => episodes.by_basis[b]);
+  const order = Object.keys(CFG.bases).filter((b) => episodes.by_basis[b]);
   const parts = order.map((b) => {
     const c = episodes.by_basis[b];
     const extra = [c.pending ? `${c.pending} still open` : "", c.unjudged ? `${c.unjudged} before liquidation data` : ""].filter(Boolean).join(", ");
-    return `${b}${b === "in-sample" ? " (hindsight)" : ""}: ${c.hit} followed by an event, ${c["false alarm"]} false alarm(s)${extra ? ", " + extra : ""}`;
+    return `${b}${b === HINDSIGHT ? " (hindsight)" : ""}: ${c.hit} followed by an event, ${c["false alarm"]} false alarm(s)${extra ? ", " + extra : ""}`;
   });
   const box = document.getElementById("episode-summary");
   box.replaceChildren(
