@@ -1,0 +1,73 @@
+"""Every coin on the real reference history: the same answer from the CLI, the service's state and the daily job.
+
+Trains the seven coins pooled, as `make train` does (~45 s), in a temporary store; skipped without ../shared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cascade_radar.config import ASSETS, Settings
+from tests.support.process import settings_env
+
+pytestmark = pytest.mark.reference
+SAME = ("asset", "day", "p_cascade", "p_long", "p_short", "side", "alert", "basis", "model", "model_used", "data_through",
+        "missing_families", "top_drivers", "sentence")
+
+
+@pytest.fixture(scope="module")
+def seven(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    from features.sources.reference import import_missing_stores
+    from tests.conftest import REFERENCE_DIR
+    from training.train import train
+
+    if not (REFERENCE_DIR / "README.md").exists():
+        pytest.skip(f"reference data not found at {REFERENCE_DIR} (clone without ../shared)")
+    root = tmp_path_factory.mktemp("seven")
+    settings = Settings(data_dir=root / "data", reports_dir=root / "reports", mlruns_dir=root / "mlruns", reference_dir=REFERENCE_DIR,
+                        assets=list(ASSETS))
+    said = import_missing_stores(settings, ASSETS)
+    assert len(said) == len(ASSETS) and all("loaded" in line for line in said.values())
+    assert import_missing_stores(settings, ASSETS) == {}  # said once: a store that holds data is left alone
+    assert train(settings).passed_gate
+    return settings
+
+
+def test_every_coin_answers_the_same_from_cli_state_and_daily_job(seven: Settings, capsys: pytest.CaptureFixture[str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli.main import main as cli
+    from operations.daily import forecasts
+    from serving.state import CoinStates, RequestError
+
+    for key, value in settings_env(seven).items():
+        monkeypatch.setenv(key, value)
+    coins = CoinStates.load(seven)
+    daily_rows = {fc.asset: fc.row for fc in forecasts(seven)}
+    assert cli(["today", "--json"]) == 3  # the reference history ends in 2025-2026: every answer is old, and says so
+    today = {row["asset"]: row for row in json.loads(capsys.readouterr().out)}
+    assert set(today) == set(daily_rows) == set(ASSETS)
+    for asset in ASSETS:
+        state = coins.states[asset]
+        assert state.ready, state.reason
+        api = state.prediction(None)
+        assert api["outdated"] and api["day"] == api["data_through"]
+        for other in (daily_rows[asset], today[asset]):
+            assert {k: other[k] for k in SAME} == {k: api[k] for k in SAME}, asset
+        # a past day (out-of-fold) answered the same by /predict's and /explain's path and the daily replay
+        day = pd.Timestamp(api["day"]) - pd.Timedelta(days=120)
+        explained = state.explanation(day.date())
+        (replayed,) = forecasts(seven, days=[day], assets=[asset])
+        assert {k: explained[k] for k in SAME if k != "top_drivers"} == {k: replayed.row[k] for k in SAME if k != "top_drivers"}
+        assert explained["basis"] == "out-of-fold"
+    # the day the seed's data stop for BTC's derivatives: refused by the API and the CLI with the same reason
+    with pytest.raises(RequestError) as refused:
+        coins.states["BTC"].prediction(pd.Timestamp("2026-08-20").date())
+    assert refused.value.status == 404 and "4 of the families the model reads" in refused.value.message
+    assert cli(["explain", "--date", "2026-08-20", "--asset", "BTC"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --date 2026-08-20: {refused.value.message}"
+    assert os.environ["CASCADE_RADAR_DATA_DIR"] == str(Path(seven.data_path).parent)
