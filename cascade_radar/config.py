@@ -115,6 +115,13 @@ class ModelConfig(BaseModel):
     )
     direction_families: list[str] | None = Field(default=None, description="families the direction model reads (None: the same as "
                                                  "`families`); chosen by `make tune` like the rest")
+    direction_inputs: dict[str, int] | None = Field(default=None, description="the direction model's inputs, each with the side it points "
+                                                    "to by hypothesis (+1: higher means a long squeeze, -1: a short squeeze); None: LightGBM "
+                                                    "on the features of `direction_families`, signs free")
+    direction_kind: Literal["score", "monotone"] = Field(default="score", description="with `direction_inputs`: 'score' — no fitted "
+                                                         "weights, the signed mean of the inputs (percentiles against the coin's own past) "
+                                                         "calibrated by a one-input logistic on the training window; 'monotone' — LightGBM "
+                                                         "constrained to the declared signs")
     missing_example_share: float = Field(default=0.03, ge=0, le=0.5, description="per family, this share of training rows is "
                                          "added again with the family's features blanked, so that a missing value is scored as missing, not as 0")
     missing_example_weight: float = Field(default=0.2, gt=0, le=1, description="weight of those blanked copies")
@@ -123,7 +130,7 @@ class ModelConfig(BaseModel):
         description="inputs of the volatility baseline (a logistic regression on them alone)",
     )
     exclude_features: list[str] = Field(
-        default=["oi_usd_bn", "flows_inflow_k", "flows_outflow_k", "flows_netflow_k", "flows_netflow_sum_*"],
+        default=["oi_usd_bn", "flows_inflow_k", "flows_outflow_k", "flows_netflow_k", "flows_netflow_sum_*", "*_xrank"],
         description="feature-name patterns kept in the table but not fed to models: raw levels that trend over the years "
         "(dollars of OI, coins moved) let trees learn the calendar instead of the build-up",
     )
@@ -168,6 +175,24 @@ class TuneConfig(BaseModel):
         },
         description="candidate families of the direction model (None: the cascade model's)",
     )
+    direction_scores: dict[str, dict[str, object]] = Field(
+        default={
+            "seed4_score": {"kind": "score", "inputs": {"funding_rate_mean_30d_xrank": 1, "positioning_taker_buy_share_mean_7d_xrank": -1,
+                                                          "liqmem_long_share_7d_xrank": 1, "positioning_lsr_global_accounts_zscore_90d_xrank": 1}},
+            "seed4_monotone": {"kind": "monotone", "inputs": {"funding_rate_mean_30d_xrank": 1, "positioning_taker_buy_share_mean_7d_xrank": -1,
+                                                              "liqmem_long_share_7d_xrank": 1, "positioning_lsr_global_accounts_zscore_90d_xrank": 1}},
+            "seed3_score": {"kind": "score", "inputs": {"funding_rate_mean_30d_xrank": 1, "positioning_taker_buy_share_mean_7d_xrank": -1,
+                                                          "liqmem_long_share_7d_xrank": 1}},
+            "funding_taker_score": {"kind": "score", "inputs": {"funding_rate_mean_30d_xrank": 1, "positioning_taker_buy_share_mean_7d_xrank": -1}},
+        },
+        description="candidate direction models with declared signs (ModelConfig.direction_inputs / direction_kind): the seed's logic — "
+        "crowded longs (high funding, many long accounts, longs already liquidated) precede long squeezes, aggressive buying short squeezes",
+    )
+    free_sign_directions: bool = Field(default=False, description="also try the LightGBM direction models of `direction_sets` (signs "
+                                       "free). Off: measured nested out-of-fold, they learn the calendar — with them the pooled direction "
+                                       "ROC-AUC was 0.60 (BTC 0.61), one outer fold picking a free-sign model")
+    preferred_family_set: str | None = Field(default="all", description="the design's full set of families: chosen unless a smaller set "
+                                             "beats it by more than one standard error of the inner-fold scores (None: the best score wins)")
     inner_folds: int = Field(default=3, ge=2, description="walk-forward folds inside each outer training window")
     inner_min_train_days: int = Field(default=180, ge=60, description="labelled days before the first inner test block")
 
@@ -189,6 +214,8 @@ class OperationsConfig(BaseModel):
                                       "model reads have no data within stale_after_days (they are flagged missing, scored as missing and "
                                       "never named a driver); with more it is refused with the reason. 1: the model is trained to score "
                                       "one missing family (its missing-value copies blank one family at a time), not several")
+    side_band: float = Field(default=0.05, ge=0, lt=0.5, description="a day whose P(long | cascade) lies within this of the training "
+                             "long share says 'side uncertain' (so does a coin whose side has no out-of-fold skill)")
     max_age_days: int = Field(default=3, ge=0, description="an answer whose day is more than this many days before today (UTC) is "
                               "*outdated*: `today` and `daily` say so and exit 3, so cron and systemd notice")
     ledger_file: Path = Field(default=Path("ledger/forecasts.jsonl"), description="the forecast ledger (append-only), under the data dir")

@@ -26,6 +26,12 @@ def side(p_long: np.ndarray | float, p_short: np.ndarray | float) -> np.ndarray:
     return np.where(np.asarray(p_long) >= np.asarray(p_short), LONG, SHORT)
 
 
+def side_uncertain(p_long_given_cascade: float, long_prior: float, band: float, skill: float | None) -> bool:
+    """Is the side not worth stating? When the coin's direction has no out-of-fold skill (``skill``: Brier skill against the
+    training long share, None if unmeasured, <= 0 none), or the day's P(long | cascade) lies within ``band`` of that prior."""
+    return skill is None or skill <= 0 or abs(p_long_given_cascade - long_prior) <= band
+
+
 def side_words(value: str) -> str:
     """'long squeeze' / 'short squeeze'."""
     return f"{value} squeeze"

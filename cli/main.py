@@ -196,18 +196,16 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
     from training.report import coin_table, format_table
-    from training.tune import SELECTION_FILE, tune
+    from training.tune import SELECTION_FILE, candidate_count, tune
 
     if args.asset:
         settings = settings.model_copy(update={"assets": [settings.asset]})
     first_run_import(settings, settings.assets)
     t = settings.tune
-    n = len(t.family_sets) * len(t.param_sets) + len(t.direction_sets)
+    n = candidate_count(settings)
     print(f"{', '.join(settings.assets)}: nested walk-forward — {n} candidates x {t.inner_folds} inner folds in each of "
           f"{settings.folds.n_folds} outer folds, then once on all days ...", flush=True)
     from tqdm import tqdm
-
-    from training.tune import candidate_count
 
     with tqdm(total=candidate_count(settings) * (settings.folds.n_folds + 1), unit="candidate", desc="tune", leave=False) as bar:
         result = tune(settings, write_selection=not args.dry_run, progress=lambda name: (bar.set_postfix_str(name[:40]), bar.update()))
@@ -229,14 +227,20 @@ def _print_forecast(row: dict) -> None:
     age = f"{row['age_days']} day(s) old"
     if row["outdated"]:
         age += " — OUTDATED: update the store (`cascade-radar daily`)"
-    side_p = row["p_long"] if row["side"] == "long" else row["p_short"]
     print(f"\n{row['asset']} {row['day']} ({age})")
-    print(f"  P(cascade within {row['horizon_days']} d) {row['p_cascade']:.2f} · {row['side']} squeeze {side_p:.2f}"
+    print(f"  P(cascade within {row['horizon_days']} d) {row['p_cascade']:.2f} · {_side_text(row)}"
           f"{' · ** ALERT **' if row['alert'] else ''} · {row['basis']} ({row['model_used']})")
     print(f"  {row['sentence']}")
     fresh = [[f["family"], "yes" if f["read_by_model"] else "", f["data_through"] or "-", "-" if f["days_behind"] is None else f["days_behind"],
               "STALE" if f["stale"] else ""] for f in row["freshness"]]
     print("  " + tabulate(fresh, headers=["family", "model reads", "data through", "days behind today", ""], tablefmt="plain").replace("\n", "\n  "))
+
+
+def _side_text(row: dict) -> str:
+    """'long squeeze 0.33', or 'side uncertain (P(long | cascade) 0.55, prior 0.58)'."""
+    if row["side_uncertain"]:
+        return f"side uncertain (P(long | cascade) {row['p_long_given_cascade']:.2f}, prior {row['long_prior']:.2f})"
+    return f"{row['side']} squeeze {row['p_long'] if row['side'] == 'long' else row['p_short']:.2f}"
 
 
 def _assets(args: argparse.Namespace, settings: Settings) -> list[str]:
@@ -283,8 +287,9 @@ def cmd_daily(args: argparse.Namespace, settings: Settings) -> int:
     for fc in report.forecasts:
         if fc.row is not None:
             r = fc.row
+            side_word = "side uncertain" if r["side_uncertain"] else r["side"]
             print(f"{r['asset']} {r['day']} ({r['age_days']} d old{', OUTDATED' if r['outdated'] and not days else ''}): P {r['p_cascade']:.2f} "
-                  f"{r['side']}{' ALERT' if r['alert'] else ''} · {r['basis']}" + ("" if (r["asset"], r["day"]) in appended else " (already in the ledger)"))
+                  f"{side_word}{' ALERT' if r['alert'] else ''} · {r['basis']}" + ("" if (r["asset"], r["day"]) in appended else " (already in the ledger)"))
     print(f"ledger {settings.ledger_path}: {len(report.appended)} row(s) appended, {len(report.sent)} alert(s) sent "
           f"in {time.perf_counter() - started:.1f} s")
     # a replay is old by design: there only a missing forecast counts
@@ -392,6 +397,10 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     print()
     print(tabulate([[d["feature"], d["family"], "-" if d["feature_value"] is None else f"{d['feature_value']:.4g}", f"{d['shap']:+.3f}"]
                     for d in x["top_drivers"]], headers=["top feature", "family", "feature value", "SHAP (log-odds)"]))
+    print("\nthe seed's checklist (every family, read by the model or not):")
+    print(tabulate([[c["family"] + ("" if c["read_by_model"] else " (not read)"), c["warning"], "ON" if c["on"] else "off",
+                     ", ".join(f"{k} {'-' if v is None else f'{v:.4g}'}" for k, v in c["values"].items()), c["rule"]] for c in x["checklist"]],
+                   headers=["family", "warning sign", "", "values", "rule"]))
     print(f"\nwritten {json_path} and {png_path} in {time.perf_counter() - started:.2f} s")
     return 0
 

@@ -46,6 +46,12 @@ def trailing_rank(values: pd.Series, days: int) -> pd.Series:
     return values.rolling(days, min_periods=max(10, days // 3)).rank(pct=True)
 
 
+def expanding_rank(values: pd.Series, min_days: int = 90) -> pd.Series:
+    """Percentile (0..1] of today's value among every earlier value of the same series (today included): the coin's own
+    past is the yardstick, so levels that drift between regimes (funding, positioning) compare across years and coins."""
+    return values.expanding(min_periods=min_days).rank(pct=True)
+
+
 def range_position(values: pd.Series, days: int) -> pd.Series:
     """Where today sits in the trailing min..max range: 0 at the low, 1 at the high."""
     roll = values.rolling(days, min_periods=max(10, days // 3))

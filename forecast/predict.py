@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.config import Settings
-from cascade_radar.rules import AUTO, BASES, IN_SAMPLE, age_days, alert_episodes, side, sigmoid, today_utc
+from cascade_radar.rules import AUTO, BASES, IN_SAMPLE, age_days, alert_episodes, side, side_uncertain, sigmoid, today_utc
 from features.build import MarketContext, feature_frame, is_context_coin, load_market_context
-from features.families import describe, family_of, title_of
+from features.families import describe, family_of, load_families, title_of
 from features.freshness import FreshnessTable, last_present_days
 from features.store import HistoryStore
 from training.explain import SCALE, Explainer, ModelSource, champion_explainer, champion_fold_sources, fold_model_sources
@@ -72,6 +72,13 @@ class Champion:
     def info(self) -> dict[str, str]:
         return {k: self.identity[k] for k in ("name", "version", "alias")}
 
+    @property
+    def side_skill(self) -> float | None:
+        """The coin's out-of-fold Brier skill of the side against the training long share, from the champion's run (None:
+        not measured)."""
+        value = self.identity.get("direction_brier_skill")
+        return float(value) if value not in (None, "") and np.isfinite(float(value)) else None
+
     def explainer(self, settings: Settings, basis: str) -> Explainer:
         """The explainer of ``basis``: 'auto' with the fold models, 'champion' without."""
         return champion_explainer(self.model, self.identity, settings, self.folds if basis == AUTO else [])
@@ -98,6 +105,7 @@ class Explained:
     probs: np.ndarray  # (days, 3): p_cascade, p_long, p_short
     basis: np.ndarray  # (days,) out-of-fold / out-of-sample / in-sample
     model_used: np.ndarray  # (days,) which model answered
+    long_prior: np.ndarray  # (days,) the answering model's training long share: the side's yardstick
     cascade_base: np.ndarray
     cascade_shap: np.ndarray  # (days, features) log-odds contributions
     direction_base: np.ndarray | None
@@ -107,7 +115,7 @@ class Explained:
     def of(cls, frame: pd.DataFrame, features: list[str]) -> Explained:
         has_direction = "direction_base" in frame.columns and frame["direction_base"].notna().any()
         return cls(frame.index, frame[["p_cascade", "p_long", "p_short"]].to_numpy(), frame["basis"].to_numpy(),
-                   frame["model_used"].to_numpy(), frame["cascade_base"].to_numpy(), frame[[f"cascade_shap__{f}" for f in features]].to_numpy(),
+                   frame["model_used"].to_numpy(), frame["long_prior"].to_numpy(dtype=float), frame["cascade_base"].to_numpy(), frame[[f"cascade_shap__{f}" for f in features]].to_numpy(),
                    frame["direction_base"].to_numpy() if has_direction else None,
                    frame[[f"direction_shap__{f}" for f in features]].to_numpy() if has_direction else None)
 
@@ -148,6 +156,8 @@ class CoinForecaster:
         # flagged, never named a driver
         self._missing = {fam: self._stale[fam] | np.isnan(values[:, cols]).all(axis=1) for fam, cols in self._read_columns.items()}
         self._values = values
+        # the seed's checklist, every family's warning signs on every day, whether or not the model reads the family
+        self._warnings = [(fam.name, w, w.on(self.features).to_numpy(dtype=bool)) for fam in load_families().values() for w in fam.warnings]
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -288,15 +298,29 @@ class CoinForecaster:
         freshness = self.fresh.on(day, settings.alerts.stale_after_days, set(self.read_families), today)
         age = age_days(day, today)
         the_side = str(side(p_long, p_short))
+        p_long_given, prior = p_long / (p_long + p_short), float(ex.long_prior[i])
+        skill = self.champion.side_skill
         answer: dict[str, object] = {
             "asset": settings.asset, "day": str(day.date()), "horizon_days": settings.labels.horizon_days,
-            "p_cascade": p, "p_long": p_long, "p_short": p_short, "side": the_side, "alert": bool(p >= settings.alert_threshold),
+            "p_cascade": p, "p_long": p_long, "p_short": p_short, "side": the_side,
+            "side_uncertain": side_uncertain(p_long_given, prior, settings.alerts.side_band, skill),
+            "p_long_given_cascade": p_long_given, "long_prior": prior, "side_skill": skill, "alert": bool(p >= settings.alert_threshold),
             "basis": str(ex.basis[i]), "hindsight": str(ex.basis[i]) == IN_SAMPLE, "model": self.champion.info, "model_used": str(ex.model_used[i]),
             "data_through": _day(self.data_through), "age_days": age, "outdated": age > settings.alerts.max_age_days,
             "freshness": [f.as_dict() for f in freshness], "stale": [f.family for f in freshness if f.stale],
             "missing_families": missing, "top_drivers": drivers,
         }
-        answer["sentence"] = self.sentence(answer, {k: v for k, v in by_family.items() if k not in missing}, self.features.iloc[self.features.index.get_loc(day)])
+        row = self.features.iloc[self.features.index.get_loc(day)]
+        answer["checklist"] = [{"family": fam, "warning": w.label, "on": bool(on[i]), "rule": f"{' or '.join(w.features)} {w.op} {w.threshold:g}",
+                                "values": {f: _num(row.get(f, np.nan)) for f in w.features}, "read_by_model": fam in self.read_families}
+                               for fam, w, on in self._warnings]
+        against = None
+        if ex.direction_shap is not None and np.isfinite(ex.direction_base[i]) and not answer["side_uncertain"]:
+            dfam = {k: v for k, v in self._by_family(ex.direction_shap[i]).items() if k not in missing}
+            sign = 1.0 if the_side == "long" else -1.0
+            opposed = sorted(((k, v) for k, v in dfam.items() if v * sign < 0), key=lambda kv: kv[1] * sign)
+            against = opposed[0] if opposed else None
+        answer["sentence"] = self.sentence(answer, {k: v for k, v in by_family.items() if k not in missing}, row, against=against)
         if detail:
             margin = float(ex.cascade_base[i] + shap.sum())
             answer["scale"] = SCALE
@@ -307,6 +331,7 @@ class CoinForecaster:
             if ex.direction_shap is not None and np.isfinite(ex.direction_base[i]):
                 dshap = ex.direction_shap[i]
                 answer["direction_model"] = {"meaning": DIRECTION_MEANING, "base_value": float(ex.direction_base[i]),
+                                             "base_probability": float(sigmoid(ex.direction_base[i])),
                                              "margin": float(ex.direction_base[i] + dshap.sum()), "shap_by_family": self._by_family(dshap),
                                              "shap_by_feature": dict(zip(self.model_features, map(float, dshap), strict=True))}
             answer["feature_values"] = {f: _num(v) for f, v in zip(self.model_features, self._values[i], strict=True)}
@@ -318,11 +343,15 @@ class CoinForecaster:
         return dict(sorted(sums.items(), key=lambda kv: -abs(kv[1])))
 
     @staticmethod
-    def sentence(answer: dict[str, object], families: dict[str, float], features: pd.Series, drivers: int = 2) -> str:
-        """One readable sentence from the numbers: risk, side, the two largest pushes up and the largest against (families
-        with no value that day excluded)."""
+    def sentence(answer: dict[str, object], families: dict[str, float], features: pd.Series, drivers: int = 2,
+                 against: tuple[str, float] | None = None) -> str:
+        """One readable sentence from the numbers: risk, the side (or "side uncertain"), the two largest pushes up and the
+        largest against (families with no value that day excluded), and the direction model's strongest push against the
+        stated side (``against``: family, log-odds)."""
         side_p = answer["p_long"] if answer["side"] == "long" else answer["p_short"]
-        text = (f"Cascade risk within {answer['horizon_days']} days {answer['p_cascade']:.2f} ({answer['side']} squeeze {side_p:.2f})"
+        side_text = (f"side uncertain: P(long | cascade) {answer['p_long_given_cascade']:.2f} against the prior {answer['long_prior']:.2f}"
+                     if answer.get("side_uncertain") else f"{answer['side']} squeeze {side_p:.2f}")
+        text = (f"Cascade risk within {answer['horizon_days']} days {answer['p_cascade']:.2f} ({side_text})"
                 f"{' — ALERT' if answer['alert'] else ''}.")
         up = sorted(((k, v) for k, v in families.items() if v > 0), key=lambda kv: -kv[1])[:drivers]
         down = sorted(((k, v) for k, v in families.items() if v < 0), key=lambda kv: kv[1])[:1]
@@ -337,6 +366,8 @@ class CoinForecaster:
             text += ("; against: " if up else " Against: ") + ", ".join(part(k, v, not up) for k, v in down)
         if up or down:
             text += "."
+        if against is not None:
+            text += f" Against the {answer['side']} side: {title_of(against[0])} ({against[1]:+.2f} log-odds in the direction model)."
         if answer["missing_families"]:
             text += f" No data that day: {', '.join(title_of(f) for f in answer['missing_families'])} (scored as missing)."
         return text

@@ -49,8 +49,9 @@ def payload(row: dict[str, object], reason: str) -> dict[str, object]:
     """The ledger row — the forecast path's answer, same field names — plus Slack- (``text``) and Discord-compatible
     (``content``) text."""
     drivers = ", ".join(f"{d['family']} {d['shap']:+.2f}" for d in row.get("top_drivers", [])[:3])  # type: ignore[index]
+    side_text = "side uncertain" if row.get("side_uncertain") else f"{row['side']} side"
     text = (f"cascade-radar {row['asset']} {row['day']} ({row['age_days']} day(s) old): P(cascade within {row['horizon_days']} d) "
-            f"{float(row['p_cascade']):.2f}, {row['side']} side{' — ALERT' if row['alert'] else ''} ({reason}; {row['basis']}). Drivers: {drivers}.")
+            f"{float(row['p_cascade']):.2f}, {side_text}{' — ALERT' if row['alert'] else ''} ({reason}; {row['basis']}). Drivers: {drivers}.")
     body = {k: v for k, v in row.items() if k not in ("sent", "checksum")}
     return {**body, "trigger": reason, "text": text, "content": text}
 

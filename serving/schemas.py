@@ -73,6 +73,15 @@ class FamilyFreshness(BaseModel):
     stale: bool = Field(description="no data within `alerts.stale_after_days` before the answered day")
 
 
+class ChecklistItem(BaseModel):
+    family: str
+    warning: str = Field(description="the warning sign, as an analyst writes it down")
+    on: bool
+    rule: str = Field(description="when it is on (a round threshold, not fitted)")
+    values: dict[str, float | None] = Field(description="the feature values behind it that day (null: missing)")
+    read_by_model: bool = Field(description="whether the answering model reads this family")
+
+
 class Forecast(BaseModel):
     """The one answer for a coin and a day: /predict, the dashboard, `cascade-radar today`, the ledger row and the alert
     payload all carry these fields with these names."""
@@ -84,6 +93,12 @@ class Forecast(BaseModel):
     p_long: float = Field(ge=0, le=1, description="P(cascade and it is a long squeeze)")
     p_short: float = Field(ge=0, le=1, description="P(cascade and it is a short squeeze)")
     side: Literal["long", "short"] = Field(description="the likelier side: long when p_long >= p_short")
+    side_uncertain: bool = Field(description="the side is not worth stating: the coin's direction has no out-of-fold skill (side_skill "
+                                 "null or <= 0), or p_long_given_cascade lies within `alerts.side_band` of long_prior")
+    p_long_given_cascade: float = Field(ge=0, le=1, description="P(long squeeze | a cascade): the direction model's answer")
+    long_prior: float = Field(ge=0, le=1, description="the answering model's training long share: what the side is judged against")
+    side_skill: float | None = Field(description="the coin's out-of-fold Brier skill of P(long | cascade) against the training long "
+                                     "share, from the champion's training run (null: not measured)")
     alert: bool = Field(description="p_cascade >= the configured alert threshold")
     basis: AnswerBasis = Field(description="which model answered: " + BASIS_RULE)
     hindsight: bool = Field(description="true when basis is in-sample: not what the model would have said that day")
@@ -98,6 +113,8 @@ class Forecast(BaseModel):
                                         "missing (not as 0) and never named a driver; at most `alerts.max_missing_families`, else the day "
                                         "is refused")
     top_drivers: list[Driver]
+    checklist: list[ChecklistItem] = Field(description="the seed's checklist: every family's warning signs that day, on or off, with "
+                                           "the values behind them — whether or not the model reads the family")
     sentence: str = Field(description="the answer in words, built from the numbers")
 
 
@@ -142,6 +159,7 @@ class CascadeExplanation(ModelExplanation):
 
 class DirectionExplanation(ModelExplanation):
     meaning: str
+    base_probability: float = Field(description="P(long | cascade) at the base value: the prior the bars push away from")
 
 
 class Explanation(Forecast):

@@ -21,8 +21,8 @@ REFERENCE_DIR = Path(os.environ.get("CASCADE_RADAR_TEST_REFERENCE_DIR", PROJECT_
 
 # Pipeline tests pin the model they train instead of following the committed choice of `make tune`
 # (training/selection.json), which is tuned on the real seven coins, not on the synthetic history.
-TEST_MODEL = ModelConfig(families=["price", "oi", "funding", "flows", "sopr", "nupl"], direction_families=None, num_leaves=4, max_depth=2,
-                         min_child_samples=100, n_estimators=200, learning_rate=0.02)
+TEST_MODEL = ModelConfig(families=["price", "oi", "funding", "flows", "sopr", "nupl"], direction_families=None, direction_inputs=None,
+                         num_leaves=4, max_depth=2, min_child_samples=100, n_estimators=200, learning_rate=0.02)
 
 
 @pytest.fixture(scope="session")

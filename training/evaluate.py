@@ -21,7 +21,8 @@ from training.splits import Fold, walk_forward_folds
 
 POOLED = "pooled"  # the row of every coin together
 TABLE_METRICS = ["pr_auc", "roc_auc", "brier_skill", "base_rate", "event_recall", "median_lead_days", "false_alarms_per_30d",
-                 "direction_day_accuracy", "direction_auc", "major_pr_auc", "major_roc_auc", "major_base_rate"]
+                 "direction_day_accuracy", "direction_auc", "direction_block_auc", "direction_brier_skill", "direction_log_loss",
+                 "major_pr_auc", "major_roc_auc", "major_base_rate"]
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,13 @@ class Evaluation:
         return [f.describe() for f in self.folds]
 
 
-def _score(pred: pd.DataFrame, reference: pd.DataFrame, tally: EventTally) -> dict[str, float]:
+def _score(pred: pd.DataFrame, reference: pd.DataFrame, tally: EventTally, side_prior: bool = True) -> dict[str, float]:
+    """``side_prior``: ``reference`` holds the training window's long share (the base-rate predictor), the yardstick of
+    the direction's Brier skill; without it the direction is scored against the long share of the scored days."""
     y = is_cascade(pred["target"])
     scores = probability_metrics(y, pred["p_cascade"].to_numpy(), reference["p_cascade"].to_numpy())
     scores.update(tally.metrics())
-    scores.update(direction_metrics(pred))
+    scores.update(direction_metrics(pred, reference if side_prior else None))
     known = pred["major_ahead"].notna().to_numpy()
     major = probability_metrics(pred["major_ahead"].to_numpy()[known] > 0, pred["p_cascade"].to_numpy()[known],
                                 reference["p_cascade"].to_numpy()[known])
@@ -118,12 +121,13 @@ def score_oof(oof: dict[str, pd.DataFrame], events: dict[str, pd.DataFrame], fol
         for asset in events:
             sel = (pred["asset"] == asset).to_numpy()
             tallies[asset] = event_tally(pred[sel], events[asset], h, thr)
-            rows[(asset, name)] = _score(pred[sel], ref[sel], tallies[asset])
+            rows[(asset, name)] = _score(pred[sel], ref[sel], tallies[asset], reference is not None)
             for fold in folds if by_fold else []:
                 fsel = sel & (pred["fold"] == fold.number).to_numpy()
                 if fsel.any():
-                    fold_rows[(asset, name, fold.number)] = _score(pred[fsel], ref[fsel], event_tally(pred[fsel], events[asset], h, thr))
-        rows[(POOLED, name)] = _score(pred, ref, sum(tallies.values(), EventTally()))
+                    fold_rows[(asset, name, fold.number)] = _score(pred[fsel], ref[fsel], event_tally(pred[fsel], events[asset], h, thr),
+                                                                   reference is not None)
+        rows[(POOLED, name)] = _score(pred, ref, sum(tallies.values(), EventTally()), reference is not None)
     scores = pd.DataFrame(rows).T.rename_axis(["asset", "predictor"])
     per_fold = pd.DataFrame(fold_rows).T.rename_axis(["asset", "predictor", "fold"]) if fold_rows else pd.DataFrame()
     return scores, per_fold

@@ -119,6 +119,7 @@ class Explainer:
         cols: dict[str, pd.Series] = {c: pred[c] for c in ("p_cascade", "p_long", "p_short")}
         cols["basis"] = pd.Series(kind, index=X.index)
         cols["model_used"] = pd.Series(source.label, index=X.index)
+        cols["long_prior"] = pd.Series(model.long_share, index=X.index)  # the training window's long share: the side's yardstick
         for name, booster, columns in model.boosters():
             contrib = contributions(booster, X[columns])
             # every model input gets a column; those a booster does not read contribute exactly 0
@@ -178,18 +179,22 @@ def plot_day(explanation: dict[str, object], path: Path, top: int = 12) -> None:
     exp = shap.Explanation(values=values, base_values=cascade["base_value"], data=data, feature_names=names)
     shap.plots.waterfall(exp, max_display=top, show=False)
     fig = plt.gcf()
-    fig.set_size_inches(15, 6.5)
+    checklist = explanation.get("checklist") or []
+    fig.set_size_inches(15, 6.5 + (1.6 if checklist else 0))
     ax_w = fig.axes[0]
-    ax_w.set_position([0.27, 0.1, 0.38, 0.76])
+    low = 0.1 if not checklist else 0.3  # room for the checklist under the waterfall
+    ax_w.set_position([0.27, low, 0.38, 0.86 - low])
     asset = f"{explanation['asset']} " if explanation.get("asset") else ""
     ax_w.set_title(f"{asset}{explanation['day']}: P(cascade within {explanation['horizon_days']}d) = {explanation['p_cascade']:.2f}\n"
                    f"log-odds contributions ({explanation['basis']})"
                    + (f"\nmissing that day: {', '.join(explanation['missing_families'])}" if explanation.get("missing_families") else ""), fontsize=10)
     panels = [("cascade model: per family", cascade["shap_by_family"], "log-odds of a cascade (+ more likely)")]
     if explanation.get("direction_model"):
-        panels.append(("direction model: per family", explanation["direction_model"]["shap_by_family"], "log-odds (+ long, − short squeeze)"))
+        d = explanation["direction_model"]
+        panels.append((f"direction model: per family\nfrom the prior P(long | cascade) {d['base_probability']:.2f} to "
+                       f"{explanation['p_long_given_cascade']:.2f}", d["shap_by_family"], "log-odds (+ long, − short squeeze)"))
     for k, (title, fams, xlabel) in enumerate(panels):
-        ax_f = fig.add_axes([0.75, 0.58 - 0.48 * k if len(panels) > 1 else 0.1, 0.22, 0.32 if len(panels) > 1 else 0.76])
+        ax_f = fig.add_axes([0.75, 0.58 - 0.48 * k if len(panels) > 1 else 0.1, 0.22, 0.3 if len(panels) > 1 else 0.76])
         order = sorted(fams, key=lambda name: fams[name])
         ax_f.barh([title_of(name) for name in order], [fams[name] for name in order],
                   color=["tab:red" if fams[name] > 0 else "tab:blue" for name in order])
@@ -197,4 +202,8 @@ def plot_day(explanation: dict[str, object], path: Path, top: int = 12) -> None:
         ax_f.set_title(title, fontsize=10)
         ax_f.set_xlabel(xlabel, fontsize=8)
     ax_w.set_xlabel("log-odds of a cascade (base value + contributions = margin)", fontsize=9, labelpad=24)  # below SHAP's E[f(X)]
+    if checklist:  # the seed's checklist, every family, read by the model or not, under the waterfall
+        lines = [f"{'ON ' if c['on'] else 'off'}  {title_of(c['family'])}: {c['warning']}" + ("" if c["read_by_model"] else " (not read by the model)")
+                 + "  [" + ", ".join(f"{k} {'-' if v is None else f'{v:.3g}'}" for k, v in c["values"].items()) + "]" for c in checklist]
+        fig.text(0.01, 0.01, "the seed's checklist\n" + "\n".join(lines), fontsize=7.5, va="bottom", family="monospace")
     save_figure(fig, path, dpi=100)

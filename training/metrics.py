@@ -138,13 +138,33 @@ def direction_day_accuracy(pred: pd.DataFrame) -> float:
     return direction_metrics(pred)["direction_day_accuracy"]
 
 
-def direction_metrics(pred: pd.DataFrame) -> dict[str, float]:
-    """On days with an event ahead: accuracy of the likelier side, and ROC-AUC of P(long | event) for long vs short."""
-    ahead = pred[pred["target"].isin(["long", "short"])]
-    if ahead.empty:
-        return {"direction_day_accuracy": float("nan"), "direction_auc": float("nan")}
-    is_long = (ahead["target"] == "long").to_numpy()
-    side = np.where(ahead["p_long"] >= ahead["p_short"], "long", "short")
-    p_long_given = (ahead["p_long"] / (ahead["p_long"] + ahead["p_short"])).to_numpy()
-    auc = float(roc_auc_score(is_long, p_long_given)) if 0 < is_long.mean() < 1 else float("nan")
-    return {"direction_day_accuracy": float((side == ahead["target"].to_numpy()).mean()), "direction_auc": auc}
+def direction_metrics(pred: pd.DataFrame, reference: pd.DataFrame | None = None) -> dict[str, float]:
+    """On days with an event ahead, P(long | event) against the event's side: accuracy of the likelier side, ROC-AUC, the
+    mean ROC-AUC of the test blocks (``fold``), and Brier skill and log loss against ``reference`` — the training window's
+    long share (the base-rate predictor's rows; without one, the long share of ``pred``'s own days)."""
+    nan = float("nan")
+    ahead = (pred["target"] == "long") | (pred["target"] == "short")
+    if not ahead.any():
+        return {k: nan for k in DIRECTION_METRICS}
+    rows = pred[ahead.to_numpy()]
+    is_long = (rows["target"] == "long").to_numpy()
+    p = np.clip((rows["p_long"] / (rows["p_long"] + rows["p_short"])).to_numpy(dtype=float), 1e-6, 1 - 1e-6)
+    if reference is not None:
+        ref_rows = reference[ahead.to_numpy()]
+        prior = np.clip((ref_rows["p_long"] / (ref_rows["p_long"] + ref_rows["p_short"])).to_numpy(dtype=float), 1e-6, 1 - 1e-6)
+    else:
+        prior = np.full(len(rows), np.clip(is_long.mean(), 1e-6, 1 - 1e-6))
+    both = 0 < is_long.mean() < 1
+    blocks = [roc_auc_score(is_long[m], p[m]) for m in (rows["fold"].to_numpy() == k for k in rows["fold"].unique())
+              if 0 < is_long[m].mean() < 1] if "fold" in rows.columns else []
+    brier, brier_ref = float(np.mean((p - is_long) ** 2)), float(np.mean((prior - is_long) ** 2))
+    return {"direction_day_accuracy": float((side(rows["p_long"], rows["p_short"]) == rows["target"].to_numpy()).mean()),
+            "direction_auc": float(roc_auc_score(is_long, p)) if both else nan,
+            "direction_block_auc": float(np.mean(blocks)) if blocks else nan,
+            "direction_brier_skill": 1.0 - brier / brier_ref if brier_ref > 0 else nan,
+            "direction_log_loss": float(log_loss(is_long, p, labels=[False, True])),
+            "direction_events_days": float(len(rows))}
+
+
+DIRECTION_METRICS = ("direction_day_accuracy", "direction_auc", "direction_block_auc", "direction_brier_skill", "direction_log_loss",
+                     "direction_events_days")

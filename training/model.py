@@ -99,6 +99,51 @@ def with_missing_examples(X: pd.DataFrame, y: np.ndarray, share: float, weight: 
     return pd.concat(parts), np.concatenate(labels), np.concatenate([ones, np.full(extra, weight)])
 
 
+class SideScore:
+    """The direction model with no fitted weights: each input (a percentile against the coin's own past) pushes towards
+    the side its declared sign says, and P(long | cascade) = sigmoid(a * score + b), ``score`` the signed mean of the
+    inputs present that day, a and b one logistic fitted on the training window's event-ahead days.
+
+    Why: fitted weights over many correlated inputs learn the calendar (funding levels and the long share of events
+    drift between regimes); fixed signs over a few stationary inputs carry the seed's logic — crowded longs precede
+    long squeezes — across regimes. It speaks LightGBM's prediction interface (``raw_score``, ``pred_contrib``), so it is
+    explained by the same code: contribution_i = a * sign_i * (x_i - 0.5) / n_present, base = b (exactly additive).
+    """
+
+    def __init__(self, signs: dict[str, int], a: float = 0.0, b: float = 0.0) -> None:
+        self.signs = dict(signs)
+        self.a, self.b = a, b
+
+    def _terms(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        values = X[list(self.signs)].to_numpy(dtype=float)
+        terms = (values - 0.5) * np.array(list(self.signs.values()), dtype=float)
+        present = np.isfinite(terms).sum(axis=1, keepdims=True)
+        return np.where(np.isfinite(terms), terms, 0.0) / np.maximum(present, 1)
+
+    def fit(self, X: pd.DataFrame, is_long: np.ndarray) -> SideScore:  # noqa: N803
+        score = self._terms(X).sum(axis=1).reshape(-1, 1)
+        if len(np.unique(is_long)) == 2:
+            lr = LogisticRegression(C=1e4, max_iter=1000).fit(score, is_long)
+            a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+            # a negative slope would contradict the declared signs: keep the prior alone instead (a = 0)
+            self.a, self.b = (a, b) if a > 0 else (0.0, float(np.log(is_long.mean() / (1 - is_long.mean()))))
+        return self
+
+    def predict(self, X: pd.DataFrame, raw_score: bool = False, pred_contrib: bool = False) -> np.ndarray:  # noqa: N803
+        contrib = self.a * self._terms(X)
+        if pred_contrib:
+            return np.column_stack([contrib, np.full(len(X), self.b)])
+        margin = self.b + contrib.sum(axis=1)
+        return margin if raw_score else sigmoid(margin)
+
+    def feature_importance(self, importance_type: str = "gain") -> np.ndarray:
+        """Each input's weight in the score (equal by design: |a| / inputs), in LightGBM's shape."""
+        return np.full(len(self.signs), abs(self.a) / max(len(self.signs), 1))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"signs": self.signs, "a": self.a, "b": self.b}
+
+
 class CascadeModel:
     """LightGBM cascade model + LightGBM direction model (+ Platt calibration of the cascade margin)."""
 
@@ -110,7 +155,7 @@ class CascadeModel:
         self.cascade_features = features
         self.direction_features = features
         self.cascade: lgb.Booster | None = None
-        self.direction: lgb.Booster | None = None
+        self.direction: lgb.Booster | SideScore | None = None
         self.calibrator = PlattCalibrator()
         self.long_share = 0.5
         self.trained_through: str | None = None  # last training day: later days are out-of-sample
@@ -124,25 +169,34 @@ class CascadeModel:
             "random_state": c.random_state, "verbose": -1, "deterministic": True, "force_row_wise": True,
         }
 
-    def _fit_booster(self, X: pd.DataFrame, y: np.ndarray, n_estimators: int) -> lgb.Booster:  # noqa: N803
+    def _fit_booster(self, X: pd.DataFrame, y: np.ndarray, n_estimators: int, monotone: list[int] | None = None) -> lgb.Booster:  # noqa: N803
         X, y, weight = with_missing_examples(X, y, self.config.missing_example_share, self.config.missing_example_weight, self.config.random_state)
         data = lgb.Dataset(X, label=y.astype(float), weight=weight, feature_name=list(X.columns), free_raw_data=True)
-        return lgb.train(self._params(), data, num_boost_round=n_estimators)
+        params = self._params() | ({"monotone_constraints": monotone} if monotone else {})  # one sign per column, in order
+        return lgb.train(params, data, num_boost_round=n_estimators)
 
     def fit(self, X: pd.DataFrame, target: pd.Series) -> CascadeModel:  # noqa: N803
         self.features = list(X.columns)
         self.cascade_features = model_features(self.features, self.config, self.config.families)
-        self.direction_features = model_features(self.features, self.config, self.config.direction_families or self.config.families)
+        inputs = self.config.direction_inputs
+        self.direction_features = (list(inputs) if inputs else
+                                   model_features(self.features, self.config, self.config.direction_families or self.config.families))
         self.trained_through = str(pd.Timestamp(X.index.max()).date()) if isinstance(X.index, pd.DatetimeIndex) and len(X) else None
         y = is_cascade(target)
         self.cascade = self._fit_booster(X[self.cascade_features], y, self.config.n_estimators)
         events = target[y]
         self.long_share = float((events == "long").mean()) if len(events) else 0.5
         if events.nunique() == 2:
-            self.direction = self._fit_booster(X.loc[y, self.direction_features], (events == "long").to_numpy(), self.config.direction_n_estimators)
+            is_long = (events == "long").to_numpy()
+            Xd = X.loc[y, self.direction_features]
+            if inputs and self.config.direction_kind == "score":
+                self.direction = SideScore(inputs).fit(Xd, is_long)
+            else:
+                signs = [inputs[f] for f in self.direction_features] if inputs else None
+                self.direction = self._fit_booster(Xd, is_long, self.config.direction_n_estimators, monotone=signs)
         return self
 
-    def boosters(self) -> list[tuple[str, lgb.Booster, list[str]]]:
+    def boosters(self) -> list[tuple[str, lgb.Booster | SideScore, list[str]]]:
         """(name, booster, the columns it reads) of the cascade and, if fitted, the direction model."""
         out = [("cascade", self.cascade, self.cascade_features)]
         return out + ([("direction", self.direction, self.direction_features)] if self.direction is not None else [])
@@ -172,7 +226,9 @@ class CascadeModel:
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.cascade.save_model(str(directory / "cascade.txt"))
-        if self.direction is not None:
+        if isinstance(self.direction, SideScore):
+            (directory / "direction_score.json").write_text(json.dumps(self.direction.to_dict(), indent=1))
+        elif self.direction is not None:
             self.direction.save_model(str(directory / "direction.txt"))
         meta = {"features": self.features, "cascade_features": self.cascade_features, "direction_features": self.direction_features,
                 "calibrator": [self.calibrator.a, self.calibrator.b],
@@ -186,7 +242,10 @@ class CascadeModel:
         model.cascade_features = meta.get("cascade_features", meta["features"])
         model.direction_features = meta.get("direction_features", meta["features"])
         model.cascade = lgb.Booster(model_file=str(directory / "cascade.txt"))
-        if (directory / "direction.txt").exists():
+        if (directory / "direction_score.json").exists():
+            score = json.loads((directory / "direction_score.json").read_text())
+            model.direction = SideScore(score["signs"], score["a"], score["b"])
+        elif (directory / "direction.txt").exists():
             model.direction = lgb.Booster(model_file=str(directory / "direction.txt"))
         model.calibrator = PlattCalibrator(*meta["calibrator"])
         model.long_share = meta["long_share"]
@@ -338,7 +397,10 @@ def model_features(features: list[str], config: ModelConfig, families: list[str]
         keep = None if any(c is None for c in chosen) else {f for c in chosen for f in c}
     else:
         keep = set(families) if families is not None else None
-    return [f for f in features if (keep is None or family_of(f) in keep) and not any(fnmatch(f, p) for p in config.exclude_features)]
+    read = [f for f in features if (keep is None or family_of(f) in keep) and not any(fnmatch(f, p) for p in config.exclude_features)]
+    # the direction model's declared inputs are read whatever the exclusions (they are made for it)
+    extra = [f for f in (config.direction_inputs or {}) if f in features and f not in read] if families is ALL_FAMILIES else []
+    return read + extra
 
 
 def baselines(config: ModelConfig) -> list[Predictor]:

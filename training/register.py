@@ -123,6 +123,10 @@ def load_champion(settings: Settings, alias: str = CHAMPION) -> tuple[CascadeMod
         raise LookupError(why_no_champion(name, alias)) from None
     pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
     identity = {"name": name, "version": str(mv.version), "alias": alias, "run_id": mv.run_id or ""}
+    # the coin's out-of-fold skill of the side, as its training run measured it: a side without skill is not stated
+    metrics = MlflowClient().get_run(mv.run_id).data.metrics if mv.run_id else {}
+    skill = metrics.get(f"{settings.asset}.model_direction_brier_skill")
+    identity["direction_brier_skill"] = "" if skill is None else repr(float(skill))
     return pyfunc.unwrap_python_model().model, identity
 
 

@@ -58,9 +58,18 @@ def replay_event(event: pd.Series, oof: pd.DataFrame, ft: FeatureTable, explaine
     fam_cols = [c for c in explained.columns if c.startswith("cascade_family__")]
     for col in fam_cols:
         days[col.removeprefix("cascade_family__")] = explained[col]
+    # what the direction model made of each day: P(long | cascade) against the training long share, and its strongest push
+    days["p_long_given_cascade"] = days["p_long"] / (days["p_long"] + days["p_short"])
+    days["long_prior"] = explained["long_prior"] if "long_prior" in explained else np.nan
+    direction = explained[[c for c in explained.columns if c.startswith("direction_family__")]]
+    direction.columns = [c.removeprefix("direction_family__") for c in direction.columns]
+    days["direction_push"] = [None if row.isna().all() or not row.abs().max() else f"{title_of(row.abs().idxmax())} {row[row.abs().idxmax()]:+.2f}"
+                              for _, row in direction.reindex(window).iterrows()] if len(direction.columns) else None
     days.attrs["horizon_days"] = settings.labels.horizon_days
     days["alert"] = days["p_cascade"] >= settings.alert_threshold
     days["side"] = side(days["p_long"], days["p_short"])
+    uncertain = (days["p_long_given_cascade"] - days["long_prior"]).abs() <= settings.alerts.side_band
+    days.loc[uncertain.to_numpy(dtype=bool), "side"] = "uncertain"
     days.loc[~have, "side"] = None
     # lead time as the evaluation counts it: the first alert within the H days before the event
     alerts = days.index[days["alert"].fillna(False).astype(bool)]
@@ -125,7 +134,14 @@ def write_replay(replay: Replay, settings: Settings, directory: Path) -> Path:
     table = replay.days.copy()
     table.index = table.index.strftime("%Y-%m-%d")
     fam_cols = [c for c in REGISTRY if c in table.columns]
-    show = table[["p_cascade", "p_long", "p_short", "alert", "side", *fam_cols]].rename(columns={c: title_of(c) for c in fam_cols})
+    show = table[["p_cascade", "p_long", "p_short", "alert", "side", "p_long_given_cascade", "long_prior", "direction_push", *fam_cols]].rename(
+        columns={c: title_of(c) for c in fam_cols} | {"p_long_given_cascade": "P(long | cascade)", "long_prior": "prior", "direction_push": "direction: strongest push"})
+    said = table["side"].dropna()
+    direction_line = (f"**Direction, day by day**: P(long | cascade) went from {table['p_long_given_cascade'].dropna().iloc[0]:.2f} to "
+                      f"{table['p_long_given_cascade'].dropna().iloc[-1]:.2f} against a training long share of {table['long_prior'].dropna().iloc[-1]:.2f}; "
+                      f"of {len(said)} days it said long on {(said == 'long').sum()}, short on {(said == 'short').sum()}, uncertain on "
+                      f"{(said == 'uncertain').sum()} — the event was a {e['direction']} squeeze."
+                      if len(said) and table["long_prior"].notna().any() else "")
     lines = [
         f"# Replay: {pd.Timestamp(e['start']).date()} — {e['direction']} squeeze",
         "",
@@ -143,9 +159,13 @@ def write_replay(replay: Replay, settings: Settings, directory: Path) -> Path:
         f"An earlier alert came on {replay.earliest_alert.date()} ({(pd.Timestamp(e['start']) - replay.earliest_alert).days} days before), "
         f"outside the {settings.labels.horizon_days}-day horizon the model predicts for.",
         "",
+        direction_line,
+        "",
         f"![replay]({png.name})",
         "",
-        "Per-family columns: contribution to P(cascade) in log-odds.",
+        "Per-family columns: contribution to P(cascade) in log-odds; `direction: strongest push` is the direction model's family that "
+        "pushed hardest that day (+ towards long, − towards short, log-odds); `side` is `uncertain` within "
+        f"{settings.alerts.side_band:g} of the prior.",
         "",
         show.to_markdown(floatfmt=".3f"),
     ]

@@ -185,7 +185,8 @@ def write_report(evaluation: Evaluation, verdict: Verdict, ft: FeatureTable, mod
 
 SUMMARY_COLUMNS = {"pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "brier_skill": "Brier skill", "base_rate": "prevalence",
                    "event_recall": "event recall", "median_lead_days": "median lead (d)", "false_alarms_per_30d": "false alarms / 30 d",
-                   "direction_day_accuracy": "direction acc.", "direction_auc": "direction AUC", "major_pr_auc": "major PR-AUC",
+                   "direction_day_accuracy": "direction acc.", "direction_auc": "direction AUC", "direction_block_auc": "direction block AUC",
+                   "direction_brier_skill": "direction Brier skill", "direction_log_loss": "direction log loss", "major_pr_auc": "major PR-AUC",
                    "major_roc_auc": "major ROC-AUC"}
 
 
@@ -201,6 +202,7 @@ def coin_table(evaluation: Evaluation) -> pd.DataFrame:
                 row[f"vol {SUMMARY_COLUMNS[key]}"] = table.loc["volatility", key]
         if "base_rate" in table.index:
             row["majority side acc."] = table.loc["base_rate", "direction_day_accuracy"]
+            row["prior log loss"] = table.loc["base_rate", "direction_log_loss"]  # the training window's long share
         rows[asset] = row
     return pd.DataFrame(rows).T.rename_axis("asset")
 

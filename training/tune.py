@@ -7,7 +7,8 @@ outer predictions are the nested numbers the README reports. The committed choic
 is the same inner procedure run once over all labelled days; `make train` uses it.
 
 Criteria: the cascade candidate with the highest mean per-coin ROC-AUC (threshold- and prevalence-free,
-so each coin counts the same); then, with that cascade model fixed, the direction candidate with the
+so each coin counts the same), except that the design's full set of families (``tune.preferred_family_set``) wins
+unless a smaller set beats it by more than one standard error of the inner-fold scores; then, with that cascade model fixed, the direction candidate with the
 highest mean per-coin direction ROC-AUC on days with an event ahead.
 """
 
@@ -50,8 +51,12 @@ class Candidate:
 
     def config(self, settings: Settings) -> ModelConfig:
         tune = settings.tune
-        return settings.model.model_copy(update={"families": tune.family_sets[self.families], **tune.param_sets[self.params],
-                                                 "direction_families": tune.direction_sets[self.direction]})
+        if self.direction in tune.direction_scores:  # declared inputs and signs
+            score = tune.direction_scores[self.direction]
+            direction = {"direction_families": None, "direction_inputs": dict(score["inputs"]), "direction_kind": score["kind"]}
+        else:  # LightGBM on a set of families, signs free
+            direction = {"direction_families": tune.direction_sets[self.direction], "direction_inputs": None}
+        return settings.model.model_copy(update={"families": tune.family_sets[self.families], **tune.param_sets[self.params], **direction})
 
 
 @dataclass
@@ -86,28 +91,51 @@ def inner_folds(pool: Pool, days: pd.DatetimeIndex, settings: Settings) -> list[
 Progress = Callable[[str], None] | None  # called once per candidate scored, with its name
 
 
-def candidate_count(settings: Settings) -> int:
-    """Candidates scored by one selection (cascade sets x parameter sets, then direction sets)."""
+def direction_candidates(settings: Settings) -> list[str]:
+    """The direction models one selection tries: the signed scores, and the free-sign LightGBM sets when asked (or when
+    no score is configured)."""
     t = settings.tune
-    return len(t.family_sets) * len(t.param_sets) + len(t.direction_sets)
+    free = list(t.direction_sets) if t.free_sign_directions or not t.direction_scores else []
+    return [*free, *t.direction_scores]
+
+
+def candidate_count(settings: Settings) -> int:
+    """Candidates scored by one selection (cascade sets x parameter sets, then direction candidates)."""
+    t = settings.tune
+    return len(t.family_sets) * len(t.param_sets) + len(direction_candidates(settings))
+
+
+def one_standard_error(scores: dict[str, float], errors: dict[str, float], preferred: str | None) -> str:
+    """The best "families / params" candidate — unless the ``preferred`` family set (the design's full set) comes within one
+    standard error of the inner-fold scores of it: then the best candidate of the preferred set (the one-standard-error
+    rule: a smaller set must beat the full design by more than the noise of the inner folds)."""
+    rank = {k: np.nan_to_num(v, nan=-1.0) for k, v in scores.items()}
+    best = max(rank, key=rank.get)
+    mine = [k for k in rank if k.split(" / ")[0] == preferred]
+    if not mine:
+        return best
+    full = max(mine, key=rank.get)
+    return full if rank[best] - rank[full] <= errors.get(best, 0.0) else best
 
 
 def select(pool: Pool, days: pd.DatetimeIndex, settings: Settings, progress: Progress = None) -> Selection:
     """Score every candidate by an inner walk-forward over ``days`` only and return the winner."""
     folds = inner_folds(pool, days, settings)
     tune = settings.tune
-    cascade_scores = {}
+    cascade_scores, standard_errors = {}, {}
     for families in tune.family_sets:
         for params in tune.param_sets:
             candidate = Candidate(families, params)
             oof, _ = fit_predict_folds(pool, folds, settings, candidate.config(settings), with_baselines=False)
-            cascade_scores[f"{families} / {params}"] = mean_per_coin(oof["model"])
+            key = f"{families} / {params}"
+            cascade_scores[key] = mean_per_coin(oof["model"])
+            per_fold = [mean_per_coin(block) for _, block in oof["model"].groupby("fold")]
+            standard_errors[key] = float(np.nanstd(per_fold, ddof=1) / np.sqrt(len(per_fold))) if len(per_fold) > 1 else 0.0
             if progress is not None:
                 progress(candidate.name)
-    best = max(cascade_scores, key=lambda k: (np.nan_to_num(cascade_scores[k], nan=-1.0)))
-    families, params = best.split(" / ")
+    families, params = one_standard_error(cascade_scores, standard_errors, tune.preferred_family_set).split(" / ")
     direction_scores = {}
-    for direction in tune.direction_sets:
+    for direction in direction_candidates(settings):
         candidate = Candidate(families, params, direction)
         oof, _ = fit_predict_folds(pool, folds, settings, candidate.config(settings), with_baselines=False)
         direction_scores[direction] = mean_per_coin(oof["model"], direction=True)
@@ -131,7 +159,8 @@ def nested_walk_forward(tables: dict[str, FeatureTable], settings: Settings,
                         progress: Progress = None) -> tuple[Evaluation, dict[int, Selection], Selection]:
     """Outer walk-forward whose model is chosen, fold by fold, by an inner walk-forward on that fold's training days."""
     features = next(iter(tables.values())).features
-    everything = settings.model.model_copy(update={"families": None, "direction_families": None})
+    every_input = {f: 1 for score in settings.tune.direction_scores.values() for f in score["inputs"]}  # every candidate's inputs in the pool
+    everything = settings.model.model_copy(update={"families": None, "direction_families": None, "direction_inputs": every_input or None})
     pool = Pool.of(tables, model_features(features, everything))
     outer = pooled_folds(pool, settings)
     # baselines do not take part in the selection: fitted per coin on each outer training window, as in `make train`
@@ -154,7 +183,8 @@ def nested_walk_forward(tables: dict[str, FeatureTable], settings: Settings,
 def selection_record(result: TuneResult, settings: Settings, seconds: float) -> dict[str, object]:
     chosen = result.final.chosen
     config = chosen.config(settings)
-    choice = {"families": config.families, "direction_families": config.direction_families, **settings.tune.param_sets[chosen.params]}
+    choice = {"families": config.families, "direction_families": config.direction_families, "direction_inputs": config.direction_inputs,
+              "direction_kind": config.direction_kind, **settings.tune.param_sets[chosen.params]}
     nested = coin_table(result.evaluation)
     return {
         "choice": choice,
@@ -227,7 +257,8 @@ def log_tune(result: TuneResult, settings: Settings, record: dict[str, object]) 
                                        **{f"model.{k}": v for k, v in settings.tune.param_sets[params].items()}})
                 else:
                     key = str(name).removeprefix("direction ")
-                    mlflow.log_params({"direction_set": key, "direction_families": json.dumps(settings.tune.direction_sets[key])})
+                    described = settings.tune.direction_sets.get(key, settings.tune.direction_scores.get(key))
+                    mlflow.log_params({"direction_set": key, "direction_model": json.dumps(described)})
                 metric = "inner_direction_auc" if kind == "direction" else "inner_roc_auc"
                 mlflow.log_metrics({f"{metric}_{col.replace(' ', '_').replace('(', '').replace(')', '')}": float(v)
                                     for col, v in row.items() if pd.notna(v)})

@@ -10,7 +10,7 @@ import pandas as pd
 
 from cascade_radar.config import FeatureConfig
 from features.families import FeatureSet, SideHint, Warning, family, summary
-from features.transforms import rolling_mean, sign_streak, trailing_rank, zscore
+from features.transforms import expanding_rank, rolling_mean, sign_streak, trailing_rank, zscore
 
 
 @family("funding", "funding", "tab:red", inputs=("funding_rate_frac8h",),
@@ -22,6 +22,8 @@ def funding_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -
     out.add("rate", rate, "funding rate of the day, basis points per 8 h")
     for w in cfg.rolling_windows:
         out.add(f"rate_mean_{w}d", rolling_mean(rate, w), f"mean funding over {w} days, bp per 8 h")
+    out.add("rate_mean_30d_xrank", expanding_rank(rolling_mean(rate, 30)), "percentile of the 30-day mean funding among every earlier "
+            "day of the coin (the direction model's input: higher, longs more crowded)")
     out.add("sign_streak", sign_streak(rate, cfg.streak_cap_days), "consecutive days funding kept its sign (+ longs pay, - shorts pay)")
     # 1 bp / 8 h is Binance's neutral rate: persistence above it is what crowds longs
     out.add("above_neutral_streak", sign_streak(rate - 1.0, cfg.streak_cap_days).clip(lower=0), "consecutive days funding stayed above the neutral 1 bp / 8 h")

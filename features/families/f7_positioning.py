@@ -13,7 +13,7 @@ import pandas as pd
 
 from cascade_radar.config import FeatureConfig
 from features.families import FeatureSet, Warning, family, summary
-from features.transforms import rolling_mean, sign_streak, trailing_rank, zscore
+from features.transforms import expanding_rank, rolling_mean, sign_streak, trailing_rank, zscore
 
 RATIOS = {"top_accounts": "top traders' long/short account ratio", "top_positions": "top traders' long/short position ratio",
           "global_accounts": "all accounts' long/short ratio"}
@@ -39,6 +39,11 @@ def positioning_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSe
     mean7 = rolling_mean(share, 7)
     out.add("taker_buy_share_mean_7d", mean7, "7-day mean taker-buy share")
     out.add("taker_buy_share_zscore", zscore(mean7, Z_DAYS), f"z-score of the 7-day taker-buy share versus the trailing {Z_DAYS} days")
+    out.add("taker_buy_share_mean_7d_xrank", expanding_rank(mean7), "percentile of the 7-day taker-buy share among every earlier day "
+            "of the coin (the direction model's input: higher, aggressive buying)")
+    global_z = zscore(np.log(panel["lsr_global_accounts"]), Z_DAYS)
+    out.add(f"lsr_global_accounts_zscore_{Z_DAYS}d_xrank", expanding_rank(global_z), f"percentile of the {Z_DAYS}-day z-score of all "
+            "accounts' long/short ratio among every earlier day of the coin (the direction model's input: higher, more longs)")
     out.add("taker_buy_share_streak", sign_streak(share - 0.5, cfg.streak_cap_days), "consecutive days takers leaned the same way (+ buying)")
 
 

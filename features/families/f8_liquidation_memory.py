@@ -14,7 +14,7 @@ import pandas as pd
 from cascade_radar.config import FeatureConfig
 from features.families import FeatureSet, Warning, family, summary
 from features.labels import LIQUIDATION_SERIES, judge_days
-from features.transforms import rolling_mean
+from features.transforms import expanding_rank, rolling_mean
 
 SERIES_COLUMNS = tuple(c for long, short, _ in LIQUIDATION_SERIES for c in (long, short))
 MEMORY_CAP_DAYS = 365
@@ -44,8 +44,10 @@ def liquidation_memory_features(panel: pd.DataFrame, cfg: FeatureConfig, out: Fe
             f"days since the last day with liquidations >= {cascade_ratio:g}x their median (capped at {MEMORY_CAP_DAYS})")
     long, total = days["liq_long_usd"], days["liq_total_usd"]
     out.add("long_share", long / total, "share of the day's liquidations that were longs")
-    out.add("long_share_7d", long.rolling(7, min_periods=5).sum() / total.rolling(7, min_periods=5).sum(),
-            "share of longs in the last 7 days' liquidations")
+    long_share_7d = long.rolling(7, min_periods=5).sum() / total.rolling(7, min_periods=5).sum()
+    out.add("long_share_7d", long_share_7d, "share of longs in the last 7 days' liquidations")
+    out.add("long_share_7d_xrank", expanding_rank(long_share_7d), "percentile of the 7-day long share of liquidations among every earlier "
+            "day of the coin (the direction model's input: higher, longs already being flushed)")
 
 
 @summary("liqmem")

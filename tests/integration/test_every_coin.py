@@ -16,8 +16,8 @@ from cascade_radar.config import ASSETS, Settings
 from tests.support.process import settings_env
 
 pytestmark = pytest.mark.reference
-SAME = ("asset", "day", "p_cascade", "p_long", "p_short", "side", "alert", "basis", "model", "model_used", "data_through",
-        "missing_families", "top_drivers", "sentence")
+SAME = ("asset", "day", "p_cascade", "p_long", "p_short", "side", "side_uncertain", "p_long_given_cascade", "long_prior", "side_skill", "alert",
+        "basis", "model", "model_used", "data_through", "missing_families", "top_drivers", "checklist", "sentence")
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +64,19 @@ def test_every_coin_answers_the_same_from_cli_state_and_daily_job(seven: Setting
         (replayed,) = forecasts(seven, days=[day], assets=[asset])
         assert {k: explained[k] for k in SAME if k != "top_drivers"} == {k: replayed.row[k] for k in SAME if k != "top_drivers"}
         assert explained["basis"] == "out-of-fold"
+        # the side is stated only where it has out-of-fold skill (the champion's run measured it per coin)
+        assert api["side_skill"] is not None
+        if api["side_skill"] <= 0:
+            assert api["side_uncertain"] and "side uncertain" in api["sentence"]
     # the day the seed's data stop for BTC's derivatives: refused by the API and the CLI with the same reason
     with pytest.raises(RequestError) as refused:
         coins.states["BTC"].prediction(pd.Timestamp("2026-08-20").date())
-    assert refused.value.status == 404 and "4 of the families the model reads" in refused.value.message
+    assert refused.value.status == 404 and "of the families the model reads have no data" in refused.value.message
     assert cli(["explain", "--date", "2026-08-20", "--asset", "BTC"]) == 2
     assert capsys.readouterr().err.strip() == f"error: --date 2026-08-20: {refused.value.message}"
     assert os.environ["CASCADE_RADAR_DATA_DIR"] == str(Path(seven.data_path).parent)
+    # BTC 2025-04-15, before the 2025-04-22 short squeeze: the explanation names all six seed families in its checklist
+    april = coins.states["BTC"].explanation(pd.Timestamp("2025-04-15").date())
+    seed = {"price", "oi", "funding", "flows", "sopr", "nupl"}
+    assert seed <= {c["family"] for c in april["checklist"]}
+    assert all(v is not None for c in april["checklist"] if c["family"] in seed for v in c["values"].values())

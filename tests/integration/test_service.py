@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from starlette.testclient import TestClient
@@ -96,6 +97,14 @@ def test_explain_returns_the_full_explanation(client: TestClient, trained_synthe
     total = body["cascade"]["base_value"] + sum(body["cascade"]["shap_by_feature"].values())
     assert total == pytest.approx(body["cascade"]["margin"], abs=1e-6)
     assert body["direction_model"]["meaning"].startswith("positive pushes towards a long squeeze")
+    # the direction bars' base: the prior they push away from
+    assert body["direction_model"]["base_probability"] == pytest.approx(1 / (1 + np.exp(-body["direction_model"]["base_value"])))
+    # the seed's checklist: all six seed families, with the values behind each sign, read by the model or not
+    seed = {"price", "oi", "funding", "flows", "sopr", "nupl"}
+    assert seed <= {c["family"] for c in body["checklist"]} and all(c["values"] for c in body["checklist"])
+    assert {c["family"] for c in body["checklist"] if not c["read_by_model"]} == {c["family"] for c in body["checklist"]} - set(settings.model.families)
+    assert body["side_uncertain"] == (body["side_skill"] is None or body["side_skill"] <= 0
+                                      or abs(body["p_long_given_cascade"] - body["long_prior"]) <= settings.alerts.side_band)
 
 
 def test_predict_range_rows(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
@@ -406,7 +415,8 @@ def test_one_answer_from_every_interface(client: TestClient, trained_synthetic, 
     os.environ["CASCADE_RADAR_REPORTS_DIR"] = str(tmp_path / "reports")
     assert cli(["today", "--json", "--asset", "BTC"]) == 3  # the synthetic history is old: exit 3, and the answer all the same
     (today,) = json.loads(capsys.readouterr().out)
-    same = ("asset", "day", "p_cascade", "p_long", "p_short", "side", "alert", "basis", "model", "model_used", "missing_families")
+    same = ("asset", "day", "p_cascade", "p_long", "p_short", "side", "side_uncertain", "p_long_given_cascade", "long_prior", "alert", "basis",
+            "model", "model_used", "missing_families", "checklist")
     bases = set()
     for day in days:
         api = client.post("/predict", json={"day": day}).json()

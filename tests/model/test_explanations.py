@@ -102,3 +102,29 @@ def test_replay_of_a_planted_event_shows_the_alert_before_it(trained_synthetic, 
         assert 1 <= r.lead_days <= settings.labels.horizon_days
         assert r.first_alert < r.event["start"]
     assert all(set(r.days.columns) >= set(settings.model.families or REGISTRY) for r in replays)
+
+
+def test_the_signed_side_score_is_explained_exactly_and_keeps_its_declared_signs(trained_synthetic, tmp_path) -> None:  # noqa: ANN001
+    """The weightless direction model: SHAP values add up to its margin, each input pushes the way its sign says, a
+    calibration that would reverse the signs is refused, and it survives save and load."""
+    from tests.conftest import TEST_MODEL
+    from training.model import CascadeModel, SideScore
+
+    settings, ft, _ = trained_synthetic
+    signs = {"funding_rate_mean_30d_xrank": 1, "positioning_taker_buy_share_mean_7d_xrank": -1}
+    config = TEST_MODEL.model_copy(update={"direction_inputs": signs, "direction_kind": "score"})
+    labelled = ft.table[ft.table["target"].notna()]
+    model = CascadeModel(config).fit(labelled[ft.features], labelled["target"])
+    assert isinstance(model.direction, SideScore) and model.direction_features == list(signs)
+    X = labelled[model.direction_features].iloc[-300:]
+    raw = model.direction.predict(X, pred_contrib=True)
+    np.testing.assert_allclose(raw.sum(axis=1), model.direction.predict(X, raw_score=True), atol=1e-12)  # additivity
+    if model.direction.a > 0:  # each input pushes towards its declared side
+        high = X.assign(funding_rate_mean_30d_xrank=1.0, positioning_taker_buy_share_mean_7d_xrank=0.0)
+        low = X.assign(funding_rate_mean_30d_xrank=0.0, positioning_taker_buy_share_mean_7d_xrank=1.0)
+        assert (model.direction.predict(high) > model.direction.predict(low)).all()
+    reversed_ = SideScore(signs).fit(X, (X["funding_rate_mean_30d_xrank"] < 0.5).to_numpy())  # the data say the opposite of the signs
+    assert reversed_.a == 0.0  # refused: the prior alone
+    model.save(tmp_path / "m")
+    again = CascadeModel.load(tmp_path / "m")
+    np.testing.assert_allclose(again.p_long_given_cascade(labelled.iloc[-50:]), model.p_long_given_cascade(labelled.iloc[-50:]), atol=0)

@@ -97,7 +97,9 @@ def test_a_committed_selection_sets_the_model_defaults_and_the_environment_still
 def small_search(settings: Settings) -> Settings:
     space = TuneConfig(family_sets={"price": ["price"], "six": ["price", "oi", "funding", "flows", "sopr", "nupl"]},
                        param_sets={"shallow": {"num_leaves": 4, "max_depth": 2, "n_estimators": 60}},
-                       direction_sets={"same": None, "funding": ["funding"]}, inner_folds=2, inner_min_train_days=120)
+                       direction_sets={"same": None, "funding": ["funding"]},
+                       direction_scores={"funding_score": {"kind": "score", "inputs": {"funding_rate_mean_30d_xrank": 1}}},
+                       inner_folds=2, inner_min_train_days=120, preferred_family_set=None, free_sign_directions=True)
     return settings.model_copy(update={"tune": space})
 
 
@@ -116,7 +118,7 @@ def test_nested_selection_chooses_inside_each_outer_training_window(two_coins) -
         assert max(f.test_end for f in inner) <= fold.train_end < fold.test_start
         selection = per_fold[fold.number]
         assert set(selection.cascade_scores) == {"price / shallow", "six / shallow"}
-        assert set(selection.direction_scores) == {"same", "funding"}
+        assert set(selection.direction_scores) == {"same", "funding", "funding_score"}
         chosen = max(selection.cascade_scores, key=selection.cascade_scores.get)
         assert selection.chosen.name.startswith(chosen)
     assert set(evaluation.scores.index.get_level_values("predictor")) >= {"model", "volatility", "base_rate"}
@@ -133,11 +135,15 @@ def test_tune_logs_every_candidate_as_a_child_run_and_writes_the_choice_only_whe
     result = tune(settings, write_selection=False)
     assert not target.exists()
     children = mlflow.search_runs(experiment_names=[settings.experiment_name], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'")
-    assert len(children) == 2 + 2  # two cascade candidates, two direction candidates
+    assert len(children) == 2 + 3  # two cascade candidates, three direction candidates (two LightGBM, one signed score)
     assert (settings.reports_root / "tune" / "nested.md").exists()
     tune(settings, write_selection=True)
     record = json.loads(target.read_text())
     space = settings.tune
     assert record["choice"]["families"] == space.family_sets[record["candidate"]["families"]]  # what was chosen is what is written
-    assert record["choice"]["direction_families"] == space.direction_sets[record["candidate"]["direction"]]
+    direction = record["candidate"]["direction"]
+    if direction in space.direction_scores:
+        assert record["choice"]["direction_inputs"] == space.direction_scores[direction]["inputs"] and record["choice"]["direction_families"] is None
+    else:
+        assert record["choice"]["direction_families"] == space.direction_sets[direction] and record["choice"]["direction_inputs"] is None
     assert set(record["nested_out_of_fold"]) == {"BTC", "ETH", POOLED}

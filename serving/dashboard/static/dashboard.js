@@ -93,6 +93,11 @@ function coinNav(assets, current) {
 }
 
 function sideBadge(forecast) {
+  if (forecast.side_uncertain) {
+    return el("span", { class: "badge uncertain", title: forecast.side_skill === null || forecast.side_skill <= 0
+      ? "this coin's direction has no out-of-fold skill against the training long share"
+      : `P(long | cascade) ${num(forecast.p_long_given_cascade)} is within the band of the prior ${num(forecast.long_prior)}` }, "side uncertain");
+  }
   const p = forecast.side === "long" ? forecast.p_long : forecast.p_short;
   return el("span", { class: `badge ${forecast.side}`, title: "P(cascade and this side) — the likelier side" },
     `${sideWord(forecast.side)} ${num(p)}`);
@@ -324,11 +329,18 @@ async function showDay(day) {
     el("p", { class: "sentence", id: "sentence", text: x.sentence }),
     el("p", { class: "small", text: `model: ${x.model_used} · SHAP values in ${x.scale} · ${x.age_days} day(s) old` }),
     el("div", { class: "bars" }, cascadeBars, directionBars),
-    el("h3", { text: "Top features" }), drivers);
+    el("h3", { text: "Top features" }), drivers,
+    el("h3", { text: "The seed's checklist" }), el("table", { id: "checklist" },
+      el("thead", {}, el("tr", {}, el("th", { text: "family" }), el("th", { text: "warning sign" }), el("th", { text: "" }), el("th", { text: "values that day" }))),
+      el("tbody", {}, x.checklist.map((c) => el("tr", { class: c.on ? "on" : "" }, el("td", { text: familyTitle(c.family) + (c.read_by_model ? "" : " (not read by the model)") }),
+        el("td", { text: c.warning, title: c.rule }), el("td", {}, c.on ? el("span", { class: "badge alert", text: "ON" }) : "off"),
+        el("td", { text: Object.entries(c.values).map(([k, v]) => `${k} ${num(v, 3)}`).join(", ") }))))));
   const Plotly = await plotlyReady;
   await familyBars(Plotly, cascadeBars, x.cascade.shap_by_family, `Cascade model: what pushed P(cascade) up (+) or down (−)`, "contribution to the cascade log-odds");
   if (x.direction_model) {
-    await familyBars(Plotly, directionBars, x.direction_model.shap_by_family, "Direction model: + towards a long squeeze, − towards a short", "contribution to the long-vs-short log-odds");
+    const d = x.direction_model;
+    await familyBars(Plotly, directionBars, d.shap_by_family, `Direction model: + towards a long squeeze, − towards a short<br><sub>from the prior ` +
+      `P(long | cascade) ${num(d.base_probability)} (base ${signed(d.base_value)}) to ${num(x.p_long_given_cascade)}</sub>`, "contribution to the long-vs-short log-odds");
   } else {
     directionBars.replaceChildren(el("p", { class: "small", text: "this model has no direction model" }));
   }
