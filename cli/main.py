@@ -412,12 +412,13 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
     ft = build_features(settings)
     oof = read_oof(settings.reports_path)
-    explainer = load_champion(settings).explainer(settings, AUTO)
+    champion = load_champion(settings)
+    explainer = champion.explainer(settings, AUTO)
     events, notes = select_events(ft.labels.events, settings, oof)
     directory = settings.reports_path / "replays"
     replays = []
     for _, event in events.iterrows():
-        replay = replay_event(event, oof, ft, explainer, settings)
+        replay = replay_event(event, oof, ft, explainer, settings, champion.side_skill)
         write_replay(replay, settings, directory)
         replays.append(replay)
     index = write_index(replays, notes, directory)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from cascade_radar.rules import today_utc
 from features.families import load_families
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class FreshnessTable:
            today: dt.date | None = None) -> list[Freshness]:
         """Freshness of every family on ``day``: ``read`` names the families the answering model reads; days behind
         are counted against ``today`` (UTC), staleness against ``day``."""
-        today64 = np.datetime64(today or dt.datetime.now(dt.UTC).date(), "D")
+        today64 = np.datetime64(today or today_utc(), "D")
         out = []
         for family, last in zip(self.families, self.last[self.days.get_loc(day)], strict=True):
             if np.isnat(last):

@@ -149,12 +149,12 @@ class CoinForecaster:
         self._read_columns = {fam: np.flatnonzero(self._family_of == fam) for fam in self.read_families}
         limit = self.settings.alerts.stale_after_days
         self._stale = {fam: ~self.fresh.fresh_days([fam], limit) for fam in self.read_families}
-        stale_count = np.sum([self._stale[fam] for fam in self.read_families], axis=0) if self.read_families else np.zeros(len(self.features))
-        self._answerable = np.asarray(stale_count <= self.settings.alerts.max_missing_families, dtype=bool)
         values = self.features[self.model_features].to_numpy(dtype=float)
         # per day, the read families that are stale or have no value in any of their model features: scored as missing,
-        # flagged, never named a driver
+        # flagged, never named a driver; a day with more of them than allowed is not answered
         self._missing = {fam: self._stale[fam] | np.isnan(values[:, cols]).all(axis=1) for fam, cols in self._read_columns.items()}
+        missing_count = np.sum([self._missing[fam] for fam in self.read_families], axis=0) if self.read_families else np.zeros(len(self.features))
+        self._answerable = np.asarray(missing_count <= self.settings.alerts.max_missing_families, dtype=bool)
         self._values = values
         # the seed's checklist, every family's warning signs on every day, whether or not the model reads the family
         self._warnings = [(fam.name, w, w.on(self.features).to_numpy(dtype=bool)) for fam in load_families().values() for w in fam.warnings]
@@ -226,8 +226,9 @@ class CoinForecaster:
         if day is None:
             last = self.data_through
             if last is None:
-                raise Unanswerable(f"{self.settings.asset}: no day of the history ({self.first_day.date()}..{self.last_day.date()}) has "
-                                   f"data of every family the model reads ({', '.join(self.read_families)})", 503)
+                raise Unanswerable(f"{self.settings.asset}: no day of the history ({self.first_day.date()}..{self.last_day.date()}) has data of "
+                                   f"all but at most {self.settings.alerts.max_missing_families} of the families the model reads "
+                                   f"({', '.join(self.read_families)})", 503)
             return last
         day = pd.Timestamp(day)
         if day < self.first_day or day > self.last_day:
@@ -424,7 +425,7 @@ def write_all_explanations(forecaster: CoinForecaster, directory: Path, basis: s
         rows.append({k: answer[k] for k in ("day", "p_cascade", "p_long", "p_short", "side", "alert", "basis", "model_used", "sentence")})
         if progress is not None:
             progress()
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=["day", "p_cascade", "p_long", "p_short", "side", "alert", "basis", "model_used", "sentence"])
     path = directory / "all_days.parquet"
     directory.mkdir(parents=True, exist_ok=True)
     table.to_parquet(path)

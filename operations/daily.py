@@ -57,7 +57,10 @@ def forecasts(settings: Settings, days: list[pd.Timestamp] | None = None, assets
         forecaster = coins.forecasters[asset]
         for day in days or [None]:
             try:
-                out.append(CoinForecast(asset, {**forecaster.forecast(day), "made_at": made_at}))
+                answer = forecaster.forecast(day)
+                if day is not None:  # a replayed day: the store as it stood then held data through that day, no later
+                    answer["data_through"] = answer["day"]
+                out.append(CoinForecast(asset, {**answer, "made_at": made_at}))
             except Unanswerable as exc:
                 out.append(CoinForecast(asset, error=exc.message))
             except Exception as exc:  # noqa: BLE001 - one coin's failure never loses the others'

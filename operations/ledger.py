@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.files import atomic_write
-from cascade_radar.rules import warns
+from cascade_radar.rules import span_warns, warns
 
 
 class LedgerError(ValueError):
@@ -111,7 +111,7 @@ def score(rows: pd.DataFrame, events: pd.DataFrame, last_judged: pd.Timestamp, h
     alerts = rows[rows["alert"].astype(bool)]
     hits = [any(warns(d, s, horizon) for s in starts) for d in alerts["day"]]
     first, last = (rows["day"].min(), rows["day"].max()) if len(rows) else (None, None)
-    scored = events[(starts > first) & (starts <= last + pd.Timedelta(days=horizon))] if first is not None and len(events) else events.iloc[0:0]
+    scored = events[span_warns(first, last, starts, horizon)] if first is not None and len(events) else events.iloc[0:0]
     leads, correct = [], 0
     for event in scored.itertuples():
         start = pd.Timestamp(event.start)

@@ -4,7 +4,7 @@ BentoML documents 400/404/500 with schemas that do not match what it sends (``de
 the wire) and knows nothing of the guard's 413/415 or the handlers' 404/422/503. It also labels the
 document OpenAPI 3.0.2 while embedding JSON Schema 2020-12 (``anyOf`` with ``null``, numeric
 ``exclusiveMinimum``), which is OpenAPI 3.1: the document says 3.1.0, so clients and fuzzers read
-``"as_of": null`` as allowed and ``price_usd > 0`` as written.
+``"day": null`` as allowed and ``price_usd > 0`` as written.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from cascade_radar.config import ASSETS, Asset, Settings
-from cascade_radar.rules import ANSWER_BASES, BASES, BASIS_RULE
+from cascade_radar.rules import ANSWER_BASES, AUTO, BASES, BASIS_RULE
 from features.build import input_spec
 from features.families import optional_inputs, required_inputs
 
@@ -31,7 +31,7 @@ AnswerBasis = Literal[ANSWER_BASES]  # type: ignore[valid-type] - which model an
 
 
 def basis_field() -> object:
-    return Field(default="auto", description=BASIS_RULE)
+    return Field(default=AUTO, description=BASIS_RULE)
 
 
 class PredictRequest(BaseModel):
@@ -39,8 +39,8 @@ class PredictRequest(BaseModel):
 
     asset: AssetName = asset_field()
     basis: Basis = basis_field()
-    day: dt.date | None = Field(default=None, description="day to answer (YYYY-MM-DD); default: the last answerable day (every family "
-                                "the model reads has data within `alerts.stale_after_days` of it)")
+    day: dt.date | None = Field(default=None, description="day to answer (YYYY-MM-DD); default: the last answerable day (at most "
+                                "`alerts.max_missing_families` of the families the model reads lack data within `alerts.stale_after_days` of it)")
 
 
 class RangeRequest(BaseModel):

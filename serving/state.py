@@ -97,13 +97,13 @@ class ServingState:
             raise RequestError(field_name, exc.message, exc.status) from None
 
     # ------------------------------------------------------------------ a day, many days
-    def prediction(self, as_of: dt.date | None, basis: str = AUTO, top: int = 5) -> dict[str, object]:
-        """The answer for ``as_of`` (default: the last answerable day), as /predict gives it."""
-        return self._ask(lambda: self.forecaster.forecast(as_of, basis, top), "as_of")
+    def prediction(self, day: dt.date | None, basis: str = AUTO, top: int = 5) -> dict[str, object]:
+        """The answer for ``day`` (default: the last answerable day), as /predict gives it."""
+        return self._ask(lambda: self.forecaster.forecast(day, basis, top), "day")
 
-    def explanation(self, as_of: dt.date | None, basis: str = AUTO) -> dict[str, object]:
+    def explanation(self, day: dt.date | None, basis: str = AUTO) -> dict[str, object]:
         """The answer with every SHAP value (/explain)."""
-        return self._ask(lambda: self.forecaster.forecast(as_of, basis, top=10, detail=True), "as_of")
+        return self._ask(lambda: self.forecaster.forecast(day, basis, top=10, detail=True), "day")
 
     def range(self, start: dt.date, end: dt.date, max_days: int = 4000, basis: str = AUTO) -> dict[str, object]:
         """Every answerable day of [start, end] (/predict_range), and the refused runs with why."""

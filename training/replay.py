@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.config import Settings
-from cascade_radar.rules import first_warning, side, warning_window
+from cascade_radar.rules import first_warning, side, side_uncertain, warning_window
 from features.build import FeatureTable
 from features.families import REGISTRY, colour_of, title_of
 from training.explain import Explainer
@@ -49,7 +49,10 @@ def select_events(events: pd.DataFrame, settings: Settings, oof: pd.DataFrame) -
     return events.loc[chosen], notes
 
 
-def replay_event(event: pd.Series, oof: pd.DataFrame, ft: FeatureTable, explainer: Explainer, settings: Settings) -> Replay:
+def replay_event(event: pd.Series, oof: pd.DataFrame, ft: FeatureTable, explainer: Explainer, settings: Settings,
+                 side_skill: float | None = None) -> Replay:
+    """The days before ``event``; ``side_skill``: the coin's out-of-fold side skill (the champion's), as every answer reads it
+    to say "side uncertain"."""
     start = pd.Timestamp(event["start"])
     window = pd.date_range(start - pd.Timedelta(days=settings.replay.window_days), start - pd.Timedelta(days=1), freq="D")
     days = oof.reindex(window)[["fold", "p_cascade", "p_long", "p_short"]]
@@ -68,8 +71,9 @@ def replay_event(event: pd.Series, oof: pd.DataFrame, ft: FeatureTable, explaine
     days.attrs["horizon_days"] = settings.labels.horizon_days
     days["alert"] = days["p_cascade"] >= settings.alert_threshold
     days["side"] = side(days["p_long"], days["p_short"])
-    uncertain = (days["p_long_given_cascade"] - days["long_prior"]).abs() <= settings.alerts.side_band
-    days.loc[uncertain.to_numpy(dtype=bool), "side"] = "uncertain"
+    uncertain = [side_uncertain(p, prior, settings.alerts.side_band, side_skill) if np.isfinite(p) else False
+                 for p, prior in zip(days["p_long_given_cascade"], days["long_prior"], strict=True)]
+    days.loc[np.asarray(uncertain, dtype=bool), "side"] = "uncertain"
     days.loc[~have, "side"] = None
     # lead time as the evaluation counts it: the first alert within the H days before the event
     alerts = days.index[days["alert"].fillna(False).astype(bool)]
