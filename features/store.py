@@ -57,6 +57,39 @@ class SeriesStatus:
         return sum((end - start).days + 1 for start, end in self.gaps)
 
 
+SPLICE_UNITS = ("USD", "coin")  # dollar and flow series: levels a different scope or unit would shift
+SPLICE_MIN_DAYS = 3  # overlapping days (both values present) that make a level
+SPLICE_BAND = (0.8, 1.25)  # median new/old ratio on the overlap; a provider's revisions stay well inside it (Coin Metrics: ~1 %)
+
+
+class SpliceError(ValueError):
+    """New days of a series whose level does not match the stored days they overlap."""
+
+
+def check_level(series: str, stored: pd.DataFrame, incoming: pd.DataFrame, source: str) -> None:
+    """Refuse ``incoming`` when, on the days it shares with ``stored``, a dollar or coin column's median ratio new/old lies
+    outside ``SPLICE_BAND``: a different exchange scope or unit would otherwise be spliced onto the history silently
+    (and the label is a multiple of the trailing median, so a level jump makes false cascade days). The updater fetches a
+    few days of overlap on purpose (``update.OVERLAP_DAYS``)."""
+    common = stored.index.intersection(incoming.index)
+    if not len(common):
+        return
+    for column, spec in SERIES[series].columns.items():
+        if spec.unit not in SPLICE_UNITS or column not in stored.columns or column not in incoming.columns:
+            continue
+        old, new = stored.loc[common, column].astype(float), incoming.loc[common, column].astype(float)
+        both = (old > 0) & (new > 0)
+        if both.sum() < SPLICE_MIN_DAYS:  # one day is a revision, not a level; the updater overlaps OVERLAP_DAYS + 1 days
+            continue
+        ratio = float((new[both] / old[both]).median())
+        if not SPLICE_BAND[0] <= ratio <= SPLICE_BAND[1]:
+            raise SpliceError(f"series '{series}', column {column}: the new days from {source} are {ratio:.2f}x the stored level on the "
+                              f"{int(both.sum())} overlapping day(s) {common[0].date()}..{common[-1].date()} (allowed "
+                              f"{SPLICE_BAND[0]:g}-{SPLICE_BAND[1]:g}): a different scope or unit than the stored history — nothing "
+                              "appended. Check the provider's exchange list and units against the stored series' source, or, if the "
+                              "provider really changed the series, rebuild it: delete the file and run `cascade-radar data update`")
+
+
 def find_gaps(index: pd.DatetimeIndex) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     """Runs of missing days between the first and last stored day, as (first missing, last missing)."""
     if len(index) < 2:
@@ -119,14 +152,17 @@ class HistoryStore:
         frame = self.read(series)
         return frame.index[-1] if len(frame) else None
 
-    def append(self, series: str, frame: pd.DataFrame, source: str) -> AppendResult:
+    def append(self, series: str, frame: pd.DataFrame, source: str, check_splice: bool = True) -> AppendResult:
         """Validate ``frame`` and merge it into the stored series atomically.
 
         Overlapping days take the new non-missing values (provider revisions); days only in the
-        store are kept. Nothing is written when the merge changes nothing.
+        store are kept. Nothing is written when the merge changes nothing. With ``check_splice``, new days whose
+        level does not match the stored days they overlap are refused (``SpliceError``, see ``check_level``).
         """
         incoming = validate(series, frame)
         stored = self.read(series)
+        if check_splice:
+            check_level(series, stored, incoming, source)
         merged = incoming.combine_first(stored)[list(SERIES[series].columns)] if len(stored) else incoming
         merged = validate(series, merged)
         new_days = merged.index.difference(stored.index)

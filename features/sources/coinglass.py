@@ -1,7 +1,12 @@
-"""CoinGlass API v4 (paid key): aggregated liquidations (all major exchanges, and Binance only),
+"""CoinGlass API v4 (paid key): aggregated liquidations (Binance+OKX+Bybit, and Binance only),
 aggregated open interest, OI- and volume-weighted funding, and positioning (Binance long/short ratios,
-Binance+OKX+Bybit taker volume), for the seven coins. The reference history came from these
-endpoints, so a user with a key extends exactly the same series. Hobbyist plan: 30 calls / min.
+Binance+OKX+Bybit taker volume), for the seven coins.
+
+The reference history came from these endpoints with ``exchange_list=Binance,OKX,Bybit`` (the reference's README,
+section 7), so the connector asks for the same three exchanges: a wider list would change the level of every appended
+day, and the label is a multiple of the trailing median. Limits (CoinGlass v4 docs, "timestamps and pagination" and
+the plan table): ``limit`` at most 1000 bars per call; Hobbyist 30 requests per minute *per key*; a 429 carries no
+Retry-After. Exchange names as in its supported-exchanges list ("HTX", "Bitmex").
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ from cascade_radar.config import ASSETS
 from features.sources.base import Connector, FetchContext, SeriesPlan
 from features.sources.http import HttpSource, ProviderError, RateLimit, day_start, require, require_float, require_list, utc_days
 
-ALL_EXCHANGES = "Binance,OKX,Bybit,Bitget,BitMEX,Deribit,Huobi,Gate,Bitfinex,Kraken,CoinEx,Hyperliquid"
+REFERENCE_EXCHANGES = "Binance,OKX,Bybit"  # the reference history's scope, for liquidations and taker volume alike
 PERCENT = 0.01
-TAKER_EXCHANGES = "Binance,OKX,Bybit"  # the reference history's scope
+PAGE_LIMIT = 1000  # the documented maximum of `limit`
+# one window per API key (and endpoint base) for every call of the process: the quota is per key, not per series or coin
+KEY_RATES: dict[tuple[str, str], RateLimit] = {}
 RATIO_ENDPOINTS = {  # endpoint -> (ratio field, stored column); CoinGlass serves Binance's own ratios per pair
     "/api/futures/global-long-short-account-ratio/history": ("global_account_long_short_ratio", "lsr_global_accounts"),
     "/api/futures/top-long-short-account-ratio/history": ("top_account_long_short_ratio", "lsr_top_accounts"),
@@ -32,20 +39,21 @@ class CoinGlass(Connector):
     plans = (SeriesPlan("liquidations", "2020-12-23"), SeriesPlan("liquidations_binance", "2020-12-23"),
              SeriesPlan("open_interest", "2020-02-27"), SeriesPlan("funding_aggregated", "2020-03-31"), SeriesPlan("positioning", "2020-05-16"))
     assets = ASSETS
-    limits = "Hobbyist: 30 calls / min; 4,500 bars per call; daily interval needs Hobbyist or above (>=4h)"
+    limits = "Hobbyist: 30 calls / min per key (no Retry-After on 429); 1,000 bars per call; daily interval needs Hobbyist or above (>=4h)"
     licence = "CoinGlass API terms (paid key)"
 
     def source(self, endpoint: str) -> HttpSource:
         key = self.require_key(endpoint)
-        return HttpSource(self.name, self.base_url or "https://open-api-v4.coinglass.com", headers={"CG-API-KEY": key, "accept": "application/json"},
-                          rate=RateLimit(30, 60.0), sleep=self.sleep)
+        base = self.base_url or "https://open-api-v4.coinglass.com"
+        rate = KEY_RATES.setdefault((key, base), RateLimit(30, 60.0))
+        return HttpSource(self.name, base, headers={"CG-API-KEY": key, "accept": "application/json"}, rate=rate, sleep=self.sleep)
 
     def bars(self, endpoint: str, params: dict[str, Any], start: pd.Timestamp, end: pd.Timestamp) -> list[dict[str, Any]]:
         http = self.source(endpoint)
         rows: list[dict[str, Any]] = []
         cursor, stop = day_start(start), day_start(end)
         while cursor <= stop:
-            body = http.get_json(endpoint, {**params, "interval": "1d", "start_time": cursor, "end_time": stop + 86_400_000 - 1, "limit": 4500})
+            body = http.get_json(endpoint, {**params, "interval": "1d", "start_time": cursor, "end_time": stop + 86_400_000 - 1, "limit": PAGE_LIMIT})
             if not isinstance(body, dict) or str(body.get("code")) != "0":
                 msg = body.get("msg") if isinstance(body, dict) else str(body)[:100]
                 raise ProviderError(self.name, endpoint, f"error response: {msg}")
@@ -54,7 +62,7 @@ class CoinGlass(Connector):
                 break
             rows += data
             last = int(require(data[-1], "time", self.name, endpoint))
-            if len(data) < 4500 or last <= cursor:
+            if len(data) < PAGE_LIMIT or last <= cursor:  # a short page is the last one; a full page may have more behind it
                 break
             cursor = last + 86_400_000
         return rows
@@ -72,7 +80,7 @@ class CoinGlass(Connector):
         symbol = self.asset
         if series in ("liquidations", "liquidations_binance"):
             endpoint = "/api/futures/liquidation/aggregated-history"
-            exchanges = ALL_EXCHANGES if series == "liquidations" else "Binance"
+            exchanges = REFERENCE_EXCHANGES if series == "liquidations" else "Binance"
             prefix = "liq" if series == "liquidations" else "binance_liq"
             rows = self.bars(endpoint, {"symbol": symbol, "exchange_list": exchanges}, start, end)
             frame = self._frame(rows, endpoint, {"aggregated_long_liquidation_usd": (f"{prefix}_long_usd", 1.0),
@@ -91,7 +99,7 @@ class CoinGlass(Connector):
         elif series == "positioning":
             frames = [self._frame(self.bars(endpoint, {"exchange": "Binance", "symbol": f"{symbol}USDT"}, start, end), endpoint, {field: (column, 1.0)})
                       for endpoint, (field, column) in RATIO_ENDPOINTS.items()]
-            frames.append(self._frame(self.bars(TAKER_ENDPOINT, {"exchange_list": TAKER_EXCHANGES, "symbol": symbol, "unit": "usd"}, start, end),
+            frames.append(self._frame(self.bars(TAKER_ENDPOINT, {"exchange_list": REFERENCE_EXCHANGES, "symbol": symbol, "unit": "usd"}, start, end),
                                       TAKER_ENDPOINT, {"aggregated_buy_volume_usd": ("taker_buy_usd", 1.0),
                                                        "aggregated_sell_volume_usd": ("taker_sell_usd", 1.0)}))
             frames = [f for f in frames if len(f)]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.config import ASSETS
+from cascade_radar.rules import today_utc
 from features.sources.base import Connector, FetchContext, SeriesPlan
 from features.sources.http import (
     NoNetwork,
@@ -172,9 +173,22 @@ class BinancePositioning(ExchangeConnector):
     limits = "futures/data: last 30 days only, 500 points per request; 1,000 requests / 5 min per IP"
     assets = ASSETS
 
+    # Binance keeps the futures/data series for the latest 30 days only and refuses a startTime before that window with
+    # HTTP 400, code -1130 "parameter 'startTime' is invalid" (ccxt issue 23712): start 28 days before *today*, not 30
+    # days before the last day asked (00:00 UTC of 30 days ago is already outside the window, and one refusal loses all
+    # four endpoints).
+    WINDOW_DAYS = 28
+
+    @staticmethod
+    def today() -> pd.Timestamp:
+        """Today (UTC); the tests pin it."""
+        return pd.Timestamp(today_utc())
+
     def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, context: FetchContext) -> pd.DataFrame:
         ex = make_exchange(ccxt.binanceusdm, self.base_url, ("fapiData",))
-        first = max(start, end - pd.Timedelta(days=29))
+        first = max(start, self.today() - pd.Timedelta(days=self.WINDOW_DAYS - 1))
+        if first > end:
+            return pd.DataFrame()  # every day asked is older than the provider keeps
         params = {"symbol": self.pair(), "period": "1d", "limit": 500, "startTime": day_start(first), "endTime": day_start(end) + DAY_MS - 1}
         columns: dict[str, pd.Series] = {}
         for column, (path, method) in RATIO_ENDPOINTS.items():
@@ -286,7 +300,11 @@ class BybitOpenInterest(ExchangeConnector):
             result = require(body, "result", self.name, endpoint)
             rows = require(result, "list", self.name, endpoint)
             for row in rows:
-                points.append((int(require(row, "timestamp", self.name, endpoint)), require_float(row, "openInterest", self.name, endpoint)))
+                # Bybit v5 (/v5/market/open-interest, changelog 2025): `openInterest` is the sum of both sides; newer responses
+                # carry `singleOpenInterest`, the one-sided figure every other OI series here uses. Without it, half the sum.
+                one_side = (require_float(row, "singleOpenInterest", self.name, endpoint) if "singleOpenInterest" in row
+                            else require_float(row, "openInterest", self.name, endpoint) / 2.0)
+                points.append((int(require(row, "timestamp", self.name, endpoint)), one_side))
             cursor = result.get("nextPageCursor")
             if not rows or not cursor:
                 break
@@ -302,7 +320,9 @@ class BybitOpenInterest(ExchangeConnector):
         return out.loc[start:end]
 
     def documented_example(self, series: str, start: pd.Timestamp, days: int) -> dict[str, Any]:
-        """GET /v5/market/open-interest: {retCode, retMsg, result: {list: [{openInterest, timestamp}], nextPageCursor}}."""
-        rows = [{"openInterest": "5000.0", "timestamp": str(_ms(d + pd.Timedelta(days=1)))} for d in reversed(_days(start, days))]
+        """GET /v5/market/open-interest: {retCode, retMsg, result: {list: [{openInterest (both sides), singleOpenInterest (one
+        side), timestamp}], nextPageCursor}}."""
+        rows = [{"openInterest": "10000.0", "singleOpenInterest": "5000.0", "timestamp": str(_ms(d + pd.Timedelta(days=1)))}
+                for d in reversed(_days(start, days))]
         return {"/v5/market/open-interest": {"retCode": 0, "retMsg": "OK", "result": {"symbol": self.pair(), "category": "linear", "list": rows,
                                                                                          "nextPageCursor": ""}, "time": 0}}

@@ -13,7 +13,7 @@ from features.build import DERIVED_INPUTS, first_available
 from features.schemas import SERIES
 from features.sources.base import Connector, FetchContext, last_complete_day, load_connectors
 from features.sources.http import NoNetwork, ProviderError, QuotaExhausted
-from features.store import HistoryStore
+from features.store import HistoryStore, SpliceError
 
 OVERLAP_DAYS = 3  # re-fetch the last days: providers revise recent bars
 
@@ -68,8 +68,12 @@ def update_series(connector: Connector, series: str, first_day: str, store: Hist
         frame = connector.fetch(series, start, until, context)
     except QuotaExhausted as exc:
         if exc.partial is not None and len(exc.partial):
-            result = store.append(series, exc.partial, source=connector.name)
-            outcome.new_rows, outcome.revised_rows = result.new_rows, result.revised_rows
+            try:
+                result = store.append(series, exc.partial, source=connector.name)
+                outcome.new_rows, outcome.revised_rows = result.new_rows, result.revised_rows
+            except SpliceError as splice:
+                outcome.skipped, outcome.last_day = f"splice refused — {splice}", last
+                return outcome
         outcome.skipped, outcome.quota_exhausted = exc.message, True
         outcome.last_day = store.last_day(series)
         return outcome
@@ -84,7 +88,11 @@ def update_series(connector: Connector, series: str, first_day: str, store: Hist
         outcome.last_day = last
         outcome.skipped = "" if last is not None else "provider returned no data"
         return outcome
-    result = store.append(series, frame, source=connector.name)
+    try:
+        result = store.append(series, frame, source=connector.name)
+    except SpliceError as exc:  # a level shift against the stored days: refused, the series stays as it was
+        outcome.skipped, outcome.last_day = f"splice refused — {exc}", last
+        return outcome
     outcome.new_rows, outcome.revised_rows, outcome.last_day = result.new_rows, result.revised_rows, result.last_day
     return outcome
 

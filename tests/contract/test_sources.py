@@ -89,7 +89,8 @@ def test_bybit_open_interest_follows_the_cursor_and_values_coins_at_the_close(se
 
     def page(points: list[int], cursor: str) -> tuple[int, dict, dict]:
         return 200, {"retCode": 0, "retMsg": "OK", "result": {"symbol": "BTCUSDT", "category": "linear",
-                     "list": [{"openInterest": str(10.0 * d), "timestamp": str(ms(T0 + pd.Timedelta(days=d)))} for d in points],
+                     "list": [{"openInterest": str(20.0 * d), "singleOpenInterest": str(10.0 * d), "timestamp": str(ms(T0 + pd.Timedelta(days=d)))}
+                              for d in points],
                      "nextPageCursor": cursor}, "time": 0}, {}
 
     server.add("/v5/market/open-interest", page([3, 2], "next-1"), page([1], ""))
@@ -247,6 +248,26 @@ def test_a_failing_provider_leaves_its_series_byte_identical_and_others_update(s
     assert store.path("exchange_flows").read_bytes() == before
 
 
+def test_a_level_shift_at_the_splice_is_refused_by_the_update_and_the_others_go_on(server: ProviderServer, store: HistoryStore) -> None:
+    """A provider answering at 3x the stored level on the overlap (a wider exchange list) is refused, named, and leaves the
+    series byte-identical; another provider in the same run still appends."""
+    days = pd.date_range(T0, periods=10)
+    store.append("liquidations", pd.DataFrame({"liq_long_usd": 1e8, "liq_short_usd": 2e7}, index=days), "reference")
+    before = store.path("liquidations").read_bytes()
+    scaled = [{"time": ms(T0 + pd.Timedelta(days=i)), "aggregated_long_liquidation_usd": 3e8, "aggregated_short_liquidation_usd": 6e7}
+              for i in range(6, 13)]
+    server.add("/api/futures/liquidation/aggregated-history", (200, {"code": "0", "msg": "success", "data": scaled}, {}))
+    server.add("/api/v3/klines", (200, candles(T0, 3), {}))
+    connectors = [CoinGlass("BTC", key="cg-key", base_url=server.url, sleep=Sleeps()),
+                  *build_connectors("BTC", ["binance-spot"], base_urls={"binance-spot": server.url}, sleep=Sleeps())]
+    connectors[0].plans = connectors[0].plans[:1]  # the liquidations series only
+    outcomes = {(o.source, o.series): o for o in run_update(store, connectors, until=T0 + pd.Timedelta(days=12))}
+    refused = outcomes[("coinglass", "liquidations")]
+    assert refused.skipped.startswith("splice refused — series 'liquidations', column liq_long_usd: the new days from coinglass are 3.00x")
+    assert refused.new_rows == 0 and store.path("liquidations").read_bytes() == before
+    assert outcomes[("binance-spot", "ohlcv")].new_rows == 3
+
+
 def test_missing_keys_are_skipped_with_one_clear_reason(store: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CASCADE_RADAR_COINGLASS_API_KEY", raising=False)
     monkeypatch.delenv("CASCADE_RADAR_COINALYZE_API_KEY", raising=False)
@@ -301,6 +322,8 @@ def test_connector_contract(name: str, series: str, server: ProviderServer, stor
         store.append("ohlcv", pd.DataFrame({c: [100.0] * 5 for c in ("open_usd", "high_usd", "low_usd", "close_usd", "volume_base")},
                                            index=pd.date_range(T0, periods=5)), "t")
     end = T0 + pd.Timedelta(days=2)
+    if hasattr(connector, "today"):  # a provider that keeps only recent days: the run happens at the end of the range
+        connector.today = lambda: end
     # the documented shape parses into the store's schema, within the days asked
     serve_example(server, connector, series, 3)
     frame = connector.fetch(series, T0, end, ctx(store, series, cls.needs_price))
@@ -348,17 +371,22 @@ def test_binance_positioning_asks_30_days_at_most_values_taker_coins_at_the_clos
     from features.sources.exchanges import TAKER_ENDPOINT, BinancePositioning
 
     connector = BinancePositioning("SOL", base_url=server.url, sleep=Sleeps())
+    end = T0 + pd.Timedelta(days=59)
+    connector.today = lambda: end  # type: ignore[method-assign] - the day the run happens
     days = pd.date_range(T0, periods=60)
     store.append("ohlcv_perp", pd.DataFrame({c: 20.0 for c in ("perp_open_usd", "perp_high_usd", "perp_low_usd", "perp_close_usd")}, index=days), "t")
     serve_example(server, connector, "positioning", 3)
-    end = T0 + pd.Timedelta(days=59)
     frame = connector.fetch("positioning", T0, end, ctx(store, "positioning", price=True))
-    # the provider keeps 30 days: the request starts 29 days before the last day asked, not at T0
+    # the provider keeps 30 days and refuses an older startTime (-1130): the request starts 27 days before today, not at T0
     (query,) = server.queries(TAKER_ENDPOINT)
-    assert int(query["startTime"]) == ms(end - pd.Timedelta(days=29)) and query["symbol"] == "SOLUSDT" and query["period"] == "1d"
+    assert int(query["startTime"]) == ms(end - pd.Timedelta(days=27)) and query["symbol"] == "SOLUSDT" and query["period"] == "1d"
     # the example's points are stamped 00:00 UTC of T0..T0+2: each lands on the day of its timestamp, none earlier
     assert list(frame.index) == list(pd.date_range(T0, periods=3))
     assert frame["binance_taker_buy_usd"].iloc[0] == pytest.approx(298.28 * 20.0)
+    # a range older than the provider keeps asks nothing (the refusal would cost every endpoint)
+    calls = len(server.calls)
+    connector.today = lambda: end + pd.Timedelta(days=90)  # type: ignore[method-assign]
+    assert connector.fetch("positioning", T0, end, ctx(store, "positioning", price=True)).empty and len(server.calls) == calls
     assert frame["lsr_top_accounts"].iloc[0] == pytest.approx(1.8105)
     assert "taker_buy_usd" not in frame  # Binance-only volume never fills the three-exchange column
 
@@ -391,3 +419,50 @@ def test_a_provider_error_that_echoes_the_url_never_shows_the_key(server: Provid
 
     err = ProviderError("x", "GET /y", "https://api.example.com/v1?api_key=abc123def&symbol=BTC")
     assert "abc123def" not in str(err) and "api_key=***" in str(err) and "symbol=BTC" in str(err)
+
+
+def test_binance_refuses_an_old_start_time_with_1130_and_the_error_names_it(server: ProviderServer, store: HistoryStore) -> None:
+    """The documented refusal (HTTP 400, {"code": -1130, "msg": "Parameter 'startTime' is invalid."}) is a named error."""
+    from features.sources.exchanges import TAKER_ENDPOINT, BinancePositioning
+
+    connector = BinancePositioning("BTC", base_url=server.url, sleep=Sleeps())
+    connector.today = lambda: T0 + pd.Timedelta(days=10)  # type: ignore[method-assign]
+    refusal = (400, {"code": -1130, "msg": "Parameter 'startTime' is invalid."}, {})
+    for path in ("/futures/data/globalLongShortAccountRatio", "/futures/data/topLongShortAccountRatio",
+                 "/futures/data/topLongShortPositionRatio", TAKER_ENDPOINT):
+        server.add(path, refusal)
+    with pytest.raises(ProviderError, match="startTime"):
+        connector.fetch("positioning", T0, T0 + pd.Timedelta(days=10), ctx(store, "positioning", price=True))
+
+
+def test_bybit_open_interest_is_one_sided(server: ProviderServer, store: HistoryStore) -> None:
+    """Bybit v5 documents `openInterest` as both sides: the one-sided `singleOpenInterest` is stored, else half the sum."""
+    store.append("ohlcv", pd.DataFrame({c: [100.0, 100.0] for c in ("open_usd", "high_usd", "low_usd", "close_usd", "volume_base")},
+                                       index=pd.date_range(T0, periods=2)), "t")
+    rows = [{"openInterest": "30.0", "singleOpenInterest": "15.0", "timestamp": str(ms(T0 + pd.Timedelta(days=2)))},
+            {"openInterest": "20.0", "timestamp": str(ms(T0 + pd.Timedelta(days=1)))}]  # an older response shape: no one-sided field
+    server.add("/v5/market/open-interest", (200, {"retCode": 0, "retMsg": "OK", "result": {"list": rows, "nextPageCursor": ""}, "time": 0}, {}))
+    frame = BybitOpenInterest("BTC", base_url=server.url).fetch("open_interest_bybit", T0, T0 + pd.Timedelta(days=1),
+                                                                ctx(store, "open_interest_bybit", price=True))
+    assert frame["bybit_oi_coin"].tolist() == [10.0, 15.0] and frame["bybit_oi_close_usd"].tolist() == [1000.0, 1500.0]
+
+
+def test_coinglass_asks_the_reference_scope_pages_by_1000_and_shares_one_rate_window_per_key(server: ProviderServer, store: HistoryStore) -> None:
+    from features.sources.coinglass import KEY_RATES, PAGE_LIMIT
+
+    first = [{"time": ms(T0 + pd.Timedelta(days=i)), "aggregated_long_liquidation_usd": 1.0, "aggregated_short_liquidation_usd": 2.0}
+             for i in range(PAGE_LIMIT)]
+    rest = [{"time": ms(T0 + pd.Timedelta(days=PAGE_LIMIT + i)), "aggregated_long_liquidation_usd": 3.0, "aggregated_short_liquidation_usd": 4.0}
+            for i in range(5)]
+    path = "/api/futures/liquidation/aggregated-history"
+    server.add(path, (200, {"code": "0", "msg": "success", "data": first}, {}), (200, {"code": "0", "msg": "success", "data": rest}, {}))
+    end = T0 + pd.Timedelta(days=PAGE_LIMIT + 4)
+    frame = CoinGlass("BTC", key="cg-key", base_url=server.url).fetch("liquidations", T0, end, ctx(store, "liquidations"))
+    queries = server.queries(path)
+    assert len(frame) == PAGE_LIMIT + 5 and len(queries) == 2  # a full page did not end the backfill
+    assert {q["limit"] for q in queries} == {"1000"} and {q["exchange_list"] for q in queries} == {"Binance,OKX,Bybit"}
+    assert int(queries[1]["start_time"]) == ms(T0 + pd.Timedelta(days=PAGE_LIMIT))
+    # two coins, one key: one rate window (CoinGlass counts calls per key)
+    a = CoinGlass("BTC", key="cg-key", base_url=server.url).source(path)
+    b = CoinGlass("ETH", key="cg-key", base_url=server.url).source(path)
+    assert a.rate is b.rate is KEY_RATES[("cg-key", server.url)]

@@ -172,3 +172,19 @@ def _write_table(args: tuple) -> int:
     frame = pd.DataFrame({"x": np.arange(2000.0) + i})
     atomic_write(target, frame.to_parquet)
     return i
+
+
+def test_a_3x_scaled_overlap_is_refused_naming_series_provider_and_ratio_and_the_store_is_unchanged(store: HistoryStore) -> None:
+    """The splice check: new days whose level does not match the stored days they overlap are never appended."""
+    from features.store import SpliceError
+
+    days = pd.date_range("2024-01-01", periods=10)
+    store.append("liquidations", pd.DataFrame({"liq_long_usd": np.arange(1.0, 11.0), "liq_short_usd": 5.0}, index=days), source="reference")
+    before = store.path("liquidations").read_bytes()
+    later = pd.date_range("2024-01-08", periods=6)  # 3 days of overlap, 3 new days
+    scaled = pd.DataFrame({"liq_long_usd": 3.0 * np.arange(8.0, 14.0), "liq_short_usd": 15.0}, index=later)  # 3x: a wider exchange list
+    with pytest.raises(SpliceError, match=r"series 'liquidations', column liq_long_usd: the new days from coinglass are 3.00x .* 3 overlapping"):
+        store.append("liquidations", scaled, source="coinglass")
+    assert store.path("liquidations").read_bytes() == before  # nothing appended
+    revised = pd.DataFrame({"liq_long_usd": 1.02 * np.arange(8.0, 14.0), "liq_short_usd": 5.0}, index=later)  # a 2 % revision: accepted
+    assert store.append("liquidations", revised, source="coinglass").new_rows == 3
