@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from features.sources.base import Connector, FetchContext, SeriesPlan
-from features.sources.http import HttpSource, QuotaExhausted, RateLimit, require, require_float, require_list
+from features.sources.http import HttpSource, QuotaExhausted, RateLimit, RetryPolicy, require, require_float, require_list
 
 # endpoint -> (value field, store column, transform)
 METRICS: dict[str, tuple[str, str]] = {
@@ -33,7 +33,10 @@ class BGeometrics(Connector):
     licence = "BGeometrics terms (free tier, attribution)"
 
     def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, context: FetchContext) -> pd.DataFrame:
-        http = HttpSource(self.name, self.base_url or "https://bitcoin-data.com/v1", rate=RateLimit(8, 3600.0), sleep=self.sleep)
+        # free tier ~8 requests / hour and ~15 / day per IP (bitcoin-data.com docs): a 429 is not retried — each retry spends
+        # the day's quota — it stops the provider and says when to resume
+        http = HttpSource(self.name, self.base_url or "https://bitcoin-data.com/v1", rate=RateLimit(8, 3600.0), sleep=self.sleep,
+                          retry=RetryPolicy(retry_429=False))
         stored = context.stored
         columns: dict[str, pd.Series] = {}
         for endpoint, (field, column) in METRICS.items():
@@ -54,8 +57,12 @@ class BGeometrics(Connector):
                 raise
             if not body:
                 continue
-            days = pd.DatetimeIndex(pd.to_datetime([require(r, "d", self.name, path) for r in body], format="%Y-%m-%d"), name="date")
-            values = np.array([require_float(r, field, self.name, path) for r in body])
+            # a null value is a day the provider has not computed: missing, not a reason to drop the whole metric
+            rows = [r for r in body if require(r, field, self.name, path) is not None]
+            if not rows:
+                continue
+            days = pd.DatetimeIndex(pd.to_datetime([require(r, "d", self.name, path) for r in rows], format="%Y-%m-%d"), name="date")
+            values = np.array([require_float(r, field, self.name, path) for r in rows])
             if endpoint == "sth-mvrv":
                 values = 1.0 - 1.0 / np.where(values > 0, values, np.nan)
             columns[column] = pd.Series(values, index=days).groupby(level=0).last()

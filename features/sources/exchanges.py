@@ -7,6 +7,7 @@ machinery and per-exchange rate limiter without downloading every market at star
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,11 @@ from features.sources.http import (
 DAY_MS = 86_400_000
 
 
+REFUSED_STATUS = re.compile(r" (400|403|451) ")
+REFUSALS = {"451": "the exchange refuses requests from this region (use a host in an allowed region, or another provider)",
+            "403": "forbidden (the exchange blocks this client or region)", "400": "bad request"}
+
+
 def ccxt_call(provider: str, endpoint: str, method: Callable[[dict], Any], params: dict[str, Any], retry: RetryPolicy,
               sleep: Callable[[float], None]) -> Any:  # noqa: ANN401 - JSON
     """One ccxt request with backoff on 429 and 5xx, and errors that name provider and endpoint."""
@@ -42,6 +48,13 @@ def ccxt_call(provider: str, endpoint: str, method: Callable[[dict], Any], param
             if attempt + 1 == retry.attempts:
                 raise QuotaExhausted(provider, endpoint, pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(minutes=5)) from exc
         except (ccxt.ExchangeNotAvailable, ccxt.RequestTimeout) as exc:
+            # ccxt (4.5.90, base/exchange.py httpExceptions) maps HTTP 400, 403 and 451 to ExchangeNotAvailable too, and its
+            # message carries the status: those are refusals — 451 is Binance's answer to a restricted region (ccxt#16044) —
+            # and retrying them only spends the request weight
+            refused = REFUSED_STATUS.search(str(exc))
+            if refused:
+                why = REFUSALS.get(refused.group(1), "the request was refused")
+                raise ProviderError(provider, endpoint, f"HTTP {refused.group(1)}: {why}; not retried ({str(exc)[:120]})") from None
             if attempt + 1 == retry.attempts:
                 raise ProviderError(provider, endpoint, f"unavailable after {retry.attempts} attempts: {str(exc)[:150]}") from None
         except ccxt.NetworkError as exc:

@@ -77,14 +77,19 @@ class RateLimit:
     def __post_init__(self) -> None:
         self._times: deque[float] = deque()
 
-    def wait(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    def wait(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep, cost: int = 1) -> None:
+        """Wait until ``cost`` more calls fit the window (a provider may count one request as several calls)."""
+        cost = min(max(cost, 1), self.calls)
         now = clock()
         while self._times and now - self._times[0] >= self.period:
             self._times.popleft()
-        if len(self._times) >= self.calls:
-            sleep(max(0.0, self.period - (now - self._times[0])))
-            self._times.popleft()
-        self._times.append(clock())
+        if len(self._times) + cost > self.calls:
+            oldest_needed = self._times[len(self._times) + cost - self.calls - 1]
+            sleep(max(0.0, self.period - (now - oldest_needed)))
+            for _ in range(len(self._times) + cost - self.calls):
+                self._times.popleft()
+        stamp = clock()
+        self._times.extend([stamp] * cost)
 
 
 @dataclass
@@ -92,6 +97,7 @@ class RetryPolicy:
     attempts: int = 5
     backoff: float = 1.0  # seconds; doubles per attempt
     max_wait: float = 60.0
+    retry_429: bool = True  # False where every retry spends a small daily quota (BGeometrics): a 429 stops at once
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -123,12 +129,13 @@ class HttpSource:
         self.client = client or httpx.Client(timeout=timeout, headers={"User-Agent": "cascade-radar/0.1", **(headers or {})})
         self.requests = 0
 
-    def get_json(self, endpoint: str, params: dict[str, Any] | None = None) -> Any:  # noqa: ANN401 - JSON
-        """The decoded JSON body of ``GET base_url + endpoint``; raises ProviderError subclasses."""
+    def get_json(self, endpoint: str, params: dict[str, Any] | None = None, cost: int = 1) -> Any:  # noqa: ANN401 - JSON
+        """The decoded JSON body of ``GET base_url + endpoint``; raises ProviderError subclasses. ``cost``: how many calls
+        the provider counts this request as (Coinalyze: one per symbol)."""
         url = f"{self.base_url}{endpoint}"
         last = ""
         for attempt in range(self.retry.attempts):
-            self.rate.wait(sleep=self.sleep)
+            self.rate.wait(sleep=self.sleep, cost=cost)
             self.requests += 1
             try:
                 response = self.client.get(url, params=params)
@@ -145,9 +152,9 @@ class HttpSource:
             if response.status_code == 429 or response.status_code >= 500:
                 last = f"HTTP {response.status_code}: {tidy(response.text, 120)}"
                 wait = retry_after_seconds(response.headers)
-                if response.status_code == 429 and wait is not None and wait > self.retry.max_wait:
+                if response.status_code == 429 and (not self.retry.retry_429 or (wait is not None and wait > self.retry.max_wait)):
                     # a quota, not a burst: stop now and say when to resume instead of sleeping on it
-                    raise QuotaExhausted(self.provider, endpoint, pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(seconds=wait))
+                    raise QuotaExhausted(self.provider, endpoint, pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(seconds=wait or 3600.0))
                 if attempt + 1 < self.retry.attempts:
                     self.sleep(self.retry.delay(attempt, retry_after_seconds(response.headers)))
                     continue

@@ -466,3 +466,56 @@ def test_coinglass_asks_the_reference_scope_pages_by_1000_and_shares_one_rate_wi
     a = CoinGlass("BTC", key="cg-key", base_url=server.url).source(path)
     b = CoinGlass("ETH", key="cg-key", base_url=server.url).source(path)
     assert a.rate is b.rate is KEY_RATES[("cg-key", server.url)]
+
+
+def test_coinalyze_counts_every_symbol_as_a_call_names_huobi_htx_and_keeps_complete_windows_on_a_quota_stop(
+        server: ProviderServer, store: HistoryStore) -> None:
+    """Coinalyze v1: 40 calls / min where each symbol of a request is one call; 'Huobi' is HTX (code 4); a 429 whose
+    Retry-After is past the minute stops the provider but keeps every window every symbol batch answered."""
+    from features.sources.coinalyze import DAYS_PER_CALL, SYMBOLS_PER_CALL
+
+    server.add("/exchanges", (200, [{"name": "Binance", "code": "A"}, {"name": "Huobi", "code": "4"}], {}))
+    symbols = [f"BTC{i:02d}USDT_PERP.A" for i in range(SYMBOLS_PER_CALL)] + ["BTCUSDT_PERP.4"]  # 21 markets: two batches a window
+    server.add("/future-markets", (200, [{"symbol": s, "base_asset": "BTC", "is_perpetual": True} for s in symbols], {}))
+    t = int(T0.timestamp())
+    window = (200, [{"symbol": s, "history": [{"t": t, "l": 1.0, "s": 2.0}]} for s in symbols[:1]], {})
+    server.add("/liquidation-history", window, window, (429, {"error": "limit"}, {"Retry-After": "3600"}))
+    sleeps = Sleeps()
+    connector = Coinalyze("BTC", key="ca-key", base_url=server.url, sleep=sleeps)
+    with pytest.raises(QuotaExhausted) as stop:
+        connector.fetch("liquidations_coinalyze", T0, T0 + pd.Timedelta(days=DAYS_PER_CALL + 5), ctx(store, "liquidations_coinalyze"))
+    batches = [q["symbols"].split(",") for q in server.queries("/liquidation-history")]
+    assert "BTCUSDT_PERP.4" in batches[1]  # HTX's market is read although the list calls it Huobi
+    assert stop.value.partial is not None and stop.value.partial.index.tolist() == [T0]  # the first window, complete, is kept
+    assert sleeps and max(sleeps) > 0  # 2 + 20 + 1 + 20 calls within a minute exceed 40: the limiter waited, no 429 was provoked
+    limiter = RateLimit(40, 60.0)
+    waits: list[float] = []
+    clock = iter([0.0, 0.0, 1.0, 1.0])
+    limiter.wait(clock=lambda: next(clock), sleep=waits.append, cost=30)
+    limiter.wait(clock=lambda: next(clock), sleep=waits.append, cost=20)  # 50 > 40: waits for the window
+    assert waits == [59.0]
+
+
+def test_bgeometrics_never_retries_a_429_and_a_null_value_is_one_missing_day(server: ProviderServer, store: HistoryStore) -> None:
+    from features.sources.bgeometrics import BGeometrics
+
+    rows = bg("sthSopr", 3, 1.01)
+    rows[1]["sthSopr"] = None  # a day the provider has not computed
+    server.add("/sth-sopr", (200, rows, {}))
+    server.add("/asopr", (429, {"error": "quota"}, {}))  # no Retry-After: stop, do not spend the day's quota on retries
+    with pytest.raises(QuotaExhausted) as stop:
+        BGeometrics("BTC", base_url=server.url, sleep=Sleeps()).fetch("onchain_cohorts", T0, T0 + pd.Timedelta(days=2), ctx(store, "onchain_cohorts"))
+    assert len(server.queries("/asopr")) == 1
+    kept = stop.value.partial
+    assert kept.index.tolist() == [T0, T0 + pd.Timedelta(days=2)] and kept["sth_sopr"].tolist() == [1.01, 1.01]  # the null day stays missing
+
+
+def test_an_http_451_from_binance_is_a_named_refusal_and_not_retried(server: ProviderServer, store: HistoryStore) -> None:
+    """ccxt maps 400/403/451 to ExchangeNotAvailable; a 451 (restricted region, ccxt#16044) is said once, never retried."""
+    from features.sources.exchanges import BinanceSpot
+
+    server.add("/api/v3/klines", (451, {"code": 0, "msg": "Service unavailable from a restricted location"}, {}))
+    sleeps = Sleeps()
+    with pytest.raises(ProviderError, match="HTTP 451: the exchange refuses requests from this region"):
+        BinanceSpot("BTC", base_url=server.url, sleep=sleeps).fetch("ohlcv", T0, T0 + pd.Timedelta(days=2), ctx(store, "ohlcv"))
+    assert len(server.queries("/api/v3/klines")) == 1 and sleeps == []
