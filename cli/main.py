@@ -13,6 +13,7 @@ from tabulate import tabulate
 
 from cascade_radar.config import ASSETS, Settings, get_settings
 from cascade_radar.rules import AUTO, BASES, BASIS_RULE
+from features.families import family_of, load_families
 from features.store import HistoryStore
 
 COINS = " ".join(ASSETS)
@@ -219,6 +220,7 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # ---------------------------------------------------------------- daily operation
+EXIT_NOT_REFRESHED = 4  # `data update`: a series the champion reads could not be refreshed by any of its providers
 EXIT_OUTDATED = 3  # `today` / `daily`: a coin's answer is missing or older than alerts.max_age_days (cron and systemd notice)
 
 
@@ -460,6 +462,20 @@ def cmd_data_update(args: argparse.Namespace, settings: Settings) -> int:
     print()
     print(tabulate([[o.series, o.source, o.new_rows, _day(o.last_day), o.skipped or "-"] for o in outcomes],
                    headers=["series", "source", "new rows", "last day", "skipped (why)"]))
+    from features.sources.update import not_refreshed, series_read_by
+    from forecast.predict import load_champion
+
+    try:  # the families the champion reads; without one, every family counts
+        model = load_champion(settings).model
+        families = sorted({family_of(f) for f in [*model.cascade_features, *model.direction_features]})
+    except Exception:  # noqa: BLE001 - no champion yet: judge every series
+        families = list(load_families())
+    missed = not_refreshed(outcomes, series_read_by(families))
+    if missed:
+        for series, reasons in missed.items():
+            print(f"NOT refreshed, and the model reads it: {series} — {'; '.join(reasons)}")
+        print(f"(exit {EXIT_NOT_REFRESHED}: forecasts will go stale on these families)")
+        return EXIT_NOT_REFRESHED
     return 0
 
 
@@ -478,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     providers = load_connectors()
     keys = "; ".join(f"{name}: {cls.key_env} ({'required' if cls.key_required else 'optional'})" for name, cls in providers.items() if cls.key_env)
     upd = data.add_parser("update", help="fetch new days from the live providers (incremental, atomic per series)",
-                          epilog=f"API keys are read from the environment — {keys}")
+                          epilog=f"API keys are read from the environment — {keys}. Exit 1: no provider reachable; exit "
+                          f"{EXIT_NOT_REFRESHED}: a series the champion reads was refreshed by none of its providers (each one's reason printed)")
     upd.add_argument("--source", action="append", choices=list(providers), metavar="NAME",
                      help=f"only this provider (repeatable): {', '.join(providers)}")
     upd.set_defaults(handler=cmd_data_update)

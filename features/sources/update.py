@@ -119,3 +119,22 @@ def run_update(store: HistoryStore, connectors: list[Connector], until: pd.Times
             if progress:
                 progress(outcome)
     return outcomes
+
+
+def series_read_by(families: list[str] | tuple[str, ...]) -> set[str]:
+    """The stored series that feed ``families`` (their inputs, and the series a derived input is taken from)."""
+    from features.families import load_families
+
+    registry = load_families()
+    columns = {c for fam in families if fam in registry for name in (*registry[fam].inputs, *registry[fam].optional_inputs)
+               for c in (name, *DERIVED_INPUTS.get(name, ()))}
+    return {series for series, schema in SERIES.items() if columns & set(schema.columns)}
+
+
+def not_refreshed(outcomes: list[SeriesOutcome], read: set[str]) -> dict[str, list[str]]:
+    """Series the model reads for which every provider that serves them was skipped, with each one's reason."""
+    by_series: dict[str, list[SeriesOutcome]] = {}
+    for outcome in outcomes:
+        by_series.setdefault(outcome.series, []).append(outcome)
+    return {series: [f"{o.source}: {o.skipped}" for o in found] for series, found in by_series.items()
+            if series in read and all(o.skipped for o in found)}

@@ -519,3 +519,20 @@ def test_an_http_451_from_binance_is_a_named_refusal_and_not_retried(server: Pro
     with pytest.raises(ProviderError, match="HTTP 451: the exchange refuses requests from this region"):
         BinanceSpot("BTC", base_url=server.url, sleep=sleeps).fetch("ohlcv", T0, T0 + pd.Timedelta(days=2), ctx(store, "ohlcv"))
     assert len(server.queries("/api/v3/klines")) == 1 and sleeps == []
+
+
+def test_a_series_the_model_reads_that_no_provider_refreshed_is_named() -> None:
+    """`data update` exits 4 on these: every provider of the series skipped it (positioning, refreshed by Binance although
+    CoinGlass had no key, is not one)."""
+    from features.sources.update import SeriesOutcome, not_refreshed, series_read_by
+
+    read = series_read_by(["funding", "positioning", "liqmem"])
+    assert {"funding_binance", "positioning", "liquidations"} <= read and "exchange_flows" not in read
+    outcomes = [SeriesOutcome("coinglass", "positioning", skipped="needs an API key: set CASCADE_RADAR_COINGLASS_API_KEY"),
+                SeriesOutcome("binance-usdm-positioning", "positioning", new_rows=3),
+                SeriesOutcome("coinglass", "liquidations", skipped="needs an API key: set CASCADE_RADAR_COINGLASS_API_KEY"),
+                SeriesOutcome("coinalyze", "liquidations_coinalyze", skipped="quota exhausted; resume after 2026-12-02 12:00 UTC"),
+                SeriesOutcome("coinmetrics", "exchange_flows", skipped="HTTP 500")]
+    assert not_refreshed(outcomes, read) == {
+        "liquidations": ["coinglass: needs an API key: set CASCADE_RADAR_COINGLASS_API_KEY"],
+        "liquidations_coinalyze": ["coinalyze: quota exhausted; resume after 2026-12-02 12:00 UTC"]}
