@@ -262,6 +262,8 @@ class Settings(BaseSettings):
     serving_registry_check_seconds: float = Field(default=60.0, ge=0, description="how often (at most) the service looks for a new "
                                                   "champion in the registry; a moved alias is loaded in the background")
     bentoml_port: int = 3000
+    provider_urls: dict[str, str] = Field(default={}, description="per connector name, a base URL that replaces the provider's own (a "
+                                          "local emulator, a proxy); CASCADE_RADAR_PROVIDER_URLS as a JSON object")
 
     features: FeatureConfig = FeatureConfig()
     labels: LabelConfig = LabelConfig()

@@ -437,7 +437,7 @@ def cmd_data_update(args: argparse.Namespace, settings: Settings) -> int:
     from features.sources.update import build_connectors, run_update
 
     store = open_store(settings)
-    connectors = build_connectors(settings.asset, args.source or None)
+    connectors = build_connectors(settings.asset, args.source or None, base_urls=settings.provider_urls)
     unavailable = {c.name: reason for c in connectors if (reason := c.unavailable())}
 
     from tqdm import tqdm

@@ -75,7 +75,7 @@ def update_stores(settings: Settings, log: Callable[[str], None]) -> list[str]:
     notes = []
     for asset in settings.assets:
         try:
-            outcomes = run_update(HistoryStore(settings.for_asset(asset).data_path), build_connectors(asset))
+            outcomes = run_update(HistoryStore(settings.for_asset(asset).data_path), build_connectors(asset, base_urls=settings.provider_urls))
         except Exception as exc:  # noqa: BLE001
             notes.append(f"{asset}: update failed ({exc.__class__.__name__}: {exc}); going on with what is stored")
             continue

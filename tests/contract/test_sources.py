@@ -536,3 +536,21 @@ def test_a_series_the_model_reads_that_no_provider_refreshed_is_named() -> None:
     assert not_refreshed(outcomes, read) == {
         "liquidations": ["coinglass: needs an API key: set CASCADE_RADAR_COINGLASS_API_KEY"],
         "liquidations_coinalyze": ["coinalyze: quota exhausted; resume after 2026-12-02 12:00 UTC"]}
+
+
+def test_the_daily_job_reads_provider_urls_from_settings(server: ProviderServer, settings: Settings, store: HistoryStore,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """CASCADE_RADAR_PROVIDER_URLS points a connector at another host (an emulator): the daily job's update goes there."""
+    import json as _json
+
+    from operations.daily import update_stores
+
+    server.add("/api/v3/klines", (200, candles(T0, 3), {}))
+    monkeypatch.setenv("CASCADE_RADAR_PROVIDER_URLS", _json.dumps({"binance-spot": server.url}))
+    configured = Settings(data_dir=settings.data_dir, assets=["BTC"])
+    assert configured.provider_urls == {"binance-spot": server.url}
+    monkeypatch.setattr("features.sources.update.load_connectors", lambda: {"binance-spot": load_connectors()["binance-spot"]})
+    monkeypatch.setattr("features.sources.update.last_complete_day", lambda: T0 + pd.Timedelta(days=2))
+    notes = update_stores(configured, log=lambda m: None)
+    assert notes == ["BTC: +3 new rows"] and server.queries("/api/v3/klines")
+    assert HistoryStore(configured.data_path).last_day("ohlcv") == T0 + pd.Timedelta(days=2)
