@@ -66,6 +66,7 @@ class Selection:
     chosen: Candidate
     cascade_scores: dict[str, float]  # "families / params" -> mean per-coin ROC-AUC
     direction_scores: dict[str, float]  # direction key -> mean per-coin direction ROC-AUC
+    folds: list[Fold] = field(default_factory=list)  # the inner folds every candidate was scored on (what the choice saw)
 
 
 def mean_per_coin(oof: pd.DataFrame, direction: bool = False) -> float:
@@ -142,7 +143,7 @@ def select(pool: Pool, days: pd.DatetimeIndex, settings: Settings, progress: Pro
         if progress is not None:
             progress(candidate.name)
     chosen = max(direction_scores, key=lambda k: np.nan_to_num(direction_scores[k], nan=-1.0))
-    return Selection(Candidate(families, params, chosen), cascade_scores, direction_scores)
+    return Selection(Candidate(families, params, chosen), cascade_scores, direction_scores, folds)
 
 
 @dataclass

@@ -281,8 +281,9 @@ def test_no_network_leaves_the_store_as_it_was(settings: Settings, store: Histor
     before = {p.name: p.read_bytes() for p in store.root.iterdir()}
     closed = "http://127.0.0.1:9"  # nothing listens on the discard port
     names = ["binance-spot", "binance-usdm-funding", "bybit-oi", "coinmetrics", "bgeometrics"]
-    outcomes = run_update(store, build_connectors("BTC", names, base_urls={n: closed for n in names}), until=T0 + pd.Timedelta(days=3))
-    assert all(o.network_down for o in outcomes)
+    connectors = build_connectors("BTC", names, base_urls={n: closed for n in names})
+    outcomes = run_update(store, connectors, until=T0 + pd.Timedelta(days=3))
+    assert len(outcomes) == sum(len(c.plans) for c in connectors) == 5 and all(o.network_down for o in outcomes)
     assert {p.name: p.read_bytes() for p in store.root.iterdir()} == before
 
 
@@ -329,6 +330,10 @@ def test_connector_contract(name: str, series: str, server: ProviderServer, stor
     frame = connector.fetch(series, T0, end, ctx(store, series, cls.needs_price))
     assert len(frame) >= 1 and frame.index.min() >= T0 and frame.index.max() <= end
     assert store.append(series, frame, name).new_rows == len(frame)
+    if name == "binance-usdm-candles":  # its only parser test: hand-written values of the documented kline
+        # [open time, "100.0", "110.0", "90.0", "105.0", base volume "12.5", close time, quote volume "1312.5", ...]
+        assert frame.iloc[0][["perp_open_usd", "perp_high_usd", "perp_low_usd", "perp_close_usd", "perp_volume_usd"]].tolist() == [
+            100.0, 110.0, 90.0, 105.0, 1312.5]  # the quote (USDT) volume, not the base volume
     required = SERIES[series].required_columns
     assert frame[required].notna().all().all(), f"{name} left required columns of {series} empty"
     # an empty page is no data, not an error

@@ -145,7 +145,7 @@ while True:
     os.kill(proc.pid, signal.SIGKILL)  # somewhere in the middle of a write
     proc.wait()
     rows = Ledger(path).read()  # whatever was written completely is intact
-    assert len(rows) >= 1
+    assert len(rows) >= 20  # at least the 20 lines it was given time to write
     Ledger(path).append([{"asset": "ETH", "day": "2024-01-01", "model_version": "1", "p_cascade": 0.1}])
     assert len(Ledger(path).read()) == len(rows) + 1
     assert not list(tmp_path.glob(".*.tmp"))  # the killed writer's temporary file is gone

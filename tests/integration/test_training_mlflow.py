@@ -40,7 +40,11 @@ def test_the_run_records_config_data_metrics_plots_and_oof(trained, settings: Se
     ft, result = trained
     run = MlflowClient().get_run(result.run_id)
     assert run.data.params["labels.horizon_days"] == "14"
-    assert len(run.data.tags["feature_table_hash"]) == 16
+    from training.train import table_hash
+
+    # the real hash of the pooled table trained on (one coin here): a changed table changes it
+    assert run.data.tags["feature_table_hash"] == table_hash(ft.table.assign(asset=settings.asset))
+    assert table_hash(ft.table.assign(asset=settings.asset).iloc[:-1]) != run.data.tags["feature_table_hash"]
     for name in ("model", "base_rate", "rule", "logistic", "volatility"):
         assert f"{name}_pr_auc" in run.data.metrics and f"{name}_brier_skill" in run.data.metrics
     artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id, "evaluation")}

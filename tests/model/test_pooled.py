@@ -113,10 +113,12 @@ def test_nested_selection_chooses_inside_each_outer_training_window(two_coins) -
 
     pool = Pool.of(tables, model_features(first.features, settings.model.model_copy(update={"families": None})))
     for fold in evaluation.folds:
-        inner = inner_folds(pool, fold.train_days, settings)
-        # no inner test day (hence no choice) reaches into the outer test block, or even its purge gap
-        assert max(f.test_end for f in inner) <= fold.train_end < fold.test_start
         selection = per_fold[fold.number]
+        # the folds `select` really scored on (recorded by it): none of their days — training or test — reaches into the
+        # outer test block, or even its purge gap
+        assert selection.folds and max(f.test_end for f in selection.folds) <= fold.train_end < fold.test_start
+        assert max(max(f.train_days) for f in selection.folds) <= fold.train_end
+        assert [f.test_end for f in selection.folds] == [f.test_end for f in inner_folds(pool, fold.train_days, settings)]
         assert set(selection.cascade_scores) == {"price / shallow", "six / shallow"}
         assert set(selection.direction_scores) == {"same", "funding", "funding_score"}
         chosen = max(selection.cascade_scores, key=selection.cascade_scores.get)

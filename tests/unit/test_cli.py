@@ -32,6 +32,7 @@ def test_missing_reference_dir_is_one_line_not_a_traceback(env: Path, capsys: py
 def test_import_then_status_lists_every_series(env: Path, reference_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("CASCADE_RADAR_REFERENCE_DIR", str(reference_dir))
     assert cli.main(["--asset", "ETH", "data", "import-reference"]) == 0
+    capsys.readouterr()  # the import's own table names the series too: read each command's output on its own
     assert cli.main(["--asset", "ETH", "data", "status"]) == 0
     out = capsys.readouterr().out
     for series in ("open_interest", "funding_binance", "onchain_cohorts", "liquidations", "liquidations_binance"):
