@@ -8,7 +8,7 @@ context coin's panel, which is where their features come from.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,7 +30,9 @@ class Freshness:
     stale: bool  # no value within ``stale_after_days`` before the answered day (or none at all)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        # flat fields: a plain dict (dataclasses.asdict deep-copies recursively, ~0.05 ms a family on the /predict path)
+        return {"family": self.family, "read_by_model": self.read_by_model, "data_through": self.data_through,
+                "days_behind": self.days_behind, "stale": self.stale}
 
 
 def family_present(panel: pd.DataFrame, inputs: tuple[str, ...], optional: tuple[str, ...]) -> pd.Series:

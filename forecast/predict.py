@@ -156,8 +156,13 @@ class CoinForecaster:
         missing_count = np.sum([self._missing[fam] for fam in self.read_families], axis=0) if self.read_families else np.zeros(len(self.features))
         self._answerable = np.asarray(missing_count <= self.settings.alerts.max_missing_families, dtype=bool)
         self._values = values
+        self._table = self.features.to_numpy(dtype=float)  # every feature, for the sentence's words (a row as one array)
         # the seed's checklist, every family's warning signs on every day, whether or not the model reads the family
-        self._warnings = [(fam.name, w, w.on(self.features).to_numpy(dtype=bool)) for fam in load_families().values() for w in fam.warnings]
+        # (family, warning, on per day, {feature: values per day}): a day's checklist is an index lookup
+        self._warnings = [(fam.name, w, w.on(self.features).to_numpy(dtype=bool),
+                           {f: self.features[f].to_numpy(dtype=float) if f in self.features else np.full(len(self.features), np.nan)
+                            for f in w.features})
+                          for fam in load_families().values() for w in fam.warnings]
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -230,10 +235,7 @@ class CoinForecaster:
                                    f"all but at most {self.settings.alerts.max_missing_families} of the families the model reads "
                                    f"({', '.join(self.read_families)})", 503)
             return last
-        day = pd.Timestamp(day)
-        if day < self.first_day or day > self.last_day:
-            raise Unanswerable(f"{day.date()} is outside the history ({self.first_day.date()}..{self.last_day.date()}); "
-                               f"answerable days: {self.answerable_span()}")
+        day = self._inside(pd.Timestamp(day), f"{pd.Timestamp(day).date()}", f"; answerable days: {self.answerable_span()}")
         reason = self.refusal(day)
         if reason is not None:
             raise Unanswerable(reason)
@@ -262,11 +264,14 @@ class CoinForecaster:
 
     def check_span(self, start: dt.date | pd.Timestamp, end: dt.date | pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
         """(start, end) as days, both inside the history, else Unanswerable naming the one outside."""
-        first, last = pd.Timestamp(start), pd.Timestamp(end)
-        for name, value in (("start", first), ("end", last)):
-            if value < self.first_day or value > self.last_day:
-                raise Unanswerable(f"{name} {value.date()} is outside the history ({self.first_day.date()}..{self.last_day.date()})")
-        return first, last
+        return (self._inside(pd.Timestamp(start), f"start {pd.Timestamp(start).date()}"),
+                self._inside(pd.Timestamp(end), f"end {pd.Timestamp(end).date()}"))
+
+    def _inside(self, day: pd.Timestamp, said: str, hint: str = "") -> pd.Timestamp:
+        """``day`` if the history holds it, else Unanswerable: '<said> is outside the history (first..last)<hint>'."""
+        if day < self.first_day or day > self.last_day:
+            raise Unanswerable(f"{said} is outside the history ({self.first_day.date()}..{self.last_day.date()}){hint}")
+        return day
 
     def forecast_range(self, start: dt.date | pd.Timestamp, end: dt.date | pd.Timestamp, basis: str = AUTO) -> dict[str, object]:
         """The headline numbers of every answerable day in [start, end], and the refused runs with why."""
@@ -311,10 +316,10 @@ class CoinForecaster:
             "freshness": [f.as_dict() for f in freshness], "stale": [f.family for f in freshness if f.stale],
             "missing_families": missing, "top_drivers": drivers,
         }
-        row = self.features.iloc[self.features.index.get_loc(day)]
+        row = pd.Series(self._table[i], index=self.features.columns)  # explained days are the feature table's days
         answer["checklist"] = [{"family": fam, "warning": w.label, "on": bool(on[i]), "rule": f"{' or '.join(w.features)} {w.op} {w.threshold:g}",
-                                "values": {f: _num(row.get(f, np.nan)) for f in w.features}, "read_by_model": fam in self.read_families}
-                               for fam, w, on in self._warnings]
+                                "values": {f: _num(v[i]) for f, v in values.items()}, "read_by_model": fam in self.read_families}
+                               for fam, w, on, values in self._warnings]
         against = None
         if ex.direction_shap is not None and np.isfinite(ex.direction_base[i]) and not answer["side_uncertain"]:
             dfam = {k: v for k, v in self._by_family(ex.direction_shap[i]).items() if k not in missing}

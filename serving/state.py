@@ -22,9 +22,9 @@ from pydantic import BaseModel
 
 from cascade_radar.config import Settings
 from cascade_radar.rules import AUTO, OUT_OF_FOLD, first_warning, side
-from features.build import MarketContext, is_context_coin, load_market_context
+from features.build import MarketContext
 from features.labels import Labels, build_labels
-from forecast.predict import CoinForecaster, NotReady, Unanswerable
+from forecast.predict import CoinForecaster, NotReady, Unanswerable, load_coins
 
 
 class RequestError(ValueError):
@@ -71,9 +71,15 @@ class ServingState:
             forecaster = CoinForecaster.load(settings, context)
         except NotReady as exc:
             return cls(settings, reason=str(exc))
-        state = cls(settings, forecaster, context=forecaster.context)
-        state.forecaster.explained(AUTO)  # every day explained at start-up: a request is an index lookup
-        return state
+        return cls.of(settings, forecaster)
+
+    @classmethod
+    def of(cls, settings: Settings, forecaster: CoinForecaster | None, reason: str = "") -> ServingState:
+        """The state of a loaded forecaster (or of a coin that has none, with the reason)."""
+        if forecaster is None:
+            return cls(settings, reason=reason or "not loaded")
+        forecaster.explained(AUTO)  # every day explained at start-up: a request is an index lookup
+        return cls(settings, forecaster, context=forecaster.context)
 
     @property
     def identity(self) -> dict[str, str]:
@@ -235,14 +241,10 @@ class CoinStates:
             from serving.package import packaged_assets
 
             settings = settings.model_copy(update={"assets": packaged_assets(settings.packaged_path) or settings.assets})
-        # the context coin's data are read and turned into features once, for every other coin
-        others = [a for a in settings.assets if not is_context_coin(settings.for_asset(a))]
-        try:
-            context = load_market_context(settings) if others else None
-        except Exception:  # noqa: BLE001 - each coin's own load then says why
-            context = None
-        states = {asset: ServingState.load(settings.for_asset(asset), context) for asset in settings.assets}
-        return cls(settings, states, context)
+        coins = load_coins(settings)  # the context coin's data read and turned into features once, for every coin
+        states = {asset: ServingState.of(settings.for_asset(asset), coins.forecasters.get(asset), coins.reasons.get(asset, ""))
+                  for asset in settings.assets}
+        return cls(settings, states, coins.context)
 
     @property
     def ready(self) -> bool:
