@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export MPLBACKEND := Agg
 
-.PHONY: help setup browser lock lint data-reference data status features features-list events train tune evaluate today daily ledger explain replay bench serve bento ui ui-stop docs test clean
+.PHONY: help setup browser lock lint data-reference data status features features-list events train tune evaluate today daily ledger rehearse explain replay bench serve bento ui ui-stop docs test clean
 
 help: ## list every target with a one-line description
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ today: setup ## today's risk for every coin: P(cascade), side, alert, drivers, f
 
 daily: setup ## the daily job (cron / systemd: deploy/): update the store, forecast every coin, append to the ledger, send alerts
 	$(CR) daily
+
+rehearse: setup ## the daily job rehearsed against emulated providers (loopback): store cut 60 days before the reference's end, every value, feature, forecast, ledger row and alert checked, then with faults; exit 1 on any mismatch
+	$(CR) rehearse
 
 ledger: setup ## print the forecast ledger and its live track record
 	$(CR) ledger

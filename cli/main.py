@@ -433,6 +433,31 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+EXIT_REHEARSAL_MISMATCH = 1  # `rehearse`: some value, forecast or alert differed from the reference's
+
+
+def cmd_rehearse(args: argparse.Namespace, settings: Settings) -> int:
+    from features.sources.reference import ReferenceDataError
+    from operations.rehearse import rehearse
+
+    if args.replay_days is not None and args.replay_days < 1:
+        raise UserError(f"--replay-days {args.replay_days}: expected a number of days >= 1")
+    workspace = settings.reports_root / "rehearsal"
+    started = time.perf_counter()
+    try:
+        result = rehearse(settings.model_copy(update={"assets": _assets(args, settings)}), workspace, cut=_parse_day(args.cut, "--cut"),
+                          faults=not args.no_faults, replay_days=args.replay_days)
+    except ReferenceDataError as exc:
+        raise UserError(f"the rehearsal reads the reference history: {exc}") from None
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    print(f"rehearsal in {workspace} took {time.perf_counter() - started:.0f} s")
+    if result.mismatches:
+        print(f"(exit {EXIT_REHEARSAL_MISMATCH}: {len(result.mismatches)} mismatch(es) with the reference)")
+        return EXIT_REHEARSAL_MISMATCH
+    return 0
+
+
 def cmd_data_update(args: argparse.Namespace, settings: Settings) -> int:
     from features.sources.update import build_connectors, run_update
 
@@ -529,6 +554,14 @@ def build_parser() -> argparse.ArgumentParser:
                      "is answered as the forecast path answers it (basis 'auto': out-of-fold where the champion saw the day)")
     dly.add_argument("--no-update", action="store_true", help="skip fetching from the live providers")
     dly.set_defaults(handler=cmd_daily)
+    reh = sub.add_parser("rehearse", help="rehearse the daily job end to end against emulated providers (loopback only): the store cut "
+                         "at a past day, the providers serving the reference's later days, every value, forecast, ledger row and "
+                         "alert checked against the reference; then once more with faults",
+                         epilog=f"exit {EXIT_REHEARSAL_MISMATCH} on any mismatch; the workspace is reports/rehearsal/ (emptied first)")
+    reh.add_argument("--cut", help="the day the store is cut at, YYYY-MM-DD (default: 60 days before the reference's liquidations end)")
+    reh.add_argument("--no-faults", action="store_true", help="skip the second run with faults injected")
+    reh.add_argument("--replay-days", type=int, help="replay only this many days after the cut (default: every answerable day)")
+    reh.set_defaults(handler=cmd_rehearse)
     led = sub.add_parser("ledger", help="print the forecast ledger and score its rows whose horizon has passed")
     led.add_argument("--tail", type=int, default=20, help="rows shown (the track record uses all)")
     led.set_defaults(handler=cmd_ledger)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from cascade_radar.config import Settings
+from features.sources.update import SeriesOutcome
 from features.store import HistoryStore
 from forecast.predict import Coins, Unanswerable, load_coins
 from operations.alerts import deliver, payload, trigger
@@ -36,6 +37,7 @@ class DailyReport:
     appended: list[dict[str, object]] = field(default_factory=list)
     sent: list[dict[str, object]] = field(default_factory=list)
     update_notes: list[str] = field(default_factory=list)
+    update_outcomes: dict[str, list[SeriesOutcome]] = field(default_factory=dict)  # per coin, per series
 
     @property
     def outdated(self) -> list[str]:
@@ -68,39 +70,47 @@ def forecasts(settings: Settings, days: list[pd.Timestamp] | None = None, assets
     return out
 
 
-def update_stores(settings: Settings, log: Callable[[str], None]) -> list[str]:
-    """Fetch new days for every coin from the live providers; offline or failing providers are reported, not fatal."""
+def update_stores(settings: Settings, log: Callable[[str], None], sleep: Callable[[float], None] | None = None,
+                  keys: dict[str, str] | None = None) -> tuple[list[str], dict[str, list[SeriesOutcome]]]:
+    """Fetch new days for every coin from the live providers; offline or failing providers are reported, not fatal.
+    Returns a line per coin and, per coin, every series' outcome (what was fetched, skipped and why)."""
     from features.sources.update import build_connectors, run_update
 
-    notes = []
+    notes: list[str] = []
+    outcomes: dict[str, list[SeriesOutcome]] = {}
     for asset in settings.assets:
         try:
-            outcomes = run_update(HistoryStore(settings.for_asset(asset).data_path), build_connectors(asset, base_urls=settings.provider_urls))
+            connectors = build_connectors(asset, base_urls=settings.provider_urls, sleep=sleep, keys=keys)
+            outcomes[asset] = run_update(HistoryStore(settings.for_asset(asset).data_path), connectors)
         except Exception as exc:  # noqa: BLE001
             notes.append(f"{asset}: update failed ({exc.__class__.__name__}: {exc}); going on with what is stored")
             continue
-        tried = [o for o in outcomes if not o.skipped.startswith(("needs an API key", f"no {asset} data"))]  # providers that could run
+        found = outcomes[asset]
+        tried = [o for o in found if not o.skipped.startswith(("needs an API key", f"no {asset} data"))]  # providers that could run
         if tried and all(o.network_down for o in tried):
             notes.append(f"{asset}: offline — no provider reachable; going on with what is stored")
-        else:
-            new = sum(o.new_rows for o in outcomes)
-            notes.append(f"{asset}: +{new} new rows")
+            continue
+        notes.append(f"{asset}: +{sum(o.new_rows for o in found)} new rows")
+        # what could not be refreshed, and why (quota, region, splice refused, a bad page): the day's answer may go stale on it
+        notes += [f"{asset}:   {o.source} {o.series} skipped — {o.skipped}" for o in tried if o.skipped and not o.network_down]
     for note in notes:
         log(note)
-    return notes
+    return notes, outcomes
 
 
 def daily(settings: Settings, days: list[pd.Timestamp] | None = None, update: bool | None = None, log: Callable[[str], None] = print,
-          sleep: Callable[[float], None] | None = None, assets: list[str] | None = None) -> DailyReport:
+          sleep: Callable[[float], None] | None = None, assets: list[str] | None = None, fetch_sleep: Callable[[float], None] | None = None,
+          keys: dict[str, str] | None = None) -> DailyReport:
     """The once-a-day job: update, forecast every coin, append to the ledger, alert. Run twice, it adds and sends nothing.
 
     ``days``: replay these past days instead of the last answerable one (oldest first; one pass, the store is not
-    updated unless ``update`` says so)."""
+    updated unless ``update`` says so). ``sleep``: the webhooks' backoff; ``fetch_sleep`` and ``keys``: the connectors' waits and
+    API keys (default: real sleeps, keys from the environment)."""
     import time
 
     report = DailyReport([])
     if update if update is not None else (settings.alerts.update_store and days is None):
-        report.update_notes = update_stores(settings, log)
+        report.update_notes, report.update_outcomes = update_stores(settings, log, fetch_sleep, keys)
     report.forecasts = forecasts(settings, sorted(days) if days else None, assets)
     ledger = Ledger(settings.ledger_path)
     history = ledger.read()

@@ -25,6 +25,15 @@ TEST_MODEL = ModelConfig(families=["price", "oi", "funding", "flows", "sopr", "n
                          num_leaves=4, max_depth=2, min_child_samples=100, n_estimators=200, learning_rate=0.02)
 
 
+@pytest.fixture(autouse=True)
+def _a_new_process_forgets_spent_quotas():  # noqa: ANN202 - each test is a run of its own, as each cron run is a process
+    from features.sources.update import QUOTA_STOPS
+
+    QUOTA_STOPS.clear()
+    yield
+    QUOTA_STOPS.clear()
+
+
 @pytest.fixture(scope="session")
 def synthetic() -> SyntheticHistory:
     return generate_history(seed=11)

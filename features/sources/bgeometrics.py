@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from features.sources.base import Connector, FetchContext, SeriesPlan
-from features.sources.http import HttpSource, QuotaExhausted, RateLimit, RetryPolicy, require, require_float, require_list
+from features.sources.http import HttpSource, QuotaExhausted, RateLimit, RetryPolicy, converted, require, require_float, require_list
 
 # endpoint -> (value field, store column, transform)
 METRICS: dict[str, tuple[str, str]] = {
@@ -64,7 +64,7 @@ class BGeometrics(Connector):
             days = pd.DatetimeIndex(pd.to_datetime([require(r, "d", self.name, path) for r in rows], format="%Y-%m-%d"), name="date")
             values = np.array([require_float(r, field, self.name, path) for r in rows])
             if endpoint == "sth-mvrv":
-                values = 1.0 - 1.0 / np.where(values > 0, values, np.nan)
+                values = converted(1.0 - 1.0 / np.where(values > 0, values, np.nan))
             columns[column] = pd.Series(values, index=days).groupby(level=0).last()
         if not columns:
             return pd.DataFrame()

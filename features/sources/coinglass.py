@@ -17,7 +17,7 @@ import pandas as pd
 
 from cascade_radar.config import ASSETS
 from features.sources.base import Connector, FetchContext, SeriesPlan
-from features.sources.http import HttpSource, ProviderError, RateLimit, day_start, require, require_float, require_list, utc_days
+from features.sources.http import HttpSource, ProviderError, RateLimit, converted, day_start, require, require_float, require_list, utc_days
 
 REFERENCE_EXCHANGES = "Binance,OKX,Bybit"  # the reference history's scope, for liquidations and taker volume alike
 PERCENT = 0.01
@@ -73,7 +73,8 @@ class CoinGlass(Connector):
         index = utc_days([int(require(r, "time", self.name, endpoint)) for r in rows], "ms")
         out = pd.DataFrame(index=index)
         for field, (column, scale) in fields.items():
-            out[column] = [require_float(r, field, self.name, endpoint) * scale for r in rows]
+            values = [require_float(r, field, self.name, endpoint) for r in rows]
+            out[column] = converted([v * scale for v in values]) if scale != 1.0 else values
         return out[~out.index.duplicated(keep="last")].sort_index()
 
     def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, context: FetchContext) -> pd.DataFrame:

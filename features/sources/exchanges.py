@@ -217,8 +217,8 @@ class BinancePositioning(ExchangeConnector):
         return frame.loc[start:end] if len(frame) else pd.DataFrame()
 
     def _series(self, page: list[dict[str, Any]], field: str, endpoint: str) -> pd.Series:
-        if not page:
-            return pd.Series(dtype="float64")
+        if not page:  # an empty answer: no days (a day index still, or joining it to the other endpoints' days breaks the frame)
+            return pd.Series(dtype="float64", index=pd.DatetimeIndex([], name="date"))
         t = [int(require(r, "timestamp", self.name, endpoint)) for r in page]
         values = pd.Series([require_float(r, field, self.name, endpoint) for r in page], index=utc_days(t, "ms"))
         return values[~values.index.duplicated(keep="last")].sort_index()

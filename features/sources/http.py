@@ -171,6 +171,16 @@ class HttpSource:
         raise ProviderError(self.provider, endpoint, f"gave up after {self.retry.attempts} attempts ({last})")
 
 
+SIGNIFICANT_DIGITS = 12
+
+
+def converted(values: np.ndarray | list[float]) -> np.ndarray:
+    """Values after a unit conversion (percent to fraction, MVRV to NUPL), rounded to 12 significant digits: the conversion's
+    float noise (``1 - 1/m`` is 1e-16 off) is below any provider's precision, yet it would break ties with the stored
+    history's values that the expanding-percentile features count."""
+    return np.array([float(f"{v:.{SIGNIFICANT_DIGITS}g}") if np.isfinite(v) else v for v in np.asarray(values, dtype=float)])
+
+
 def day_start(ts: pd.Timestamp) -> int:
     """Milliseconds since the epoch of a UTC day start."""
     return int(pd.Timestamp(ts).normalize().value // 1_000_000)

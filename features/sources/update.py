@@ -10,12 +10,19 @@ from dataclasses import dataclass
 import pandas as pd
 
 from features.build import DERIVED_INPUTS, first_available
-from features.schemas import SERIES
+from features.schemas import SERIES, SchemaError
 from features.sources.base import Connector, FetchContext, last_complete_day, load_connectors
 from features.sources.http import NoNetwork, ProviderError, QuotaExhausted
 from features.store import HistoryStore, SpliceError
 
 OVERLAP_DAYS = 3  # re-fetch the last days: providers revise recent bars
+# A spent quota is the key's (or the IP's), not one coin's: remembered for the process, per provider, host and key, so the
+# next coin of the same run does not spend five more calls to learn it again (CoinGlass answers 429 for the hour).
+QUOTA_STOPS: dict[tuple[str, str | None, str | None], tuple[pd.Timestamp, str]] = {}
+
+
+def _quota_key(connector: Connector) -> tuple[str, str | None, str | None]:
+    return connector.name, connector.base_url, connector.key
 
 
 @dataclass
@@ -28,6 +35,7 @@ class SeriesOutcome:
     skipped: str = ""
     network_down: bool = False
     quota_exhausted: bool = False
+    resume_at: pd.Timestamp | None = None
 
 
 def build_connectors(asset: str, only: list[str] | None = None, base_urls: dict[str, str] | None = None,
@@ -71,10 +79,10 @@ def update_series(connector: Connector, series: str, first_day: str, store: Hist
             try:
                 result = store.append(series, exc.partial, source=connector.name)
                 outcome.new_rows, outcome.revised_rows = result.new_rows, result.revised_rows
-            except SpliceError as splice:
+            except (SpliceError, SchemaError) as splice:
                 outcome.skipped, outcome.last_day = f"splice refused — {splice}", last
                 return outcome
-        outcome.skipped, outcome.quota_exhausted = exc.message, True
+        outcome.skipped, outcome.quota_exhausted, outcome.resume_at = exc.message, True, exc.resume_at
         outcome.last_day = store.last_day(series)
         return outcome
     except NoNetwork as exc:
@@ -93,6 +101,9 @@ def update_series(connector: Connector, series: str, first_day: str, store: Hist
     except SpliceError as exc:  # a level shift against the stored days: refused, the series stays as it was
         outcome.skipped, outcome.last_day = f"splice refused — {exc}", last
         return outcome
+    except SchemaError as exc:  # rows the store's schema refuses (a negative price, a duplicate day): nothing appended
+        outcome.skipped, outcome.last_day = f"rows refused by the store's schema — {exc}", last
+        return outcome
     outcome.new_rows, outcome.revised_rows, outcome.last_day = result.new_rows, result.revised_rows, result.last_day
     return outcome
 
@@ -104,6 +115,9 @@ def run_update(store: HistoryStore, connectors: list[Connector], until: pd.Times
     outcomes = []
     for connector in connectors:
         reason = connector.unavailable()
+        stop = QUOTA_STOPS.get(_quota_key(connector))
+        if not reason and stop and pd.Timestamp.now(tz="UTC").tz_localize(None) < stop[0]:
+            reason = f"{stop[1]} (said earlier in this run)"
         down = False
         for plan in connector.plans:
             if reason:
@@ -114,7 +128,8 @@ def run_update(store: HistoryStore, connectors: list[Connector], until: pd.Times
                 outcome = update_series(connector, plan.series, plan.first_day, store, until)
                 down = outcome.network_down
                 if outcome.quota_exhausted:
-                    reason = outcome.skipped  # the rest of this provider's series wait too
+                    reason = outcome.skipped  # the rest of this provider's series wait too, and its other coins
+                    QUOTA_STOPS[_quota_key(connector)] = (outcome.resume_at or pd.Timestamp.now(tz="UTC").tz_localize(None), outcome.skipped)
             outcomes.append(outcome)
             if progress:
                 progress(outcome)

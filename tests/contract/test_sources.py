@@ -16,7 +16,7 @@ from features.sources.coinglass import CoinGlass
 from features.sources.coinmetrics import CoinMetrics
 from features.sources.exchanges import BinanceFunding, BinanceOpenInterest, BinanceSpot, BybitOpenInterest
 from features.sources.http import HttpSource, ProviderError, QuotaExhausted, RateLimit, RetryPolicy
-from features.sources.update import build_connectors, price_lookup, run_update
+from features.sources.update import QUOTA_STOPS, build_connectors, price_lookup, run_update
 from features.store import HistoryStore
 from tests.contract.provider_server import ProviderServer
 
@@ -146,7 +146,9 @@ def test_bgeometrics_quota_stops_cleanly_keeps_what_it_got_and_resumes_only_the_
     assert "quota exhausted; resume after" in first.skipped
     stored = store.read("onchain_cohorts")
     assert stored["sth_sopr"].tolist() == [1.01, 1.01, 1.01] and stored["sopr"].isna().all()
-    # next run: STH-SOPR is complete, so only the overlap is asked again; the other metrics from the start
+    # next run (a new process: the spent quota is forgotten): STH-SOPR is complete, so only the overlap is asked again; the
+    # other metrics from the start
+    QUOTA_STOPS.clear()
     server.routes.clear()
     server.calls.clear()
     server.add("/sth-sopr", (200, bg("sthSopr", 3, 1.01), {}))
@@ -501,6 +503,18 @@ def test_coinalyze_counts_every_symbol_as_a_call_names_huobi_htx_and_keeps_compl
     assert waits == [59.0]
 
 
+def test_a_spent_coinglass_quota_stops_coinglass_for_the_other_coins_of_the_run(server: ProviderServer, settings: Settings) -> None:
+    """CoinGlass's quota is the key's: after BTC's 429s (no Retry-After: retried, then a stop), ETH sends nothing more."""
+    server.add("/api/futures/liquidation/aggregated-history", (429, {"code": "429", "msg": "Too Many Requests"}, {}))
+    btc = run_update(HistoryStore(settings.for_asset("BTC").data_path),
+                     build_connectors("BTC", ["coinglass"], base_urls={"coinglass": server.url}, sleep=Sleeps(), keys={"coinglass": "k"}))
+    assert len(server.calls) == 5 and all("quota exhausted" in o.skipped for o in btc)  # 5 attempts, then every BTC series waits
+    eth = run_update(HistoryStore(settings.for_asset("ETH").data_path),
+                     build_connectors("ETH", ["coinglass"], base_urls={"coinglass": server.url}, sleep=Sleeps(), keys={"coinglass": "k"}))
+    assert len(server.calls) == 5 and all(o.skipped.endswith("(said earlier in this run)") for o in eth)
+    assert [o.series for o in eth] == ["liquidations", "liquidations_binance", "open_interest", "funding_aggregated", "positioning"]
+
+
 def test_bgeometrics_never_retries_a_429_and_a_null_value_is_one_missing_day(server: ProviderServer, store: HistoryStore) -> None:
     from features.sources.bgeometrics import BGeometrics
 
@@ -556,6 +570,7 @@ def test_the_daily_job_reads_provider_urls_from_settings(server: ProviderServer,
     assert configured.provider_urls == {"binance-spot": server.url}
     monkeypatch.setattr("features.sources.update.load_connectors", lambda: {"binance-spot": load_connectors()["binance-spot"]})
     monkeypatch.setattr("features.sources.update.last_complete_day", lambda: T0 + pd.Timedelta(days=2))
-    notes = update_stores(configured, log=lambda m: None)
+    notes, outcomes = update_stores(configured, log=lambda m: None)
     assert notes == ["BTC: +3 new rows"] and server.queries("/api/v3/klines")
+    assert [(o.source, o.series, o.new_rows) for o in outcomes["BTC"]] == [("binance-spot", "ohlcv", 3)]
     assert HistoryStore(configured.data_path).last_day("ohlcv") == T0 + pd.Timedelta(days=2)
