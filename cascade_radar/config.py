@@ -10,11 +10,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_relative(text: str) -> str:
+    """``text`` with the project's absolute path removed (files named relative to it) and the home directory as ``~``: an
+    answer a client reads never discloses where or as whom the service runs."""
+    text = text.replace(str(PROJECT_ROOT) + "/", "").replace(str(PROJECT_ROOT), ".")
+    home = str(Path.home())
+    return text.replace(home + "/", "~/") if len(home) > 1 else text
 INSIDE_BENTO = (PROJECT_ROOT.parent / "bento.yaml").exists()  # a built Bento: <bento>/bento.yaml and <bento>/src/<code>
 
 ASSETS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA")  # the coin list, written once
@@ -208,6 +217,8 @@ class GateConfig(BaseModel):
 class OperationsConfig(BaseModel):
     """`cascade-radar today` / `daily`: freshness, the forecast ledger and alerts."""
 
+    model_config = ConfigDict(hide_input_in_errors=True)  # its webhook URLs are secrets
+
     stale_after_days: int = Field(default=2, ge=0, description="a family whose last value is more than this many days before the "
                                   "forecast day is stale")
     max_missing_families: int = Field(default=1, ge=0, description="a day is answered when at most this many of the families the "
@@ -225,8 +236,21 @@ class OperationsConfig(BaseModel):
     rise_step: float = Field(default=0.2, gt=0, lt=1, description="an alert is also sent when P(cascade) rises by this much ...")
     rise_window_days: int = Field(default=3, ge=1, description="... within this many days")
     timeout_seconds: float = Field(default=5.0, gt=0, description="per webhook call")
+    lock_wait_seconds: float = Field(default=0.0, ge=0, description="`daily`: how long a second copy waits for the one running "
+                                     "(0: it stops at once, exit 5, and says which process holds the lock)")
     retries: int = Field(default=3, ge=0, description="retries on 5xx and connection errors (never on 4xx)")
     backoff_seconds: float = Field(default=1.0, ge=0, description="first retry delay, doubled each time")
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _http_urls(cls, urls: list[str]) -> list[str]:
+        """Every webhook an http(s) URL with a host. The message names the webhook by position, never its URL (a secret)."""
+        for number, url in enumerate(urls, start=1):
+            parts = urlsplit(url.strip()) if isinstance(url, str) else None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+                scheme = f"scheme {parts.scheme!r}" if parts is not None and parts.scheme in ("ftp", "file", "mailto", "ws", "wss", "") else "not a URL"
+                raise ValueError(f"webhook #{number} is not an http(s) URL with a host ({scheme})")
+        return [u.strip() for u in urls]
 
 
 class ReplayConfig(BaseModel):
@@ -240,7 +264,8 @@ class ReplayConfig(BaseModel):
 class Settings(BaseSettings):
     """All settings of cascade-radar. Paths are resolved against the project root."""
 
-    model_config = SettingsConfigDict(env_prefix="CASCADE_RADAR_", env_nested_delimiter="__", extra="ignore")
+    # hide_input_in_errors: a refused value is never echoed into a traceback or log (webhook URLs and tokens are secrets)
+    model_config = SettingsConfigDict(env_prefix="CASCADE_RADAR_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True)
 
     asset: Asset = Field(default="BTC", description="the coin a command answers for (explain, replay, serving default)")
     assets: list[Asset] = Field(default=list(ASSETS), description="the coins pooled into one model by `make train` / `make tune`; "
@@ -261,6 +286,10 @@ class Settings(BaseSettings):
     serving_max_signal_rows: int = Field(default=4000, ge=400, description="most rows one /predict_signals request may post (413 above)")
     serving_registry_check_seconds: float = Field(default=60.0, ge=0, description="how often (at most) the service looks for a new "
                                                   "champion in the registry; a moved alias is loaded in the background")
+    serving_api_token: str | None = Field(default=None, description="when set, every route but /readyz and /livez needs it: "
+                                          "'Authorization: Bearer <token>' (the dashboard: open /dashboard/?token=<token> once, a cookie "
+                                          "carries it on). Off by default: the service binds to 127.0.0.1. A secret: never logged")
+    serving_read_timeout_seconds: float = Field(default=10.0, gt=0, description="a request body must arrive within this (408 after)")
     bentoml_port: int = 3000
     provider_urls: dict[str, str] = Field(default={}, description="per connector name, a base URL that replaces the provider's own (a "
                                           "local emulator, a proxy); CASCADE_RADAR_PROVIDER_URLS as a JSON object")
@@ -354,7 +383,7 @@ class Settings(BaseSettings):
     def loggable(self) -> dict[str, object]:
         """The whole config as plain JSON-able data. It holds no secret: provider keys stay in the environment
         variables their connectors declare (`cascade-radar data update --help` lists them)."""
-        return self.model_dump(mode="json", exclude={"alerts": {"webhook_urls"}})  # webhook URLs are secrets
+        return self.model_dump(mode="json", exclude={"alerts": {"webhook_urls"}, "serving_api_token": True})  # secrets
 
     @property
     def ledger_path(self) -> Path:

@@ -5,9 +5,12 @@ Ground floor: imports nothing of the project.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -51,3 +54,39 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+class Busy(RuntimeError):
+    """Another process holds the lock; the message says who and since when."""
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, what: str, wait_seconds: float = 0.0, say: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (``flock``: released by the kernel when the holder dies, so a killed job never
+    leaves it held) for the ``with`` block. Held by another process: wait up to ``wait_seconds`` (saying so once through
+    ``say``), then raise ``Busy`` naming the holder's pid and start."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a+")  # noqa: SIM115 - held for the block
+    try:
+        deadline = time.monotonic() + wait_seconds
+        said = False
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                if time.monotonic() >= deadline:
+                    raise Busy(f"{what} is already running ({holder}; lock {path.name}): nothing done") from None
+                if say and not said:
+                    say(f"waiting for {what} ({holder}) to finish ...")
+                    said = True
+                time.sleep(0.2)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC")
+        fh.flush()
+        yield
+    finally:
+        fh.close()  # closing the descriptor releases the lock

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
@@ -21,6 +23,34 @@ COINS = " ".join(ASSETS)
 
 class UserError(Exception):
     """An error a user can act on; printed as one line, no traceback."""
+
+
+SECRET_SETTING = ("webhook", "token", "key", "secret", "password")
+
+
+def shown_input(where: str, value: object) -> str:
+    """What a settings error may print of the value it refused: nothing of a secret (webhook URLs, tokens, keys — under
+    cron or systemd stderr is mail or the journal), and no URL path anywhere (a webhook's path is its secret)."""
+    from features.sources.http import redact
+
+    if any(word in where.lower() for word in SECRET_SETTING):
+        return "value hidden: a secret"
+    text = redact(repr(value))
+    return "got " + re.sub(r"(https?://[^/\s'\"]+)/[^\s'\"]*", r"\1/***", text)
+
+
+def _relative(path: Path | None) -> str:
+    """A path as a user reads it: relative to the project (or the working directory) when inside it."""
+    from cascade_radar.config import PROJECT_ROOT
+
+    if path is None:
+        return "-"
+    for root in (Path.cwd(), PROJECT_ROOT):
+        try:
+            return str(Path(path).resolve().relative_to(root.resolve()))
+        except ValueError:
+            continue
+    return str(path)
 
 
 def open_store(settings: Settings) -> HistoryStore:
@@ -220,6 +250,8 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # ---------------------------------------------------------------- daily operation
+EXIT_BUSY = 5  # `daily`: another daily run holds the lock; this one did nothing
+EXIT_LEDGER_DAMAGED = 6  # `ledger --check`: some line of the ledger is not intact
 EXIT_NOT_REFRESHED = 4  # `data update`: a series the champion reads could not be refreshed by any of its providers
 EXIT_OUTDATED = 3  # `today` / `daily`: a coin's answer is missing or older than alerts.max_age_days (cron and systemd notice)
 
@@ -284,7 +316,13 @@ def cmd_daily(args: argparse.Namespace, settings: Settings) -> int:
 
     days = _parse_days(args.as_of) if args.as_of else None
     started = time.perf_counter()
-    report = daily(settings, days=days, update=False if args.no_update else None, assets=_assets(args, settings))
+    from cascade_radar.files import Busy
+
+    try:
+        report = daily(settings, days=days, update=False if args.no_update else None, assets=_assets(args, settings))
+    except Busy as exc:
+        print(f"{exc} (exit {EXIT_BUSY})", file=sys.stderr)
+        return EXIT_BUSY
     appended = {(r["asset"], r["day"]) for r in report.appended}
     for fc in report.forecasts:
         if fc.row is not None:
@@ -302,10 +340,30 @@ def cmd_daily(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
+    from cascade_radar.files import Busy, exclusive
     from operations.ledger import Ledger
     from operations.track import track_record
 
-    frame = Ledger(settings.ledger_path).frame()
+    ledger = Ledger(settings.ledger_path)
+    if args.check or args.repair:
+        rows, bad = ledger.scan()
+        for b in bad:
+            print(f"{_relative(settings.ledger_path)}, line {b.line}{f' ({b.asset})' if b.asset else ''}: {b.reason}")
+        if not bad:
+            print(f"{_relative(settings.ledger_path)}: {len(rows)} row(s), every one intact")
+            return 0
+        if not args.repair:
+            print(f"{len(bad)} bad line(s) of {len(rows) + len(bad)}; `cascade-radar ledger --repair` moves them to a quarantine file "
+                  f"(exit {EXIT_LEDGER_DAMAGED})")
+            return EXIT_LEDGER_DAMAGED
+        try:  # not while a daily run writes the ledger
+            with exclusive(settings.ledger_path.with_name("daily.lock"), "the daily job"):
+                moved, quarantine = ledger.repair()
+        except Busy as exc:
+            raise UserError(f"{exc}; repair the ledger when it has finished") from None
+        print(f"moved {len(moved)} bad line(s) to {_relative(quarantine)} (nothing deleted); the ledger keeps {len(rows)} intact row(s)")
+        return 0
+    frame = ledger.frame()
     if frame.empty:
         print(f"the ledger {settings.ledger_path} is empty: `cascade-radar daily` writes it")
         return 0
@@ -549,7 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--json", action="store_true", help="print the answers as JSON, field for field as /predict gives them")
     td.set_defaults(handler=cmd_today)
     dly = sub.add_parser("daily", help="the daily job: update the store, forecast every coin, append to the ledger, send alerts",
-                         epilog=exit_note + "; with --as-of only a missing answer counts")
+                         epilog=exit_note + f"; with --as-of only a missing answer counts. Exit {EXIT_BUSY} when another daily run holds the lock "
+                         "(it did nothing; alerts.lock_wait_seconds makes it wait instead)")
     dly.add_argument("--as-of", help="replay past days instead: YYYY-MM-DD, or FIRST..LAST for every day of a range (one pass); each day "
                      "is answered as the forecast path answers it (basis 'auto': out-of-fold where the champion saw the day)")
     dly.add_argument("--no-update", action="store_true", help="skip fetching from the live providers")
@@ -564,6 +623,9 @@ def build_parser() -> argparse.ArgumentParser:
     reh.set_defaults(handler=cmd_rehearse)
     led = sub.add_parser("ledger", help="print the forecast ledger and score its rows whose horizon has passed")
     led.add_argument("--tail", type=int, default=20, help="rows shown (the track record uses all)")
+    led.add_argument("--check", action="store_true", help=f"name every bad line (not JSON, altered, incomplete); exit {EXIT_LEDGER_DAMAGED} if any")
+    led.add_argument("--repair", action="store_true", help="move the bad lines to <ledger>.quarantine.jsonl beside it (nothing "
+                     "deleted) and keep the intact rows")
     led.set_defaults(handler=cmd_ledger)
     sub.add_parser("package", help="export each coin's champion and history into serving/packaged/ for `make bento`").set_defaults(handler=cmd_package)
     ui = sub.add_parser("ui", help="MLflow UI on the project's store (Ctrl-C stops it and its workers)")
@@ -612,9 +674,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pydantic import ValidationError
 
         if isinstance(exc, ValidationError):  # settings from the environment or --asset
-            for err in exc.errors():
+            for err in exc.errors(include_url=False):
                 where = ".".join(str(p) for p in err["loc"])
-                print(f"error: setting '{where}': {err['msg']} (got {err.get('input')!r}; environment prefix CASCADE_RADAR_)", file=sys.stderr)
+                print(f"error: setting '{where}': {err['msg']} ({shown_input(where, err.get('input'))}; environment prefix CASCADE_RADAR_)",
+                      file=sys.stderr)
             return 2
         if args.debug or isinstance(exc, (AssertionError, NameError, AttributeError, TypeError)):
             raise

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from cascade_radar.config import Settings
+from cascade_radar.files import exclusive
 from features.sources.update import SeriesOutcome
 from features.store import HistoryStore
 from forecast.predict import Coins, Unanswerable, load_coins
 from operations.alerts import deliver, payload, trigger
-from operations.ledger import Ledger, key_of
+from operations.ledger import Ledger, Outbox, key_of
 
 
 @dataclass
@@ -108,16 +109,35 @@ def daily(settings: Settings, days: list[pd.Timestamp] | None = None, update: bo
     API keys (default: real sleeps, keys from the environment)."""
     import time
 
+    # one run at a time: a second copy (cron and a hand run, an overlapping timer) changes nothing — it says so and stops
+    with exclusive(settings.ledger_path.with_name("daily.lock"), "the daily job", settings.alerts.lock_wait_seconds, log):
+        return _daily(settings, days, update, log, sleep or time.sleep, assets, fetch_sleep, keys)
+
+
+def _daily(settings: Settings, days: list[pd.Timestamp] | None, update: bool | None, log: Callable[[str], None],
+           sleep: Callable[[float], None], assets: list[str] | None, fetch_sleep: Callable[[float], None] | None,
+           keys: dict[str, str] | None) -> DailyReport:
     report = DailyReport([])
+    ledger = Ledger(settings.ledger_path)
+    history, bad = ledger.scan()  # bad lines are kept where they are: the coins whose rows are intact go on
+    damaged = {b.asset for b in bad}
+    for b in bad:
+        log(f"ledger line {b.line}{f' ({b.asset})' if b.asset else ''}: {b.reason} — "
+            + (f"{b.asset} is skipped" if b.asset else "its coin cannot be told; the others go on")
+            + "; `cascade-radar ledger --check` lists every bad line, `--repair` quarantines them")
     if update if update is not None else (settings.alerts.update_store and days is None):
         report.update_notes, report.update_outcomes = update_stores(settings, log, fetch_sleep, keys)
     report.forecasts = forecasts(settings, sorted(days) if days else None, assets)
-    ledger = Ledger(settings.ledger_path)
-    history = ledger.read()
     known = {key_of(r) for r in history}
+    outbox = Outbox(settings.ledger_path.with_name(settings.ledger_path.stem + ".outbox.jsonl"))
+    begun = outbox.keys()
     rows: list[dict[str, object]] = []
     for fc in report.forecasts:
         if fc.row is None:
+            log(f"{fc.asset}: no forecast — {fc.error}")
+            continue
+        if fc.asset in damaged:
+            fc.row, fc.error = None, "a ledger row of this coin is corrupt: not forecast into it until `cascade-radar ledger --repair`"
             log(f"{fc.asset}: no forecast — {fc.error}")
             continue
         row = dict(fc.row)
@@ -129,8 +149,14 @@ def daily(settings: Settings, days: list[pd.Timestamp] | None = None, update: bo
         row["trigger"] = reason
         row["sent"] = []
         if reason and settings.alerts.webhook_urls:
-            row["sent"] = deliver(payload(row, reason), settings.alerts.webhook_urls, settings.alerts, sleep or time.sleep, log)
-            report.sent.append(row)
+            if key_of(row) in begun:  # an earlier run began this send and died before its ledger row: never a second send
+                row["sent"] = [{"webhook": "all", "status": None, "attempts": 0, "delivered": None,
+                                "error": "an interrupted earlier run began sending this alert: not sent twice (see the webhook's channel)"}]
+                log(f"  alert {row['asset']} {row['day']}: begun by an interrupted run — not sent again")
+            else:
+                outbox.record(row, reason)  # before the send, fsynced
+                row["sent"] = deliver(payload(row, reason), settings.alerts.webhook_urls, settings.alerts, sleep, log)
+                report.sent.append(row)
         rows.append(row)
-    report.appended = ledger.append(rows)
+    report.appended = ledger.append(rows, tolerate_bad=bool(bad))
     return report

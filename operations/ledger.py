@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,46 @@ from cascade_radar.rules import span_warns, warns
 
 class LedgerError(ValueError):
     pass
+
+
+ASSET_FIELD = re.compile(r'"asset":\s*"([A-Z0-9]{2,10})"')
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """A ledger line that cannot be trusted: its number (from 1), why, its coin if it can be read, and its bytes."""
+
+    line: int
+    reason: str
+    asset: str | None
+    raw: bytes
+
+
+class Outbox:
+    """The alerts whose sending began (``<ledger>.outbox.jsonl`` beside the ledger: one outbox per ledger), written and fsynced *before* the send:
+    a run killed between the send and the ledger row, or a retry, sees the episode here and never sends it twice."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def keys(self) -> set[tuple[object, ...]]:
+        if not self.path.exists():
+            return set()
+        out = set()
+        for line in self.path.read_text().splitlines():
+            try:
+                out.add(tuple(json.loads(line)["key"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn last line (killed mid-write) holds no key: the alert it began is not recorded as sent
+        return out
+
+    def record(self, row: dict[str, object], reason: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"key": list(key_of(row)), "trigger": reason, "at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")})
+        with open(self.path, "a") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 def checksum(row: dict[str, object]) -> str:
@@ -45,28 +87,90 @@ class Ledger:
         """Every row, checked; raises LedgerError naming the file and line of the first bad one."""
         return self._parse(self.path.read_bytes()) if self.path.exists() else []
 
+    def scan(self) -> tuple[list[dict[str, object]], list[BadLine]]:
+        """Every intact row, and every bad line (not JSON, a checksum that fails, an incomplete last line) with its number,
+        reason and coin where it can be told — without stopping at the first (``ledger --check``, and ``daily`` going on
+        for the coins whose rows are intact)."""
+        raw = self.path.read_bytes() if self.path.exists() else b""
+        rows, bad = [], []
+        lines = raw.split(b"\n")
+        complete = raw.endswith(b"\n") or not raw
+        for number, line in enumerate(lines[:-1] if complete else lines, start=1):
+            text = line.decode("utf-8", "replace")
+            asset_match = ASSET_FIELD.search(text)
+            asset = asset_match.group(1) if asset_match else None
+            if not complete and number == len(lines):
+                bad.append(BadLine(number, "the last line is incomplete (a write that was not atomic?)", asset, line))
+                continue
+            try:
+                row = json.loads(text)
+            except ValueError:
+                bad.append(BadLine(number, "not JSON", asset, line))
+                continue
+            if not isinstance(row, dict) or row.get("checksum") != checksum(row):
+                bad.append(BadLine(number, "checksum mismatch: the row was altered", asset, line))
+                continue
+            rows.append(row)
+        return rows, bad
+
+    def repair(self) -> tuple[list[BadLine], Path | None]:
+        """Move every bad line to a quarantine file beside the ledger (``<name>.quarantine.jsonl``, appended: nothing is
+        deleted) and rewrite the ledger atomically with the intact lines, bytes unchanged. Returns the lines moved."""
+        raw = self.path.read_bytes() if self.path.exists() else b""
+        _, bad = self.scan()
+        if not bad:
+            return [], None
+        quarantine = self.path.with_name(self.path.stem + ".quarantine.jsonl")
+        numbers = {b.line for b in bad}
+        kept = b"".join(line + b"\n" for n, line in enumerate(raw.split(b"\n"), start=1) if line and n not in numbers)
+        stamp = pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+        with open(quarantine, "ab") as fh:  # first the copy, then the rewrite: a crash between them loses nothing
+            for b in bad:
+                fh.write(json.dumps({"quarantined_at": stamp, "ledger": self.path.name, "line": b.line, "reason": b.reason,
+                                     "raw": b.raw.decode("utf-8", "replace")}).encode() + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+        def write(tmp: Path) -> None:
+            if (self.path.read_bytes() if self.path.exists() else b"") != raw:
+                raise LedgerError(f"{self.path} changed while repairing: nothing rewritten (the quarantine file holds copies only)")
+            tmp.write_bytes(kept)
+
+        atomic_write(self.path, write)
+        return bad, quarantine
+
     def _parse(self, raw: bytes) -> list[dict[str, object]]:
         if raw and not raw.endswith(b"\n"):
             raise LedgerError(f"{self.path}: the last line is incomplete (a write that was not atomic?); the ledger is never rewritten "
-                              "automatically — restore it from a backup or move it aside")
+                              "automatically — `cascade-radar ledger --repair` moves it to a quarantine file beside it")
         rows = []
         for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), start=1):
             try:
                 row = json.loads(line)
             except ValueError:
-                raise LedgerError(f"{self.path}, line {number}: not JSON — the ledger is corrupt; restore it from a backup") from None
+                raise LedgerError(f"{self.path}, line {number}: not JSON — the ledger is corrupt; `cascade-radar ledger --repair` moves "
+                                  "the bad lines to a quarantine file beside it") from None
             if not isinstance(row, dict) or row.get("checksum") != checksum(row):
-                raise LedgerError(f"{self.path}, line {number}: checksum mismatch — the row was altered; restore it from a backup")
+                raise LedgerError(f"{self.path}, line {number}: checksum mismatch — the row was altered; `cascade-radar ledger --repair` "
+                                  "moves the bad lines to a quarantine file beside it")
             rows.append(row)
         return rows
 
     def keys(self) -> set[tuple[object, ...]]:
         return {key_of(r) for r in self.read()}
 
-    def append(self, rows: list[dict[str, object]]) -> list[dict[str, object]]:
-        """Append the rows whose (asset, day, model_version) is not in the ledger yet; returns those appended."""
+    def append(self, rows: list[dict[str, object]], tolerate_bad: bool = False) -> list[dict[str, object]]:
+        """Append the rows whose (asset, day, model_version) is not in the ledger yet; returns those appended. With
+        ``tolerate_bad`` the bad lines are kept as they are (never rewritten, never counted) and the rows go after them."""
         old = self.path.read_bytes() if self.path.exists() else b""
-        known = {key_of(r) for r in self._parse(old)}  # the bytes kept are the bytes checked
+        if tolerate_bad:
+            known = {key_of(r) for r in self.scan()[0]}
+            if old and not old.endswith(b"\n"):
+                old += b"\n"  # an incomplete last line stays a line of its own, for `ledger --repair`
+            expected = self.path.read_bytes() if self.path.exists() else b""
+        else:
+            known = {key_of(r) for r in self._parse(old)}  # the bytes kept are the bytes checked
+            expected = old
         fresh = []
         for row in rows:
             if key_of(row) in known:
@@ -80,7 +184,7 @@ class Ledger:
         lines = b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in fresh)
 
         def write(tmp: Path) -> None:
-            if (self.path.read_bytes() if self.path.exists() else b"") != old:
+            if (self.path.read_bytes() if self.path.exists() else b"") != expected:
                 raise LedgerError(f"{self.path} changed while appending (two daily runs at once?): nothing written")
             tmp.write_bytes(old + lines)
 

@@ -10,13 +10,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from pydantic import BaseModel, Field, ValidationError
 from starlette.responses import JSONResponse
+
+from cascade_radar.config import project_relative
 
 log = logging.getLogger("cascade_radar.api")
 
@@ -26,7 +31,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-REASONS = {400: "bad request", 404: "not found", 405: "method not allowed", 413: "request too large", 415: "unsupported media type",
+REASONS = {400: "bad request", 401: "unauthorized", 404: "not found", 405: "method not allowed", 408: "request timeout", 413: "request too large", 415: "unsupported media type",
            422: "request cannot be answered", 500: "internal error", 503: "not ready"}
 
 
@@ -47,6 +52,7 @@ class ErrorBody(BaseModel):
 
 def error_body(status: int, detail: str | None = None, field: str | None = None, errors: list[dict[str, str]] | None = None,
                error: str | None = None) -> dict[str, Any]:
+    detail = project_relative(detail) if detail else detail  # never an absolute path in an answer
     return ErrorBody(status=status, error=error or REASONS.get(status, "error"), detail=detail, field=field,
                      errors=[FieldError(**e) for e in errors or []]).model_dump()
 
@@ -68,12 +74,32 @@ class PayloadTooLarge(Exception):
     pass
 
 
+OPEN_PATHS = ("/readyz", "/livez")  # a load balancer's probes need no token
+TOKEN_COOKIE = "cascade_radar_token"
+MAX_DEPTH = 16  # the deepest request is 3 levels ({"signals": [{...}]}); far below the parser's recursion limit
+
+
+def too_deep(data: Any, limit: int) -> bool:  # noqa: ANN401 - decoded JSON
+    """Whether decoded JSON nests arrays and objects more than ``limit`` levels (iterative: no recursion of its own)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return False
+
+
 class ApiGuard:
     """Limits, validation and the error shape in front of the BentoML app (see the module docstring)."""
 
     def __init__(self, app: App, routes: dict[str, type[BaseModel]], max_body_bytes: int, max_rows: int, max_errors: int = 5,
-                 docs_patch: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+                 docs_patch: Callable[[dict[str, Any]], dict[str, Any]] | None = None, read_timeout: float = 10.0,
+                 token: str | None = None) -> None:
         self.app = app
+        self.token = token or None
+        self.read_timeout = read_timeout
         self.routes = routes
         self.max_body_bytes = max_body_bytes
         self.max_rows = max_rows
@@ -85,6 +111,17 @@ class ApiGuard:
             await self.app(scope, receive, send)
             return
         path, method = scope["path"], scope["method"]
+        if self.token is not None and path not in OPEN_PATHS:
+            granted = self._granted(scope)
+            if granted is None:
+                log.warning("refused %s %s: 401 no valid API token", method, path)
+                response = error_response(401, "this service needs its API token: send 'Authorization: Bearer <token>' "
+                                               "(the dashboard: open /dashboard/?token=<token> once)", "authorization")
+                response.headers["WWW-Authenticate"] = 'Bearer realm="cascade-radar"'
+                await response(scope, receive, send)
+                return
+            if granted == "query":  # the dashboard opened with ?token=: a cookie carries it to the pages and the API calls
+                send = _with_headers(send, [(b"set-cookie", f"{TOKEN_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode())])
         if path == "/docs.json" and self.docs_patch is not None:
             await self._patched_docs(scope, receive, send)
             return
@@ -99,24 +136,53 @@ class ApiGuard:
         passthrough = path == "/metrics" or path.startswith(("/v1/", "/dashboard/"))
         await self.app(scope, receive, send if passthrough else _uniform_errors(send, path))
 
+    def _granted(self, scope: Scope) -> str | None:
+        """How the request shows the token ("header", "cookie", "query" on a dashboard page), or None."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        expected = self.token.encode()
+        scheme, _, given = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected):
+            return "header"
+        cookies = dict(part.strip().partition("=")[::2] for part in headers.get("cookie", "").split(";") if "=" in part)
+        if hmac.compare_digest(cookies.get(TOKEN_COOKIE, "").encode(), expected):
+            return "cookie"
+        if scope["path"].startswith("/dashboard"):
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            if hmac.compare_digest((query.get("token") or [""])[-1].encode(), expected):
+                return "query"
+        return None
+
     async def _admit(self, scope: Scope, receive: Receive, path: str) -> JSONResponse | Receive:
         """The request's body replayed for BentoML, or the answer that refuses it."""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         media = headers.get("content-type", "").split(";")[0].strip().lower()
         declared = headers.get("content-length")
-        empty = declared == "0" or (declared is None and "transfer-encoding" not in headers)
-        if media != "application/json" and not empty:  # no body at all means "all defaults", whatever the header
-            return self._refuse(path, 415, f"send the body as JSON with 'Content-Type: application/json' (got {media or 'none'!r})", "content-type")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             return self._refuse(path, 413, f"body of {int(declared):,} bytes; at most {self.max_body_bytes:,}", "body")
         try:
-            body = await self._read(receive)
+            body = await asyncio.wait_for(self._read(receive), timeout=self.read_timeout)
         except PayloadTooLarge:
             return self._refuse(path, 413, f"body over {self.max_body_bytes:,} bytes", "body")
-        try:
-            data = json.loads(body.strip() or b"{}")
-        except ValueError as exc:
-            return self._refuse(path, 400, f"body is not valid JSON ({exc})", "body")
+        except TimeoutError:  # a client trickling its body holds a worker slot: cut it off
+            return self._refuse(path, 408, f"the body did not arrive within {self.read_timeout:g} s", "body")
+        # an empty or whitespace-only body is the same request: every field at its default, whatever the content type
+        if body.strip(b" \t\r\n"):
+            if media != "application/json":
+                return self._refuse(path, 415, f"send the body as JSON with 'Content-Type: application/json' (got {media or 'none'!r})", "content-type")
+            try:
+                text = body.decode("utf-8")  # JSON on the wire is UTF-8 (RFC 8259 §8.1); json.loads would guess UTF-16/32 from bytes
+            except UnicodeDecodeError as exc:
+                return self._refuse(path, 400, f"body is not UTF-8 (byte {exc.start}: {exc.reason}); send JSON encoded as UTF-8", "body")
+            try:
+                data = json.loads(text)
+            except RecursionError:
+                return self._refuse(path, 400, f"body is nested too deeply; at most {MAX_DEPTH} levels of arrays and objects", "body")
+            except ValueError as exc:
+                return self._refuse(path, 400, f"body is not valid JSON ({exc})", "body")
+            if too_deep(data, MAX_DEPTH):
+                return self._refuse(path, 400, f"body is nested too deeply; at most {MAX_DEPTH} levels of arrays and objects", "body")
+        else:
+            data, body = {}, b"{}"
         rows = data.get("signals") if isinstance(data, dict) else None
         if isinstance(rows, list) and len(rows) > self.max_rows:  # before validation: never validate (or log) millions of rows
             return self._refuse(path, 400, f"{len(rows):,} signal rows; at most {self.max_rows:,} per request (the schema's maxItems)", "signals")
@@ -133,7 +199,7 @@ class ApiGuard:
             nonlocal sent
             if not sent:
                 sent = True  # an empty body reaches BentoML as {} (every field at its default), as JSON
-                return {"type": "http.request", "body": body if body.strip() else b"{}", "more_body": False}
+                return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
         return replay
@@ -175,6 +241,15 @@ class ApiGuard:
             return
         spec = self.docs_patch(json.loads(b"".join(chunks)))  # type: ignore[misc]
         await JSONResponse(spec)(scope, receive, send)
+
+
+def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return wrapped
 
 
 def _uniform_errors(send: Send, path: str) -> Send:

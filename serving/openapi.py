@@ -26,14 +26,17 @@ ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 BODY_REQUIRED = ("/predict_range", "/predict_signals")  # routes with required fields (the others default every field)
 # what each POST route can answer besides 200
 ROUTE_STATUSES = {
-    "/predict": (400, 404, 413, 415, 500, 503),
-    "/explain": (400, 404, 413, 415, 500, 503),
-    "/predict_range": (400, 404, 413, 415, 422, 500, 503),
-    "/predict_signals": (400, 404, 413, 415, 422, 500, 503),
-    "/ping": (400, 413, 415, 500),
+    "/predict": (400, 401, 404, 408, 413, 415, 500, 503),
+    "/explain": (400, 401, 404, 408, 413, 415, 500, 503),
+    "/predict_range": (400, 401, 404, 408, 413, 415, 422, 500, 503),
+    "/predict_signals": (400, 401, 404, 408, 413, 415, 422, 500, 503),
+    "/ping": (400, 401, 408, 413, 415, 500),
 }
 # what each GET route of /v1 can answer besides 200
-GET_STATUSES = {"/v1/forecasts": (400, 404, 503), "/v1/events": (404, 503), "/v1/episodes": (400, 404, 503)}
+GET_STATUSES = {"/v1/forecasts": (400, 401, 404, 503), "/v1/events": (401, 404, 503), "/v1/episodes": (400, 401, 404, 503)}
+BODY_RULE = ("UTF-8 JSON (RFC 8259), at most 16 levels of arrays and objects deep (400 otherwise); an empty or whitespace-only body "
+             "is the same request as {} — every field at its default — whatever its content type; a body must arrive within the "
+             "read timeout (408)")
 # the API's version: 2 since the one answer schema (`day`, `p_cascade`, `side`, ... in every answer, row and payload)
 API_VERSION = "2.0.0"
 DESCRIPTION = ("Early warning for crypto liquidation cascades: P(a cascade within H days), its side, and why.\n\n"
@@ -80,7 +83,7 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
         request = REQUEST_MODELS[path].model_json_schema(ref_template="#/components/schemas/{model}")
         for name, definition in request.pop("$defs", {}).items():
             schemas[name] = definition
-        operation["requestBody"] = {"content": {"application/json": {"schema": request}}, "required": path in BODY_REQUIRED}
+        operation["requestBody"] = {"description": BODY_RULE, "content": {"application/json": {"schema": request}}, "required": path in BODY_REQUIRED}
     ready = spec.get("paths", {}).get("/v1/ready", {}).get("get")
     if ready is not None:
         ready["responses"] = {str(s): {"description": "every coin's readiness" + (" (no coin ready)" if s == 503 else ""),

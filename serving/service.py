@@ -16,7 +16,7 @@ import bentoml
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from cascade_radar.config import Settings
+from cascade_radar.config import Settings, project_relative
 from cascade_radar.rules import BASES, age_days
 from serving.dashboard import dashboard
 from serving.guard import ApiGuard, error_response
@@ -49,14 +49,16 @@ class CascadeRadar:
         self.coins = CoinStates.load(Settings())
 
     def __is_ready__(self) -> bool:
+        self.coins.refresh(force=False)  # a withdrawn champion is not ready within the check interval
         return self.coins.ready
 
     @health.get("/ready")
     def ready(self) -> JSONResponse:
         """Readiness of every coin with the reason when not ready (the built-in /readyz only says 503 when no coin is)."""
+        self.coins.refresh(force=False)
         coins: dict[str, Any] = {}
         for asset, s in self.coins.states.items():
-            body: dict[str, Any] = {"ready": s.ready, "reason": s.reason or None}
+            body: dict[str, Any] = {"ready": s.ready, "reason": project_relative(s.reason) if s.reason else None}
             if s.ready:
                 f = s.forecaster
                 last = f.data_through
@@ -150,4 +152,5 @@ class CascadeRadar:
 
 _limits = Settings()
 CascadeRadar.add_asgi_middleware(ApiGuard, routes=ROUTES, max_body_bytes=_limits.serving_max_body_bytes,
-                                 max_rows=_limits.serving_max_signal_rows, docs_patch=complete_openapi)
+                                 max_rows=_limits.serving_max_signal_rows, docs_patch=complete_openapi,
+                                 read_timeout=_limits.serving_read_timeout_seconds, token=_limits.serving_api_token)

@@ -267,7 +267,7 @@ class CoinStates:
     def refresh(self, force: bool = True, wait: bool = False) -> list[str]:
         """Reload the coins whose `champion` moved; returns them. Due at most every ``serving_registry_check_seconds``
         unless ``force``; with ``wait`` the reload happens before returning (tests, the CLI)."""
-        from training.register import champion_identity
+        from training.register import champion_lookup
 
         now = time.monotonic()
         if not force and now - self.checked_at < self.settings.serving_registry_check_seconds:
@@ -277,7 +277,14 @@ class CoinStates:
         if self.settings.packaged_path is not None:
             return []  # a Bento serves what it was built with
         for asset, state in list(self.states.items()):
-            version = champion_identity(state.settings)
+            version, why = champion_lookup(state.settings)
+            if version is None and state.ready:  # withdrawn: the last good model is not served as the champion
+                was = state.identity.get("version")
+                with self.lock:
+                    self.states[asset] = ServingState(state.settings, reason=f"no champion any more: {why} (was version {was}); "
+                                                      "answers resume when a champion is registered again")
+                moved.append(asset)
+                continue
             if version is not None and version != state.identity.get("version") and asset not in self.reloading:
                 moved.append(asset)
                 self.reloading.add(asset)

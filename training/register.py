@@ -132,11 +132,20 @@ def load_champion(settings: Settings, alias: str = CHAMPION) -> tuple[CascadeMod
 
 def champion_identity(settings: Settings, alias: str = CHAMPION) -> str | None:
     """The version ``alias`` points at now (a cheap registry lookup), or None; creates nothing."""
+    return champion_lookup(settings, alias)[0]
+
+
+def champion_lookup(settings: Settings, alias: str = CHAMPION) -> tuple[str | None, str]:
+    """(the version ``alias`` points at now, "") — or (None, why: the alias is gone, the store is missing or unreachable)."""
     store = tracking_store_path(settings)
     if store is not None and not store.exists():
-        return None
+        return None, f"the MLflow store {store.name} is gone from its folder"
     mlflow.set_tracking_uri(settings.tracking_uri)
     try:
-        return str(MlflowClient().get_model_version_by_alias(settings.registered_model_name, alias).version)
-    except mlflow.exceptions.MlflowException:
-        return None
+        return str(MlflowClient().get_model_version_by_alias(settings.registered_model_name, alias).version), ""
+    except mlflow.exceptions.MlflowException as exc:
+        if "not found" in str(exc).lower() or "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")):
+            return None, f"the '{alias}' alias of {settings.registered_model_name} was removed"
+        return None, f"the registry cannot be read ({exc.__class__.__name__}: {str(exc)[:120]})"
+    except Exception as exc:  # noqa: BLE001 - a locked or corrupt store: not ready, with why
+        return None, f"the registry cannot be read ({exc.__class__.__name__}: {str(exc)[:120]})"

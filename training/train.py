@@ -19,6 +19,7 @@ import mlflow
 import pandas as pd
 
 from cascade_radar.config import Settings
+from cascade_radar.files import exclusive
 from features.build import FeatureTable, load_feature_tables
 from features.store import HistoryStore
 from training.evaluate import POOLED, Evaluation, Pool, Verdict, gate, walk_forward
@@ -75,7 +76,23 @@ class TrainResult:
 def train(settings: Settings, register: bool = True, store: HistoryStore | None = None,
           stores: dict[str, HistoryStore] | None = None) -> TrainResult:
     """Run the whole pipeline for the coins of ``settings.assets`` (one pooled model); with ``register=False`` it
-    evaluates and records only. ``store``: the store of ``settings.asset`` (tests, benches); ``stores``: per coin."""
+    evaluates and records only. ``store``: the store of ``settings.asset`` (tests, benches); ``stores``: per coin.
+
+    One run at a time per reports folder: ``reports/fold_models/`` and the reports are one set, so a second `make train`
+    started meanwhile says that it waits, then runs — each run logs the files it wrote itself."""
+    with exclusive(training_lock(settings), "a training run", wait_seconds=TRAIN_LOCK_WAIT_SECONDS, say=print):
+        return _train(settings, register, store, stores)
+
+
+TRAIN_LOCK_WAIT_SECONDS = 6 * 3600.0
+
+
+def training_lock(settings: Settings) -> Path:
+    """The lock file of the reports folder that training writes (reports/.training.lock)."""
+    return settings.reports_root / ".training.lock"
+
+
+def _train(settings: Settings, register: bool, store: HistoryStore | None, stores: dict[str, HistoryStore] | None) -> TrainResult:
     started = time.perf_counter()
     stores = dict(stores or {})
     if store is not None:

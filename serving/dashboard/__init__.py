@@ -50,12 +50,38 @@ def family_legend() -> dict[str, dict[str, str]]:
     return {name: {"title": f.title, "colour": TABLEAU.get(f.colour, f.colour)} for name, f in load_families().items()}
 
 
+def inline_json(value: object) -> str:
+    """JSON safe inside an HTML element: ``<``, ``>`` and ``&`` as ``\\u003c`` … so no text from a URL (``<!--<script>``,
+    ``</script>``) can change how the HTML parser reads the page; JSON.parse reads the escapes back as the characters."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+# Sent with every dashboard response: scripts only from the service itself (no inline script, no eval), nothing framed or
+# framing it, no MIME sniffing. Plotly styles its charts with inline style elements: style-src allows those.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+                               "connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                               "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dashboard.middleware("http")
+async def security_headers(request: Request, call_next):  # noqa: ANN001, ANN201 - Starlette's middleware signature
+    response = await call_next(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 def page(name: str, title: str, request: Request, **values: object) -> HTMLResponse:
     """static/layout.html around static/<name>.html, with the mount point and the page's data filled in."""
     base = request.scope.get("root_path", "").rstrip("/") or "/dashboard"
     config = {"base": base, "families": family_legend(), "bases": BASIS_LABELS, "hindsight": IN_SAMPLE, **values}
     fill = {"{{content}}": (STATIC / f"{name}.html").read_text(), "{{title}}": html.escape(title), "{{page}}": name,
-            "{{config}}": json.dumps(config).replace("</", "<\\/"), "{{base}}": base}  # config inside <script>: no "</script>"
+            "{{config}}": inline_json(config), "{{base}}": base}
     text = (STATIC / "layout.html").read_text()
     for slot, value in fill.items():  # content first: its own {{base}} slots are filled after it
         text = text.replace(slot, value)

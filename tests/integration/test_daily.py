@@ -279,3 +279,118 @@ def test_a_day_is_answered_the_same_from_the_store_as_it_stood_then(trained_synt
         a, b = full.forecast(day, detail=True), cut.forecast(day, detail=True)
         assert {k: v for k, v in a.items() if k != "data_through"} == {k: v for k, v in b.items() if k != "data_through"}
         assert b["data_through"] == str(day.date())
+
+
+def _daily_env(ops: Settings, hook: str) -> dict[str, str]:
+    return {**os.environ, **settings_env(ops), "CASCADE_RADAR_ASSETS": '["BTC"]', "CASCADE_RADAR_ALERTS__LEDGER_FILE": str(ops.ledger_path),
+            "CASCADE_RADAR_ALERTS__UPDATE_STORE": "false", "CASCADE_RADAR_ALERT_THRESHOLD": "0.001",
+            "CASCADE_RADAR_ALERTS__WEBHOOK_URLS": json.dumps([hook]), "CASCADE_RADAR_ALERTS__BACKOFF_SECONDS": "0.01"}
+
+
+def test_a_second_daily_run_while_one_runs_does_nothing_and_says_why(ops: Settings, receiver: Receiver, trained_synthetic) -> None:  # noqa: ANN001
+    """The lock: held by a running job, a second `daily` exits 5 naming the holder; nothing appended, nothing sent."""
+    from cascade_radar.files import Busy, exclusive
+
+    _, ft, _ = trained_synthetic
+    day = str(ft.table.index[-40].date())
+    with exclusive(ops.ledger_path.with_name("daily.lock"), "the daily job"):
+        with pytest.raises(Busy, match=r"the daily job is already running \(pid \d+ since .* UTC; lock daily.lock\): nothing done"):
+            daily(ops, days=[pd.Timestamp(day)], sleep=lambda s: None)
+        second = subprocess.run([sys.executable, "-m", "cli", "daily", "--as-of", day], cwd=PROJECT_ROOT, env=_daily_env(ops, receiver.url),
+                                capture_output=True, text=True, timeout=300)
+    assert second.returncode == 5, second.stdout + second.stderr[-2000:]
+    assert "the daily job is already running (pid" in second.stderr and "(exit 5)" in second.stderr
+    assert not ops.ledger_path.exists() and receiver.posts == []
+    assert len(daily(ops, days=[pd.Timestamp(day)], sleep=lambda s: None).appended) == 1  # released: the next run works
+
+
+def test_two_daily_runs_started_together_send_every_alert_once(ops: Settings, receiver: Receiver, trained_synthetic) -> None:  # noqa: ANN001
+    _, ft, _ = trained_synthetic
+    first, last = ft.table.index[-60].date(), ft.table.index[-31].date()
+    command = [sys.executable, "-m", "cli", "daily", "--as-of", f"{first}..{last}"]
+    runs = [subprocess.Popen(command, cwd=PROJECT_ROOT, env=_daily_env(ops, receiver.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outs = [run.communicate(timeout=300) for run in runs]
+    codes = sorted(run.returncode for run in runs)
+    assert codes in ([0, 0], [0, 5]), outs  # the second waited for nothing: it stopped (5), or started after the first finished (0)
+    rows = Ledger(ops.ledger_path).read()
+    triggered = [(r["asset"], r["day"]) for r in rows if r["trigger"]]
+    assert len(rows) == 30 and triggered  # every day once
+    assert sorted((p["body"]["asset"], p["body"]["day"]) for p in receiver.posts) == sorted(triggered)  # every alert exactly once
+
+
+def test_a_kill_between_the_send_and_the_ledger_row_never_sends_twice(ops: Settings, trained_synthetic, tmp_path: Path) -> None:  # noqa: ANN001
+    """The outbox: the send is recorded (fsynced) before it starts; the job killed while the webhook holds the request leaves no
+    ledger row, and the next run records the row without sending the alert again."""
+    _, ft, _ = trained_synthetic
+    day = str(ft.table.index[-40].date())
+    victim: dict[str, int] = {}
+    posts: list[dict] = []
+
+    class Killer(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            posts.append(json.loads(self.rfile.read(int(self.headers.get("content-length", 0)))))
+            os.kill(victim["pid"], signal.SIGKILL)  # the job dies before the answer, so before its ledger row
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Killer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{server.server_address[1]}/hooks/t"
+    try:
+        run = subprocess.Popen([sys.executable, "-m", "cli", "daily", "--as-of", day], cwd=PROJECT_ROOT, env=_daily_env(ops, hook),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        victim["pid"] = run.pid
+        run.communicate(timeout=300)
+        assert run.returncode == -signal.SIGKILL and len(posts) == 1
+        assert not ops.ledger_path.exists() or Ledger(ops.ledger_path).read() == []  # killed before its row
+        outbox = ops.ledger_path.with_name(ops.ledger_path.stem + ".outbox.jsonl").read_text().splitlines()
+        assert [json.loads(line)["key"][:2] for line in outbox] == [["BTC", day]]
+        again = subprocess.run([sys.executable, "-m", "cli", "daily", "--as-of", day], cwd=PROJECT_ROOT, env=_daily_env(ops, hook),
+                               capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stdout + again.stderr[-2000:]
+        assert len(posts) == 1 and "begun by an interrupted run — not sent again" in again.stdout
+    finally:
+        server.shutdown()
+    (row,) = Ledger(ops.ledger_path).read()
+    assert row["trigger"] == "entered the alert state" and row["sent"][0]["delivered"] is None
+    assert row["sent"][0]["error"].startswith("an interrupted earlier run began sending this alert: not sent twice")
+
+
+def test_a_corrupt_ledger_line_is_named_quarantined_on_repair_and_the_other_coins_go_on(ops: Settings, trained_synthetic,  # noqa: ANN001
+                                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.main import main
+
+    _, ft, _ = trained_synthetic
+    days = [ft.table.index[-40], ft.table.index[-39]]
+    daily(ops, days=[days[0]], sleep=lambda s: None)
+    good = ops.ledger_path.read_text()
+    altered_eth = good.replace('"asset": "BTC"', '"asset": "ETH"').replace('"p_cascade": ', '"p_cascade": 1', 1)  # ETH's row, altered
+    ops.ledger_path.write_text(good + altered_eth + '{"asset": "BTC", "day": "2020-01-0')  # and a torn last line
+    said: list[str] = []
+    nxt = daily(ops, days=[days[1]], sleep=lambda s: None, log=said.append)  # BTC's torn line: BTC waits; nothing lost
+    assert nxt.appended == [] and any("ledger line 3 (BTC): the last line is incomplete" in s for s in said)
+    assert any("ledger line 2 (ETH): checksum mismatch: the row was altered — ETH is skipped" in s for s in said)
+    env = {**settings_env(ops), "CASCADE_RADAR_ALERTS__LEDGER_FILE": str(ops.ledger_path)}
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        capsys.readouterr()
+        assert main(["ledger", "--check"]) == 6
+        out = capsys.readouterr().out.splitlines()
+        assert [line.split(": ", 1)[1] for line in out[:2]] == ["checksum mismatch: the row was altered", "the last line is incomplete (a write that was not atomic?)"]
+        assert ", line 2 (ETH)" in out[0] and ", line 3 (BTC)" in out[1]
+        assert main(["ledger", "--repair"]) == 0
+        assert "moved 2 bad line(s) to" in capsys.readouterr().out
+        assert main(["ledger", "--check"]) == 0
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    quarantined = [json.loads(line) for line in ops.ledger_path.with_name("ledger.quarantine.jsonl").read_text().splitlines()]
+    assert [(q["line"], '"asset": "ETH"' in q["raw"]) for q in quarantined] == [(2, True), (3, False)]
+    assert quarantined[1]["raw"] == '{"asset": "BTC", "day": "2020-01-0'  # every byte kept
+    assert ops.ledger_path.read_text() == good  # the intact row, byte for byte
+    assert len(daily(ops, days=[days[1]], sleep=lambda s: None).appended) == 1  # repaired: BTC goes on

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -142,8 +143,6 @@ def test_bad_input_is_a_4xx_naming_the_field(client: TestClient, route: str, pay
 
 
 def test_attacks_and_odd_clients_get_small_clear_4xx(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
-    import time
-
     huge = b'{"signals": [' + b"1, " * 7_000_000 + b"1]}"  # ~21 MB, well-formed
     started = time.perf_counter()
     with caplog.at_level("WARNING", logger="cascade_radar.api"):
@@ -160,6 +159,22 @@ def test_attacks_and_odd_clients_get_small_clear_4xx(client: TestClient, caplog:
         r = client.post("/predict", content=body, headers={"content-type": content_type})
         assert r.status_code == 415 and r.json()["field"] == "content-type", (content_type, r.text)
     assert client.get("/nope").json()["status"] == 404
+    # hostile nesting: refused at once, in the one error body (was: no answer for 60 s, then a bare 500)
+    for deep in (b"[" * 100_000, b'{"a":' * 50_000, b'{"signals": ' + b"[" * 17 + b"]" * 17 + b"}"):
+        started = time.perf_counter()
+        r = client.post("/predict_signals", content=deep, headers={"content-type": "application/json"})
+        assert time.perf_counter() - started < 0.1 and r.status_code == 400, r.text
+        assert r.json() == {"status": 400, "error": "bad request", "detail": "body is nested too deeply; at most 16 levels of arrays and objects",
+                            "field": "body", "errors": []}
+    with caplog.at_level("WARNING", logger="cascade_radar.api"):
+        caplog.clear()
+        utf16 = client.post("/predict", content='{"day": "2023-01-01"}'.encode("utf-16"), headers={"content-type": "application/json"})
+    assert utf16.status_code == 400 and utf16.json()["field"] == "body" and utf16.json()["detail"].startswith("body is not UTF-8 (byte 0:")
+    assert [rec.getMessage().count("\n") for rec in caplog.records] == [0] and not any(rec.exc_info for rec in caplog.records)
+    # an empty and a whitespace-only body are the same request ({}: every field at its default), whatever the content type
+    empty = client.post("/predict", content=b"").json()
+    for blank, content_type in ((b"  \n\t ", "application/json"), (b" \r\n", "text/plain"), (b"", "application/json")):
+        assert client.post("/predict", content=blank, headers={"content-type": content_type}).json() == empty
     wrong_method = client.get("/predict")
     assert wrong_method.status_code == 405 and wrong_method.json()["error"] == "method not allowed"
 
@@ -217,16 +232,24 @@ def test_events_and_alert_episodes_agree_with_the_other_routes(client: TestClien
 def test_the_dashboard_pages_and_their_script_are_served_by_the_service(client: TestClient) -> None:
     page = client.get("/dashboard/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "/dashboard/static/dashboard.js" in page.text and '"price": {"title": "price & momentum"' in page.text
+    assert "/dashboard/static/dashboard.js" in page.text and '"price": {"title": "price \\u0026 momentum"' in page.text
     assert client.get("/dashboard", follow_redirects=False).status_code == 307
     coin = client.get("/dashboard/coin/BTC")
     assert coin.status_code == 200 and '"asset": "BTC"' in coin.text
     assert client.get("/dashboard/coin/btc", follow_redirects=False).headers["location"].endswith("/dashboard/coin/BTC")
     unknown = client.get("/dashboard/coin/XYZ")
     assert unknown.status_code == 404 and "'XYZ' is not a coin cascade-radar knows" in unknown.text
-    hostile = client.get("/dashboard/coin/%3Cimg%20src=x%20onerror=alert(1)%3E")  # echoed only as JSON inside the page's script
-    assert hostile.status_code == 404 and hostile.text.count("</script>") == 2
-    assert hostile.text.index("<img src=x") > hostile.text.index("window.CASCADE_RADAR = ")
+    hostile = client.get("/dashboard/coin/%3Cimg%20src=x%20onerror=alert(1)%3E")  # echoed only as escaped JSON in the data block
+    assert hostile.status_code == 404 and hostile.text.count("</script>") == 2 and "<img" not in hostile.text
+    assert "\\u003cimg src=x onerror=alert(1)\\u003e" in hostile.text
+    # `<!--<script>` would put the HTML parser in its script-data-escaped state and the page's script would never run
+    broken = client.get("/dashboard/coin/%3C!--%3Cscript%3E")
+    assert broken.status_code == 404 and "<!--" not in broken.text and "\\u003c!--\\u003cscript\\u003e" in broken.text
+    assert broken.text.count("<script") == 2 and broken.text.count("</script>") == 2  # the data block, dashboard.js
+    for response in (page, coin, broken, client.get("/dashboard/static/dashboard.js")):
+        assert response.headers["content-security-policy"].startswith("default-src 'self'; script-src 'self';")
+        assert "'unsafe-inline'" not in response.headers["content-security-policy"].split("script-src")[1].split(";")[0]
+        assert (response.headers["x-content-type-options"], response.headers["x-frame-options"]) == ("nosniff", "DENY")
     js = client.get("/dashboard/vendor/plotly.min.js")  # the chart library from the plotly package: no CDN, works offline
     assert js.status_code == 200 and "plotly.js v" in js.text[:400] and len(js.content) > 1_000_000
     assert client.get("/dashboard/static/dashboard.js").status_code == 200
@@ -310,6 +333,18 @@ def test_real_bentoml_server_round_trip(trained_synthetic, tmp_path: Path) -> No
             body = client.predict({"day": str(day.date()), "basis": "champion"})
             explained = client.explain({"day": str(day.date())})
             ready = client.request("GET", "/v1/ready").json()
+        # hostile bodies against the real server: one error body each, at once (deep nesting held a worker for 60 s before)
+        import httpx
+
+        base = f"http://127.0.0.1:{port}"
+        for hostile in (b"[" * 100_000, b'{"a":' * 50_000, '{"day": "2023-01-01"}'.encode("utf-16")):
+            started = time.perf_counter()
+            r = httpx.post(f"{base}/predict", content=hostile, headers={"content-type": "application/json"}, timeout=10)
+            assert r.status_code == 400 and r.json()["field"] == "body" and time.perf_counter() - started < 1.0, r.text
+        blank = httpx.post(f"{base}/predict", content=b" \n ", headers={"content-type": "text/plain"}, timeout=30)
+        assert blank.status_code == 200 and blank.json() == httpx.post(f"{base}/predict", content=b"", timeout=30).json()
+        page = httpx.get(f"{base}/dashboard/coin/%3C!--%3Cscript%3E", timeout=10)
+        assert "<!--" not in page.text and page.headers["x-content-type-options"] == "nosniff"
         # the served document against the served answers: every check schemathesis has, a bounded number of cases
         fuzz = subprocess.run([str(Path(sys.executable).parent / "schemathesis"), "run", f"http://127.0.0.1:{port}/docs.json", "--checks", "all",
                                "--max-examples", "8", "--seed", "7", "--no-color"], capture_output=True, text=True, timeout=300,
@@ -329,7 +364,7 @@ def test_real_bentoml_server_round_trip(trained_synthetic, tmp_path: Path) -> No
 def test_the_service_follows_the_registry_and_a_failed_gate_says_what_failed(settings: Settings, synthetic_store: HistoryStore,
                                                                              tmp_path: Path) -> None:
     from cascade_radar.config import GateConfig
-    from serving.state import CoinStates
+    from serving.state import CoinStates, RequestError
     from training.train import train
 
     settings = settings.model_copy(update={"mlflow_tracking_uri": f"sqlite:///{tmp_path / 'own.db'}"})  # not the module's store
@@ -342,6 +377,25 @@ def test_the_service_follows_the_registry_and_a_failed_gate_says_what_failed(set
     assert coins.refresh(wait=True) == ["BTC"]
     assert coins.states["BTC"].ready and coins.states["BTC"].identity["version"] == "2"
     assert coins.refresh(wait=True) == []  # nothing moved since
+    # the champion withdrawn while serving (alias deleted): that coin is not ready at the next check, with why
+    from mlflow import MlflowClient
+
+    MlflowClient().delete_registered_model_alias(settings.registered_model_name, "champion")
+    assert coins.refresh(force=False) == []  # within the check interval: not looked at yet
+    assert coins.refresh(wait=True) == ["BTC"]
+    state = coins.states["BTC"]
+    assert not state.ready and not coins.ready and state.forecaster is None
+    assert state.reason == ("no champion any more: the 'champion' alias of cascade-radar-btc was removed (was version 2); "
+                            "answers resume when a champion is registered again")
+    with pytest.raises(RequestError) as refused:
+        coins.get("BTC")
+    assert refused.value.status == 503 and "no champion any more" in refused.value.message
+    MlflowClient().set_registered_model_alias(settings.registered_model_name, "champion", "2")  # back: served again
+    assert coins.refresh(wait=True) == ["BTC"] and coins.states["BTC"].ready
+    # the registry moved away (the database file gone): not ready either, saying so
+    (tmp_path / "own.db").rename(tmp_path / "moved.db")
+    assert coins.refresh(wait=True) == ["BTC"]
+    assert coins.states["BTC"].reason.startswith("no champion any more: the MLflow store own.db is gone from its folder (was version 2)")
 
 
 @pytest.mark.server
@@ -447,3 +501,61 @@ def test_one_answer_from_every_interface(client: TestClient, trained_synthetic, 
     assert cli(["explain", "--date", outside, "--asset", "BTC"]) == 2
     err = capsys.readouterr().err
     assert err.strip().endswith(refused.json()["detail"]) and err.startswith("error: --date 1999-01-01: ")
+
+
+def test_an_api_token_guards_every_route_but_the_probes_and_the_dashboard_carries_it() -> None:
+    """With `serving_api_token` set: no token, a wrong one -> 401 in the one error body; the Bearer header, or the dashboard
+    opened once with ?token= (an HttpOnly cookie carries it to the pages and their API calls), pass; /readyz, /livez stay open."""
+    from fastapi import FastAPI
+
+    from serving.guard import ApiGuard
+    from serving.openapi import REQUEST_MODELS
+
+    app = FastAPI()
+    for path in ("/readyz", "/livez", "/metrics", "/v1/forecasts", "/dashboard/", "/dashboard/static/dashboard.js"):
+        app.add_api_route(path, lambda: {"ok": True}, methods=["GET"])
+    app.add_api_route("/predict", lambda: {"ok": True}, methods=["POST"])
+    guarded = ApiGuard(app, routes=REQUEST_MODELS, max_body_bytes=10_000, max_rows=10, token="s3cret-token")
+    with TestClient(guarded) as c:
+        for path in ("/metrics", "/v1/forecasts", "/dashboard/", "/dashboard/static/dashboard.js"):
+            refused = c.get(path)
+            assert refused.status_code == 401 and refused.json()["field"] == "authorization" and "s3cret" not in refused.text
+            assert refused.headers["www-authenticate"] == 'Bearer realm="cascade-radar"'
+            assert c.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+            assert c.get(path, headers={"Authorization": "Bearer s3cret-token"}).json() == {"ok": True}
+        assert c.post("/predict", json={}).status_code == 401
+        assert c.post("/predict", json={}, headers={"Authorization": "Bearer s3cret-token"}).json() == {"ok": True}
+        assert c.get("/v1/forecasts?token=s3cret-token").status_code == 401  # a token in a query string only opens the dashboard
+        assert [c.get(p).status_code for p in ("/readyz", "/livez")] == [200, 200]
+        opened = c.get("/dashboard/?token=s3cret-token")
+        assert opened.status_code == 200 and "HttpOnly; SameSite=Strict" in opened.headers["set-cookie"]
+        assert c.get("/dashboard/static/dashboard.js").status_code == 200 and c.get("/v1/forecasts").json() == {"ok": True}  # the cookie
+    with TestClient(ApiGuard(app, routes=REQUEST_MODELS, max_body_bytes=10_000, max_rows=10)) as open_client:  # off by default
+        assert open_client.get("/v1/forecasts").json() == {"ok": True}
+
+
+def test_a_body_that_trickles_in_is_cut_off_with_a_408() -> None:
+    """A client that sends its headers and then holds the socket is answered 408 after the read timeout, not served forever."""
+    import asyncio
+
+    from serving.guard import ApiGuard
+    from serving.openapi import REQUEST_MODELS
+
+    async def never_called(scope, receive, send) -> None:  # noqa: ANN001
+        raise AssertionError("the app must not see a request whose body never arrived")
+
+    async def trickle() -> dict:
+        await asyncio.sleep(3600)
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "path": "/predict", "method": "POST", "headers": [(b"content-type", b"application/json"), (b"content-length", b"20")],
+             "query_string": b""}
+    started = time.perf_counter()
+    asyncio.run(ApiGuard(never_called, routes=REQUEST_MODELS, max_body_bytes=10_000, max_rows=10, read_timeout=0.2)(scope, trickle, send))
+    assert 0.2 <= time.perf_counter() - started < 1.0
+    assert sent[0]["status"] == 408 and json.loads(sent[1]["body"])["detail"] == "the body did not arrive within 0.2 s"

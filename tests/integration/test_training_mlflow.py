@@ -70,3 +70,25 @@ def test_the_gate_refuses_a_model_that_loses_and_keeps_the_champion(trained, set
     assert second.champion == "1"
     tags = MlflowClient().get_model_version(settings.registered_model_name, "2").tags
     assert tags["gate"] == "failed"
+
+
+def test_a_second_training_run_says_it_waits_and_then_runs_with_its_own_files(settings: Settings, synthetic_store: HistoryStore,
+                                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Two `make train` at once shared reports/fold_models/ (one failed on a vanished fold file): the second now waits."""
+    import threading
+    import time
+
+    from cascade_radar.files import exclusive
+    from training.train import train, training_lock
+
+    results: list[object] = []
+    with exclusive(training_lock(settings), "a training run"):  # the first run, holding the reports folder
+        worker = threading.Thread(target=lambda: results.append(train(settings, store=synthetic_store)))
+        worker.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "waiting for a training run" not in capsys.readouterr().out:
+            time.sleep(0.05)
+        assert worker.is_alive() and not results  # it waits, and said so
+    worker.join(timeout=600)
+    (result,) = results
+    assert result.passed_gate and all(p.exists() for p in result.files)

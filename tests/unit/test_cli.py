@@ -48,3 +48,18 @@ def test_bad_settings_are_one_line_naming_the_setting(env: Path, capsys: pytest.
 def test_bad_until_date_names_the_flag(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["features", "build", "--until", "2025-13-01"]) == 2
     assert "--until '2025-13-01': expected a date YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_a_refused_setting_never_prints_a_secret(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Under cron or systemd stderr is mail or the journal: a webhook URL (its path is the token) is never echoed."""
+    from cli.main import main
+
+    for value in ('{"a":"https://hooks.example.com/T0KEN"}', '["hooks.example.com/T0KEN"]', '["ftp://hooks.example.com/T0KEN"]'):
+        monkeypatch.setenv("CASCADE_RADAR_ALERTS__WEBHOOK_URLS", value)
+        assert main(["today"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: setting 'alerts.webhook_urls': ") and "value hidden: a secret" in err and "T0KEN" not in err
+    monkeypatch.delenv("CASCADE_RADAR_ALERTS__WEBHOOK_URLS")
+    monkeypatch.setenv("CASCADE_RADAR_ALERT_THRESHOLD", "https://x.example/T0KEN")  # any URL's path is masked, whatever the setting
+    assert main(["today"]) == 2
+    assert "got 'https://x.example/***'" in capsys.readouterr().err

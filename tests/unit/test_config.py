@@ -66,3 +66,27 @@ def test_liquidation_memory_counts_cascade_days_with_the_configured_multiple() -
         _, features, _ = feature_frame(raw, Settings(labels=LabelConfig(cascade_multiple=multiple)))
         at[multiple] = features["liqmem_days_since_cascade_day"].iloc[-1]
     assert at[4.0] == 49 and np.isnan(at[6.0])  # 49 days after the spike at 4x; at 6x no cascade day yet (unknown, not a number)
+
+
+def test_answers_never_carry_an_absolute_path() -> None:
+    from pathlib import Path
+
+    from cascade_radar.config import PROJECT_ROOT, project_relative
+    from serving.guard import error_body
+
+    assert project_relative(f"no history in {PROJECT_ROOT}/data/btc: run `make data`") == "no history in data/btc: run `make data`"
+    assert project_relative(f"store at {Path.home()}/mlruns/mlflow.db") == "store at ~/mlruns/mlflow.db"
+    body = error_body(503, f"BTC is not ready: no MLflow tracking store at {PROJECT_ROOT}/mlruns/mlflow.db")
+    assert body["detail"] == "BTC is not ready: no MLflow tracking store at mlruns/mlflow.db"
+
+
+def test_a_webhook_must_be_an_http_url_and_a_refused_one_is_never_echoed() -> None:
+    import pydantic
+
+    from cascade_radar.config import OperationsConfig
+
+    assert OperationsConfig(webhook_urls=[" https://hooks.example.com/T0KEN "]).webhook_urls == ["https://hooks.example.com/T0KEN"]
+    for bad, why in (("hooks.example.com/T0KEN", "(scheme '')"), ("ftp://hooks.example.com/T0KEN", "(scheme 'ftp')"), ("https:///T0KEN", "(not a URL)")):
+        with pytest.raises(pydantic.ValidationError) as refused:
+            OperationsConfig(webhook_urls=["https://ok.example.com/a", bad])
+        assert f"webhook #2 is not an http(s) URL with a host {why}" in str(refused.value) and "T0KEN" not in str(refused.value)

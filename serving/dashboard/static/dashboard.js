@@ -3,7 +3,8 @@
 // outcomes, events and explanations all come from /predict, /predict_range, /explain and /v1/*.
 "use strict";
 
-const CFG = window.CASCADE_RADAR;
+// the page's data: a JSON data block, not a script (the Content-Security-Policy allows no inline script)
+const CFG = JSON.parse(document.getElementById("cascade-radar-config").textContent);
 const SIDE_COLOUR = { long: "#d62728", short: "#1f77b4" };
 const OUTCOME = {
   hit: { fill: "rgba(44,160,44,0.20)", legend: "rgba(44,160,44,0.55)", label: "alert episode followed by an event" },
