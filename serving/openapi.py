@@ -33,15 +33,28 @@ ROUTE_STATUSES = {
     "/ping": (400, 401, 408, 413, 415, 500),
 }
 # what each GET route of /v1 can answer besides 200
-GET_STATUSES = {"/v1/forecasts": (400, 401, 404, 503), "/v1/events": (401, 404, 503), "/v1/episodes": (400, 401, 404, 503)}
+GET_STATUSES = {"/v1/signals": (400, 401, 404, 422, 503), "/v1/forecasts": (400, 401, 404, 503), "/v1/events": (401, 404, 503), "/v1/episodes": (400, 401, 404, 503)}
 BODY_RULE = ("UTF-8 JSON (RFC 8259), at most 16 levels of arrays and objects deep (400 otherwise); an empty or whitespace-only body "
              "is the same request as {} — every field at its default — whatever its content type; a body must arrive within the "
              "read timeout (408)")
 # the API's version: 2 since the one answer schema (`day`, `p_cascade`, `side`, ... in every answer, row and payload)
-API_VERSION = "2.0.0"
+API_VERSION = "2.0.0"  # also the package's version (pyproject.toml; a test holds them equal)
 DESCRIPTION = ("Early warning for crypto liquidation cascades: P(a cascade within H days), its side, and why.\n\n"
                "**[Open the risk dashboard → /dashboard](/dashboard)** — every coin today, and per coin the probability "
                "timeline with events, alert episodes, explanations and replays, drawn from the routes below.")
+TAGS = {"forecast": "a coin's answer for a day or a range: P(cascade), side, drivers, age",
+        "history": "what happened and what was said: signals, events, alert episodes, the forecast ledger",
+        "health": "readiness of every coin, liveness, metrics"}
+
+
+def tag_of(path: str) -> str:
+    if path in ("/predict", "/explain", "/predict_range", "/predict_signals"):
+        return "forecast"
+    if path in ("/v1/signals", "/v1/events", "/v1/episodes", "/v1/forecasts"):
+        return "history"
+    return "health"
+
+
 READINESS = {"type": "object", "properties": {"ready": {"type": "boolean"}, "asset": {"type": "string"},
                                               "reason": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "assets": {"type": "object"}},
              "required": ["ready", "assets"]}
@@ -103,8 +116,21 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
                 parameter["schema"] = {"type": "string", "enum": list(ASSETS)}
             if parameter.get("name") == "basis":
                 parameter["schema"] = {"type": "string", "enum": list(BASES), "default": BASES[0]}
-    spec.setdefault("info", {})["description"] = DESCRIPTION
-    spec["info"]["version"] = API_VERSION
+    signals = spec.get("paths", {}).get("/v1/signals", {}).get("get")
+    if signals is not None:  # JSON by default, CSV with format=csv
+        signals["responses"]["200"] = {"description": "the signals per day: panes (title, unit, series) and rows",
+                                       "content": {"application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}}
+        for parameter in signals.get("parameters", []):
+            if parameter.get("name") == "format":
+                parameter["schema"] = {"type": "string", "enum": ["json", "csv"], "default": "json"}
+    spec.get("paths", {}).pop("/ping", None)  # the latency benchmark's floor, not part of the API
+    for path, item in spec.get("paths", {}).items():
+        for operation in item.values():
+            if isinstance(operation, dict):
+                operation["tags"] = [tag_of(path)]
+    spec["tags"] = [{"name": name, "description": text} for name, text in TAGS.items()]
+    spec.setdefault("info", {}).update(title="cascade-radar", description=DESCRIPTION, version=API_VERSION,
+                                       contact={"name": "cascade-radar — open-source early warning for crypto liquidation cascades"})
     readyz = spec.get("paths", {}).get("/readyz", {}).get("get")
     if readyz is not None:
         readyz.setdefault("responses", {})["503"] = {"description": "no coin ready (GET /v1/ready says why)"}

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import bentoml
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from cascade_radar.config import Settings, project_relative
 from cascade_radar.rules import BASES, age_days
@@ -94,6 +94,31 @@ class CascadeRadar:
         rows = [r for r in rows if (asset is None or r["asset"] == asset.upper()) and (bounds["start"] is None or r["day"] >= bounds["start"])
                 and (bounds["end"] is None or r["day"] <= bounds["end"])]
         return JSONResponse({"rows": [{k: v for k, v in r.items() if k != "checksum"} for r in rows], "count": len(rows)})
+
+    @health.get("/signals")
+    def signals(self, asset: str = "BTC", start: str | None = None, end: str | None = None, format: str = "json") -> Response:  # noqa: A002
+        """The signals behind the forecasts, per day and in their units: price, liquidations (USD), open interest (USD),
+        funding (% per 8 h), positioning, and for BTC exchange flows, SOPR and STH-NUPL — the numbers the features are
+        built from. ``format=csv`` for a spreadsheet."""
+        import datetime as dt
+
+        if format not in ("json", "csv"):
+            return error_response(400, f"format {format!r} is not one of json, csv", "format")
+        bounds = {}
+        for name, value in (("start", start), ("end", end)):
+            try:
+                bounds[name] = dt.date.fromisoformat(value) if value is not None else None
+            except ValueError:
+                return error_response(400, f"{name} {value!r} is not a date YYYY-MM-DD", name)
+
+        def run() -> Response:
+            got = self._state(asset).signals(bounds["start"], bounds["end"], csv=format == "csv")
+            if format == "csv":
+                name = f"cascade-radar-signals-{asset.upper()}.csv"
+                return Response(got, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+            return JSONResponse(got)
+
+        return answer(run)  # type: ignore[return-value]
 
     @health.get("/events")
     def events(self, asset: str = "BTC") -> JSONResponse:

@@ -121,6 +121,20 @@ class ServingState:
             raise RequestError("end", f"at most {max_days} days per request")
         return self.forecaster.forecast_range(start, end, basis)
 
+    def signals(self, start: dt.date | None, end: dt.date | None, csv: bool = False) -> dict[str, object] | str:
+        """The signals behind the forecasts (/v1/signals): price, liquidations, OI, funding, positioning, flows, SOPR,
+        STH-NUPL per day of [start, end] (default: the whole history), in their units — JSON, or CSV with ``csv``."""
+        from forecast.signals import signals_answer, signals_csv
+
+        first, last = self.first_day.date(), self.last_day.date()
+        for name, day in (("start", start), ("end", end)):
+            if day is not None and not first <= day <= last:
+                raise RequestError(name, f"{name} {day} is outside the history ({first}..{last})", 404)
+        if start is not None and end is not None and end < start:
+            raise RequestError("end", f"end {end} is before start {start}", 422)
+        make = signals_csv if csv else signals_answer
+        return make(self.settings.asset, self.forecaster.panel.loc[: self.last_day], start, end)
+
     # ------------------------------------------------------------------ the past: events and alert episodes
     def events_answer(self) -> dict[str, object]:
         """The labelled events (/v1/events): side, size in dollars and in multiples of the trailing median, whether each

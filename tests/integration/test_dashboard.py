@@ -85,6 +85,19 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         live = page.evaluate("() => document.getElementById('timeline').data.find(t => t.name.startsWith('live forecast ledger'))")
         assert len(ledger) == 5 and live["x"] == [r["day"] for r in ledger] and live["y"] == [r["p_cascade"] for r in ledger]
         assert "5 live forecast(s) in the ledger" in summary
+        # the signals under the timeline, drawn with /v1/signals' own numbers (shorts liquidated drawn below zero)
+        signals = api.get("/v1/signals", params={"asset": "BTC", "start": ready["first_answerable_day"], "end": ready["data_through"]}).json()
+        assert page.get_attribute("#signals", "data-rendered") == "true"
+        drawn_signals = page.evaluate("""() => Object.fromEntries(document.getElementById('signals').data.filter(t => t.meta)
+            .map(t => [t.meta.column, {x: t.x, y: t.y}]))""")
+        for column in ("price_usd", "liq_long_usd", "liq_short_usd", "oi_close_usd", "funding_rate_frac8h"):
+            want = [r[column] for r in signals["rows"]]
+            sign = -1 if "short" in column else 1
+            assert drawn_signals[column]["x"] == [r["day"] for r in signals["rows"]], column
+            assert drawn_signals[column]["y"] == [None if v is None else sign * v for v in want], column
+        assert page.get_attribute("#signals-csv", "href").endswith("&format=csv")
+        hover = page.evaluate("() => document.getElementById('timeline').layout.xaxis.hoverformat")
+        assert hover == "%Y-%m-%d"  # a hover names the day
         page.screenshot(path=str(SHOTS / "coin_BTC.png"), full_page=True)
 
         # click a day on the chart (zoomed to 3 months, days are wide apart) and read its explanation
@@ -111,10 +124,33 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         assert page.locator("#replay-chart .main-svg").count() >= 1
         page.locator("#replay").screenshot(path=str(SHOTS / "replay_BTC.png"))
 
+        # a replay has a URL of its own
+        shared = console.watch(browser.new_page(viewport={"width": 1400, "height": 1000}))  # a link opened afresh
+        shared.goto(f"{served}/dashboard/coin/BTC#replay={notable[-1]['start']}")
+        shared.wait_for_selector(f"#replay[data-rendered='{notable[-1]['start']}']", timeout=60_000)
+        assert shared.locator("#replay-list button[aria-pressed='true']").get_attribute("data-start") == notable[-1]["start"]
+
+        assert console.errors == []
+
+        # 400 px wide: nothing wider than the viewport, on the overview and the coin page
+        narrow = console.watch(browser.new_page(viewport={"width": 400, "height": 900}))
+        for path, shot in (("/dashboard/", "overview_400px.png"), ("/dashboard/coin/BTC", "coin_BTC_400px.png")):
+            narrow.goto(f"{served}{path}")
+            narrow.wait_for_selector("body[data-loaded='true']", timeout=60_000)
+            assert narrow.evaluate("document.documentElement.scrollWidth") <= 400, path
+            narrow.screenshot(path=str(SHOTS / shot), full_page=True)
+        # dark mode: the system's preference changes the page's background
+        light_bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        dark = console.watch(browser.new_page(viewport={"width": 1400, "height": 1000}, color_scheme="dark"))
+        dark.goto(f"{served}/dashboard/coin/BTC")
+        dark.wait_for_selector("body[data-loaded='true']", timeout=60_000)
+        assert dark.evaluate("getComputedStyle(document.body).backgroundColor") not in (light_bg, "rgba(0, 0, 0, 0)")
+        dark.screenshot(path=str(SHOTS / "coin_BTC_dark.png"), full_page=True)
         assert console.errors == []
 
         # an unknown coin's page says so (the browser logs the page's own 404, nothing else)
         page.goto(f"{served}/dashboard/coin/XYZ")
         assert "'XYZ' is not a coin cascade-radar knows" in page.inner_text("#status")
         assert len(console.errors) == 1 and "status of 404" in console.errors[0] and console.errors[0].endswith("/dashboard/coin/XYZ)")
-    assert sorted(p.name for p in SHOTS.glob("*.png")) == ["coin_BTC.png", "coin_BTC_day.png", "overview.png", "replay_BTC.png"]
+    assert sorted(p.name for p in SHOTS.glob("*.png")) == ["coin_BTC.png", "coin_BTC_400px.png", "coin_BTC_dark.png", "coin_BTC_day.png",
+                                                           "overview.png", "overview_400px.png", "replay_BTC.png"]

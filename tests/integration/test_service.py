@@ -265,7 +265,12 @@ def test_health_routes(client: TestClient) -> None:
     assert ready["ready"] is True and ready["model"]["alias"] == "champion"
     spec = client.get("/docs.json").json()
     assert {"/predict", "/predict_signals", "/explain", "/predict_range"} <= set(spec["paths"])
-    assert spec["info"]["version"] == "2.0.0"  # the one answer schema
+    import importlib.metadata
+
+    assert spec["info"]["version"] == "2.0.0" == importlib.metadata.version("cascade-radar")  # the one answer schema; the package's
+    assert spec["info"]["title"] == "cascade-radar" and spec["info"]["contact"]["name"].startswith("cascade-radar")
+    assert "/ping" not in spec["paths"] and {t["name"] for t in spec["tags"]} == {"forecast", "history", "health"}
+    assert spec["paths"]["/predict"]["post"]["tags"] == ["forecast"] and spec["paths"]["/v1/signals"]["get"]["tags"] == ["history"]
     forecast = spec["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
     assert {"day", "p_cascade", "p_long", "p_short", "side", "basis", "age_days", "outdated", "data_through", "missing_families"} <= set(forecast)
 
@@ -559,3 +564,29 @@ def test_a_body_that_trickles_in_is_cut_off_with_a_408() -> None:
     asyncio.run(ApiGuard(never_called, routes=REQUEST_MODELS, max_body_bytes=10_000, max_rows=10, read_timeout=0.2)(scope, trickle, send))
     assert 0.2 <= time.perf_counter() - started < 1.0
     assert sent[0]["status"] == 408 and json.loads(sent[1]["body"])["detail"] == "the body did not arrive within 0.2 s"
+
+
+def test_the_signals_route_serves_the_numbers_the_features_are_built_from(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
+    """/v1/signals: per day, the assembled panel's own values in the panes' units (funding in % per 8 h), JSON or CSV."""
+    settings, ft, _ = trained_synthetic
+    panel = assemble_panel(HistoryStore(settings.data_path).panel())
+    day = ft.table.index[-100]
+    got = client.get("/v1/signals", params={"asset": "BTC", "start": str(day.date()), "end": str((day + pd.Timedelta(days=9)).date())})
+    assert got.status_code == 200
+    body = got.json()
+    assert [p["name"] for p in body["panes"]][:4] == ["price", "liquidations", "open_interest", "funding"]
+    assert {p["name"]: p["unit"] for p in body["panes"]}["funding"] == "% per 8 h"
+    assert len(body["rows"]) == 10 and body["rows"][0]["day"] == str(day.date())
+    row = body["rows"][0]
+    assert row["price_usd"] == pytest.approx(panel.loc[day, "price_usd"], rel=1e-12)
+    assert row["liq_long_usd"] == pytest.approx(panel.loc[day, "liq_long_usd"], rel=1e-12)
+    assert row["oi_close_usd"] == pytest.approx(panel.loc[day, "oi_close_usd"], rel=1e-12)
+    assert row["funding_rate_frac8h"] == pytest.approx(100 * panel.loc[day, "funding_rate_frac8h"], rel=1e-12)
+    csv = client.get("/v1/signals", params={"asset": "BTC", "start": str(day.date()), "end": str(day.date()), "format": "csv"})
+    assert csv.headers["content-type"].startswith("text/csv") and 'filename="cascade-radar-signals-BTC.csv"' in csv.headers["content-disposition"]
+    header, first = csv.text.splitlines()[1:3]
+    assert header.startswith("day,price_usd [USD],liq_long_usd [USD per day]") and first.startswith(f"{day.date()},")
+    assert float(first.split(",")[1]) == pytest.approx(panel.loc[day, "price_usd"], rel=1e-9)
+    assert client.get("/v1/signals", params={"asset": "BTC", "start": "1990-01-01"}).json()["field"] == "start"
+    assert client.get("/v1/signals", params={"asset": "BTC", "format": "xml"}).json()["field"] == "format"
+    assert client.get("/v1/signals", params={"asset": "BTC", "start": "2021-02-01", "end": "2021-01-01"}).status_code == 422

@@ -5,6 +5,7 @@
 
 // the page's data: a JSON data block, not a script (the Content-Security-Policy allows no inline script)
 const CFG = JSON.parse(document.getElementById("cascade-radar-config").textContent);
+const DARK = window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches;
 const SIDE_COLOUR = { long: "#d62728", short: "#1f77b4" };
 const OUTCOME = {
   hit: { fill: "rgba(44,160,44,0.20)", legend: "rgba(44,160,44,0.55)", label: "alert episode followed by an event" },
@@ -13,10 +14,14 @@ const OUTCOME = {
   unjudged: { fill: "rgba(120,120,200,0.10)", legend: "rgba(120,120,200,0.35)", label: "alert before liquidation data (outcome unknown)" },
 };
 // the bases and their meaning come from the service (cascade_radar.rules); only their look is chosen here, in the same order
-const BASIS_LOOK = [{ colour: "#111", dash: "solid" }, { colour: "#5b2c83", dash: "solid" }, { colour: "#8a8f96", dash: "dot" }];
+const BASIS_LOOK = [{ colour: DARK ? "#e8eaed" : "#111", dash: "solid" }, { colour: DARK ? "#b58ae0" : "#5b2c83", dash: "solid" }, { colour: "#8a8f96", dash: "dot" }];
 const HINDSIGHT = CFG.hindsight;  // the basis on which the champion saw the outcome (in-sample)
 const BASIS = Object.fromEntries(Object.entries(CFG.bases).map(([name, label], i) => [name, { ...BASIS_LOOK[i], label: `${name} (${label})` }]));
 const PLOT_CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+// every chart on the page's own background, in its ink; hovering a date axis names the day, not the month
+const THEME = { paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { color: DARK ? "#d8dee6" : "#1b1f24" } };
+const GRID = DARK ? "#333a42" : "#e5e8ec";
+const DAY_AXIS = { type: "date", hoverformat: "%Y-%m-%d", gridcolor: GRID };
 
 // Plotly (4.8 MB) loads while the data are fetched; charts wait for it
 const plotlyReady = new Promise((resolve, reject) => {
@@ -152,10 +157,10 @@ async function coinCard(card, asset, info) {
     const Plotly = await plotlyReady;
     await Plotly.newPlot(spark, [{
       x: range.rows.map((r) => r.day), y: range.rows.map((r) => r.p_cascade), type: "scatter", mode: "lines",
-      line: { color: "#111", width: 1.5 }, fill: "tozeroy", fillcolor: "rgba(0,0,0,0.06)", hovertemplate: "%{x}: %{y:.2f}<extra></extra>",
+      line: { color: DARK ? "#e8eaed" : "#111", width: 1.5 }, fill: "tozeroy", fillcolor: DARK ? "rgba(255,255,255,0.08)" : "rgba(0,0,0,0.06)", hovertemplate: "%{x}: %{y:.2f}<extra></extra>",
     }], {
-      margin: { l: 28, r: 4, t: 4, b: 18 }, showlegend: false, yaxis: { range: [0, 1], tickvals: [0, info.alert_threshold, 1], tickformat: ".1f", fixedrange: true },
-      xaxis: { fixedrange: true, tickformat: "%b %d", nticks: 4 }, font: { size: 10 },
+      ...THEME, margin: { l: 28, r: 4, t: 4, b: 18 }, showlegend: false, yaxis: { range: [0, 1], tickvals: [0, info.alert_threshold, 1], tickformat: ".1f", fixedrange: true, gridcolor: GRID },
+      xaxis: { fixedrange: true, tickformat: "%b %d", hoverformat: "%Y-%m-%d", nticks: 4, gridcolor: GRID }, font: { size: 10, color: THEME.font.color },
       shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: info.alert_threshold, y1: info.alert_threshold, line: { color: "#b42318", width: 1, dash: "dot" } }],
     }, { displayModeBar: false, responsive: true });
   } catch (error) {
@@ -180,10 +185,13 @@ async function coinPage() {
   coin.info = info;
   const first = info.first_answerable_day;
   const end = info.data_through;
-  const [today, range, events, episodes, ledger] = await Promise.all([
+  const [today, range, events, episodes, ledger, signals] = await Promise.all([
     api("/predict", { asset }), api("/predict_range", { asset, start: first, end }),
     api(`/v1/events?${query({ asset })}`), api(`/v1/episodes?${query({ asset })}`), api(`/v1/forecasts?${query({ asset })}`, undefined, { accept: [503] }),
+    api(`/v1/signals?${query({ asset, start: first, end })}`),
   ]);
+  coin.signals = signals;
+  document.getElementById("signals-csv").href = `/v1/signals?${query({ asset, start: first, end, format: "csv" })}`;
   performance.mark("data fetched");
   coin.events = events;
   coin.episodes = episodes;
@@ -195,9 +203,19 @@ async function coinPage() {
   renderReplayList(events);
   setStatus("");
   // the day's explanation is fetched and drawn while the timeline draws; then the day is marked on it
-  const day = new URLSearchParams(location.hash.slice(1)).get("day") || today.day;
-  await Promise.all([drawTimeline(range, events, episodes, ledger.rows || []), showDay(day)]);
+  const wanted = new URLSearchParams(location.hash.slice(1));
+  const day = wanted.get("day") || today.day;
+  await Promise.all([drawTimeline(range, events, episodes, ledger.rows || []), drawSignals(signals, episodes), showDay(day)]);
+  linkZoom();
   await markDay(document.getElementById("day-picker").value);
+  const replay = wanted.get("replay") && events.events.find((e) => e.start === wanted.get("replay"));
+  if (replay) await showReplay(replay);  // a replay's own URL: #replay=<event start>
+  window.addEventListener("hashchange", () => {
+    const asked = new URLSearchParams(location.hash.slice(1));
+    const event = asked.get("replay") && events.events.find((e) => e.start === asked.get("replay"));
+    if (event) showReplay(event);
+    else if (asked.get("day") && asked.get("day") !== document.getElementById("day-picker").value) showDay(asked.get("day"));
+  });
   document.body.dataset.loaded = "true";
 }
 
@@ -274,12 +292,12 @@ async function drawTimeline(range, events, episodes, ledgerRows) {
   }));
   coin.shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: episodes.threshold, y1: episodes.threshold, line: { color: "#b42318", width: 1, dash: "dot" } });
   const layout = {
-    margin: { l: 60, r: 20, t: 10, b: 40 }, hovermode: "closest", hoverdistance: 30, showlegend: true,
+    ...THEME, margin: { l: 60, r: 20, t: 40, b: 40 }, hovermode: "closest", hoverdistance: 30, showlegend: true,
     legend: { orientation: "h", x: 0, y: -0.2, yanchor: "top", font: { size: 11 } },
-    xaxis: { type: "date", title: { text: "day (UTC)" }, range: [shiftDay(days[0], -5), shiftDay(days[days.length - 1], 10)], rangeselector: { buttons: [
+    xaxis: { ...DAY_AXIS, title: { text: "day (UTC)" }, range: [shiftDay(days[0], -5), shiftDay(days[days.length - 1], 10)], rangeselector: { buttons: [
       { count: 3, label: "3 months", step: "month", stepmode: "backward" }, { count: 1, label: "1 year", step: "year", stepmode: "backward" },
-      { step: "all", label: "all" }] } },
-    yaxis: { title: { text: `P(cascade within ${range.horizon_days} days)` }, range: [0, 1.13], tickvals: [0, 0.2, 0.4, 0.6, 0.8, 1.0], fixedrange: true },
+      { step: "all", label: "all" }], x: 0, y: 1.02, yanchor: "bottom", bgcolor: DARK ? "#22272e" : "#eef0f3", font: { color: THEME.font.color } } },
+    yaxis: { title: { text: `P(cascade within ${range.horizon_days} days)` }, range: [0, 1.13], tickvals: [0, 0.2, 0.4, 0.6, 0.8, 1.0], fixedrange: true, gridcolor: GRID },
     shapes: coin.shapes,
     annotations: [{ xref: "paper", yref: "y", x: 1, y: episodes.threshold, text: `alert ≥ ${episodes.threshold}`, showarrow: false, xanchor: "right", yanchor: "bottom", font: { size: 10, color: "#b42318" } }],
   };
@@ -297,8 +315,78 @@ async function drawTimeline(range, events, episodes, ledgerRows) {
 async function markDay(day) {
   if (!coin.timeline) return;
   const Plotly = await plotlyReady;
-  const marker = { type: "line", xref: "x", yref: "paper", x0: day, x1: day, y0: 0, y1: 1, line: { color: "#14181d", width: 1.5 } };
+  const ink = DARK ? "#d8dee6" : "#14181d";
+  const marker = { type: "line", xref: "x", yref: "paper", x0: day, x1: day, y0: 0, y1: 1, line: { color: ink, width: 1.5 } };
   await Plotly.relayout(coin.timeline, { shapes: [...coin.shapes, marker] });
+  if (coin.signalsChart) await Plotly.relayout(coin.signalsChart, { shapes: [...coin.signalShapes, marker] });
+}
+
+// ------------------------------------------------------------------ the signals, on the timeline's days
+const PANE_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#e377c2", "#7f7f7f"];
+
+async function drawSignals(signals, episodes) {
+  const div = document.getElementById("signals");
+  const panes = signals.panes;
+  if (!panes.length) { div.replaceChildren(el("p", { class: "small", text: "no signal stored for this coin" })); return; }
+  const days = signals.rows.map((r) => r.day);
+  const gap = 0.025;
+  const height = (1 - gap * (panes.length - 1)) / panes.length;
+  const layout = { ...THEME, margin: { l: 70, r: 20, t: 10, b: 40 }, hovermode: "x unified", showlegend: true, barmode: "relative",
+    legend: { orientation: "h", x: 0, y: -0.04, yanchor: "top", font: { size: 11 } } };
+  const traces = [];
+  panes.forEach((pane, i) => {
+    const n = i === 0 ? "" : String(i + 1);
+    const top = 1 - i * (height + gap);
+    layout[`yaxis${n}`] = { domain: [top - height, top], title: { text: `${pane.title}<br><sub>${pane.unit}</sub>`, font: { size: 11 } }, gridcolor: GRID,
+      zeroline: pane.name === "funding", zerolinecolor: GRID, type: pane.name === "price" || pane.name === "open_interest" ? "log" : "linear" };
+    layout[`xaxis${n}`] = { ...DAY_AXIS, anchor: `y${n}`, showticklabels: i === panes.length - 1, ...(i === 0 ? {} : { matches: "x" }) };
+    pane.series.forEach((s, j) => {
+      const shorts = s.column.includes("short");
+      const bars = pane.name === "liquidations";
+      const values = signals.rows.map((r) => (r[s.column] === null ? null : bars && shorts ? -r[s.column] : r[s.column]));
+      const common = { x: days, y: values, name: s.label, xaxis: `x${n}`, yaxis: `y${n}`, meta: { column: s.column, pane: pane.name } };
+      traces.push(bars
+        ? { ...common, type: "bar", marker: { color: shorts ? SIDE_COLOUR.short : SIDE_COLOUR.long, opacity: s.column.startsWith("binance") ? 0.45 : 0.9 },
+            customdata: signals.rows.map((r) => r[s.column]), hovertemplate: `${s.label} %{customdata:$,.3s}<extra></extra>` }
+        : { ...common, type: "scatter", mode: "lines", line: { color: PANE_COLOURS[(i + j) % PANE_COLOURS.length], width: 1.2 },
+            hovertemplate: `${s.label} %{y:.4~g}<extra></extra>` });
+    });
+  });
+  if (signals.rows.length) layout.xaxis.range = [shiftDay(days[0], -5), shiftDay(days[days.length - 1], 10)];
+  // alert episodes on every pane
+  coin.signalShapes = episodes.episodes.map((e) => ({ type: "rect", xref: "x", yref: "paper", x0: e.first, x1: shiftDay(e.last, 1), y0: 0, y1: 1,
+    fillcolor: OUTCOME[e.outcome].fill, line: { width: 0 }, layer: "below" }));
+  layout.shapes = coin.signalShapes;
+  div.style.height = `${Math.max(420, 150 * panes.length)}px`;
+  const Plotly = await plotlyReady;
+  coin.signalsChart = await Plotly.newPlot(div, traces, layout, PLOT_CONFIG);
+  div.on("plotly_click", (event) => {
+    const point = event.points && event.points[0];
+    if (point && point.x) showDay(String(point.x).slice(0, 10));
+  });
+  div.dataset.rendered = "true";
+}
+
+// zoom one of the two day charts, the other follows
+function linkZoom() {
+  const charts = [coin.timeline, coin.signalsChart].filter(Boolean);
+  if (charts.length < 2) return;
+  let syncing = false;
+  for (const [from, to] of [[charts[0], charts[1]], [charts[1], charts[0]]]) {
+    from.on("plotly_relayout", async (change) => {
+      if (syncing) return;
+      const range = change["xaxis.range"] || (change["xaxis.range[0]"] ? [change["xaxis.range[0]"], change["xaxis.range[1]"]] : null);
+      const reset = change["xaxis.autorange"];
+      if (!range && !reset) return;
+      syncing = true;
+      try {
+        const Plotly = await plotlyReady;
+        await Plotly.relayout(to, range ? { "xaxis.range": range } : { "xaxis.autorange": true });
+      } finally {
+        syncing = false;
+      }
+    });
+  }
 }
 
 async function showDay(day) {
@@ -354,7 +442,7 @@ function familyBars(Plotly, div, families, title, axis) {
     type: "bar", orientation: "h", x: names.map((f) => families[f]), y: names.map(familyTitle), marker: { color: names.map(familyColour) },
     hovertemplate: "%{y}: %{x:+.3f}<extra></extra>", cliponaxis: false,
   }], {
-    title: { text: title, font: { size: 13 } }, margin: { l: 140, r: 30, t: 40, b: 45 }, xaxis: { title: { text: axis }, zeroline: true, zerolinecolor: "#444", automargin: true },
+    ...THEME, title: { text: title, font: { size: 13 } }, margin: { l: 140, r: 30, t: 40, b: 45 }, xaxis: { title: { text: axis }, zeroline: true, zerolinecolor: "#444", automargin: true },
     yaxis: { automargin: true }, showlegend: false,
   }, { displayModeBar: false, responsive: true });
 }
@@ -374,6 +462,7 @@ function renderReplayList(events) {
 
 async function showReplay(event) {
   for (const b of document.querySelectorAll("#replay-list button")) b.setAttribute("aria-pressed", String(b.dataset.start === event.start));
+  history.replaceState(null, "", `#replay=${event.start}`);  // the replay's own URL
   const box = document.getElementById("replay");
   box.hidden = false;
   box.replaceChildren(el("h3", { text: `Replay: ${event.start}` }), el("p", { class: "small", text: "loading…" }));
@@ -400,7 +489,7 @@ async function showReplay(event) {
   const families = Object.keys(CFG.families).filter((f) => explained.some((x) => f in x.cascade.shap_by_family));
   // top: the probabilities; below, on the same days: each family's push on the cascade log-odds
   const traces = [
-    { type: "scatter", mode: "lines+markers", name: "P(cascade)", x: days, y: range.rows.map((r) => r.p_cascade), line: { color: "#111", width: 2 }, marker: { size: 4 },
+    { type: "scatter", mode: "lines+markers", name: "P(cascade)", x: days, y: range.rows.map((r) => r.p_cascade), line: { color: DARK ? "#e8eaed" : "#111", width: 2 }, marker: { size: 4 },
       customdata: range.rows.map((r) => r.basis), hovertemplate: "%{x}: P(cascade) %{y:.2f} (%{customdata})<extra></extra>" },
     { type: "scatter", mode: "lines", name: "P(long squeeze)", x: days, y: range.rows.map((r) => r.p_long), line: { color: SIDE_COLOUR.long, width: 1.2, dash: "dash" },
       hovertemplate: "%{x}: P(long squeeze) %{y:.2f}<extra></extra>" },
@@ -421,18 +510,29 @@ async function showReplay(event) {
     el("h3", { text: `${coin.asset} replay: ${event.start}, ${sideWord(event.side)}, ${usd(event.total_usd)} liquidated (${event.peak_ratio.toFixed(1)}× the trailing median)` }),
     el("p", { class: "summary", id: "replay-verdict", text: verdict }),
     el("div", { class: "chart", id: "replay-chart" }));
+  const prices = (coin.signals ? coin.signals.rows : []).filter((r) => r.day >= first && r.day <= event.start && r.price_usd !== null);
+  if (prices.length) {
+    traces.push({ type: "scatter", mode: "lines", name: "price (USD)", x: prices.map((r) => r.day), y: prices.map((r) => r.price_usd), xaxis: "x3", yaxis: "y3",
+      line: { color: DARK ? "#d8dee6" : "#14181d", width: 1.4 }, hovertemplate: "%{x}: price %{y:$,.4~g}<extra></extra>" });
+  }
   const Plotly = await plotlyReady;
   const span = [shiftDay(first, -1), shiftDay(event.start, 1)];
+  const warned = { type: "rect", xref: "x", yref: "paper", x0: shiftDay(event.start, -horizon), x1: event.start, y0: 0, y1: 1,
+    fillcolor: "rgba(180,35,24,0.07)", line: { width: 0 }, layer: "below" };  // the days whose alert would warn of it
+  const firstAlert = event.first_alert ? [{ type: "line", xref: "x", yref: "paper", x0: event.first_alert, x1: event.first_alert, y0: 0, y1: 1,
+    line: { color: "#b42318", width: 1.5, dash: "dash" } }] : [];
   const eventLine = (yref) => ({ type: "line", xref: yref === "y domain" ? "x" : "x2", yref, x0: event.start, x1: event.start, y0: 0, y1: 1,
     line: { color: SIDE_COLOUR[event.side], width: 2 } });
   await Plotly.newPlot("replay-chart", traces, {
-    grid: { rows: 2, columns: 1, roworder: "top to bottom" }, barmode: "relative", hovermode: "x unified",
+    ...THEME, barmode: "relative", hovermode: "x unified",
     margin: { l: 70, r: 20, t: 10, b: 40 }, legend: { orientation: "h", x: 0, y: -0.12, font: { size: 11 } },
-    xaxis: { type: "date", range: span, domain: [0, 1], anchor: "y", showticklabels: false },
-    yaxis: { title: { text: "probability" }, range: [0, 1], domain: [0.56, 1] },
-    xaxis2: { type: "date", range: span, domain: [0, 1], anchor: "y2", matches: "x", title: { text: "day before the event (UTC)" } },
-    yaxis2: { title: { text: "family push (log-odds)" }, domain: [0, 0.5], zeroline: true, zerolinecolor: "#444" },
-    shapes: [eventLine("y domain"), eventLine("y2 domain"),
+    xaxis: { ...DAY_AXIS, range: span, domain: [0, 1], anchor: "y", showticklabels: false },
+    yaxis: { title: { text: "probability" }, range: [0, 1], domain: [0.7, 1], gridcolor: GRID },
+    xaxis3: { ...DAY_AXIS, range: span, domain: [0, 1], anchor: "y3", matches: "x", showticklabels: false },
+    yaxis3: { title: { text: "price (USD)" }, domain: [0.36, 0.66], gridcolor: GRID },
+    xaxis2: { ...DAY_AXIS, range: span, domain: [0, 1], anchor: "y2", matches: "x", title: { text: "day before the event (UTC)" } },
+    yaxis2: { title: { text: "family push (log-odds)" }, domain: [0, 0.32], zeroline: true, zerolinecolor: "#444", gridcolor: GRID },
+    shapes: [warned, ...firstAlert, eventLine("y domain"), eventLine("y2 domain"),
       { type: "line", xref: "paper", yref: "y", x0: 0, x1: 1, y0: coin.episodes.threshold, y1: coin.episodes.threshold, line: { color: "#b42318", width: 1, dash: "dot" } }],
     annotations: [{ x: event.start, y: 1, xref: "x", yref: "y domain", text: `event ${event.start}`, showarrow: false, xanchor: "right", yanchor: "top",
       font: { color: SIDE_COLOUR[event.side] } }],
