@@ -187,7 +187,20 @@ def cmd_train(args: argparse.Namespace, settings: Settings, register: bool = Tru
     first_run_import(settings, settings.assets)
     coins = ", ".join(settings.assets)
     print(f"{coins}: features -> pooled walk-forward over {settings.folds.n_folds} folds -> final fit -> MLflow ...", flush=True)
-    result = train(settings, register=register)
+    from tqdm import tqdm
+
+    stages = 4 + settings.folds.n_folds  # feature tables, each fold, final fit, reports, MLflow
+    # on a terminal a bar names the stage; piped (cron, CI, a log) it stays quiet
+    with tqdm(total=stages, unit="stage", desc="train" if register else "evaluate", leave=False, disable=not sys.stderr.isatty()) as bar:
+        begun: list[str] = []
+
+        def progress(stage: str) -> None:  # a stage begins: the one before it is done
+            if begun:
+                bar.update()
+            begun.append(stage)
+            bar.set_description_str(stage)
+
+        result = train(settings, register=register, progress=progress)
     for asset, ft in result.tables.items():
         print(f"{asset}: {len(ft.table)} days, {int(ft.table['target'].notna().sum())} labelled, {len(ft.labels.events)} events")
     print(f"{len(result.model.features)} features ({len(result.model.cascade_features)} cascade, {len(result.model.direction_features)} direction)\n")

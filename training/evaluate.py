@@ -8,6 +8,7 @@ coin*. Folds are calendar blocks shared by every coin: no coin's future trains a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -134,7 +135,7 @@ def score_oof(oof: dict[str, pd.DataFrame], events: dict[str, pd.DataFrame], fol
 
 
 def fit_predict_folds(pool: Pool, folds: list[Fold], settings: Settings, config: ModelConfig,
-                      with_baselines: bool = True) -> tuple[dict[str, pd.DataFrame], dict[int, CascadeModel]]:
+                      with_baselines: bool = True, progress: Callable[[str], None] | None = None) -> tuple[dict[str, pd.DataFrame], dict[int, CascadeModel]]:
     """Out-of-fold predictions of the pooled model (and of each coin's baselines) on every fold's test days."""
     parts: dict[str, list[pd.DataFrame]] = {}
     fold_models: dict[int, CascadeModel] = {}
@@ -143,6 +144,8 @@ def fit_predict_folds(pool: Pool, folds: list[Fold], settings: Settings, config:
         parts.setdefault(name, []).append(pool.oof(pred, rows, fold))
 
     for fold in folds:
+        if progress:
+            progress(f"walk-forward fold {fold.number} of {len(folds)}")
         train, test = pool.rows(fold.train_days), pool.rows(fold.test_days)
         model = CascadeModel(config).fit(pool.X[train], pool.target[train])
         if config.calibrate and parts.get("model"):
@@ -170,7 +173,8 @@ def pooled_folds(pool: Pool, settings: Settings, days: pd.DatetimeIndex | None =
     return walk_forward_folds(labelled, folds or settings.folds, settings.purge_days)
 
 
-def walk_forward(tables: dict[str, FeatureTable] | FeatureTable, settings: Settings, config: ModelConfig | None = None) -> Evaluation:
+def walk_forward(tables: dict[str, FeatureTable] | FeatureTable, settings: Settings, config: ModelConfig | None = None,
+                 progress: Callable[[str], None] | None = None) -> Evaluation:
     """Fit the pooled model and each coin's baselines on every fold's training days, predict its test days, score."""
     if isinstance(tables, FeatureTable):
         tables = {settings.asset: tables}
@@ -178,7 +182,7 @@ def walk_forward(tables: dict[str, FeatureTable] | FeatureTable, settings: Setti
     first = next(iter(tables.values()))
     pool = Pool.of(tables, model_features(first.features, config))
     folds = pooled_folds(pool, settings)
-    oof, fold_models = fit_predict_folds(pool, folds, settings, config)
+    oof, fold_models = fit_predict_folds(pool, folds, settings, config, progress=progress)
     scores, per_fold = score_oof(oof, pool.events, folds, settings)
     return Evaluation(folds, oof, scores, per_fold, fold_models)
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,14 +75,14 @@ class TrainResult:
 
 
 def train(settings: Settings, register: bool = True, store: HistoryStore | None = None,
-          stores: dict[str, HistoryStore] | None = None) -> TrainResult:
+          stores: dict[str, HistoryStore] | None = None, progress: Callable[[str], None] | None = None) -> TrainResult:
     """Run the whole pipeline for the coins of ``settings.assets`` (one pooled model); with ``register=False`` it
     evaluates and records only. ``store``: the store of ``settings.asset`` (tests, benches); ``stores``: per coin.
 
     One run at a time per reports folder: ``reports/fold_models/`` and the reports are one set, so a second `make train`
     started meanwhile says that it waits, then runs — each run logs the files it wrote itself."""
     with exclusive(training_lock(settings), "a training run", wait_seconds=TRAIN_LOCK_WAIT_SECONDS, say=print):
-        return _train(settings, register, store, stores)
+        return _train(settings, register, store, stores, progress or (lambda stage: None))
 
 
 TRAIN_LOCK_WAIT_SECONDS = 6 * 3600.0
@@ -92,15 +93,19 @@ def training_lock(settings: Settings) -> Path:
     return settings.reports_root / ".training.lock"
 
 
-def _train(settings: Settings, register: bool, store: HistoryStore | None, stores: dict[str, HistoryStore] | None) -> TrainResult:
+def _train(settings: Settings, register: bool, store: HistoryStore | None, stores: dict[str, HistoryStore] | None,
+           progress: Callable[[str], None]) -> TrainResult:
     started = time.perf_counter()
+    progress("feature tables")
     stores = dict(stores or {})
     if store is not None:
         stores[settings.asset] = store
     tables = load_feature_tables(settings, stores)
-    evaluation = walk_forward(tables, settings)
+    evaluation = walk_forward(tables, settings, progress=progress)
     verdicts = {asset: gate(evaluation, settings, asset) for asset in tables}
+    progress("final fit")
     model = fit_final(tables, evaluation, settings)
+    progress("reports")
     files: list[Path] = []
     for asset, ft in tables.items():
         each = settings.for_asset(asset)
@@ -109,10 +114,10 @@ def _train(settings: Settings, register: bool, store: HistoryStore | None, store
         files += write_summary(evaluation, verdicts, settings)
     focus = settings.asset if settings.asset in tables else next(iter(tables))
     files.sort(key=lambda p: (p.parent != settings.for_asset(focus).reports_path or p.name != "evaluation.md"))
+    progress("MLflow run and registry")
     experiment_id = setup_tracking(settings)
     stage = "train" if register else "evaluate"
-    name = "-".join(tables) if len(tables) <= 2 else f"pooled-{len(tables)}"
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{stage}-{name}") as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name(stage, list(tables), model)) as run:
         log_run(tables, evaluation, verdicts, model, stores, settings, files, stage)
         versions = register_model(tables, evaluation, verdicts, model, settings) if register else {}
     champions = {a: champion_version(settings.for_asset(a).registered_model_name) for a in tables} if register else {}
@@ -152,16 +157,58 @@ def coverage(stores: dict[str, HistoryStore]) -> dict[str, dict[str, dict[str, o
                     for s in store.status()} for asset, store in stores.items()}
 
 
-def evaluation_metrics(evaluation: Evaluation) -> dict[str, float]:
+HEADLINE = ("pr_auc", "roc_auc", "brier_skill", "direction_auc", "direction_brier_skill")
+
+
+def evaluation_metrics(evaluation: Evaluation, every: bool = True) -> dict[str, float]:
     """Every coin together as ``<predictor>_<metric>``; per coin ``<asset>.<predictor>_<metric>``; per coin and fold
-    ``<asset>.<predictor>_<metric>_fold<k>``."""
+    ``<asset>.<predictor>_<metric>_fold<k>``. With ``every=False`` the headline only: every predictor pooled, and per
+    coin the model's ``HEADLINE`` metrics — what a run's page and the comparison view should show first."""
     metrics = {}
     for (asset, name), row in evaluation.scores.iterrows():
         prefix = "" if asset == POOLED else f"{asset}."
-        metrics.update({f"{prefix}{name}_{k}": float(v) for k, v in row.items() if pd.notna(v)})
-    for (asset, name, fold), row in evaluation.per_fold.iterrows():
-        metrics.update({f"{asset}.{name}_{k}_fold{fold}": float(v) for k, v in row.items() if pd.notna(v)})
+        if not every and asset != POOLED and name != "model":
+            continue
+        metrics.update({f"{prefix}{name}_{k}": float(v) for k, v in row.items() if pd.notna(v) and (every or asset == POOLED or k in HEADLINE)})
+    if every:
+        for (asset, name, fold), row in evaluation.per_fold.iterrows():
+            metrics.update({f"{asset}.{name}_{k}_fold{fold}": float(v) for k, v in row.items() if pd.notna(v)})
     return metrics
+
+
+def run_name(stage: str, assets: list[str], model: CascadeModel) -> str:
+    """What the run did, readable in the runs list: stage, coins, families read, git revision."""
+    from features.families import family_of
+
+    families = sorted({family_of(f) for f in [*model.cascade_features, *model.direction_features]})
+    coins = "+".join(assets) if len(assets) <= 3 else f"{len(assets)} coins"
+    return f"{stage} {coins} · {len(families)} families · {git_revision()}"
+
+
+def git_revision() -> str:
+    import subprocess
+
+    from cascade_radar.config import PROJECT_ROOT
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "no git"
+    return (done.stdout.strip() or "no git") + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def run_description(evaluation: Evaluation, verdicts: dict[str, Verdict]) -> str:
+    """The run page's description: per coin the headline out-of-fold metrics and the gate's verdict (Markdown)."""
+    lines = ["| coin | PR-AUC | ROC-AUC | Brier skill | direction AUC | gate |", "|---|---|---|---|---|---|"]
+    for (asset, name), row in evaluation.scores.iterrows():
+        if name != "model":
+            continue
+        cells = [f"{row.get(k):.3f}" if pd.notna(row.get(k)) else "–" for k in ("pr_auc", "roc_auc", "brier_skill", "direction_auc")]
+        verdict = verdicts.get(asset)
+        gate_word = "" if verdict is None else ("passed" if verdict.passed else "failed: " + "; ".join(verdict.reasons)[:200])
+        lines.append(f"| {asset} | " + " | ".join(cells) + f" | {gate_word} |")
+    return "Out-of-fold, walk-forward (every fold's model answers its own test block).\n\n" + "\n".join(lines)
 
 
 def log_run(tables: dict[str, FeatureTable], evaluation: Evaluation, verdicts: dict[str, Verdict], model: CascadeModel,
@@ -180,7 +227,10 @@ def log_run(tables: dict[str, FeatureTable], evaluation: Evaluation, verdicts: d
     mlflow.log_dict(settings.loggable(), "config.json")
     mlflow.log_dict(coverage({a: stores.get(a) or HistoryStore(settings.for_asset(a).data_path) for a in tables}), "data_coverage.json")
     mlflow.log_dict({"folds": evaluation.fold_descriptions()}, "folds.json")
-    mlflow.log_metrics(evaluation_metrics(evaluation))
+    mlflow.log_metrics(evaluation_metrics(evaluation, every=False))  # the headline; everything else as one table
+    every = pd.Series(evaluation_metrics(evaluation), name="value").rename_axis("metric").reset_index()
+    mlflow.log_text(every.to_csv(index=False), "evaluation/metrics_all.csv")
+    mlflow.set_tag("mlflow.note.content", run_description(evaluation, verdicts))
     root = settings.reports_root
     for path in files:
         parent = path.parent.relative_to(root).as_posix()
@@ -204,6 +254,14 @@ def register_model(tables: dict[str, FeatureTable], evaluation: Evaluation, verd
             version = str(mlflow.register_model(info.model_uri, name).version)
             versions[asset] = version
             client.set_model_version_tag(name, version, "gate", "passed" if verdict.passed else "failed")
+            scores = evaluation.scores.loc[(asset, "model")] if (asset, "model") in evaluation.scores.index else None
+            headline = "" if scores is None else ", ".join(f"{k} {scores[k]:.3f}" for k in ("pr_auc", "roc_auc", "brier_skill", "direction_auc")
+                                                           if k in scores and pd.notna(scores[k]))
+            client.update_model_version(name, version, description=f"Pooled over {', '.join(tables)}; {asset} out-of-fold: {headline}. Gate: "
+                                        + ("passed" if verdict.passed else "failed — " + "; ".join(verdict.reasons))[:4000])
+            client.update_registered_model(name, description=f"cascade-radar's model for {asset}: P(a liquidation cascade within "
+                                           f"{settings.labels.horizon_days} days) and its side. The 'champion' alias is the version that "
+                                           "passed the evaluation gate; each version's description holds its out-of-fold metrics and verdict.")
             client.set_model_version_tag(name, version, "pooled_assets", ",".join(tables))
             if verdict.reasons:
                 client.set_model_version_tag(name, version, "gate_reasons", "; ".join(verdict.reasons)[:5000])

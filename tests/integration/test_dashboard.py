@@ -87,7 +87,8 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         assert "5 live forecast(s) in the ledger" in summary
         # the signals under the timeline, drawn with /v1/signals' own numbers (shorts liquidated drawn below zero)
         signals = api.get("/v1/signals", params={"asset": "BTC", "start": ready["first_answerable_day"], "end": ready["data_through"]}).json()
-        assert page.get_attribute("#signals", "data-rendered") == "true"
+        page.locator("#signals").scroll_into_view_if_needed()  # drawn as it comes into view
+        page.wait_for_selector("#signals[data-rendered='true']", timeout=30_000)
         drawn_signals = page.evaluate("""() => Object.fromEntries(document.getElementById('signals').data.filter(t => t.meta)
             .map(t => [t.meta.column, {x: t.x, y: t.y}]))""")
         for column in ("price_usd", "liq_long_usd", "liq_short_usd", "oi_close_usd", "funding_rate_frac8h"):
@@ -96,6 +97,7 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
             assert drawn_signals[column]["x"] == [r["day"] for r in signals["rows"]], column
             assert drawn_signals[column]["y"] == [None if v is None else sign * v for v in want], column
         assert page.get_attribute("#signals-csv", "href").endswith("&format=csv")
+        page.evaluate("window.scrollTo(0, 0)")
         hover = page.evaluate("() => document.getElementById('timeline').layout.xaxis.hoverformat")
         assert hover == "%Y-%m-%d"  # a hover names the day
         page.screenshot(path=str(SHOTS / "coin_BTC.png"), full_page=True)

@@ -83,7 +83,8 @@ def test_a_second_training_run_says_it_waits_and_then_runs_with_its_own_files(se
 
     results: list[object] = []
     with exclusive(training_lock(settings), "a training run"):  # the first run, holding the reports folder
-        worker = threading.Thread(target=lambda: results.append(train(settings, store=synthetic_store)))
+        stages: list[str] = []
+        worker = threading.Thread(target=lambda: results.append(train(settings, store=synthetic_store, progress=stages.append)))
         worker.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and "waiting for a training run" not in capsys.readouterr().out:
@@ -92,3 +93,50 @@ def test_a_second_training_run_says_it_waits_and_then_runs_with_its_own_files(se
     worker.join(timeout=600)
     (result,) = results
     assert result.passed_gate and all(p.exists() for p in result.files)
+    # the stages `make train` shows on a terminal, in order
+    folds = [f"walk-forward fold {n} of {settings.folds.n_folds}" for n in range(1, settings.folds.n_folds + 1)]
+    assert stages == ["feature tables", *folds, "final fit", "reports", "MLflow run and registry"]
+
+
+def test_mlflow_shows_what_a_run_did_and_its_headline_metrics_over_its_rest_api(trained, settings: Settings) -> None:  # noqa: ANN001
+    """A real `mlflow server` on loopback: the run is named for what it did, its page's description is the per-coin table,
+    its metrics are the headline ones (the rest an artifact table), the experiment is a training one, the model described."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    from tests.support.process import free_port
+
+    _, result = trained
+    port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", settings.tracking_uri,
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        run = httpx.get(f"{base}/runs/get", params={"run_id": result.run_id}, timeout=10).json()["run"]
+        model = httpx.get(f"{base}/registered-models/get", params={"name": settings.registered_model_name}, timeout=10).json()["registered_model"]
+        experiment = httpx.get(f"{base}/experiments/get", params={"experiment_id": run["info"]["experiment_id"]}, timeout=10).json()["experiment"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert run["info"]["run_name"].startswith("train BTC · 6 families · ")
+    metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+    headline = {f"BTC.model_{k}" for k in ("pr_auc", "roc_auc", "brier_skill", "direction_auc")}
+    assert headline <= set(metrics) and len(metrics) < 120 and not [k for k in metrics if "_fold" in k]  # was 2,952 flat metrics
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    assert tags["mlflow.note.content"].splitlines()[2].startswith("| coin | PR-AUC | ROC-AUC | Brier skill | direction AUC | gate |")
+    assert f"| BTC | {metrics['BTC.model_pr_auc']:.3f} |" in tags["mlflow.note.content"]
+    assert "for BTC: P(a liquidation cascade within 14 days)" in model["description"]
+    assert {t["key"]: t["value"] for t in experiment["tags"]}["mlflow.experimentKind"] == "custom_model_development"
+    artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id, "evaluation")}
+    assert "evaluation/metrics_all.csv" in artifacts

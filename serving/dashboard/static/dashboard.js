@@ -205,9 +205,13 @@ async function coinPage() {
   // the day's explanation is fetched and drawn while the timeline draws; then the day is marked on it
   const wanted = new URLSearchParams(location.hash.slice(1));
   const day = wanted.get("day") || today.day;
-  await Promise.all([drawTimeline(range, events, episodes, ledger.rows || []), drawSignals(signals, episodes), showDay(day)]);
-  linkZoom();
+  await Promise.all([drawTimeline(range, events, episodes, ledger.rows || []), showDay(day)]);
   await markDay(document.getElementById("day-picker").value);
+  whenVisible(document.getElementById("signals"), async () => {  // below the fold: drawn as it scrolls into view
+    await drawSignals(signals, episodes);
+    linkZoom();
+    await markDay(document.getElementById("day-picker").value);
+  });
   const replay = wanted.get("replay") && events.events.find((e) => e.start === wanted.get("replay"));
   if (replay) await showReplay(replay);  // a replay's own URL: #replay=<event start>
   window.addEventListener("hashchange", () => {
@@ -345,8 +349,10 @@ async function drawSignals(signals, episodes) {
       const bars = pane.name === "liquidations";
       const values = signals.rows.map((r) => (r[s.column] === null ? null : bars && shorts ? -r[s.column] : r[s.column]));
       const common = { x: days, y: values, name: s.label, xaxis: `x${n}`, yaxis: `y${n}`, meta: { column: s.column, pane: pane.name } };
+      // liquidations as filled steps (one path per series: thousands of bars were most of the page's drawing time)
       traces.push(bars
-        ? { ...common, type: "bar", marker: { color: shorts ? SIDE_COLOUR.short : SIDE_COLOUR.long, opacity: s.column.startsWith("binance") ? 0.45 : 0.9 },
+        ? { ...common, type: "scatter", mode: "lines", line: { shape: "hv", width: 0.8, color: shorts ? SIDE_COLOUR.short : SIDE_COLOUR.long },
+            fill: "tozeroy", opacity: s.column.startsWith("binance") ? 0.45 : 0.9,
             customdata: signals.rows.map((r) => r[s.column]), hovertemplate: `${s.label} %{customdata:$,.3s}<extra></extra>` }
         : { ...common, type: "scatter", mode: "lines", line: { color: PANE_COLOURS[(i + j) % PANE_COLOURS.length], width: 1.2 },
             hovertemplate: `${s.label} %{y:.4~g}<extra></extra>` });
@@ -365,6 +371,18 @@ async function drawSignals(signals, episodes) {
     if (point && point.x) showDay(String(point.x).slice(0, 10));
   });
   div.dataset.rendered = "true";
+}
+
+// draw below-the-fold charts only when they near the viewport: the first screen is drawn sooner
+function whenVisible(element, draw) {
+  if (!("IntersectionObserver" in window)) { draw(); return; }
+  const observer = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) {
+      observer.disconnect();
+      draw();
+    }
+  }, { rootMargin: "300px" });
+  observer.observe(element);
 }
 
 // zoom one of the two day charts, the other follows
