@@ -490,9 +490,12 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     events, notes = select_events(ft.labels.events, settings, oof)
     directory = settings.reports_path / "replays"
     replays = []
+    from features.build import assemble_panel
+
+    panel = assemble_panel(open_store(settings).panel())  # the reconstruction reads the signals themselves
     for _, event in events.iterrows():
         replay = replay_event(event, oof, ft, explainer, settings, champion.side_skill)
-        write_replay(replay, settings, directory)
+        write_replay(replay, settings, directory, panel, ft)
         replays.append(replay)
     index = write_index(replays, notes, directory)
     rows = [[_day(r.event["start"]), r.event["direction"], f"{r.event['peak_ratio']:.1f}x", _day(r.first_alert), r.lead_days if r.lead_days is not None else "-",

@@ -33,7 +33,8 @@ ROUTE_STATUSES = {
     "/ping": (400, 401, 408, 413, 415, 500),
 }
 # what each GET route of /v1 can answer besides 200
-GET_STATUSES = {"/v1/signals": (400, 401, 404, 422, 503), "/v1/forecasts": (400, 401, 404, 503), "/v1/events": (401, 404, 503), "/v1/episodes": (400, 401, 404, 503)}
+GET_STATUSES = {"/v1/signals": (400, 401, 404, 422, 503), "/v1/reconstruction": (400, 401, 404, 503),
+                 "/v1/forecasts": (400, 401, 404, 503), "/v1/events": (401, 404, 503), "/v1/episodes": (400, 401, 404, 503)}
 BODY_RULE = ("UTF-8 JSON (RFC 8259), at most 16 levels of arrays and objects deep (400 otherwise); an empty or whitespace-only body "
              "is the same request as {} — every field at its default — whatever its content type; a body must arrive within the "
              "read timeout (408)")
@@ -50,7 +51,7 @@ TAGS = {"forecast": "a coin's answer for a day or a range: P(cascade), side, dri
 def tag_of(path: str) -> str:
     if path in ("/predict", "/explain", "/predict_range", "/predict_signals"):
         return "forecast"
-    if path in ("/v1/signals", "/v1/events", "/v1/episodes", "/v1/forecasts"):
+    if path in ("/v1/signals", "/v1/reconstruction", "/v1/events", "/v1/episodes", "/v1/forecasts"):
         return "history"
     return "health"
 
@@ -109,6 +110,9 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
         operation["responses"] = {"200": ok, **{str(s): {"description": REASONS[s], "content": {"application/json": {"schema": ERROR_REF}}}
                                                 for s in statuses}}
         for parameter in operation.get("parameters", []):
+            if parameter.get("name") == "event":
+                parameter["description"] = "the event's first day, YYYY-MM-DD (matched to a labelled event within a day)"
+                parameter["schema"] = {"type": "string", "format": "date", "default": "2025-10-10"}
             if parameter.get("name") in ("start", "end"):
                 parameter["description"] = "first / last day, YYYY-MM-DD (inclusive)"
                 parameter["schema"] = {"type": "string", "format": "date"}

@@ -120,6 +120,19 @@ class CascadeRadar:
 
         return answer(run)  # type: ignore[return-value]
 
+    @health.get("/reconstruction")
+    def reconstruction(self, asset: str = "BTC", event: str = "2025-10-10") -> JSONResponse:
+        """The build-up before a cascade in the seed's words: over the 30 days before ``event``, each family's move (start,
+        low, high, end, in its units), when its warning switched on, the sequence, funding's sign, the RSI divergence, a
+        short text, and the model's first alert, lead and side."""
+        import datetime as dt
+
+        try:
+            day = dt.date.fromisoformat(event)
+        except ValueError:
+            return error_response(400, f"event {event!r} is not a date YYYY-MM-DD", "event")
+        return self._past(asset, lambda state: state.reconstruction(day))
+
     @health.get("/events")
     def events(self, asset: str = "BTC") -> JSONResponse:
         """The labelled cascade events of ``asset`` (side, dollars, size against the trailing median, notable ones)."""

@@ -135,6 +135,22 @@ class ServingState:
         make = signals_csv if csv else signals_answer
         return make(self.settings.asset, self.forecaster.panel.loc[: self.last_day], start, end)
 
+    def reconstruction(self, event: dt.date) -> dict[str, object]:
+        """The build-up before the event starting on ``event`` (/v1/reconstruction): every family's move, the warning onsets,
+        the sequence, the RSI divergence, a text — and the model's path (first alert, lead, side) as /v1/events counts it."""
+        from features.reconstruction import reconstruct
+
+        day = pd.Timestamp(event)
+        if not self.first_day + pd.Timedelta(days=self.settings.replay.window_days) <= day <= self.last_day + pd.Timedelta(days=1):
+            raise RequestError("event", f"event {event} leaves no {self.settings.replay.window_days}-day window inside the history "
+                                        f"({self.first_day.date()}..{self.last_day.date()})", 404)
+        built = reconstruct(self.forecaster.panel, self.forecaster.features, day, self.settings.replay.window_days)
+        labelled = [e for e in self.events_answer()["events"] if abs((pd.Timestamp(e["start"]) - day).days) <= 1]
+        built["event"] = labelled[0] if labelled else None  # the labelled event it matches (within a day), with the model's first alert
+        built["model"] = ({k: labelled[0].get(k) for k in ("first_alert", "lead_days", "side_at_first_alert", "basis_at_first_alert")}
+                          if labelled else None)
+        return {"asset": self.settings.asset, **built}
+
     # ------------------------------------------------------------------ the past: events and alert episodes
     def events_answer(self) -> dict[str, object]:
         """The labelled events (/v1/events): side, size in dollars and in multiples of the trailing median, whether each

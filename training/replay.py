@@ -130,7 +130,26 @@ def plot_replay(replay: Replay, threshold: float, path: Path, asset: str = "") -
     save_figure(fig, path, dpi=100)
 
 
-def write_replay(replay: Replay, settings: Settings, directory: Path) -> Path:
+def reconstruction_lines(replay: Replay, panel: pd.DataFrame, ft: FeatureTable, settings: Settings) -> list[str]:
+    """The build-up in the seed's words (``features.reconstruction``) beside the model's path, as Markdown."""
+    from features.reconstruction import reconstruct
+
+    built = reconstruct(panel, ft.table, pd.Timestamp(replay.event["start"]), settings.replay.window_days)
+    model = (f"The model: first alert {replay.first_alert.date()}, {replay.lead_days} days ahead, side `{replay.side_at_first_alert}`"
+             if replay.first_alert is not None else f"The model: no alert in the {settings.labels.horizon_days} days before the event")
+    pushed = replay.days[[c for c in REGISTRY if c in replay.days.columns]].sum().sort_values(ascending=False)
+    if len(pushed.dropna()):
+        model += "; over the window the families that pushed P(cascade) up most: " + ", ".join(
+            f"{title_of(f)} {v:+.2f}" for f, v in pushed.dropna().head(3).items() if v > 0)
+    rows = [[title_of(m["family"]), m["what"], m["text"].removeprefix(m["what"]).strip(), built["warning_onsets"].get(m["family"], {}).get("day", "-"),
+             built["warning_onsets"].get(m["family"], {}).get("warning", "")] for m in built["families"]]
+    from tabulate import tabulate
+
+    return ["## Reconstruction", "", built["text"], "", model + ".", "",
+            tabulate(rows, headers=["family", "series", "move (swing in the window's direction)", "warning on", "warning"], tablefmt="github"), ""]
+
+
+def write_replay(replay: Replay, settings: Settings, directory: Path, panel: pd.DataFrame | None = None, ft: FeatureTable | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     png = directory / f"{replay.slug}.png"
     plot_replay(replay, settings.alert_threshold, png, settings.asset)
@@ -167,6 +186,7 @@ def write_replay(replay: Replay, settings: Settings, directory: Path) -> Path:
         "",
         f"![replay]({png.name})",
         "",
+        *(reconstruction_lines(replay, panel, ft, settings) if panel is not None and ft is not None else []),
         "Per-family columns: contribution to P(cascade) in log-odds; `direction: strongest push` is the direction model's family that "
         "pushed hardest that day (+ towards long, − towards short, log-odds); `side` is `uncertain` within "
         f"{settings.alerts.side_band:g} of the prior.",

@@ -124,6 +124,8 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         page.locator("#replay-list button").first.click()
         page.wait_for_selector(f"#replay[data-rendered='{notable[0]['start']}']", timeout=60_000)
         assert page.locator("#replay-chart .main-svg").count() >= 1
+        built = api.get("/v1/reconstruction", params={"asset": "BTC", "event": notable[0]["start"]}).json()
+        assert page.inner_text("#replay-reconstruction") == built["text"]  # the build-up in the seed's words, as the API tells it
         page.locator("#replay").screenshot(path=str(SHOTS / "replay_BTC.png"))
 
         # a replay has a URL of its own

@@ -594,3 +594,16 @@ def test_the_signals_route_serves_the_numbers_the_features_are_built_from(client
     assert client.get("/v1/signals", params={"asset": "BTC", "start": "1990-01-01"}).json()["field"] == "start"
     assert client.get("/v1/signals", params={"asset": "BTC", "format": "xml"}).json()["field"] == "format"
     assert client.get("/v1/signals", params={"asset": "BTC", "start": "2021-02-01", "end": "2021-01-01"}).status_code == 422
+
+
+def test_the_reconstruction_route_tells_an_events_build_up_and_the_models_path(client: TestClient) -> None:
+    events = client.get("/v1/events", params={"asset": "BTC"}).json()["events"]
+    event = [e for e in events if e["notable"]][-1]
+    built = client.get("/v1/reconstruction", params={"asset": "BTC", "event": event["start"]}).json()
+    assert built["text"].startswith(f"In the 30 days before {event['start']}: price ") and built["text"].endswith("→ cascade.")
+    assert built["event"]["start"] == event["start"] and built["model"]["first_alert"] == event["first_alert"]
+    assert {"price", "oi", "funding"} <= {m["family"] for m in built["families"]} and built["sequence"]
+    assert built["window"]["last"] == str((pd.Timestamp(event["start"]) - pd.Timedelta(days=1)).date())
+    refused = client.get("/v1/reconstruction", params={"asset": "BTC", "event": "1990-01-01"})
+    assert refused.status_code == 404 and refused.json()["field"] == "event"
+    assert client.get("/v1/reconstruction", params={"asset": "BTC", "event": "soon"}).json()["field"] == "event"

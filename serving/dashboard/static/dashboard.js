@@ -495,9 +495,10 @@ async function showReplay(event) {
     fail(`No forecast for the days before this event: ${coin.asset} is answerable on ${coin.info.answerable} only.`);
     return;
   }
-  let range, explained;
+  let range, explained, built;
   try {
-    range = await api("/predict_range", { asset: coin.asset, start: first, end: last });
+    [range, built] = await Promise.all([api("/predict_range", { asset: coin.asset, start: first, end: last }),
+      api(`/v1/reconstruction?${query({ asset: coin.asset, event: event.start })}`, undefined, { accept: [404] })]);
     explained = await Promise.all(range.rows.map((r) => api("/explain", { asset: coin.asset, day: r.day })));
   } catch (error) {
     fail(error.message);
@@ -527,6 +528,8 @@ async function showReplay(event) {
   box.replaceChildren(
     el("h3", { text: `${coin.asset} replay: ${event.start}, ${sideWord(event.side)}, ${usd(event.total_usd)} liquidated (${event.peak_ratio.toFixed(1)}× the trailing median)` }),
     el("p", { class: "summary", id: "replay-verdict", text: verdict }),
+    // the build-up in the seed's words: each family's move, the sequence (/v1/reconstruction)
+    built && built.text ? el("p", { class: "reconstruction", id: "replay-reconstruction", text: built.text }) : null,
     el("div", { class: "chart", id: "replay-chart" }));
   const prices = (coin.signals ? coin.signals.rows : []).filter((r) => r.day >= first && r.day <= event.start && r.price_usd !== null);
   if (prices.length) {
