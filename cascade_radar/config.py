@@ -8,6 +8,7 @@ The whole object is logged to MLflow with every training run.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -314,6 +315,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):  # "BTC,ETH" as well as a JSON list
             value = json.loads(value) if value.strip().startswith("[") else value.split(",")
         return [v.strip().upper() if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+
+    @field_validator("serving_api_token", mode="before")
+    @classmethod
+    def _usable_token(cls, value: object) -> object:
+        """A token travels in a header and a cookie: printable ASCII without spaces, quotes, commas or semicolons, and long
+        enough to resist guessing. Empty means no token. The message never shows the value (a secret)."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9._~+/=-]{16,}", value):
+            raise ValueError("the API token must be at least 16 characters of A-Z a-z 0-9 . _ ~ + / = - (no spaces, quotes, commas or "
+                             "semicolons: it travels in a header and a cookie)")
+        return value
 
     @model_validator(mode="after")
     def _purge_covers_the_horizon(self) -> Settings:

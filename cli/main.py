@@ -36,7 +36,8 @@ def shown_input(where: str, value: object) -> str:
     if any(word in where.lower() for word in SECRET_SETTING):
         return "value hidden: a secret"
     text = redact(repr(value))
-    return "got " + re.sub(r"(https?://[^/\s'\"]+)/[^\s'\"]*", r"\1/***", text)
+    # everything after a URL's host (path, query) and any user:password@ before it is masked
+    return "got " + re.sub(r"(https?://)(?:[^@/\s'\"]*@)?([^/?#\s'\"@]+)[^\s'\"]*", r"\1\2/***", text)
 
 
 def _relative(path: Path | None) -> str:

@@ -125,6 +125,7 @@ class ProviderEmulator:
     faults: dict[str, Fault] = field(default_factory=dict)
     now: Callable[[], pd.Timestamp] = lambda: pd.Timestamp.now(tz="UTC").tz_localize(None)
     calls: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)  # provider, path, query
+    errors: list[str] = field(default_factory=list)  # the emulator's own failures: each one a rehearsal mismatch
 
     # ------------------------------------------------------------------ server
     def __enter__(self) -> ProviderEmulator:
@@ -182,6 +183,9 @@ class ProviderEmulator:
             return handler(path, query, headers)
         except (KeyError, ValueError) as exc:  # a parameter missing or not a number: the providers answer 400
             return 400, {"code": -1102, "msg": f"bad parameter: {exc}"}, {}
+        except Exception as exc:  # noqa: BLE001 - the emulator's own slip: an answer, never a dropped connection read as "offline"
+            self.errors.append(f"{provider} {path}: {exc.__class__.__name__}: {exc}")
+            return 500, {"code": -1000, "msg": f"emulator error: {exc.__class__.__name__}"}, {}
 
     def frame(self, asset: str, series: str, columns: tuple[str, ...] | list[str]) -> pd.DataFrame:
         """The served days of ``series`` with every one of ``columns`` present (a provider sends whole rows)."""

@@ -60,8 +60,9 @@ class Outbox:
     def record(self, row: dict[str, object], reason: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"key": list(key_of(row)), "trigger": reason, "at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")})
+        torn = self.path.exists() and self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n")
         with open(self.path, "a") as fh:
-            fh.write(line + "\n")
+            fh.write(("\n" if torn else "") + line + "\n")  # a line torn by a kill stays its own line: this record is never lost in it
             fh.flush()
             os.fsync(fh.fileno())
 
@@ -87,11 +88,12 @@ class Ledger:
         """Every row, checked; raises LedgerError naming the file and line of the first bad one."""
         return self._parse(self.path.read_bytes()) if self.path.exists() else []
 
-    def scan(self) -> tuple[list[dict[str, object]], list[BadLine]]:
+    def scan(self, raw: bytes | None = None) -> tuple[list[dict[str, object]], list[BadLine]]:
         """Every intact row, and every bad line (not JSON, a checksum that fails, an incomplete last line) with its number,
         reason and coin where it can be told — without stopping at the first (``ledger --check``, and ``daily`` going on
         for the coins whose rows are intact)."""
-        raw = self.path.read_bytes() if self.path.exists() else b""
+        if raw is None:
+            raw = self.path.read_bytes() if self.path.exists() else b""
         rows, bad = [], []
         lines = raw.split(b"\n")
         complete = raw.endswith(b"\n") or not raw
@@ -117,7 +119,7 @@ class Ledger:
         """Move every bad line to a quarantine file beside the ledger (``<name>.quarantine.jsonl``, appended: nothing is
         deleted) and rewrite the ledger atomically with the intact lines, bytes unchanged. Returns the lines moved."""
         raw = self.path.read_bytes() if self.path.exists() else b""
-        _, bad = self.scan()
+        _, bad = self.scan(raw)
         if not bad:
             return [], None
         quarantine = self.path.with_name(self.path.stem + ".quarantine.jsonl")
@@ -164,10 +166,10 @@ class Ledger:
         ``tolerate_bad`` the bad lines are kept as they are (never rewritten, never counted) and the rows go after them."""
         old = self.path.read_bytes() if self.path.exists() else b""
         if tolerate_bad:
-            known = {key_of(r) for r in self.scan()[0]}
+            known = {key_of(r) for r in self.scan(old)[0]}  # the bytes kept are the bytes scanned
+            expected = old
             if old and not old.endswith(b"\n"):
                 old += b"\n"  # an incomplete last line stays a line of its own, for `ledger --repair`
-            expected = self.path.read_bytes() if self.path.exists() else b""
         else:
             known = {key_of(r) for r in self._parse(old)}  # the bytes kept are the bytes checked
             expected = old

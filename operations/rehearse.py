@@ -246,6 +246,8 @@ def _check_series(result: Rehearsal, log: Callable[[str], None], run: str, emula
                   outcomes: dict[str, list[object]], got: dict[str, HistoryStore], expected: dict[str, HistoryStore],
                   cut_stores: dict[str, HistoryStore], faulted: set[str]) -> None:
     """Per provider: what it extended (or why not), and every stored series against what it should hold."""
+    for error in emulator.errors:
+        result.differ(f"{run}: the emulator failed to answer — {error}", log)
     result.say(f"{run} run — per provider (requests to the emulator; per coin and series: new days, or why skipped):", log)
     by_provider: dict[str, list[object]] = {}
     for asset, found in outcomes.items():

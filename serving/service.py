@@ -87,13 +87,13 @@ class CascadeRadar:
                 return error_response(400, f"{name} {value!r} is not a date YYYY-MM-DD", name)
         if asset is not None and asset.upper() not in self.coins.states:
             return error_response(404, f"{asset} is not served (served: {', '.join(self.coins.states)})", "asset")
-        try:
-            rows = Ledger(self.coins.settings.ledger_path).read()
-        except LedgerError as exc:
+        try:  # a corrupt line is left out (and counted), never the whole ledger: `cascade-radar ledger --check` names it
+            rows, bad = Ledger(self.coins.settings.ledger_path).scan()
+        except (LedgerError, OSError) as exc:
             return error_response(503, str(exc), None)
         rows = [r for r in rows if (asset is None or r["asset"] == asset.upper()) and (bounds["start"] is None or r["day"] >= bounds["start"])
                 and (bounds["end"] is None or r["day"] <= bounds["end"])]
-        return JSONResponse({"rows": [{k: v for k, v in r.items() if k != "checksum"} for r in rows], "count": len(rows)})
+        return JSONResponse({"rows": [{k: v for k, v in r.items() if k != "checksum"} for r in rows], "count": len(rows), "bad_lines": len(bad)})
 
     @health.get("/signals")
     def signals(self, asset: str = "BTC", start: str | None = None, end: str | None = None, format: str = "json") -> Response:  # noqa: A002

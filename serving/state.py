@@ -300,9 +300,10 @@ class CoinStates:
         from training.register import champion_lookup
 
         now = time.monotonic()
-        if not force and now - self.checked_at < self.settings.serving_registry_check_seconds:
-            return []
-        self.checked_at = now
+        with self.lock:  # requests and readiness probes run in threads: one of them checks, once per interval
+            if not force and now - self.checked_at < self.settings.serving_registry_check_seconds:
+                return []
+            self.checked_at = now
         moved = []
         if self.settings.packaged_path is not None:
             return []  # a Bento serves what it was built with
@@ -315,9 +316,12 @@ class CoinStates:
                                                       "answers resume when a champion is registered again")
                 moved.append(asset)
                 continue
-            if version is not None and version != state.identity.get("version") and asset not in self.reloading:
+            with self.lock:
+                due = version is not None and version != state.identity.get("version") and asset not in self.reloading
+                if due:
+                    self.reloading.add(asset)
+            if due:
                 moved.append(asset)
-                self.reloading.add(asset)
                 worker = threading.Thread(target=self._reload, args=(asset,), daemon=True, name=f"reload-{asset}")
                 worker.start()
                 if wait:

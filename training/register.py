@@ -159,6 +159,6 @@ def champion_lookup(settings: Settings, alias: str = CHAMPION) -> tuple[str | No
     except mlflow.exceptions.MlflowException as exc:
         if "not found" in str(exc).lower() or "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")):
             return None, f"the '{alias}' alias of {settings.registered_model_name} was removed"
-        return None, f"the registry cannot be read ({exc.__class__.__name__}: {str(exc)[:120]})"
+        return None, f"the registry cannot be read ({exc.__class__.__name__})"  # its text can name hosts and credentials
     except Exception as exc:  # noqa: BLE001 - a locked or corrupt store: not ready, with why
-        return None, f"the registry cannot be read ({exc.__class__.__name__}: {str(exc)[:120]})"
+        return None, f"the registry cannot be read ({exc.__class__.__name__})"

@@ -90,3 +90,32 @@ def test_a_webhook_must_be_an_http_url_and_a_refused_one_is_never_echoed() -> No
         with pytest.raises(pydantic.ValidationError) as refused:
             OperationsConfig(webhook_urls=["https://ok.example.com/a", bad])
         assert f"webhook #2 is not an http(s) URL with a host {why}" in str(refused.value) and "T0KEN" not in str(refused.value)
+
+
+def test_an_api_token_must_survive_a_header_and_a_cookie_and_is_never_echoed() -> None:
+    import pydantic
+
+    from cascade_radar.config import Settings
+
+    assert Settings(serving_api_token="").serving_api_token is None and Settings(serving_api_token="  ").serving_api_token is None
+    assert Settings(serving_api_token="A1b2C3d4E5f6G7h8-x").serving_api_token == "A1b2C3d4E5f6G7h8-x"
+    for bad in ("abc;defghijklmnopq", "with space in it 1234", "short"):
+        with pytest.raises(pydantic.ValidationError) as refused:
+            Settings(serving_api_token=bad)
+        assert "the API token must be at least 16 characters" in str(refused.value) and bad not in str(refused.value)
+
+
+def test_a_settings_error_masks_userinfo_and_everything_after_a_host() -> None:
+    from cli.main import shown_input
+
+    assert shown_input("alert_threshold", "https://user:pa55@hooks.example.com/x?y=1") == "got 'https://hooks.example.com/***'"
+    assert shown_input("alert_threshold", "https://h.example?sig=abc") == "got 'https://h.example/***'"
+
+
+def test_an_outbox_record_after_a_torn_line_is_kept(tmp_path) -> None:  # noqa: ANN001
+    from operations.ledger import Outbox
+
+    outbox = Outbox(tmp_path / "forecasts.outbox.jsonl")
+    outbox.path.write_text('{"key": ["BTC", "2024-01-0')  # a record torn by a kill
+    outbox.record({"asset": "ETH", "day": "2024-01-02", "model": {"version": "3"}}, "entered the alert state")
+    assert outbox.keys() == {("ETH", "2024-01-02", "3")}

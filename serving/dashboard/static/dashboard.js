@@ -412,7 +412,7 @@ async function showDay(day) {
   panel.hidden = false;
   panel.replaceChildren(el("h2", { text: `${coin.asset} on ${day}` }), el("p", { class: "small", text: "loading the explanation…" }));
   document.getElementById("day-picker").value = day;
-  history.replaceState(null, "", `#day=${day}`);
+  history.replaceState(null, "", `${location.pathname}#day=${day}`);  // never keeps a ?token= in the address bar
   markDay(day);
   let x;
   try {
@@ -480,7 +480,7 @@ function renderReplayList(events) {
 
 async function showReplay(event) {
   for (const b of document.querySelectorAll("#replay-list button")) b.setAttribute("aria-pressed", String(b.dataset.start === event.start));
-  history.replaceState(null, "", `#replay=${event.start}`);  // the replay's own URL
+  history.replaceState(null, "", `${location.pathname}#replay=${event.start}`);  // the replay's own URL (no ?token= kept)
   const box = document.getElementById("replay");
   box.hidden = false;
   box.replaceChildren(el("h3", { text: `Replay: ${event.start}` }), el("p", { class: "small", text: "loading…" }));
