@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cascade_radar.config import FeatureConfig, Settings
@@ -191,3 +193,40 @@ def write_feature_table(ft: FeatureTable, settings: Settings) -> Path:
     out["cascade_day"] = out["cascade_day"].astype("float64")
     atomic_write(path, out.to_parquet)
     return path
+
+
+@functools.cache
+def feature_meanings() -> dict[str, str]:
+    """Every feature's one-line meaning (the catalogue), computed once on a small synthetic panel: it does not depend on data."""
+    from features.sources.synthetic import generate_history
+
+    history = generate_history(seed=0, n_days=60)
+    panel = assemble_panel(pd.concat(history.series.values(), axis=1))
+    _, catalogue = compute_features(panel, FeatureConfig())
+    return dict(zip(catalogue["name"], catalogue["meaning"], strict=True))
+
+
+# a meaning's words -> how its value reads (scale, unit); the first that matches wins
+UNIT_RULES: tuple[tuple[tuple[str, ...], float, str], ...] = (
+    (("log return", "relative change", "relative to", "annualised std", "relative price move", "change minus", "share of"), 100.0, " %"),
+    (("basis points", "bp per 8 h"), 1.0, " bp/8h"),
+    (("billions of usd",), 1.0, " B$"),
+    (("percentage",), 1.0, " %"),
+    (("z-score",), 1.0, " σ"),
+    (("days since", "days in a row", "consecutive days"), 1.0, " d"),
+)
+
+
+def feature_label(name: str, value: float | None, width: int = 46) -> str:
+    """``30-day realized volatility 27.8 %``-style: the feature's meaning (shortened) and its value in the meaning's unit."""
+    meaning = feature_meanings().get(name, name)
+    short = meaning.split(":")[0].split(" (")[0]
+    short = short if len(short) <= width else short[: width - 1] + "…"
+    if value is None or not np.isfinite(value):
+        return f"{short}: no data"
+    scale, unit = 1.0, ""
+    for words, factor, suffix in UNIT_RULES:
+        if any(w in meaning.lower() for w in words):
+            scale, unit = factor, suffix
+            break
+    return f"{short} {value * scale:,.3g}{unit}"

@@ -23,7 +23,7 @@ import pandas as pd
 
 from cascade_radar.config import Settings
 from cascade_radar.rules import IN_SAMPLE, OUT_OF_FOLD, OUT_OF_SAMPLE
-from features.families import family_of, title_of
+from features.families import colour_of, family_of, title_of
 from training.model import CascadeModel, load_fold_models
 from training.plotting import pyplot, save_figure
 
@@ -173,17 +173,21 @@ def plot_day(explanation: dict[str, object], path: Path, top: int = 12) -> None:
 
     cascade = explanation["cascade"]
     values_of = explanation["feature_values"]
+    from features.build import feature_label
+
     names = list(cascade["shap_by_feature"])
     values = np.array([cascade["shap_by_feature"][n] for n in names])
-    data = np.array([np.nan if values_of.get(n) is None else values_of[n] for n in names], dtype=float)
-    exp = shap.Explanation(values=values, base_values=cascade["base_value"], data=data, feature_names=names)
+    # each bar named by what the feature means, with its value in its unit (`annualised std of daily log returns over 30 days
+    # 27.8 %`), not a raw name beside a unitless number
+    labels = [feature_label(n, None if values_of.get(n) is None else float(values_of[n])) for n in names]
+    exp = shap.Explanation(values=values, base_values=cascade["base_value"], data=None, feature_names=labels)
     shap.plots.waterfall(exp, max_display=top, show=False)
     fig = plt.gcf()
     checklist = explanation.get("checklist") or []
-    fig.set_size_inches(15, 6.5 + (1.6 if checklist else 0))
+    fig.set_size_inches(17, 6.5 + (1.6 if checklist else 0))
     ax_w = fig.axes[0]
     low = 0.1 if not checklist else 0.3  # room for the checklist under the waterfall
-    ax_w.set_position([0.27, low, 0.38, 0.86 - low])
+    ax_w.set_position([0.36, low, 0.33, 0.86 - low])  # room on the left for the features' meanings
     asset = f"{explanation['asset']} " if explanation.get("asset") else ""
     ax_w.set_title(f"{asset}{explanation['day']}: P(cascade within {explanation['horizon_days']}d) = {explanation['p_cascade']:.2f}\n"
                    f"log-odds contributions ({explanation['basis']})"
@@ -194,10 +198,10 @@ def plot_day(explanation: dict[str, object], path: Path, top: int = 12) -> None:
         panels.append((f"direction model: per family\nfrom the prior P(long | cascade) {d['base_probability']:.2f} to "
                        f"{explanation['p_long_given_cascade']:.2f}", d["shap_by_family"], "log-odds (+ long, − short squeeze)"))
     for k, (title, fams, xlabel) in enumerate(panels):
-        ax_f = fig.add_axes([0.75, 0.58 - 0.48 * k if len(panels) > 1 else 0.1, 0.22, 0.3 if len(panels) > 1 else 0.76])
+        ax_f = fig.add_axes([0.80, 0.58 - 0.48 * k if len(panels) > 1 else 0.1, 0.18, 0.3 if len(panels) > 1 else 0.76])
         order = sorted(fams, key=lambda name: fams[name])
-        ax_f.barh([title_of(name) for name in order], [fams[name] for name in order],
-                  color=["tab:red" if fams[name] > 0 else "tab:blue" for name in order])
+        # one colour meaning in both panels: the family (as on the dashboard); the sign is the bar's side of zero
+        ax_f.barh([title_of(name) for name in order], [fams[name] for name in order], color=[colour_of(name) for name in order])
         ax_f.axvline(0, c="black", lw=0.8)
         ax_f.set_title(title, fontsize=10)
         ax_f.set_xlabel(xlabel, fontsize=8)

@@ -85,3 +85,15 @@ def test_sign_flips_and_range_position_and_rolling_sum() -> None:
     values = series([1.0] * 10)
     values.iloc[3] = np.nan
     assert rolling_sum(values, 7).iloc[-1] == pytest.approx(7.0)  # one missing day rescaled, not summed as 0
+
+
+def test_a_feature_is_labelled_by_its_meaning_with_its_value_in_its_unit() -> None:
+    """The explanation picture's labels: the catalogue's meaning, the value scaled to the meaning's unit."""
+    from features.build import feature_label
+
+    assert feature_label("price_realized_vol_30d", 0.278) == "annualised std of daily log returns over 30 d… 27.8 %"
+    assert feature_label("oi_usd_bn", 94.1) == "aggregated open interest, billions of USD 94.1 B$"
+    assert feature_label("funding_rate", 1.2) == "funding rate of the day, basis points per 8 h 1.2 bp/8h"
+    assert feature_label("oi_zscore", 1.7) == "z-score of OI versus its trailing 180 days 1.7 σ"
+    assert feature_label("oi_change_7d", 0.221) == "relative change of open interest over 7 days 22.1 %"
+    assert feature_label("oi_zscore", None) == "z-score of OI versus its trailing 180 days: no data"
