@@ -252,7 +252,8 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
           f"{settings.folds.n_folds} outer folds, then once on all days ...", flush=True)
     from tqdm import tqdm
 
-    with tqdm(total=candidate_count(settings) * (settings.folds.n_folds + 1), unit="candidate", desc="tune", leave=False) as bar:
+    with tqdm(total=candidate_count(settings) * (settings.folds.n_folds + 1), unit="candidate", desc="tune", leave=False,
+              disable=not sys.stderr.isatty()) as bar:  # quiet when piped (cron, CI, a log)
         result = tune(settings, write_selection=not args.dry_run, progress=lambda name: (bar.set_postfix_str(name[:40]), bar.update()))
     for k, selection in result.per_fold.items():
         print(f"outer fold {k}: chose {selection.chosen.name}")
