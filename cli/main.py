@@ -41,17 +41,10 @@ def shown_input(where: str, value: object) -> str:
 
 
 def _relative(path: Path | None) -> str:
-    """A path as a user reads it: relative to the project (or the working directory) when inside it."""
-    from cascade_radar.config import PROJECT_ROOT
+    """A path as a user reads it: relative to the project when inside it (the rule answers follow too)."""
+    from cascade_radar.config import project_relative
 
-    if path is None:
-        return "-"
-    for root in (Path.cwd(), PROJECT_ROOT):
-        try:
-            return str(Path(path).resolve().relative_to(root.resolve()))
-        except ValueError:
-            continue
-    return str(path)
+    return "-" if path is None else project_relative(str(path))
 
 
 def open_store(settings: Settings) -> HistoryStore:
@@ -124,13 +117,9 @@ def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_features_list(args: argparse.Namespace, settings: Settings) -> int:
-    from features.build import assemble_panel, compute_features
-    from features.sources.synthetic import generate_history
+    from features.build import feature_catalogue
 
-    # the catalogue does not depend on data: compute it on a small synthetic panel
-    history = generate_history(seed=0, n_days=60)
-    panel = assemble_panel(pd.concat(history.series.values(), axis=1))
-    _, catalogue = compute_features(panel, settings.features)
+    catalogue = feature_catalogue(settings.features)
     if args.markdown:
         print("| feature | family | meaning |\n|---|---|---|")
         for row in catalogue.itertuples():

@@ -195,14 +195,20 @@ def write_feature_table(ft: FeatureTable, settings: Settings) -> Path:
     return path
 
 
-@functools.cache
-def feature_meanings() -> dict[str, str]:
-    """Every feature's one-line meaning (the catalogue), computed once on a small synthetic panel: it does not depend on data."""
+def feature_catalogue(config: FeatureConfig | None = None) -> pd.DataFrame:
+    """The feature catalogue (name, family, meaning) of ``config``: it does not depend on data, so it is computed on a
+    small synthetic panel."""
     from features.sources.synthetic import generate_history
 
     history = generate_history(seed=0, n_days=60)
     panel = assemble_panel(pd.concat(history.series.values(), axis=1))
-    _, catalogue = compute_features(panel, FeatureConfig())
+    return compute_features(panel, config or FeatureConfig())[1]
+
+
+@functools.cache
+def feature_meanings() -> dict[str, str]:
+    """Every feature's one-line meaning (the catalogue), computed once per process."""
+    catalogue = feature_catalogue()
     return dict(zip(catalogue["name"], catalogue["meaning"], strict=True))
 
 

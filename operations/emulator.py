@@ -99,6 +99,36 @@ class Fault:
 Reply = tuple[int, Any, dict[str, str]]  # status, JSON-able body or text, headers
 
 
+Answer = Callable[[str, dict[str, str], dict[str, str]], "Reply"]  # (path, query, lower-cased headers) -> reply
+
+
+def serve_json(answer: Answer) -> ThreadingHTTPServer:
+    """A started loopback server (127.0.0.1, a free port, a daemon thread) that answers every GET with ``answer``: the body as
+    JSON (or text as given), ``Content-Type`` from the reply's headers or JSON. Stop it with ``shutdown`` + ``server_close``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            parsed = urlparse(self.path)
+            query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+            status, body, headers = answer(parsed.path, query, {k.lower(): v for k, v in self.headers.items()})
+            headers = dict(headers)
+            payload = (body if isinstance(body, str) else json.dumps(body)).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
 def _text(value: float) -> str:
     """A number as the providers write it in JSON strings, exactly (repr round-trips a float)."""
     return repr(float(value))
@@ -129,30 +159,12 @@ class ProviderEmulator:
 
     # ------------------------------------------------------------------ server
     def __enter__(self) -> ProviderEmulator:
-        emulator = self
+        def route(path: str, query: dict[str, str], headers: dict[str, str]) -> Reply:
+            provider, _, rest = path.lstrip("/").partition("/")
+            return self.answer(provider, "/" + rest, query, headers)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                parsed = urlparse(self.path)
-                query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-                provider, _, path = parsed.path.lstrip("/").partition("/")
-                status, body, headers = emulator.answer(provider, "/" + path, query, {k.lower(): v for k, v in self.headers.items()})
-                payload = (body if isinstance(body, str) else json.dumps(body)).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = serve_json(route)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -142,21 +142,18 @@ class Ledger:
         return bad, quarantine
 
     def _parse(self, raw: bytes) -> list[dict[str, object]]:
-        if raw and not raw.endswith(b"\n"):
+        """Every row of ``raw``, or a LedgerError naming the file and the line of the first bad one (a torn last line first)."""
+        rows, bad = self.scan(raw)
+        if not bad:
+            return rows
+        repair = "`cascade-radar ledger --repair` moves the bad lines to a quarantine file beside it"
+        torn = [b for b in bad if b.reason.startswith("the last line is incomplete")]
+        if torn:
             raise LedgerError(f"{self.path}: the last line is incomplete (a write that was not atomic?); the ledger is never rewritten "
                               "automatically — `cascade-radar ledger --repair` moves it to a quarantine file beside it")
-        rows = []
-        for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), start=1):
-            try:
-                row = json.loads(line)
-            except ValueError:
-                raise LedgerError(f"{self.path}, line {number}: not JSON — the ledger is corrupt; `cascade-radar ledger --repair` moves "
-                                  "the bad lines to a quarantine file beside it") from None
-            if not isinstance(row, dict) or row.get("checksum") != checksum(row):
-                raise LedgerError(f"{self.path}, line {number}: checksum mismatch — the row was altered; `cascade-radar ledger --repair` "
-                                  "moves the bad lines to a quarantine file beside it")
-            rows.append(row)
-        return rows
+        first = bad[0]
+        what = "not JSON — the ledger is corrupt" if first.reason == "not JSON" else "checksum mismatch — the row was altered"
+        raise LedgerError(f"{self.path}, line {first.line}: {what}; {repair}")
 
     def keys(self) -> set[tuple[object, ...]]:
         return {key_of(r) for r in self.read()}

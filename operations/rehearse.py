@@ -73,7 +73,7 @@ class Rehearsal:
 
 def default_cut(stores: dict[str, HistoryStore]) -> pd.Timestamp:
     """60 days before the reference's end: the last day of its all-exchange liquidations (which most CoinGlass files share)."""
-    ends = [s.last_day("liquidations") for s in stores.values() if s.last_day("liquidations") is not None]
+    ends = [day for day in (s.last_day("liquidations") for s in stores.values()) if day is not None]
     if not ends:
         raise ValueError("the reference history holds no liquidation series to place the cut against: give --cut YYYY-MM-DD")
     return max(ends) - pd.Timedelta(days=CUT_BEFORE_END_DAYS)

@@ -9,6 +9,7 @@ stands in front: limits, validation and one error shape for every 4xx/5xx. The r
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -29,6 +30,17 @@ T = TypeVar("T")
 
 # request model of every POST route: the guard validates bodies with them before BentoML sees one
 ROUTES = REQUEST_MODELS
+
+
+def query_dates(**values: str | None) -> dict[str, dt.date | None] | JSONResponse:
+    """Query parameters as dates (None where absent), or the 400 naming the first that is not YYYY-MM-DD."""
+    out: dict[str, dt.date | None] = {}
+    for name, value in values.items():
+        try:
+            out[name] = dt.date.fromisoformat(value) if value is not None else None
+        except ValueError:
+            return error_response(400, f"{name} {value!r} is not a date YYYY-MM-DD", name)
+    return out
 
 
 def answer(fn: Callable[[], T]) -> T | JSONResponse:
@@ -75,16 +87,13 @@ class CascadeRadar:
     @health.get("/forecasts")
     def forecasts(self, asset: str | None = None, start: str | None = None, end: str | None = None) -> JSONResponse:
         """The forecast ledger's rows (what the model said each day, as it said it), filtered by coin and day range."""
-        import datetime as dt
 
         from operations.ledger import Ledger, LedgerError
 
-        bounds = {}
-        for name, value in (("start", start), ("end", end)):
-            try:
-                bounds[name] = dt.date.fromisoformat(value).isoformat() if value is not None else None
-            except ValueError:
-                return error_response(400, f"{name} {value!r} is not a date YYYY-MM-DD", name)
+        dates = query_dates(start=start, end=end)
+        if isinstance(dates, JSONResponse):
+            return dates
+        bounds = {name: day.isoformat() if day else None for name, day in dates.items()}
         if asset is not None and asset.upper() not in self.coins.states:
             return error_response(404, f"{asset} is not served (served: {', '.join(self.coins.states)})", "asset")
         try:  # a corrupt line is left out (and counted), never the whole ledger: `cascade-radar ledger --check` names it
@@ -100,16 +109,12 @@ class CascadeRadar:
         """The signals behind the forecasts, per day and in their units: price, liquidations (USD), open interest (USD),
         funding (% per 8 h), positioning, and for BTC exchange flows, SOPR and STH-NUPL — the numbers the features are
         built from. ``format=csv`` for a spreadsheet."""
-        import datetime as dt
 
         if format not in ("json", "csv"):
             return error_response(400, f"format {format!r} is not one of json, csv", "format")
-        bounds = {}
-        for name, value in (("start", start), ("end", end)):
-            try:
-                bounds[name] = dt.date.fromisoformat(value) if value is not None else None
-            except ValueError:
-                return error_response(400, f"{name} {value!r} is not a date YYYY-MM-DD", name)
+        bounds = query_dates(start=start, end=end)
+        if isinstance(bounds, JSONResponse):
+            return bounds
 
         def run() -> Response:
             got = self._state(asset).signals(bounds["start"], bounds["end"], csv=format == "csv")
@@ -125,13 +130,11 @@ class CascadeRadar:
         """The build-up before a cascade in the seed's words: over the 30 days before ``event``, each family's move (start,
         low, high, end, in its units), when its warning switched on, the sequence, funding's sign, the RSI divergence, a
         short text, and the model's first alert, lead and side."""
-        import datetime as dt
 
-        try:
-            day = dt.date.fromisoformat(event)
-        except ValueError:
-            return error_response(400, f"event {event!r} is not a date YYYY-MM-DD", "event")
-        return self._past(asset, lambda state: state.reconstruction(day))
+        dates = query_dates(event=event)
+        if isinstance(dates, JSONResponse):
+            return dates
+        return self._past(asset, lambda state: state.reconstruction(dates["event"]))
 
     @health.get("/events")
     def events(self, asset: str = "BTC") -> JSONResponse:
