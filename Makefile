@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export MPLBACKEND := Agg
 
-.PHONY: help setup browser charts lock lint data-reference data status features features-list events train tune evaluate today daily ledger rehearse explain replay bench serve bento ui ui-stop docs test clean
+.PHONY: help setup browser charts lock lint data-reference data status features features-list events train tune evaluate today daily ledger rehearse explain replay bench screenshots serve bento ui ui-stop docs test clean
 
 help: ## list every target with a one-line description
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -76,7 +76,7 @@ status: setup ## print per series: source, first/last day, rows, gaps
 features: setup ## build the feature table (features + labels) for ASSET
 	$(CR) features build
 
-features-list: setup ## print the feature catalogue (name, family, meaning)
+features-list: setup ## print the feature catalogue (name, family, label, unit, meaning)
 	$(CR) features list
 
 events: setup ## print the labelled cascade events
@@ -115,6 +115,9 @@ bench: setup ## benchmarks: training stages, serving latency, the dashboard, a 9
 	$(BIN)/python bench/bench_serving.py
 	$(BIN)/python bench/bench_dashboard.py
 	$(BIN)/python bench/bench_daily.py
+
+screenshots: setup ## the dashboard on the reference history at 1500 px, 400 px and dark, and a day's explanation PNG, in reports/dashboard/
+	$(BIN)/python bench/screenshots.py
 
 serve: setup ## start the prediction API and the dashboard on localhost:3000 (make serve PORT=3001 to change); Ctrl-C stops it
 	@echo "dashboard: http://localhost:$(PORT)/dashboard   API docs: http://localhost:$(PORT)/"

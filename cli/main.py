@@ -121,11 +121,11 @@ def cmd_features_list(args: argparse.Namespace, settings: Settings) -> int:
 
     catalogue = feature_catalogue(settings.features)
     if args.markdown:
-        print("| feature | family | meaning |\n|---|---|---|")
+        print("| feature | family | label | unit | meaning |\n|---|---|---|---|---|")
         for row in catalogue.itertuples():
-            print(f"| `{row.name}` | {row.family} | {row.meaning} |")
+            print(f"| `{row.name}` | {row.family} | {row.label} | {row.unit} | {row.meaning} |")
     else:
-        print(tabulate(catalogue.values.tolist(), headers=["feature", "family", "meaning"]))
+        print(tabulate(catalogue.values.tolist(), headers=["feature", "family", "label", "unit", "meaning"]))
     return 0
 
 
@@ -459,8 +459,8 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     effects = x["cascade"]["probability_effect_by_family"]
     print(tabulate([[k, f"{v:+.3f}", f"{effects[k]:+.3f}"] for k, v in fams.items()], headers=["family", "SHAP (log-odds)", "P(cascade) effect"]))
     print()
-    print(tabulate([[d["feature"], d["family"], "-" if d["feature_value"] is None else f"{d['feature_value']:.4g}", f"{d['shap']:+.3f}"]
-                    for d in x["top_drivers"]], headers=["top feature", "family", "feature value", "SHAP (log-odds)"]))
+    print(tabulate([[d["label"], d["family"], d["value_text"], f"{d['shap']:+.3f}"]
+                    for d in x["top_drivers"]], headers=["top feature", "family", "value that day", "SHAP (log-odds)"]))
     print("\nthe seed's checklist (every family, read by the model or not):")
     print(tabulate([[c["family"] + ("" if c["read_by_model"] else " (not read)"), c["warning"], "ON" if c["on"] else "off",
                      ", ".join(f"{k} {'-' if v is None else f'{v:.4g}'}" for k, v in c["values"].items()), c["rule"]] for c in x["checklist"]],
@@ -594,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
     fb = feats.add_parser("build", help="build the feature table (features + labels) and write it under the data dir")
     fb.add_argument("--until", help="build on history up to this day only (YYYY-MM-DD)")
     fb.set_defaults(handler=cmd_features_build)
-    fl = feats.add_parser("list", help="catalogue of features: name, family, meaning")
+    fl = feats.add_parser("list", help="catalogue of features: name, family, label, unit, meaning")
     fl.add_argument("--markdown", action="store_true")
     fl.set_defaults(handler=cmd_features_list)
     ev = sub.add_parser("events", help="list the labelled cascade events")

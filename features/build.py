@@ -6,25 +6,25 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from cascade_radar.config import FeatureConfig, Settings
 from cascade_radar.files import atomic_write
-from features.families import family_of, load_families
+from features.families import family_of, format_value, load_families
 from features.labels import Labels, build_labels
 from features.lags import add_lags
 from features.schemas import Column, column_spec
 from features.store import HistoryStore
 
 LABEL_COLUMNS = ["target", "days_to_event", "cascade_day", "liq_ratio", "major_ahead"]
+CATALOGUE_COLUMNS = ["name", "family", "label", "unit", "meaning"]  # label and unit: as each family declares them
 
 
 @dataclass(frozen=True)
 class FeatureTable:
     table: pd.DataFrame  # index date; feature columns, then LABEL_COLUMNS
     features: list[str]
-    catalogue: pd.DataFrame  # name, family, meaning
+    catalogue: pd.DataFrame  # CATALOGUE_COLUMNS
     labels: Labels
 
     @property
@@ -76,13 +76,14 @@ def compute_features(panel: pd.DataFrame, config: FeatureConfig) -> tuple[pd.Dat
     for fam in load_families().values():
         result = fam.compute(panel, config)
         frames.append(result.frame())
-        rows += [{"name": n, "family": fam.name, "meaning": m} for n, m in result.meanings.items()]
+        rows += [{"name": n, "family": fam.name, "label": result.labels[n], "unit": result.units[n], "meaning": m}
+                 for n, m in result.meanings.items()]
     features = add_lags(pd.concat(frames, axis=1), config.lagged_features, config.lags)
     for name in features.columns[len(rows):]:
         base, lag = name.rsplit("_lag", 1)
         src = next(r for r in rows if r["name"] == base)
-        rows.append({"name": name, "family": src["family"], "meaning": f"{src['meaning']} — {lag} days earlier"})
-    return features, pd.DataFrame(rows)
+        rows.append({**src, "name": name, "label": f"{src['label']}, {lag} d earlier", "meaning": f"{src['meaning']} — {lag} days earlier"})
+    return features, pd.DataFrame(rows, columns=CATALOGUE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ def write_feature_table(ft: FeatureTable, settings: Settings) -> Path:
 
 
 def feature_catalogue(config: FeatureConfig | None = None) -> pd.DataFrame:
-    """The feature catalogue (name, family, meaning) of ``config``: it does not depend on data, so it is computed on a
+    """The feature catalogue (``CATALOGUE_COLUMNS``) of ``config``: it does not depend on data, so it is computed on a
     small synthetic panel."""
     from features.sources.synthetic import generate_history
 
@@ -206,33 +207,29 @@ def feature_catalogue(config: FeatureConfig | None = None) -> pd.DataFrame:
 
 
 @functools.cache
+def _catalogue_by_name(config_json: str | None = None) -> dict[str, dict[str, str]]:
+    config = FeatureConfig.model_validate_json(config_json) if config_json else None
+    return {row["name"]: row for row in feature_catalogue(config).to_dict("records")}
+
+
+def catalogue_rows(config: FeatureConfig | None = None) -> dict[str, dict[str, str]]:
+    """The catalogue of ``config`` (default: the default config) by feature name, computed once per process and config."""
+    return _catalogue_by_name(None if config is None else config.model_dump_json())
+
+
 def feature_meanings() -> dict[str, str]:
     """Every feature's one-line meaning (the catalogue), computed once per process."""
-    catalogue = feature_catalogue()
-    return dict(zip(catalogue["name"], catalogue["meaning"], strict=True))
+    return {name: row["meaning"] for name, row in catalogue_rows().items()}
 
 
-# a meaning's words -> how its value reads (scale, unit); the first that matches wins
-UNIT_RULES: tuple[tuple[tuple[str, ...], float, str], ...] = (
-    (("log return", "relative change", "relative to", "annualised std", "relative price move", "change minus", "share of"), 100.0, " %"),
-    (("basis points", "bp per 8 h"), 1.0, " bp/8h"),
-    (("billions of usd",), 1.0, " B$"),
-    (("percentage",), 1.0, " %"),
-    (("z-score",), 1.0, " σ"),
-    (("days since", "days in a row", "consecutive days"), 1.0, " d"),
-)
+def feature_display(name: str, value: float | None, config: FeatureConfig | None = None) -> dict[str, str]:
+    """The feature's ``label``, ``unit`` and ``value_text`` (its value as a person reads it) as its family declares them;
+    a feature outside the catalogue reads as its own name, unitless."""
+    row = catalogue_rows(config).get(name, {"label": name, "unit": "index"})
+    return {"label": row["label"], "unit": row["unit"], "value_text": format_value(value, row["unit"])}
 
 
-def feature_label(name: str, value: float | None, width: int = 46) -> str:
-    """``30-day realized volatility 27.8 %``-style: the feature's meaning (shortened) and its value in the meaning's unit."""
-    meaning = feature_meanings().get(name, name)
-    short = meaning.split(":")[0].split(" (")[0]
-    short = short if len(short) <= width else short[: width - 1] + "…"
-    if value is None or not np.isfinite(value):
-        return f"{short}: no data"
-    scale, unit = 1.0, ""
-    for words, factor, suffix in UNIT_RULES:
-        if any(w in meaning.lower() for w in words):
-            scale, unit = factor, suffix
-            break
-    return f"{short} {value * scale:,.3g}{unit}"
+def feature_label(name: str, value: float | None) -> str:
+    """``30-day realized volatility 27.8 %``: the feature's label and its value in its unit."""
+    shown = feature_display(name, value)
+    return f"{shown['label']}: no data" if shown["value_text"] == "no data" else f"{shown['label']} {shown['value_text']}"

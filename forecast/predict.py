@@ -37,8 +37,8 @@ import pandas as pd
 
 from cascade_radar.config import Settings
 from cascade_radar.rules import AUTO, BASES, IN_SAMPLE, age_days, alert_episodes, side, side_uncertain, sigmoid, today_utc
-from features.build import MarketContext, feature_frame, is_context_coin, load_market_context
-from features.families import describe, family_of, load_families, title_of
+from features.build import MarketContext, catalogue_rows, feature_frame, is_context_coin, load_market_context
+from features.families import describe, family_of, format_value, load_families, title_of
 from features.freshness import FreshnessTable, last_present_days
 from features.store import HistoryStore
 from training.explain import SCALE, Explainer, ModelSource, champion_explainer, champion_fold_sources, fold_model_sources
@@ -138,6 +138,7 @@ class CoinForecaster:
     features: pd.DataFrame  # every feature of every day
     fresh: FreshnessTable
     context: MarketContext | None = None
+    catalogue: pd.DataFrame | None = None  # the features' catalogue (label, unit): feature_frame's, else the config's
     _explained: dict[str, Explained] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -146,6 +147,9 @@ class CoinForecaster:
         read = dict.fromkeys(family_of(f) for f in [*model.cascade_features, *model.direction_features])
         self.read_families: tuple[str, ...] = tuple(read)
         self._family_of = np.array([family_of(f) for f in self.model_features])
+        # each feature's label and unit, as its family declares them
+        catalogue = catalogue_rows(self.settings.features) if self.catalogue is None else {r["name"]: r for r in self.catalogue.to_dict("records")}
+        self._shown_as = [catalogue.get(f, {"label": f, "unit": "index"}) for f in self.model_features]
         self._read_columns = {fam: np.flatnonzero(self._family_of == fam) for fam in self.read_families}
         limit = self.settings.alerts.stale_after_days
         self._stale = {fam: ~self.fresh.fresh_days([fam], limit) for fam in self.read_families}
@@ -169,8 +173,8 @@ class CoinForecaster:
     def build(cls, settings: Settings, champion: Champion, raw_panel: pd.DataFrame, context: MarketContext | None = None) -> CoinForecaster:
         """The forecaster of ``raw_panel`` (a coin's store, or posted signals); ``context``: the market context it reads."""
         context = None if is_context_coin(settings) else context
-        panel, features, _ = feature_frame(raw_panel, settings, context)
-        return cls(settings, champion, panel, features, last_present_days(panel, context), context)
+        panel, features, catalogue = feature_frame(raw_panel, settings, context)
+        return cls(settings, champion, panel, features, last_present_days(panel, context), context, catalogue)
 
     @classmethod
     def load(cls, settings: Settings, context: MarketContext | None = None, champion: Champion | None = None) -> CoinForecaster:
@@ -273,8 +277,10 @@ class CoinForecaster:
             raise Unanswerable(f"{said} is outside the history ({self.first_day.date()}..{self.last_day.date()}){hint}")
         return day
 
-    def forecast_range(self, start: dt.date | pd.Timestamp, end: dt.date | pd.Timestamp, basis: str = AUTO) -> dict[str, object]:
-        """The headline numbers of every answerable day in [start, end], and the refused runs with why."""
+    def forecast_range(self, start: dt.date | pd.Timestamp, end: dt.date | pd.Timestamp, basis: str = AUTO,
+                       families: bool = False) -> dict[str, object]:
+        """The headline numbers of every answerable day in [start, end], and the refused runs with why; with ``families``,
+        each row also has ``shap_by_family`` (each read family's push on the cascade log-odds, as /explain says it)."""
         first, last = self.check_span(start, end)
         ex = self.explained(basis)
         lo, hi = ex.days.get_loc(first), ex.days.get_loc(last) + 1
@@ -286,6 +292,9 @@ class CoinForecaster:
         rows = [{"day": str(ex.days[i].date()), "p_cascade": float(p[0]), "p_long": float(p[1]), "p_short": float(p[2]), "side": str(s),
                  "alert": bool(p[0] >= threshold), "basis": str(ex.basis[i]), "hindsight": str(ex.basis[i]) == IN_SAMPLE}
                 for i, p, s in zip(idx, probs, sides, strict=True)]
+        if families:
+            for row, i in zip(rows, idx, strict=True):
+                row["shap_by_family"] = self._by_family(ex.cascade_shap[i])
         refused = [{"first": str(a.date()), "last": str(b.date()), "reason": self.refusal(a)} for a, b in alert_episodes(pd.Series(~ok, index=ex.days[lo:hi]))]
         return {"rows": rows, "refused": refused}
 
@@ -299,8 +308,9 @@ class CoinForecaster:
         by_family = self._by_family(shap)
         shown = ~np.isin(self._family_of, missing)  # a family with no value that day is never named a driver
         order = [j for j in np.argsort(-np.abs(shap), kind="stable") if shown[j] and shap[j] != 0.0][:top]
-        drivers = [{"feature": self.model_features[j], "family": str(self._family_of[j]), "feature_value": _num(self._values[i, j]),
-                    "shap": float(shap[j])} for j in order]
+        drivers = [{"feature": self.model_features[j], "label": self._shown_as[j]["label"], "family": str(self._family_of[j]),
+                    "feature_value": _num(self._values[i, j]), "unit": self._shown_as[j]["unit"],
+                    "value_text": format_value(_num(self._values[i, j]), self._shown_as[j]["unit"]), "shap": float(shap[j])} for j in order]
         freshness = self.fresh.on(day, settings.alerts.stale_after_days, set(self.read_families), today)
         age = age_days(day, today)
         the_side = str(side(p_long, p_short))

@@ -33,8 +33,11 @@ ROUTE_STATUSES = {
     "/ping": (400, 401, 408, 413, 415, 500),
 }
 # what each GET route of /v1 can answer besides 200
-GET_STATUSES = {"/v1/signals": (400, 401, 404, 422, 503), "/v1/reconstruction": (400, 401, 404, 503),
-                 "/v1/forecasts": (400, 401, 404, 503), "/v1/events": (401, 404, 503), "/v1/episodes": (400, 401, 404, 503)}
+GET_STATUSES = {"/v1/signals": (400, 401, 404, 422, 503), "/v1/timeline": (400, 401, 404, 422, 503), "/v1/reconstruction": (400, 401, 404, 503),
+                 "/v1/forecasts": (400, 401, 404, 503), "/v1/events": (400, 401, 404, 503), "/v1/episodes": (400, 401, 404, 503)}
+CSV_ROUTES = {"/v1/signals": "the signals per day: panes (title, unit, series) and rows",
+              "/v1/timeline": "every answerable day's forecast with each family's push, and the refused runs",
+              "/v1/events": "the labelled cascade events", "/v1/episodes": "the alert episodes, judged"}
 BODY_RULE = ("UTF-8 JSON (RFC 8259), at most 16 levels of arrays and objects deep (400 otherwise); an empty or whitespace-only body "
              "is the same request as {} — every field at its default — whatever its content type; a body must arrive within the "
              "read timeout (408)")
@@ -49,7 +52,7 @@ TAGS = {"forecast": "a coin's answer for a day or a range: P(cascade), side, dri
 
 
 def tag_of(path: str) -> str:
-    if path in ("/predict", "/explain", "/predict_range", "/predict_signals"):
+    if path in ("/predict", "/explain", "/predict_range", "/predict_signals", "/v1/timeline"):
         return "forecast"
     if path in ("/v1/signals", "/v1/reconstruction", "/v1/events", "/v1/episodes", "/v1/forecasts"):
         return "history"
@@ -120,12 +123,15 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
                 parameter["schema"] = {"type": "string", "enum": list(ASSETS)}
             if parameter.get("name") == "basis":
                 parameter["schema"] = {"type": "string", "enum": list(BASES), "default": BASES[0]}
-    signals = spec.get("paths", {}).get("/v1/signals", {}).get("get")
-    if signals is not None:  # JSON by default, CSV with format=csv
-        signals["responses"]["200"] = {"description": "the signals per day: panes (title, unit, series) and rows",
-                                       "content": {"application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}}
-        for parameter in signals.get("parameters", []):
+    for path, what in CSV_ROUTES.items():  # JSON by default, CSV with format=csv
+        operation = spec.get("paths", {}).get(path, {}).get("get")
+        if operation is None:
+            continue
+        operation["responses"]["200"] = {"description": what, "content": {"application/json": {"schema": {"type": "object"}},
+                                                                         "text/csv": {"schema": {"type": "string"}}}}
+        for parameter in operation.get("parameters", []):
             if parameter.get("name") == "format":
+                parameter["description"] = "json, or csv for a spreadsheet (a file download)"
                 parameter["schema"] = {"type": "string", "enum": ["json", "csv"], "default": "json"}
     spec.get("paths", {}).pop("/ping", None)  # the latency benchmark's floor, not part of the API
     for path, item in spec.get("paths", {}).items():

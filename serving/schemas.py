@@ -60,8 +60,11 @@ class ModelInfo(BaseModel):
 
 class Driver(BaseModel):
     feature: str
+    label: str = Field(description="the feature's name for people, as its family declares it (`cascade-radar features list`)")
     family: str
     feature_value: float | None = Field(description="the feature's value that day (null if missing)")
+    unit: str = Field(description="the unit of feature_value, as its family declares it")
+    value_text: str = Field(description="feature_value as a person reads it in its unit (`27.8 %`, `1.5 σ`, `no data`)")
     shap: float = Field(description="the feature's SHAP contribution to the cascade log-odds")
 
 

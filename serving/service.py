@@ -24,6 +24,7 @@ from serving.guard import ApiGuard, error_response
 from serving.openapi import REQUEST_MODELS, complete_openapi
 from serving.schemas import Explanation, Forecast, PredictRequest, RangeRequest, RangeResponse, SignalsRequest
 from serving.state import CoinStates, RequestError, ServingState
+from serving.tables import FORMATS, csv_response, rows_csv
 
 health = FastAPI(title="cascade-radar health", docs_url=None, redoc_url=None, openapi_url=None)
 T = TypeVar("T")
@@ -41,6 +42,10 @@ def query_dates(**values: str | None) -> dict[str, dt.date | None] | JSONRespons
         except ValueError:
             return error_response(400, f"{name} {value!r} is not a date YYYY-MM-DD", name)
     return out
+
+
+def bad_format(value: str) -> JSONResponse:
+    return error_response(400, f"format {value!r} is not one of {', '.join(FORMATS)}", "format")
 
 
 def answer(fn: Callable[[], T]) -> T | JSONResponse:
@@ -110,18 +115,44 @@ class CascadeRadar:
         funding (% per 8 h), positioning, and for BTC exchange flows, SOPR and STH-NUPL — the numbers the features are
         built from. ``format=csv`` for a spreadsheet."""
 
-        if format not in ("json", "csv"):
-            return error_response(400, f"format {format!r} is not one of json, csv", "format")
+        if format not in FORMATS:
+            return bad_format(format)
         bounds = query_dates(start=start, end=end)
         if isinstance(bounds, JSONResponse):
             return bounds
 
         def run() -> Response:
             got = self._state(asset).signals(bounds["start"], bounds["end"], csv=format == "csv")
+            return csv_response(got, f"cascade-radar-signals-{asset.upper()}.csv") if format == "csv" else JSONResponse(got)
+
+        return answer(run)  # type: ignore[return-value]
+
+    @health.get("/timeline")
+    def timeline(self, asset: str = "BTC", start: str | None = None, end: str | None = None, basis: str = "auto",
+                 format: str = "json") -> Response:  # noqa: A002
+        """The probability timeline: /predict_range's row of every answerable day of [start, end] (default: every
+        answerable day) with each family's push on the cascade log-odds (``shap_by_family``, as /explain says it), and the
+        refused runs — the numbers of the dashboard's timeline and replays. ``format=csv`` for a spreadsheet."""
+        if format not in FORMATS:
+            return bad_format(format)
+        if basis not in BASES:
+            return error_response(400, f"basis {basis!r} is not one of {', '.join(BASES)}", "basis")
+        dates = query_dates(start=start, end=end)
+        if isinstance(dates, JSONResponse):
+            return dates
+
+        def run() -> Response:
+            state = self._state(asset)
+            days = state.forecaster.answerable_days
+            first = dates["start"] or (days[0].date() if len(days) else state.first_day.date())
+            last = dates["end"] or (days[-1].date() if len(days) else state.last_day.date())
+            got = state.range(first, last, basis=basis, families=True)
+            body = {"asset": state.settings.asset, "start": str(first), "end": str(last), "basis": basis,
+                    "horizon_days": state.settings.labels.horizon_days, "model": state.model_info(), **got}
             if format == "csv":
-                name = f"cascade-radar-signals-{asset.upper()}.csv"
-                return Response(got, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'})
-            return JSONResponse(got)
+                title = f"cascade-radar timeline of {body['asset']}, {first}..{last}, basis {basis}, model {body['model']['name']} v{body['model']['version']}"
+                return csv_response(rows_csv(title, got["rows"], ["day", "p_cascade"]), f"cascade-radar-timeline-{body['asset']}.csv")
+            return JSONResponse(body)
 
         return answer(run)  # type: ignore[return-value]
 
@@ -137,20 +168,32 @@ class CascadeRadar:
         return self._past(asset, lambda state: state.reconstruction(dates["event"]))
 
     @health.get("/events")
-    def events(self, asset: str = "BTC") -> JSONResponse:
-        """The labelled cascade events of ``asset`` (side, dollars, size against the trailing median, notable ones)."""
-        return self._past(asset, lambda state: state.events_answer())
+    def events(self, asset: str = "BTC", format: str = "json") -> Response:  # noqa: A002
+        """The labelled cascade events of ``asset`` (side, dollars, size against the trailing median, notable ones).
+        ``format=csv`` for a spreadsheet."""
+        if format not in FORMATS:
+            return bad_format(format)
+        return self._past(asset, lambda state: state.events_answer(), "events" if format == "csv" else None)
 
     @health.get("/episodes")
-    def episodes(self, asset: str = "BTC", basis: str = "auto") -> JSONResponse:
-        """Every alert episode of ``asset`` under ``basis`` (see /predict), judged against the events: hit, false alarm, pending, unjudged."""
+    def episodes(self, asset: str = "BTC", basis: str = "auto", format: str = "json") -> Response:  # noqa: A002
+        """Every alert episode of ``asset`` under ``basis`` (see /predict), judged against the events: hit, false alarm,
+        pending, unjudged. ``format=csv`` for a spreadsheet."""
+        if format not in FORMATS:
+            return bad_format(format)
         if basis not in BASES:
             return error_response(400, f"basis {basis!r} is not one of {', '.join(BASES)}", "basis")
-        return self._past(asset, lambda state: state.episodes_answer(basis))
+        return self._past(asset, lambda state: state.episodes_answer(basis), "episodes" if format == "csv" else None)
 
-    def _past(self, asset: str, fn: Callable[[ServingState], dict[str, Any]]) -> JSONResponse:
-        def run() -> JSONResponse:
-            return JSONResponse(fn(self._state(asset)))
+    def _past(self, asset: str, fn: Callable[[ServingState], dict[str, Any]], csv_rows: str | None = None) -> Response:
+        """``fn``'s answer as JSON, or with ``csv_rows`` the answer's list under that key as CSV."""
+
+        def run() -> Response:
+            body = fn(self._state(asset))
+            if csv_rows is None:
+                return JSONResponse(body)
+            title = f"cascade-radar {csv_rows} of {body['asset']}"
+            return csv_response(rows_csv(title, body[csv_rows]), f"cascade-radar-{csv_rows}-{body['asset']}.csv")
 
         return answer(run)  # type: ignore[return-value]
 

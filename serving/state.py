@@ -111,15 +111,16 @@ class ServingState:
         """The answer with every SHAP value (/explain)."""
         return self._ask(lambda: self.forecaster.forecast(day, basis, top=10, detail=True), "day")
 
-    def range(self, start: dt.date, end: dt.date, max_days: int = 4000, basis: str = AUTO) -> dict[str, object]:
-        """Every answerable day of [start, end] (/predict_range), and the refused runs with why."""
+    def range(self, start: dt.date, end: dt.date, max_days: int = 4000, basis: str = AUTO, families: bool = False) -> dict[str, object]:
+        """Every answerable day of [start, end] (/predict_range; with each family's push: /v1/timeline), and the refused
+        runs with why."""
         if end < start:
             raise RequestError("end", f"end {end} is before start {start}", 422)
         field_name = "start" if not self.first_day.date() <= start <= self.last_day.date() else "end"
         self._ask(lambda: self.forecaster.check_span(start, end), field_name)  # outside the history: 404 first
         if (end - start).days + 1 > max_days:
             raise RequestError("end", f"at most {max_days} days per request")
-        return self.forecaster.forecast_range(start, end, basis)
+        return self.forecaster.forecast_range(start, end, basis, families)
 
     def signals(self, start: dt.date | None, end: dt.date | None, csv: bool = False) -> dict[str, object] | str:
         """The signals behind the forecasts (/v1/signals): price, liquidations, OI, funding, positioning, flows, SOPR,

@@ -177,7 +177,7 @@ def plot_day(explanation: dict[str, object], path: Path, top: int = 12) -> None:
 
     names = list(cascade["shap_by_feature"])
     values = np.array([cascade["shap_by_feature"][n] for n in names])
-    # each bar named by what the feature means, with its value in its unit (`annualised std of daily log returns over 30 days
+    # each bar named by its label with its value in its unit, as the family declares them (`30-day realized volatility
     # 27.8 %`), not a raw name beside a unitless number
     labels = [feature_label(n, None if values_of.get(n) is None else float(values_of[n])) for n in names]
     exp = shap.Explanation(values=values, base_values=cascade["base_value"], data=None, feature_names=labels)

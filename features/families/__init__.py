@@ -19,26 +19,66 @@ import pandas as pd
 
 from cascade_radar.config import FeatureConfig
 
+# How a feature's value is stored -> how a person reads it (scale, suffix). A feature declares one of these beside its
+# definition (``FeatureSet.add``); every label, table and chart of a value goes through ``format_value``.
+UNITS: dict[str, tuple[float, str]] = {
+    "fraction": (100.0, " %"),  # 0.278 -> 27.8 %
+    "percent": (1.0, " %"),  # already in percent
+    "fraction points": (100.0, " pp"),  # a difference of two fractions
+    "percentile": (100.0, " pctl"),  # a rank in 0..1
+    "bp/8h": (1.0, " bp/8h"),  # funding, basis points per 8 hours
+    "B$": (1.0, " B$"),  # billions of US dollars
+    "k coins": (1.0, "k coins"),  # thousands of the coin
+    "sigma": (1.0, " σ"),  # a z-score
+    "ratio": (1.0, "×"),  # one quantity over another of the same unit
+    "log ratio": (1.0, " log"),  # natural log of a ratio (0: balanced)
+    "RSI points": (1.0, " pts"),  # RSI (0..100) or a difference of RSI values
+    "days": (1.0, " d"),  # a count of days (signed for streaks: + one side, - the other)
+    "count": (1.0, ""),
+    "index": (1.0, ""),  # a dimensionless indicator such as SOPR (1 = break-even)
+}
+
+
+def format_value(value: float | None, unit: str) -> str:
+    """``0.278`` in ``fraction`` -> ``27.8 %``: the value as a person reads it (three significant digits, whole from 100)."""
+    if unit not in UNITS:
+        raise ValueError(f"unknown unit '{unit}'; one of {sorted(UNITS)}")
+    if value is None or not np.isfinite(value):
+        return "no data"
+    scale, suffix = UNITS[unit]
+    shown = value * scale
+    return f"{shown:,.0f}{suffix}" if abs(shown) >= 100 else f"{shown:.3g}{suffix}"  # 1,234 not 1.23e+03
+
 
 class FeatureSet:
-    """Collects a family's features with a one-line meaning each; names get the family prefix."""
+    """Collects a family's features with their label, unit and one-line meaning; names get the family prefix."""
 
     def __init__(self, prefix: str, index: pd.DatetimeIndex) -> None:
         self.prefix = prefix
         self.index = index
         self.columns: dict[str, np.ndarray] = {}
         self.meanings: dict[str, str] = {}
+        self.labels: dict[str, str] = {}
+        self.units: dict[str, str] = {}
 
-    def add(self, name: str, values: pd.Series | np.ndarray, meaning: str) -> None:
+    def add(self, name: str, values: pd.Series | np.ndarray, meaning: str, *, label: str, unit: str) -> None:
+        """Feature ``<prefix>_<name>``: ``label`` is its short name for people (``30-day realized volatility``), ``unit``
+        one of ``UNITS`` (how its stored value reads), ``meaning`` the one line that defines it."""
         full = f"{self.prefix}_{name}"
         if full in self.columns:
             raise ValueError(f"feature '{full}' defined twice")
+        if unit not in UNITS:
+            raise ValueError(f"feature '{full}': unknown unit '{unit}'; one of {sorted(UNITS)}")
+        if not label or len(label) > 48:
+            raise ValueError(f"feature '{full}': a label of 1..48 characters is needed, got {label!r}")
         if isinstance(values, pd.Series) and not values.index.equals(self.index):
             raise ValueError(f"feature '{full}' is not indexed like the family's input")
         arr = np.array(values, dtype="float64")  # a copy: the family's intermediate series stay untouched
         arr[~np.isfinite(arr)] = np.nan  # ±inf from a 0 denominator -> missing
         self.columns[full] = arr
         self.meanings[full] = meaning
+        self.labels[full] = label
+        self.units[full] = unit
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.columns, index=self.index)

@@ -13,16 +13,19 @@ from features.transforms import pct_change, range_position, zscore
         warnings=(Warning("OI rising faster than price", ("oi_change_vs_price_14d",), ">=", 0.05),))
 def open_interest_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
     oi, price = panel["oi_close_usd"], panel["price_usd"]
-    out.add("usd_bn", oi / 1e9, "aggregated open interest, billions of USD")
+    out.add("usd_bn", oi / 1e9, "aggregated open interest, billions of USD", label="open interest", unit="B$")
     for w in cfg.change_windows:
-        out.add(f"change_{w}d", pct_change(oi, w), f"relative change of open interest over {w} days")
+        out.add(f"change_{w}d", pct_change(oi, w), f"relative change of open interest over {w} days", label=f"{w}-day OI change", unit="fraction")
     for w in cfg.change_windows:
         out.add(f"change_vs_price_{w}d", pct_change(oi, w) - pct_change(price, w),
-                f"OI change minus price change over {w} days (> 0: leverage building without spot demand)")
-    out.add("to_market_cap_pct", 100 * oi / panel["market_cap_usd"], "open interest as a percentage of market capitalisation")
+                f"OI change minus price change over {w} days (> 0: leverage building without spot demand)",
+                label=f"{w}-day OI change minus price change", unit="fraction points")
+    out.add("to_market_cap_pct", 100 * oi / panel["market_cap_usd"], "open interest as a percentage of market capitalisation",
+            label="open interest / market cap", unit="percent")
     n = cfg.trailing_norm_days
-    out.add(f"range_position_{n}d", range_position(oi, n), f"OI within its trailing {n}-day min..max range (0..1)")
-    out.add("zscore", zscore(oi, n), f"z-score of OI versus its trailing {n} days")
+    out.add(f"range_position_{n}d", range_position(oi, n), f"OI within its trailing {n}-day min..max range (0..1)",
+            label=f"OI position in its {n}-day range", unit="fraction")
+    out.add("zscore", zscore(oi, n), f"z-score of OI versus its trailing {n} days", label=f"OI z-score ({n} days)", unit="sigma")
 
 
 @summary("oi")

@@ -35,19 +35,22 @@ def liquidation_memory_features(panel: pd.DataFrame, cfg: FeatureConfig, out: Fe
     cascade_ratio = cfg.labels.cascade_multiple
     ratio = days["liq_ratio"]
     known = ratio.notna()
-    out.add("ratio", ratio, "total liquidations of the day / trailing 90-day median of the same series")
-    out.add("ratio_mean_3d", rolling_mean(ratio, 3), "3-day mean of the liquidation ratio")
-    out.add("ratio_mean_7d", rolling_mean(ratio, 7), "7-day mean of the liquidation ratio")
-    out.add("ratio_mean_30d", rolling_mean(ratio, 30), "30-day mean of the liquidation ratio")
-    out.add("ratio_max_7d", ratio.rolling(7, min_periods=5).max(), "largest liquidation ratio of the last 7 days")
+    out.add("ratio", ratio, "total liquidations of the day / trailing 90-day median of the same series",
+            label="liquidations vs their median", unit="ratio")
+    out.add("ratio_mean_3d", rolling_mean(ratio, 3), "3-day mean of the liquidation ratio", label="3-day liquidations vs median", unit="ratio")
+    out.add("ratio_mean_7d", rolling_mean(ratio, 7), "7-day mean of the liquidation ratio", label="7-day liquidations vs median", unit="ratio")
+    out.add("ratio_mean_30d", rolling_mean(ratio, 30), "30-day mean of the liquidation ratio", label="30-day liquidations vs median", unit="ratio")
+    out.add("ratio_max_7d", ratio.rolling(7, min_periods=5).max(), "largest liquidation ratio of the last 7 days", label="largest liquidation day of 7", unit="ratio")
     out.add("days_since_cascade_day", days_since(ratio >= cascade_ratio, known, MEMORY_CAP_DAYS),
-            f"days since the last day with liquidations >= {cascade_ratio:g}x their median (capped at {MEMORY_CAP_DAYS})")
+            f"days since the last day with liquidations >= {cascade_ratio:g}x their median (capped at {MEMORY_CAP_DAYS})",
+            label="days since a cascade day", unit="days")
     long, total = days["liq_long_usd"], days["liq_total_usd"]
-    out.add("long_share", long / total, "share of the day's liquidations that were longs")
+    out.add("long_share", long / total, "share of the day's liquidations that were longs", label="long share of liquidations", unit="fraction")
     long_share_7d = long.rolling(7, min_periods=5).sum() / total.rolling(7, min_periods=5).sum()
-    out.add("long_share_7d", long_share_7d, "share of longs in the last 7 days' liquidations")
+    out.add("long_share_7d", long_share_7d, "share of longs in the last 7 days' liquidations", label="7-day long share of liquidations", unit="fraction")
     out.add("long_share_7d_xrank", expanding_rank(long_share_7d), "percentile of the 7-day long share of liquidations among every earlier "
-            "day of the coin (the direction model's input: higher, longs already being flushed)")
+            "day of the coin (the direction model's input: higher, longs already being flushed)",
+            label="7-day long share, all-history pctl", unit="percentile")
 
 
 @summary("liqmem")

@@ -57,20 +57,39 @@ def test_family_contract(name: str, panel: pd.DataFrame) -> None:
     assert frame.columns.is_unique and len(frame.columns) >= 5
     assert all(col.startswith(f"{name}_") for col in frame.columns)
     assert set(result.meanings) == set(frame.columns) and all(result.meanings.values())
+    # every feature declares its label and unit; the unit is checked against the values it claims to describe
+    assert set(result.labels) == set(result.units) == set(frame.columns)
+    for col, unit in result.units.items():
+        values = frame[col].dropna().to_numpy()
+        if unit == "percentile":
+            assert ((values >= 0) & (values <= 1)).all(), f"{col}: a percentile outside 0..1"
+        if unit in ("days", "count"):
+            assert (values == np.round(values)).all(), f"{col}: {unit} that are not whole"
     assert not np.isinf(frame.to_numpy()).any()
     assert frame.iloc[250:].notna().any().all(), "every feature is defined somewhere after warm-up"
     assert lookahead_violations(fam, panel, cfg) == []
 
 
+def test_every_feature_has_its_own_label_and_a_known_unit() -> None:
+    from features.build import feature_catalogue
+    from features.families import UNITS
+
+    catalogue = feature_catalogue()
+    assert catalogue["label"].is_unique, catalogue.loc[catalogue["label"].duplicated(keep=False), ["name", "label"]].to_string()
+    assert set(catalogue["unit"]) <= set(UNITS)
+    with pytest.raises(ValueError, match="unknown unit 'percent per day'"):
+        FeatureSet("x", pd.DatetimeIndex([])).add("y", np.array([]), "a test", label="y", unit="percent per day")
+
+
 def test_the_contract_catches_a_family_that_peeks(panel: pd.DataFrame) -> None:
     def peeking(inputs: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
-        out.add("tomorrow", inputs["price_usd"].shift(-1), "tomorrow's price")
+        out.add("tomorrow", inputs["price_usd"].shift(-1), "tomorrow's price", label="tomorrow's price", unit="index")
 
     def centred(inputs: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
-        out.add("centred_mean", inputs["price_usd"].rolling(5, center=True).mean(), "centred mean")
+        out.add("centred_mean", inputs["price_usd"].rolling(5, center=True).mean(), "centred mean", label="centred mean", unit="index")
 
     def global_norm(inputs: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
-        out.add("zscore_all", (inputs["price_usd"] - inputs["price_usd"].mean()) / inputs["price_usd"].std(), "full-sample z")
+        out.add("zscore_all", (inputs["price_usd"] - inputs["price_usd"].mean()) / inputs["price_usd"].std(), "full-sample z", label="full-sample z", unit="sigma")
 
     for fn in (peeking, centred, global_norm):
         fam = Family("leaky", "leaky", "black", ("price_usd",), fn)

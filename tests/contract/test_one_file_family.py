@@ -26,8 +26,8 @@ from features.transforms import rolling_mean
 @family("volsurge", "volume surge", "tab:olive", inputs=("volume_base",), warnings=(Warning("volume surging", ("volsurge_ratio_7d",), ">=", 1.5),))
 def volume_surge(panel, cfg, out: FeatureSet) -> None:
     volume = panel["volume_base"]
-    out.add("ratio_7d", rolling_mean(volume, 7) / rolling_mean(volume, 90), "7-day mean volume / 90-day mean")
-    out.add("ratio_3d", rolling_mean(volume, 3) / rolling_mean(volume, 90), "3-day mean volume / 90-day mean")
+    out.add("ratio_7d", rolling_mean(volume, 7) / rolling_mean(volume, 90), "7-day mean volume / 90-day mean", label="7-day volume vs norm", unit="ratio")
+    out.add("ratio_3d", rolling_mean(volume, 3) / rolling_mean(volume, 90), "3-day mean volume / 90-day mean", label="3-day volume vs norm", unit="ratio")
 
 
 @summary("volsurge")

@@ -1,7 +1,7 @@
 """The dashboard in a real browser: headless Debian Chromium against a real `bentoml serve`.
 
 It loads the overview and a coin page, finds the charts drawn, clicks a day on the timeline and reads that
-day's explanation, opens a replay, and records no JavaScript error. Screenshots go to reports/dashboard/.
+day's explanation, opens a replay, and records no JavaScript error. Screenshots go to reports/dashboard/browser-test/.
 Skips, saying why, where Chromium or Playwright is missing (`make browser` installs Chromium).
 """
 
@@ -19,7 +19,7 @@ from tests.support.process import free_port, settings_env, start_server, stop_se
 
 WHY_NOT = unavailable()
 pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.skipif(WHY_NOT is not None, reason=f"no browser to drive: {WHY_NOT}")]
-SHOTS = PROJECT_ROOT / "reports" / "dashboard"
+SHOTS = PROJECT_ROOT / "reports" / "dashboard" / "browser-test"  # the synthetic history's; `make screenshots`: the reference's
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         assert page.locator("#explanation .big").inner_text() == f"{round(100 * explained['p_cascade'])}%"
         assert page.locator("#bars-cascade .main-svg").count() >= 1 and page.locator("#drivers tbody tr").count() == len(explained["top_drivers"])
         assert explained["basis"] in page.inner_text("#explanation")
-        assert page.evaluate("location.hash") == f"#day={target['day']}"
+        assert page.evaluate("location.hash").startswith(f"#day={target['day']}&from=")  # the day, and the range zoomed to
         page.screenshot(path=str(SHOTS / "coin_BTC_day.png"), full_page=True)
 
         # a replay of a notable event
@@ -133,6 +133,23 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         shared.goto(f"{served}/dashboard/coin/BTC#replay={notable[-1]['start']}")
         shared.wait_for_selector(f"#replay[data-rendered='{notable[-1]['start']}']", timeout=60_000)
         assert shared.locator("#replay-list button[aria-pressed='true']").get_attribute("data-start") == notable[-1]["start"]
+        assert shared.get_attribute("#replay-csv", "href").endswith("&format=csv")
+
+        # a view has a URL of its own: coin, zoomed range and day, as the share link and the address bar say it
+        view = f"day={target['day']}&from={rows[-60]['day']}&to={rows[-10]['day']}"
+        linked = console.watch(browser.new_page(viewport={"width": 1400, "height": 1000}))
+        linked.goto(f"{served}/dashboard/coin/BTC#{view}")
+        linked.wait_for_selector(f"#explanation[data-day='{target['day']}']", timeout=60_000)
+        linked.wait_for_selector("body[data-loaded='true']", timeout=60_000)
+        shown = linked.evaluate("() => document.getElementById('timeline').layout.xaxis.range.map((d) => String(d).slice(0, 10))")
+        assert shown == [rows[-60]["day"], rows[-10]["day"]]
+        assert linked.evaluate("location.hash") == f"#{view}" and linked.get_attribute("#share-link", "href").endswith(f"#{view}")
+        linked.get_by_text("1 year", exact=True).click()  # a new zoom is the new view
+        linked.wait_for_function(f"() => !location.hash.includes('from={rows[-60]['day']}')", timeout=10_000)
+        assert "from=" in linked.evaluate("location.hash") and f"day={target['day']}" in linked.evaluate("location.hash")
+        for link in ("#timeline-csv", "#events-csv", "#episodes-csv"):
+            href = linked.get_attribute(link, "href")
+            assert href.endswith("format=csv") and api.get(href).headers["content-type"].startswith("text/csv"), link
 
         assert console.errors == []
 

@@ -607,3 +607,39 @@ def test_the_reconstruction_route_tells_an_events_build_up_and_the_models_path(c
     refused = client.get("/v1/reconstruction", params={"asset": "BTC", "event": "1990-01-01"})
     assert refused.status_code == 404 and refused.json()["field"] == "event"
     assert client.get("/v1/reconstruction", params={"asset": "BTC", "event": "soon"}).json()["field"] == "event"
+
+
+def test_every_charts_numbers_download_from_a_route(client: TestClient) -> None:
+    """/v1/timeline is /predict_range's rows with each family's push as /explain says it; it, the events and the episodes
+    download as CSV with the same numbers."""
+    import io
+
+    ready = client.get("/v1/ready").json()
+    start, end = ready["first_answerable_day"], ready["data_through"]
+    ranged = client.post("/predict_range", json={"start": start, "end": end}).json()
+    timeline = client.get("/v1/timeline", params={"asset": "BTC"}).json()  # default: every answerable day
+    assert (timeline["start"], timeline["end"]) == (start, end) and timeline["refused"] == ranged["refused"]
+    assert [{k: v for k, v in r.items() if k != "shap_by_family"} for r in timeline["rows"]] == ranged["rows"]
+    day = timeline["rows"][-7]
+    explained = client.post("/explain", json={"asset": "BTC", "day": day["day"]}).json()
+    assert day["shap_by_family"] == pytest.approx(explained["cascade"]["shap_by_family"], abs=1e-12)
+    csv = client.get("/v1/timeline", params={"asset": "BTC", "start": day["day"], "end": end, "format": "csv"})
+    assert csv.headers["content-type"].startswith("text/csv") and 'filename="cascade-radar-timeline-BTC.csv"' in csv.headers["content-disposition"]
+    assert csv.text.startswith(f"# cascade-radar timeline of BTC, {day['day']}..{end}, basis auto")
+    table = pd.read_csv(io.StringIO(csv.text), comment="#")
+    assert list(table["day"]) == [r["day"] for r in timeline["rows"][-7:]]
+    assert table["p_cascade"].iloc[0] == pytest.approx(day["p_cascade"], rel=1e-9)
+    assert table[f"shap_by_family.{next(iter(day['shap_by_family']))}"].iloc[0] == pytest.approx(next(iter(day["shap_by_family"].values())), rel=1e-9)
+    events = client.get("/v1/events", params={"asset": "BTC"}).json()["events"]
+    events_csv = pd.read_csv(io.StringIO(client.get("/v1/events", params={"asset": "BTC", "format": "csv"}).text), comment="#")
+    assert list(events_csv["start"]) == [e["start"] for e in events] and events_csv["total_usd"].iloc[0] == pytest.approx(events[0]["total_usd"])
+    episodes = client.get("/v1/episodes", params={"asset": "BTC"}).json()["episodes"]
+    episodes_csv = pd.read_csv(io.StringIO(client.get("/v1/episodes", params={"asset": "BTC", "format": "csv"}).text), comment="#")
+    assert list(episodes_csv["first"]) == [e["first"] for e in episodes]
+    assert list(episodes_csv["basis"]) == ["+".join(e["basis"]) for e in episodes]
+    for route in ("/v1/timeline", "/v1/events", "/v1/episodes"):
+        bad = client.get(route, params={"asset": "BTC", "format": "xml"})
+        assert bad.status_code == 400 and bad.json()["field"] == "format", route
+    assert client.get("/v1/timeline", params={"asset": "BTC", "start": "2021-13-01"}).json()["field"] == "start"
+    assert client.get("/v1/timeline", params={"asset": "BTC", "basis": "oracle"}).json()["field"] == "basis"
+    assert client.get("/v1/timeline", params={"asset": "BTC", "start": end, "end": start}).status_code == 422

@@ -87,13 +87,18 @@ def test_sign_flips_and_range_position_and_rolling_sum() -> None:
     assert rolling_sum(values, 7).iloc[-1] == pytest.approx(7.0)  # one missing day rescaled, not summed as 0
 
 
-def test_a_feature_is_labelled_by_its_meaning_with_its_value_in_its_unit() -> None:
-    """The explanation picture's labels: the catalogue's meaning, the value scaled to the meaning's unit."""
-    from features.build import feature_label
+def test_a_feature_is_labelled_by_its_declared_label_with_its_value_in_its_unit() -> None:
+    """The explanation picture's and the drivers' labels: the family's label, the value scaled to its declared unit."""
+    from features.build import feature_display, feature_label
+    from features.families import format_value
 
-    assert feature_label("price_realized_vol_30d", 0.278) == "annualised std of daily log returns over 30 d… 27.8 %"
-    assert feature_label("oi_usd_bn", 94.1) == "aggregated open interest, billions of USD 94.1 B$"
-    assert feature_label("funding_rate", 1.2) == "funding rate of the day, basis points per 8 h 1.2 bp/8h"
-    assert feature_label("oi_zscore", 1.7) == "z-score of OI versus its trailing 180 days 1.7 σ"
-    assert feature_label("oi_change_7d", 0.221) == "relative change of open interest over 7 days 22.1 %"
-    assert feature_label("oi_zscore", None) == "z-score of OI versus its trailing 180 days: no data"
+    assert feature_label("price_realized_vol_30d", 0.278) == "30-day realized volatility 27.8 %"
+    assert feature_label("oi_usd_bn", 94.1) == "open interest 94.1 B$"
+    assert feature_label("funding_rate", 1.2) == "funding rate 1.2 bp/8h"
+    assert feature_label("oi_zscore", 1.7) == "OI z-score (180 days) 1.7 σ"
+    assert feature_label("oi_change_7d", 0.221) == "7-day OI change 22.1 %"
+    assert feature_label("funding_rate_rank", 0.93) == "funding percentile (180 days) 93 pctl"
+    assert feature_label("nupl_sth_change_7d", -0.0412) == "7-day change of STH-NUPL -4.12 pp"
+    assert feature_label("oi_zscore", None) == "OI z-score (180 days): no data"
+    assert feature_display("liqmem_days_since_cascade_day", 12.0) == {"label": "days since a cascade day", "unit": "days", "value_text": "12 d"}
+    assert format_value(1234.5, "k coins") == "1,234k coins" and format_value(-0.00123, "fraction") == "-0.123 %"

@@ -169,7 +169,7 @@ async function coinCard(card, asset, info) {
 }
 
 // ------------------------------------------------------------------ one coin
-const coin = { asset: null, info: null, events: [], episodes: null, timeline: null, shapes: [] };
+const coin = { asset: null, info: null, events: [], episodes: null, timeline: null, shapes: [], view: {}, zoom: null };
 
 async function coinPage() {
   const asset = CFG.asset;
@@ -192,6 +192,9 @@ async function coinPage() {
   ]);
   coin.signals = signals;
   document.getElementById("signals-csv").href = `/v1/signals?${query({ asset, start: first, end, format: "csv" })}`;
+  document.getElementById("timeline-csv").href = `/v1/timeline?${query({ asset, start: first, end, format: "csv" })}`;
+  document.getElementById("events-csv").href = `/v1/events?${query({ asset, format: "csv" })}`;
+  document.getElementById("episodes-csv").href = `/v1/episodes?${query({ asset, format: "csv" })}`;
   performance.mark("data fetched");
   coin.events = events;
   coin.episodes = episodes;
@@ -205,7 +208,10 @@ async function coinPage() {
   // the day's explanation is fetched and drawn while the timeline draws; then the day is marked on it
   const wanted = new URLSearchParams(location.hash.slice(1));
   const day = wanted.get("day") || today.day;
+  const zoom = [wanted.get("from"), wanted.get("to")];  // a shared view's range
+  coin.zoom = zoom.every((d) => /^\d{4}-\d{2}-\d{2}$/.test(d || "")) && zoom[0] < zoom[1] ? zoom : null;
   await Promise.all([drawTimeline(range, events, episodes, ledger.rows || []), showDay(day)]);
+  trackZoom();
   await markDay(document.getElementById("day-picker").value);
   whenVisible(document.getElementById("signals"), async () => {  // below the fold: drawn as it scrolls into view
     await drawSignals(signals, episodes);
@@ -298,7 +304,7 @@ async function drawTimeline(range, events, episodes, ledgerRows) {
   const layout = {
     ...THEME, margin: { l: 60, r: 20, t: 40, b: 40 }, hovermode: "closest", hoverdistance: 30, showlegend: true,
     legend: { orientation: "h", x: 0, y: -0.2, yanchor: "top", font: { size: 11 } },
-    xaxis: { ...DAY_AXIS, title: { text: "day (UTC)" }, range: [shiftDay(days[0], -5), shiftDay(days[days.length - 1], 10)], rangeselector: { buttons: [
+    xaxis: { ...DAY_AXIS, title: { text: "day (UTC)" }, range: coin.zoom || [shiftDay(days[0], -5), shiftDay(days[days.length - 1], 10)], rangeselector: { buttons: [
       { count: 3, label: "3 months", step: "month", stepmode: "backward" }, { count: 1, label: "1 year", step: "year", stepmode: "backward" },
       { step: "all", label: "all" }], x: 0, y: 1.02, yanchor: "bottom", bgcolor: DARK ? "#22272e" : "#eef0f3", font: { color: THEME.font.color } } },
     yaxis: { title: { text: `P(cascade within ${range.horizon_days} days)` }, range: [0, 1.13], tickvals: [0, 0.2, 0.4, 0.6, 0.8, 1.0], fixedrange: true, gridcolor: GRID },
@@ -358,7 +364,7 @@ async function drawSignals(signals, episodes) {
             hovertemplate: `${s.label} %{y:.4~g}<extra></extra>` });
     });
   });
-  if (signals.rows.length) layout.xaxis.range = [shiftDay(days[0], -5), shiftDay(days[days.length - 1], 10)];
+  if (signals.rows.length) layout.xaxis.range = coin.view.from ? [coin.view.from, coin.view.to] : [shiftDay(days[0], -5), shiftDay(days[days.length - 1], 10)];
   // alert episodes on every pane
   coin.signalShapes = episodes.episodes.map((e) => ({ type: "rect", xref: "x", yref: "paper", x0: e.first, x1: shiftDay(e.last, 1), y0: 0, y1: 1,
     fillcolor: OUTCOME[e.outcome].fill, line: { width: 0 }, layer: "below" }));
@@ -383,6 +389,29 @@ function whenVisible(element, draw) {
     }
   }, { rootMargin: "300px" });
   observer.observe(element);
+}
+
+// the view in the address bar (#day=…&from=…&to=…, or #replay=…): a link to it opens the same coin, range and day; the
+// address never keeps a ?token=
+function writeView() {
+  const v = coin.view;
+  const params = v.replay ? { replay: v.replay } : { day: v.day, ...(v.from ? { from: v.from, to: v.to } : {}) };
+  const hash = new URLSearchParams(Object.entries(params).filter(([, x]) => x)).toString();
+  history.replaceState(null, "", `${location.pathname}#${hash}`);
+  const share = document.getElementById("share-link");
+  if (share) share.href = `${location.pathname}#${hash}`;
+}
+
+function trackZoom() {
+  if (coin.zoom) [coin.view.from, coin.view.to] = coin.zoom;
+  writeView();
+  coin.timeline.on("plotly_relayout", (change) => {
+    const range = change["xaxis.range"] || (change["xaxis.range[0]"] ? [change["xaxis.range[0]"], change["xaxis.range[1]"]] : null);
+    if (range) [coin.view.from, coin.view.to] = range.map((d) => String(d).slice(0, 10));
+    else if (change["xaxis.autorange"]) coin.view.from = coin.view.to = undefined;
+    else return;
+    writeView();
+  });
 }
 
 // zoom one of the two day charts, the other follows
@@ -412,7 +441,9 @@ async function showDay(day) {
   panel.hidden = false;
   panel.replaceChildren(el("h2", { text: `${coin.asset} on ${day}` }), el("p", { class: "small", text: "loading the explanation…" }));
   document.getElementById("day-picker").value = day;
-  history.replaceState(null, "", `${location.pathname}#day=${day}`);  // never keeps a ?token= in the address bar
+  coin.view.day = day;
+  delete coin.view.replay;
+  writeView();
   markDay(day);
   let x;
   try {
@@ -426,9 +457,10 @@ async function showDay(day) {
   const cascadeBars = el("div", { id: "bars-cascade", "aria-label": "cascade model: contribution per family" });
   const directionBars = el("div", { id: "bars-direction", "aria-label": "direction model: contribution per family" });
   const drivers = el("table", { id: "drivers" },
-    el("thead", {}, el("tr", {}, el("th", { text: "feature" }), el("th", { text: "family" }), el("th", { class: "num", text: "feature value that day" }), el("th", { class: "num", text: "SHAP (log-odds)" }))),
-    el("tbody", {}, x.top_drivers.map((d) => el("tr", {}, el("td", {}, el("code", { text: d.feature })), el("td", { text: familyTitle(d.family) }),
-      el("td", { class: "num", text: num(d.feature_value, 4) }), el("td", { class: "num", text: signed(d.shap, 3) })))));
+    el("thead", {}, el("tr", {}, el("th", { text: "feature" }), el("th", { text: "family" }), el("th", { class: "num", text: "value that day" }), el("th", { class: "num", text: "SHAP (log-odds)" }))),
+    // the label and the value in its unit, as the family declares them; the column name on hover
+    el("tbody", {}, x.top_drivers.map((d) => el("tr", {}, el("td", { text: d.label, title: d.feature }), el("td", { text: familyTitle(d.family) }),
+      el("td", { class: "num", text: d.value_text }), el("td", { class: "num", text: signed(d.shap, 3) })))));
   panel.replaceChildren(
     el("h2", { text: `${x.asset} on ${x.day}` }),
     el("div", {}, el("span", { class: "big", text: pct(x.p_cascade) }), " ", sideBadge(x), " ", alertBadge(x.alert), " ", basisNote,
@@ -480,7 +512,8 @@ function renderReplayList(events) {
 
 async function showReplay(event) {
   for (const b of document.querySelectorAll("#replay-list button")) b.setAttribute("aria-pressed", String(b.dataset.start === event.start));
-  history.replaceState(null, "", `${location.pathname}#replay=${event.start}`);  // the replay's own URL (no ?token= kept)
+  coin.view.replay = event.start;  // the replay's own URL
+  writeView();
   const box = document.getElementById("replay");
   box.hidden = false;
   box.replaceChildren(el("h3", { text: `Replay: ${event.start}` }), el("p", { class: "small", text: "loading…" }));
@@ -530,7 +563,10 @@ async function showReplay(event) {
     el("p", { class: "summary", id: "replay-verdict", text: verdict }),
     // the build-up in the seed's words: each family's move, the sequence (/v1/reconstruction)
     built && built.text ? el("p", { class: "reconstruction", id: "replay-reconstruction", text: built.text }) : null,
-    el("div", { class: "chart", id: "replay-chart" }));
+    el("div", { class: "chart", id: "replay-chart" }),
+    el("p", { class: "hint downloads" }, "Download (CSV): ",
+      el("a", { id: "replay-csv", download: true, href: `/v1/timeline?${query({ asset: coin.asset, start: first, end: last, format: "csv" })}`, text: "these days, with each family's push" }),
+      " · ", el("a", { href: `/v1/reconstruction?${query({ asset: coin.asset, event: event.start })}`, text: "the build-up (JSON)" })));
   const prices = (coin.signals ? coin.signals.rows : []).filter((r) => r.day >= first && r.day <= event.start && r.price_usd !== null);
   if (prices.length) {
     traces.push({ type: "scatter", mode: "lines", name: "price (USD)", x: prices.map((r) => r.day), y: prices.map((r) => r.price_usd), xaxis: "x3", yaxis: "y3",
