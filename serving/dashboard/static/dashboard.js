@@ -6,6 +6,18 @@
 // the page's data: a JSON data block, not a script (the Content-Security-Policy allows no inline script)
 const CFG = JSON.parse(document.getElementById("cascade-radar-config").textContent);
 const DARK = window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches;
+const NARROW = window.matchMedia && window.matchMedia("(max-width: 600px)").matches;  // a phone: legend entries wrap
+
+// a legend entry in lines of at most ``width`` characters (Plotly never wraps one; on a phone a long one is cut)
+function wrapped(text, width = 38) {
+  if (!NARROW || text.length <= width) return text;
+  const lines = [""];
+  for (const word of text.split(" ")) {
+    if (lines[lines.length - 1] && (lines[lines.length - 1] + " " + word).length > width) lines.push(word);
+    else lines[lines.length - 1] = lines[lines.length - 1] ? `${lines[lines.length - 1]} ${word}` : word;
+  }
+  return lines.join("<br>");
+}
 const SIDE_COLOUR = { long: "#d62728", short: "#1f77b4" };
 const OUTCOME = {
   hit: { fill: "rgba(44,160,44,0.20)", legend: "rgba(44,160,44,0.55)", label: "alert episode followed by an event" },
@@ -297,14 +309,15 @@ async function drawTimeline(range, events, episodes, ledgerRows) {
     const count = episodes.episodes.filter((e) => e.outcome === outcome).length;
     if (count) traces.push(legendSwatch(`${style.label} (${count})`, style.legend));
   }
+  for (const t of traces) t.name = wrapped(t.name);
   coin.shapes = episodes.episodes.map((e) => ({
     type: "rect", xref: "x", yref: "y", x0: e.first, x1: shiftDay(e.last, 1), y0: 0, y1: 1, fillcolor: OUTCOME[e.outcome].fill, line: { width: 0 }, layer: "below",
   }));
   coin.shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: episodes.threshold, y1: episodes.threshold, line: { color: "#b42318", width: 1, dash: "dot" } });
   const layout = {
     ...THEME, margin: { l: 60, r: 20, t: 40, b: 40 }, hovermode: "closest", hoverdistance: 30, showlegend: true,
-    legend: { orientation: "h", x: 0, y: -0.2, yanchor: "top", font: { size: 11 } },
-    xaxis: { ...DAY_AXIS, title: { text: "day (UTC)" }, range: coin.zoom || [shiftDay(days[0], -5), shiftDay(days[days.length - 1], 10)], rangeselector: { buttons: [
+    legend: { orientation: "h", x: 0, y: NARROW ? -0.06 : -0.2, yanchor: "top", font: { size: NARROW ? 10 : 11 } },
+    xaxis: { ...DAY_AXIS, title: { text: NARROW ? "" : "day (UTC)" }, range: coin.zoom || [shiftDay(days[0], -5), shiftDay(days[days.length - 1], 10)], rangeselector: { buttons: [
       { count: 3, label: "3 months", step: "month", stepmode: "backward" }, { count: 1, label: "1 year", step: "year", stepmode: "backward" },
       { step: "all", label: "all" }], x: 0, y: 1.02, yanchor: "bottom", bgcolor: DARK ? "#22272e" : "#eef0f3", font: { color: THEME.font.color } } },
     yaxis: { title: { text: `P(cascade within ${range.horizon_days} days)` }, range: [0, 1.13], tickvals: [0, 0.2, 0.4, 0.6, 0.8, 1.0], fixedrange: true, gridcolor: GRID },
