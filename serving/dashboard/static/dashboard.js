@@ -595,12 +595,12 @@ async function showReplay(event) {
     line: { color: SIDE_COLOUR[event.side], width: 2 } });
   await Plotly.newPlot("replay-chart", traces, {
     ...THEME, barmode: "relative", hovermode: "x unified",
-    margin: { l: 70, r: 20, t: 10, b: 40 }, legend: { orientation: "h", x: 0, y: -0.12, font: { size: 11 } },
+    margin: { l: 70, r: 20, t: 10, b: 40 }, legend: { orientation: "h", x: 0, y: NARROW ? -0.06 : -0.12, font: { size: 11 } },
     xaxis: { ...DAY_AXIS, range: span, domain: [0, 1], anchor: "y", showticklabels: false },
     yaxis: { title: { text: "probability" }, range: [0, 1], domain: [0.7, 1], gridcolor: GRID },
     xaxis3: { ...DAY_AXIS, range: span, domain: [0, 1], anchor: "y3", matches: "x", showticklabels: false },
     yaxis3: { title: { text: "price (USD)" }, domain: [0.36, 0.66], gridcolor: GRID },
-    xaxis2: { ...DAY_AXIS, range: span, domain: [0, 1], anchor: "y2", matches: "x", title: { text: "day before the event (UTC)" } },
+    xaxis2: { ...DAY_AXIS, range: span, domain: [0, 1], anchor: "y2", matches: "x", title: { text: NARROW ? "" : "day before the event (UTC)" } },
     yaxis2: { title: { text: "family push (log-odds)" }, domain: [0, 0.32], zeroline: true, zerolinecolor: "#444", gridcolor: GRID },
     shapes: [warned, ...firstAlert, eventLine("y domain"), eventLine("y2 domain"),
       { type: "line", xref: "paper", yref: "y", x0: 0, x1: 1, y0: coin.episodes.threshold, y1: coin.episodes.threshold, line: { color: "#b42318", width: 1, dash: "dot" } }],
