@@ -39,6 +39,9 @@ def drawn(page, path: str) -> None:  # noqa: ANN001 - a playwright Page
     if page.locator("#signals").count():
         page.locator("#signals").scroll_into_view_if_needed()
         page.wait_for_selector("#signals[data-rendered='true']", timeout=60_000)
+        day = page.get_attribute("#explanation", "data-day")
+        page.locator("#explanation").scroll_into_view_if_needed()  # its bars, too, are drawn as it comes into view
+        page.wait_for_selector(f"#explanation[data-drawn='{day}']", timeout=60_000)
         page.evaluate("window.scrollTo(0, 0)")
     page.wait_for_timeout(300)  # Plotly's transitions
 

@@ -149,6 +149,7 @@ class CoinForecaster:
         self._family_of = np.array([family_of(f) for f in self.model_features])
         # each feature's label and unit, as its family declares them
         catalogue = catalogue_rows(self.settings.features) if self.catalogue is None else {r["name"]: r for r in self.catalogue.to_dict("records")}
+        self._catalogue = catalogue
         self._shown_as = [catalogue.get(f, {"label": f, "unit": "index"}) for f in self.model_features]
         self._read_columns = {fam: np.flatnonzero(self._family_of == fam) for fam in self.read_families}
         limit = self.settings.alerts.stale_after_days
@@ -328,7 +329,8 @@ class CoinForecaster:
         }
         row = pd.Series(self._table[i], index=self.features.columns)  # explained days are the feature table's days
         answer["checklist"] = [{"family": fam, "warning": w.label, "on": bool(on[i]), "rule": f"{' or '.join(w.features)} {w.op} {w.threshold:g}",
-                                "values": {f: _num(v[i]) for f, v in values.items()}, "read_by_model": fam in self.read_families}
+                                "values": {f: _num(v[i]) for f, v in values.items()}, "values_text": self._values_text({f: v[i] for f, v in values.items()}),
+                                "read_by_model": fam in self.read_families}
                                for fam, w, on, values in self._warnings]
         against = None
         if ex.direction_shap is not None and np.isfinite(ex.direction_base[i]) and not answer["side_uncertain"]:
@@ -352,6 +354,11 @@ class CoinForecaster:
                                              "shap_by_feature": dict(zip(self.model_features, map(float, dshap), strict=True))}
             answer["feature_values"] = {f: _num(v) for f, v in zip(self.model_features, self._values[i], strict=True)}
         return answer
+
+    def _values_text(self, values: dict[str, float]) -> str:
+        """``volatility compression 0.931×, ...``: features by their label, values in their unit (the catalogue's)."""
+        shown = [(self._catalogue.get(f, {"label": f, "unit": "index"}), _num(v)) for f, v in values.items()]
+        return ", ".join(f"{row['label']} {format_value(v, row['unit'])}" for row, v in shown)
 
     def _by_family(self, shap: np.ndarray) -> dict[str, float]:
         """Per family the model reads, the sum of its features' contributions, largest first."""

@@ -82,6 +82,7 @@ class ChecklistItem(BaseModel):
     on: bool
     rule: str = Field(description="when it is on (a round threshold, not fitted)")
     values: dict[str, float | None] = Field(description="the feature values behind it that day (null: missing)")
+    values_text: str = Field(description="the same values by the features' labels, each in its unit (`volatility compression 0.931×`)")
     read_by_model: bool = Field(description="whether the answering model reads this family")
 
 

@@ -208,6 +208,6 @@ def plot_day(explanation: dict[str, object], path: Path, top: int = 12) -> None:
     ax_w.set_xlabel("log-odds of a cascade (base value + contributions = margin)", fontsize=9, labelpad=24)  # below SHAP's E[f(X)]
     if checklist:  # the seed's checklist, every family, read by the model or not, under the waterfall
         lines = [f"{'ON ' if c['on'] else 'off'}  {title_of(c['family'])}: {c['warning']}" + ("" if c["read_by_model"] else " (not read by the model)")
-                 + "  [" + ", ".join(feature_label(k, v) for k, v in c["values"].items()) + "]" for c in checklist]
+                 + f"  [{c['values_text']}]" for c in checklist]
         fig.text(0.01, 0.01, "the seed's checklist\n" + "\n".join(lines), fontsize=7.5, va="bottom", family="monospace")
     save_figure(fig, path, dpi=100)

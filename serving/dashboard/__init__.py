@@ -115,6 +115,8 @@ def plotly_gzipped() -> bytes:
     return gzip.compress(PLOTLY_JS.read_bytes(), compresslevel=6, mtime=0)
 
 
+# every page's head preloads this script (layout.html): the largest download starts with the page, not once our own
+# script has run and asked for it
 @dashboard.get("/vendor/plotly.min.js", include_in_schema=False)
 def plotly_js(request: Request) -> Response:
     """Plotly's JavaScript: the basic bundle `make setup` fetched, else the full one of the ``plotly`` package (gzipped when

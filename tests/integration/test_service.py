@@ -103,6 +103,14 @@ def test_explain_returns_the_full_explanation(client: TestClient, trained_synthe
     seed = {"price", "oi", "funding", "flows", "sopr", "nupl"}
     assert seed <= {c["family"] for c in body["checklist"]} and all(c["values"] for c in body["checklist"])
     assert {c["family"] for c in body["checklist"] if not c["read_by_model"]} == {c["family"] for c in body["checklist"]} - set(settings.model.families)
+    # features shown by their label with the value in its unit, as the families declare them (drivers and checklist)
+    from features.build import feature_display, feature_label
+
+    vol = next(c for c in body["checklist"] if c["warning"] == "volatility compressed")
+    assert vol["values_text"] == feature_label("price_vol_compression", vol["values"]["price_vol_compression"])
+    assert vol["values_text"] == f"volatility compression {vol['values']['price_vol_compression']:.3g}×"
+    for d in body["top_drivers"]:
+        assert {k: d[k] for k in ("label", "unit", "value_text")} == feature_display(d["feature"], d["feature_value"])
     assert body["side_uncertain"] == (body["side_skill"] is None or body["side_skill"] <= 0
                                       or abs(body["p_long_given_cascade"] - body["long_prior"]) <= settings.alerts.side_band)
 

@@ -35,7 +35,7 @@ const THEME = { paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", f
 const GRID = DARK ? "#333a42" : "#e5e8ec";
 const DAY_AXIS = { type: "date", hoverformat: "%Y-%m-%d", gridcolor: GRID };
 
-// Plotly (4.8 MB) loads while the data are fetched; charts wait for it
+// Plotly (the 1.2 MB basic bundle; preloaded by the page's head) runs while the data are fetched; charts wait for it
 const plotlyReady = new Promise((resolve, reject) => {
   const script = document.createElement("script");
   script.src = `${CFG.base}/vendor/plotly.min.js`;
@@ -197,12 +197,13 @@ async function coinPage() {
   coin.info = info;
   const first = info.first_answerable_day;
   const end = info.data_through;
-  const [today, range, events, episodes, ledger, signals] = await Promise.all([
+  const [today, range, events, episodes, ledger] = await Promise.all([
     api("/predict", { asset }), api("/predict_range", { asset, start: first, end }),
     api(`/v1/events?${query({ asset })}`), api(`/v1/episodes?${query({ asset })}`), api(`/v1/forecasts?${query({ asset })}`, undefined, { accept: [503] }),
-    api(`/v1/signals?${query({ asset, start: first, end })}`),
   ]);
-  coin.signals = signals;
+  // the signals (the largest answer) are for the panes below the fold and the replays: asked for once, off the first screen's path
+  const signalsData = () => (coin.signalsAsked ||= api(`/v1/signals?${query({ asset, start: first, end })}`).then((got) => (coin.signals = got)));
+  coin.signalsData = signalsData;
   document.getElementById("signals-csv").href = `/v1/signals?${query({ asset, start: first, end, format: "csv" })}`;
   document.getElementById("timeline-csv").href = `/v1/timeline?${query({ asset, start: first, end, format: "csv" })}`;
   document.getElementById("events-csv").href = `/v1/events?${query({ asset, format: "csv" })}`;
@@ -222,10 +223,17 @@ async function coinPage() {
   const day = wanted.get("day") || today.day;
   const zoom = [wanted.get("from"), wanted.get("to")];  // a shared view's range
   coin.zoom = zoom.every((d) => /^\d{4}-\d{2}-\d{2}$/.test(d || "")) && zoom[0] < zoom[1] ? zoom : null;
-  await Promise.all([drawTimeline(range, events, episodes, ledger.rows || []), showDay(day)]);
+  await Promise.all([drawTimeline(range, events, episodes, ledger.rows || []), showDay(day, { deferCharts: true })]);
   trackZoom();
-  await markDay(document.getElementById("day-picker").value);
+  await markDay(document.getElementById("day-picker").value);  // a no-op unless the day changed meanwhile
   whenVisible(document.getElementById("signals"), async () => {  // below the fold: drawn as it scrolls into view
+    let signals;
+    try {
+      signals = await signalsData();
+    } catch (error) {
+      document.getElementById("signals").replaceChildren(el("p", { class: "error", text: error.message }));
+      return;
+    }
     await drawSignals(signals, episodes);
     linkZoom();
     await markDay(document.getElementById("day-picker").value);
@@ -239,6 +247,7 @@ async function coinPage() {
     else if (asked.get("day") && asked.get("day") !== document.getElementById("day-picker").value) showDay(asked.get("day"));
   });
   document.body.dataset.loaded = "true";
+  setTimeout(() => signalsData().catch(() => null), 0);  // the first screen is drawn: fetch the signals before they scroll into view (a failure is shown there)
 }
 
 function renderToday(today, info) {
@@ -325,6 +334,9 @@ async function drawTimeline(range, events, episodes, ledgerRows) {
     annotations: [{ xref: "paper", yref: "y", x: 1, y: episodes.threshold, text: `alert ≥ ${episodes.threshold}`, showarrow: false, xanchor: "right", yanchor: "bottom", font: { size: 10, color: "#b42318" } }],
   };
   const Plotly = await plotlyReady;
+  // the explained day is marked in the first drawing (its explanation was asked for meanwhile): no second layout pass
+  if (coin.view.day) layout.shapes = [...coin.shapes, dayMarker(coin.view.day)];
+  coin.marked = coin.view.day;
   const div = document.getElementById("timeline");
   coin.timeline = await Plotly.newPlot(div, traces, layout, PLOT_CONFIG);
   div.on("plotly_click", (event) => {
@@ -335,12 +347,16 @@ async function drawTimeline(range, events, episodes, ledgerRows) {
   performance.mark("timeline drawn");
 }
 
+function dayMarker(day) {
+  return { type: "line", xref: "x", yref: "paper", x0: day, x1: day, y0: 0, y1: 1, line: { color: DARK ? "#d8dee6" : "#14181d", width: 1.5 } };
+}
+
 async function markDay(day) {
   if (!coin.timeline) return;
   const Plotly = await plotlyReady;
-  const ink = DARK ? "#d8dee6" : "#14181d";
-  const marker = { type: "line", xref: "x", yref: "paper", x0: day, x1: day, y0: 0, y1: 1, line: { color: ink, width: 1.5 } };
-  await Plotly.relayout(coin.timeline, { shapes: [...coin.shapes, marker] });
+  const marker = dayMarker(day);
+  if (coin.marked !== day) await Plotly.relayout(coin.timeline, { shapes: [...coin.shapes, marker] });
+  coin.marked = day;
   if (coin.signalsChart) await Plotly.relayout(coin.signalsChart, { shapes: [...coin.signalShapes, marker] });
 }
 
@@ -449,7 +465,7 @@ function linkZoom() {
   }
 }
 
-async function showDay(day) {
+async function showDay(day, { deferCharts = false } = {}) {
   const panel = document.getElementById("explanation");
   panel.hidden = false;
   panel.replaceChildren(el("h2", { text: `${coin.asset} on ${day}` }), el("p", { class: "small", text: "loading the explanation…" }));
@@ -486,16 +502,26 @@ async function showDay(day) {
       el("thead", {}, el("tr", {}, el("th", { text: "family" }), el("th", { text: "warning sign" }), el("th", { text: "" }), el("th", { text: "values that day" }))),
       el("tbody", {}, x.checklist.map((c) => el("tr", { class: c.on ? "on" : "" }, el("td", { text: familyTitle(c.family) + (c.read_by_model ? "" : " (not read by the model)") }),
         el("td", { text: c.warning, title: c.rule }), el("td", {}, c.on ? el("span", { class: "badge alert", text: "ON" }) : "off"),
-        el("td", { text: Object.entries(c.values).map(([k, v]) => `${k} ${num(v, 3)}`).join(", ") }))))));
-  const Plotly = await plotlyReady;
-  await familyBars(Plotly, cascadeBars, x.cascade.shap_by_family, `Cascade model: what pushed P(cascade) up (+) or down (−)`, "contribution to the cascade log-odds");
-  if (x.direction_model) {
-    const d = x.direction_model;
-    await familyBars(Plotly, directionBars, d.shap_by_family, `Direction model: + towards a long squeeze, − towards a short<br><sub>from the prior ` +
-      `P(long | cascade) ${num(d.base_probability)} (base ${signed(d.base_value)}) to ${num(x.p_long_given_cascade)}</sub>`, "contribution to the long-vs-short log-odds");
-  } else {
-    directionBars.replaceChildren(el("p", { class: "small", text: "this model has no direction model" }));
+        el("td", { text: c.values_text, title: Object.entries(c.values).map(([k, v]) => `${k} ${num(v, 4)}`).join(", ") }))))));
+  const drawBars = async () => {
+    if (!cascadeBars.isConnected) return;  // another day was asked for meanwhile
+    const Plotly = await plotlyReady;
+    await familyBars(Plotly, cascadeBars, x.cascade.shap_by_family, `Cascade model: what pushed P(cascade) up (+) or down (−)`, "contribution to the cascade log-odds");
+    if (x.direction_model) {
+      const d = x.direction_model;
+      await familyBars(Plotly, directionBars, d.shap_by_family, `Direction model: + towards a long squeeze, − towards a short<br><sub>from the prior ` +
+        `P(long | cascade) ${num(d.base_probability)} (base ${signed(d.base_value)}) to ${num(x.p_long_given_cascade)}</sub>`, "contribution to the long-vs-short log-odds");
+    } else {
+      directionBars.replaceChildren(el("p", { class: "small", text: "this model has no direction model" }));
+    }
+    panel.dataset.drawn = x.day;
+  };
+  if (deferCharts) {  // the page's first load: the panel is below the fold, its bars are drawn as it scrolls into view
+    panel.dataset.day = x.day;
+    whenVisible(panel, drawBars);
+    return;
   }
+  await drawBars();
   panel.dataset.day = x.day;
 }
 
@@ -580,7 +606,8 @@ async function showReplay(event) {
     el("p", { class: "hint downloads" }, "Download (CSV): ",
       el("a", { id: "replay-csv", download: true, href: `/v1/timeline?${query({ asset: coin.asset, start: first, end: last, format: "csv" })}`, text: "these days, with each family's push" }),
       " · ", el("a", { href: `/v1/reconstruction?${query({ asset: coin.asset, event: event.start })}`, text: "the build-up (JSON)" })));
-  const prices = (coin.signals ? coin.signals.rows : []).filter((r) => r.day >= first && r.day <= event.start && r.price_usd !== null);
+  const signals = await coin.signalsData().catch(() => null);  // the price line; the replay is drawn without it if they fail
+  const prices = (signals ? signals.rows : []).filter((r) => r.day >= first && r.day <= event.start && r.price_usd !== null);
   if (prices.length) {
     traces.push({ type: "scatter", mode: "lines", name: "price (USD)", x: prices.map((r) => r.day), y: prices.map((r) => r.price_usd), xaxis: "x3", yaxis: "y3",
       line: { color: DARK ? "#d8dee6" : "#14181d", width: 1.4 }, hovertemplate: "%{x}: price %{y:$,.4~g}<extra></extra>" });
