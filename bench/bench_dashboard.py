@@ -10,11 +10,9 @@ Target (issue 15): first paint of a coin page with the full history under 2 s.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,11 +21,10 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.support: t
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
-from common import serving_champion  # noqa: E402
+from common import served_champion  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from tests.support.browser import Console, chromium, paint_ms, unavailable  # noqa: E402
-from tests.support.process import free_port, settings_env, start_server, stop_server  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_DASHBOARD_RUNS", "5"))
 TARGET_MS = 2000.0
@@ -64,33 +61,24 @@ def main() -> None:
     if why:
         print(f"dashboard bench skipped: {why}")
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        settings, what, result = serving_champion(workdir)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {**settings_env(settings), "BENTOML_HOME": str(workdir / "bentoml"), "CASCADE_RADAR_ASSETS": json.dumps(settings.assets)}
-        proc = start_server(env, port, timeout=300)
-        try:
-            import httpx
+    import httpx
 
-            ready = httpx.get(f"{url}/v1/ready", timeout=30).json()["assets"]
-            btc = ready["BTC"]
-            days = len(httpx.post(f"{url}/predict_range", json={"asset": "BTC", "start": btc["first_answerable_day"],
-                                                                 "end": btc["data_through"]}, timeout=60).json()["rows"])
-            pages = [("page shell, no data (baseline)", f"{url}/dashboard/coin/XYZ", None),
-                     (f"overview ({sum(c['ready'] for c in ready.values())} coins, 90-day sparklines)", f"{url}/dashboard/", "body[data-loaded='true']"),
-                     (f"BTC page (full history: {days} days, events, episodes, a day explained)", f"{url}/dashboard/coin/BTC", "body[data-loaded='true']")]
-            with chromium() as browser:
-                load(browser, f"{url}/dashboard/", "body[data-loaded='true']")  # warm the server (first answers fill caches), not the browser
-                measured = {name: [load(browser, page, ready_sel) for _ in range(RUNS)] for name, page, ready_sel in pages}
-                warm = browser.new_context(viewport={"width": 1400, "height": 1000})
-                name, page, ready_sel = pages[2]
-                load(browser, page, ready_sel, warm)  # the first visit fills the cache
-                measured[name.split(" (")[0] + " again (warm: Plotly cached)"] = [load(browser, page, ready_sel, warm) for _ in range(RUNS)]
-                warm.close()
-        finally:
-            stop_server(proc)
+    with served_champion() as (url, _, what, result):
+        ready = httpx.get(f"{url}/v1/ready", timeout=30).json()["assets"]
+        btc = ready["BTC"]
+        days = len(httpx.post(f"{url}/predict_range", json={"asset": "BTC", "start": btc["first_answerable_day"],
+                                                             "end": btc["data_through"]}, timeout=60).json()["rows"])
+        pages = [("page shell, no data (baseline)", f"{url}/dashboard/coin/XYZ", None),
+                 (f"overview ({sum(c['ready'] for c in ready.values())} coins, 90-day sparklines)", f"{url}/dashboard/", "body[data-loaded='true']"),
+                 (f"BTC page (full history: {days} days, events, episodes, a day explained)", f"{url}/dashboard/coin/BTC", "body[data-loaded='true']")]
+        with chromium() as browser:
+            load(browser, f"{url}/dashboard/", "body[data-loaded='true']")  # warm the server (first answers fill caches), not the browser
+            measured = {name: [load(browser, page, ready_sel) for _ in range(RUNS)] for name, page, ready_sel in pages}
+            warm = browser.new_context(viewport={"width": 1400, "height": 1000})
+            name, page, ready_sel = pages[2]
+            load(browser, page, ready_sel, warm)  # the first visit fills the cache
+            measured[name.split(" (")[0] + " again (warm: Plotly cached)"] = [load(browser, page, ready_sel, warm) for _ in range(RUNS)]
+            warm.close()
     print(f"\ndashboard in headless Chromium ({what}; champion v{result.champion}; {RUNS} cold loads per page, median ms)")
     base = statistics.median(m["fcp"] for m in measured[pages[0][0]])
     rows = []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tabulate import tabulate
@@ -58,3 +61,22 @@ def serving_champion(workdir: Path) -> tuple[Settings, str, object]:
     if not result.passed_gate:
         raise SystemExit(f"no champion to serve: the gate failed ({'; '.join(result.reasons)})")
     return settings, what, result
+
+
+@contextmanager
+def served_champion() -> Iterator[tuple[str, Settings, str, object]]:
+    """A real `bentoml serve` of ``serving_champion``'s champion (every coin it pooled) on a free loopback port, in a
+    scratch directory: (url, settings, data, TrainResult); stopped on exit. Needs the project root on sys.path (the
+    harness in tests.support)."""
+    from tests.support.process import free_port, settings_env, start_server, stop_server
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        settings, what, result = serving_champion(workdir)
+        port = free_port()
+        env = {**settings_env(settings), "BENTOML_HOME": str(workdir / "bentoml"), "CASCADE_RADAR_ASSETS": json.dumps(settings.assets)}
+        proc = start_server(env, port, timeout=300)
+        try:
+            yield f"http://127.0.0.1:{port}", settings, what, result
+        finally:
+            stop_server(proc)

@@ -10,10 +10,8 @@ explain` draws), and fails on any console error or a page wider than a 400 px vi
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -21,11 +19,10 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.support: t
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
-from common import serving_champion  # noqa: E402
+from common import served_champion  # noqa: E402
 
 from cascade_radar.config import PROJECT_ROOT  # noqa: E402
 from tests.support.browser import Console, chromium, unavailable  # noqa: E402
-from tests.support.process import free_port, settings_env, start_server, stop_server  # noqa: E402
 
 SHOTS = PROJECT_ROOT / "reports" / "dashboard"
 WANTED_REPLAY = "2025-10-10"
@@ -56,63 +53,54 @@ def main() -> int:
     SHOTS.mkdir(parents=True, exist_ok=True)
     for old in SHOTS.glob("*.png"):  # this run's pictures only
         old.unlink()
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        settings, what, result = serving_champion(workdir)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {**settings_env(settings), "BENTOML_HOME": str(workdir / "bentoml"), "CASCADE_RADAR_ASSETS": json.dumps(settings.assets)}
-        proc = start_server(env, port, timeout=300)
-        written: list[str] = []
-        try:
-            events = httpx.get(f"{url}/v1/events", params={"asset": "BTC"}, timeout=60).json()["events"]
-            notable = [e for e in events if e["notable"]]
-            event = next((e for e in events if e["start"] == WANTED_REPLAY), notable[-1] if notable else events[-1])
-            console = Console()
-            with chromium() as browser:
-                wide = console.watch(browser.new_page(viewport=WIDE))
-                shots = [(wide, "/dashboard/", "overview.png"), (wide, "/dashboard/coin/BTC", "coin_BTC.png")]
-                for page, path, name in shots:
-                    drawn(page, f"{url}{path}")
-                    page.screenshot(path=str(SHOTS / name), full_page=True)
-                    written.append(name)
-                day = event["first_alert"] or event["start"]
-                drawn(wide, f"{url}/dashboard/coin/BTC#day={day}")
-                wide.wait_for_selector(f"#explanation[data-day='{day}']", timeout=60_000)
-                wide.locator("#explanation").screenshot(path=str(SHOTS / "coin_BTC_day.png"))
-                drawn(wide, f"{url}/dashboard/coin/BTC#replay={event['start']}")
-                wide.wait_for_selector(f"#replay[data-rendered='{event['start']}']", timeout=120_000)
-                wide.locator("#replay").screenshot(path=str(SHOTS / "replay_BTC.png"))
-                written += ["coin_BTC_day.png", "replay_BTC.png"]
+    written: list[str] = []
+    with served_champion() as (url, _, what, result):
+        events = httpx.get(f"{url}/v1/events", params={"asset": "BTC"}, timeout=60).json()["events"]
+        notable = [e for e in events if e["notable"]]
+        event = next((e for e in events if e["start"] == WANTED_REPLAY), notable[-1] if notable else events[-1])
+        console = Console()
+        with chromium() as browser:
+            wide = console.watch(browser.new_page(viewport=WIDE))
+            shots = [(wide, "/dashboard/", "overview.png"), (wide, "/dashboard/coin/BTC", "coin_BTC.png")]
+            for page, path, name in shots:
+                drawn(page, f"{url}{path}")
+                page.screenshot(path=str(SHOTS / name), full_page=True)
+                written.append(name)
+            day = event["first_alert"] or event["start"]
+            drawn(wide, f"{url}/dashboard/coin/BTC#day={day}")
+            wide.wait_for_selector(f"#explanation[data-day='{day}']", timeout=60_000)
+            wide.locator("#explanation").screenshot(path=str(SHOTS / "coin_BTC_day.png"))
+            drawn(wide, f"{url}/dashboard/coin/BTC#replay={event['start']}")
+            wide.wait_for_selector(f"#replay[data-rendered='{event['start']}']", timeout=120_000)
+            wide.locator("#replay").screenshot(path=str(SHOTS / "replay_BTC.png"))
+            written += ["coin_BTC_day.png", "replay_BTC.png"]
 
-                narrow = console.watch(browser.new_page(viewport=NARROW))
-                for path, name in (("/dashboard/", "overview_400px.png"), ("/dashboard/coin/BTC", "coin_BTC_400px.png")):
-                    drawn(narrow, f"{url}{path}")
-                    width = narrow.evaluate("document.documentElement.scrollWidth")
-                    if width > NARROW["width"]:
-                        raise SystemExit(f"{path} is {width} px wide in a {NARROW['width']} px viewport")
-                    narrow.screenshot(path=str(SHOTS / name), full_page=True)
-                    written.append(name)
-                drawn(narrow, f"{url}/dashboard/coin/BTC#replay={event['start']}")
-                narrow.wait_for_selector(f"#replay[data-rendered='{event['start']}']", timeout=120_000)
-                narrow.locator("#replay").screenshot(path=str(SHOTS / "replay_BTC_400px.png"))
-                written.append("replay_BTC_400px.png")
+            narrow = console.watch(browser.new_page(viewport=NARROW))
+            for path, name in (("/dashboard/", "overview_400px.png"), ("/dashboard/coin/BTC", "coin_BTC_400px.png")):
+                drawn(narrow, f"{url}{path}")
+                width = narrow.evaluate("document.documentElement.scrollWidth")
+                if width > NARROW["width"]:
+                    raise SystemExit(f"{path} is {width} px wide in a {NARROW['width']} px viewport")
+                narrow.screenshot(path=str(SHOTS / name), full_page=True)
+                written.append(name)
+            drawn(narrow, f"{url}/dashboard/coin/BTC#replay={event['start']}")
+            narrow.wait_for_selector(f"#replay[data-rendered='{event['start']}']", timeout=120_000)
+            narrow.locator("#replay").screenshot(path=str(SHOTS / "replay_BTC_400px.png"))
+            written.append("replay_BTC_400px.png")
 
-                dark = console.watch(browser.new_page(viewport=WIDE, color_scheme="dark"))
-                for path, name in (("/dashboard/", "overview_dark.png"), ("/dashboard/coin/BTC", "coin_BTC_dark.png")):
-                    drawn(dark, f"{url}{path}")
-                    dark.screenshot(path=str(SHOTS / name), full_page=True)
-                    written.append(name)
-            if console.errors:
-                raise SystemExit(f"the dashboard logged errors: {console.errors}")
-            # the report picture of the same day, from the same answer (/explain) the dashboard read
-            from training.explain import plot_day
+            dark = console.watch(browser.new_page(viewport=WIDE, color_scheme="dark"))
+            for path, name in (("/dashboard/", "overview_dark.png"), ("/dashboard/coin/BTC", "coin_BTC_dark.png")):
+                drawn(dark, f"{url}{path}")
+                dark.screenshot(path=str(SHOTS / name), full_page=True)
+                written.append(name)
+        if console.errors:
+            raise SystemExit(f"the dashboard logged errors: {console.errors}")
+        # the report picture of the same day, from the same answer (/explain) the dashboard read
+        from training.explain import plot_day
 
-            explanation = httpx.post(f"{url}/explain", json={"asset": "BTC", "day": day}, timeout=60).json()
-            plot_day(explanation, SHOTS / f"explain_BTC_{day}.png")
-            written.append(f"explain_BTC_{day}.png")
-        finally:
-            stop_server(proc)
+        explanation = httpx.post(f"{url}/explain", json={"asset": "BTC", "day": day}, timeout=60).json()
+        plot_day(explanation, SHOTS / f"explain_BTC_{day}.png")
+        written.append(f"explain_BTC_{day}.png")
     print(f"dashboard screenshots ({what}; champion v{result.champion}; replay {event['start']}, day explained {day}):")
     for name in written:
         print(f"  {(SHOTS / name).relative_to(PROJECT_ROOT)}  {(SHOTS / name).stat().st_size / 1e3:.0f} kB")
