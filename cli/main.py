@@ -463,7 +463,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
                     for d in x["top_drivers"]], headers=["top feature", "family", "value that day", "SHAP (log-odds)"]))
     print("\nthe seed's checklist (every family, read by the model or not):")
     print(tabulate([[c["family"] + ("" if c["read_by_model"] else " (not read)"), c["warning"], "ON" if c["on"] else "off",
-                     ", ".join(f"{k} {'-' if v is None else f'{v:.4g}'}" for k, v in c["values"].items()), c["rule"]] for c in x["checklist"]],
+                     c["values_text"], c["rule"]] for c in x["checklist"]],
                    headers=["family", "warning sign", "", "values", "rule"]))
     print(f"\nwritten {json_path} and {png_path} in {time.perf_counter() - started:.2f} s")
     return 0

@@ -222,14 +222,20 @@ def feature_meanings() -> dict[str, str]:
     return {name: row["meaning"] for name, row in catalogue_rows().items()}
 
 
-def feature_display(name: str, value: float | None, config: FeatureConfig | None = None) -> dict[str, str]:
-    """The feature's ``label``, ``unit`` and ``value_text`` (its value as a person reads it) as its family declares them;
-    a feature outside the catalogue reads as its own name, unitless."""
-    row = catalogue_rows(config).get(name, {"label": name, "unit": "index"})
+def shown_as(catalogue: dict[str, dict[str, str]], name: str, value: float | None) -> dict[str, str]:
+    """The feature's ``label``, ``unit`` and ``value_text`` (its value as a person reads it) from ``catalogue`` (rows by
+    name, as each family declares them); a feature outside it reads as its own name, unitless."""
+    row = catalogue.get(name, {"label": name, "unit": "index"})
     return {"label": row["label"], "unit": row["unit"], "value_text": format_value(value, row["unit"])}
 
 
+def feature_display(name: str, value: float | None, config: FeatureConfig | None = None) -> dict[str, str]:
+    """``shown_as`` in the catalogue of ``config`` (default: the default config)."""
+    return shown_as(catalogue_rows(config), name, value)
+
+
 def feature_label(name: str, value: float | None) -> str:
-    """``30-day realized volatility 27.8 %``: the feature's label and its value in its unit."""
+    """``30-day realized volatility 27.8 %``: the feature's label and its value in its unit (``: no data`` if missing)."""
     shown = feature_display(name, value)
-    return f"{shown['label']}: no data" if shown["value_text"] == "no data" else f"{shown['label']} {shown['value_text']}"
+    missing = value is None or pd.isna(value)
+    return f"{shown['label']}: no data" if missing else f"{shown['label']} {shown['value_text']}"

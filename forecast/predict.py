@@ -37,8 +37,8 @@ import pandas as pd
 
 from cascade_radar.config import Settings
 from cascade_radar.rules import AUTO, BASES, IN_SAMPLE, age_days, alert_episodes, side, side_uncertain, sigmoid, today_utc
-from features.build import MarketContext, catalogue_rows, feature_frame, is_context_coin, load_market_context
-from features.families import describe, family_of, format_value, load_families, title_of
+from features.build import MarketContext, feature_frame, is_context_coin, load_market_context, shown_as
+from features.families import describe, family_of, load_families, title_of
 from features.freshness import FreshnessTable, last_present_days
 from features.store import HistoryStore
 from training.explain import SCALE, Explainer, ModelSource, champion_explainer, champion_fold_sources, fold_model_sources
@@ -137,8 +137,8 @@ class CoinForecaster:
     panel: pd.DataFrame  # the assembled raw panel
     features: pd.DataFrame  # every feature of every day
     fresh: FreshnessTable
+    catalogue: pd.DataFrame  # the features' catalogue (feature_frame's): each feature's label and unit
     context: MarketContext | None = None
-    catalogue: pd.DataFrame | None = None  # the features' catalogue (label, unit): feature_frame's, else the config's
     _explained: dict[str, Explained] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -147,10 +147,7 @@ class CoinForecaster:
         read = dict.fromkeys(family_of(f) for f in [*model.cascade_features, *model.direction_features])
         self.read_families: tuple[str, ...] = tuple(read)
         self._family_of = np.array([family_of(f) for f in self.model_features])
-        # each feature's label and unit, as its family declares them
-        catalogue = catalogue_rows(self.settings.features) if self.catalogue is None else {r["name"]: r for r in self.catalogue.to_dict("records")}
-        self._catalogue = catalogue
-        self._shown_as = [catalogue.get(f, {"label": f, "unit": "index"}) for f in self.model_features]
+        self._catalogue = {r["name"]: r for r in self.catalogue.to_dict("records")}  # label and unit by feature
         self._read_columns = {fam: np.flatnonzero(self._family_of == fam) for fam in self.read_families}
         limit = self.settings.alerts.stale_after_days
         self._stale = {fam: ~self.fresh.fresh_days([fam], limit) for fam in self.read_families}
@@ -175,7 +172,7 @@ class CoinForecaster:
         """The forecaster of ``raw_panel`` (a coin's store, or posted signals); ``context``: the market context it reads."""
         context = None if is_context_coin(settings) else context
         panel, features, catalogue = feature_frame(raw_panel, settings, context)
-        return cls(settings, champion, panel, features, last_present_days(panel, context), context, catalogue)
+        return cls(settings, champion, panel, features, last_present_days(panel, context), catalogue, context)
 
     @classmethod
     def load(cls, settings: Settings, context: MarketContext | None = None, champion: Champion | None = None) -> CoinForecaster:
@@ -309,9 +306,7 @@ class CoinForecaster:
         by_family = self._by_family(shap)
         shown = ~np.isin(self._family_of, missing)  # a family with no value that day is never named a driver
         order = [j for j in np.argsort(-np.abs(shap), kind="stable") if shown[j] and shap[j] != 0.0][:top]
-        drivers = [{"feature": self.model_features[j], "label": self._shown_as[j]["label"], "family": str(self._family_of[j]),
-                    "feature_value": _num(self._values[i, j]), "unit": self._shown_as[j]["unit"],
-                    "value_text": format_value(_num(self._values[i, j]), self._shown_as[j]["unit"]), "shap": float(shap[j])} for j in order]
+        drivers = [self._driver(self.model_features[j], str(self._family_of[j]), _num(self._values[i, j]), float(shap[j])) for j in order]
         freshness = self.fresh.on(day, settings.alerts.stale_after_days, set(self.read_families), today)
         age = age_days(day, today)
         the_side = str(side(p_long, p_short))
@@ -355,10 +350,15 @@ class CoinForecaster:
             answer["feature_values"] = {f: _num(v) for f, v in zip(self.model_features, self._values[i], strict=True)}
         return answer
 
+    def _driver(self, feature: str, family: str, value: float | None, shap: float) -> dict[str, object]:
+        shown = shown_as(self._catalogue, feature, value)
+        return {"feature": feature, "label": shown["label"], "family": family, "feature_value": value, "unit": shown["unit"],
+                "value_text": shown["value_text"], "shap": shap}
+
     def _values_text(self, values: dict[str, float]) -> str:
         """``volatility compression 0.931×, ...``: features by their label, values in their unit (the catalogue's)."""
-        shown = [(self._catalogue.get(f, {"label": f, "unit": "index"}), _num(v)) for f, v in values.items()]
-        return ", ".join(f"{row['label']} {format_value(v, row['unit'])}" for row, v in shown)
+        shown = [shown_as(self._catalogue, f, _num(v)) for f, v in values.items()]
+        return ", ".join(f"{s['label']} {s['value_text']}" for s in shown)
 
     def _by_family(self, shap: np.ndarray) -> dict[str, float]:
         """Per family the model reads, the sum of its features' contributions, largest first."""

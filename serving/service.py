@@ -44,8 +44,9 @@ def query_dates(**values: str | None) -> dict[str, dt.date | None] | JSONRespons
     return out
 
 
-def bad_format(value: str) -> JSONResponse:
-    return error_response(400, f"format {value!r} is not one of {', '.join(FORMATS)}", "format")
+def not_one_of(field: str, value: str, choices: tuple[str, ...]) -> JSONResponse | None:
+    """The 400 naming ``field`` when ``value`` is not one of ``choices``, else None."""
+    return None if value in choices else error_response(400, f"{field} {value!r} is not one of {', '.join(choices)}", field)
 
 
 def answer(fn: Callable[[], T]) -> T | JSONResponse:
@@ -115,8 +116,9 @@ class CascadeRadar:
         funding (% per 8 h), positioning, and for BTC exchange flows, SOPR and STH-NUPL — the numbers the features are
         built from. ``format=csv`` for a spreadsheet."""
 
-        if format not in FORMATS:
-            return bad_format(format)
+        refused = not_one_of("format", format, FORMATS)
+        if refused:
+            return refused
         bounds = query_dates(start=start, end=end)
         if isinstance(bounds, JSONResponse):
             return bounds
@@ -133,10 +135,9 @@ class CascadeRadar:
         """The probability timeline: /predict_range's row of every answerable day of [start, end] (default: every
         answerable day) with each family's push on the cascade log-odds (``shap_by_family``, as /explain says it), and the
         refused runs — the numbers of the dashboard's timeline and replays. ``format=csv`` for a spreadsheet."""
-        if format not in FORMATS:
-            return bad_format(format)
-        if basis not in BASES:
-            return error_response(400, f"basis {basis!r} is not one of {', '.join(BASES)}", "basis")
+        refused = not_one_of("format", format, FORMATS) or not_one_of("basis", basis, BASES)
+        if refused:
+            return refused
         dates = query_dates(start=start, end=end)
         if isinstance(dates, JSONResponse):
             return dates
@@ -171,18 +172,18 @@ class CascadeRadar:
     def events(self, asset: str = "BTC", format: str = "json") -> Response:  # noqa: A002
         """The labelled cascade events of ``asset`` (side, dollars, size against the trailing median, notable ones).
         ``format=csv`` for a spreadsheet."""
-        if format not in FORMATS:
-            return bad_format(format)
+        refused = not_one_of("format", format, FORMATS)
+        if refused:
+            return refused
         return self._past(asset, lambda state: state.events_answer(), "events" if format == "csv" else None)
 
     @health.get("/episodes")
     def episodes(self, asset: str = "BTC", basis: str = "auto", format: str = "json") -> Response:  # noqa: A002
         """Every alert episode of ``asset`` under ``basis`` (see /predict), judged against the events: hit, false alarm,
         pending, unjudged. ``format=csv`` for a spreadsheet."""
-        if format not in FORMATS:
-            return bad_format(format)
-        if basis not in BASES:
-            return error_response(400, f"basis {basis!r} is not one of {', '.join(BASES)}", "basis")
+        refused = not_one_of("format", format, FORMATS) or not_one_of("basis", basis, BASES)
+        if refused:
+            return refused
         return self._past(asset, lambda state: state.episodes_answer(basis), "episodes" if format == "csv" else None)
 
     def _past(self, asset: str, fn: Callable[[ServingState], dict[str, Any]], csv_rows: str | None = None) -> Response:

@@ -181,7 +181,7 @@ async function coinCard(card, asset, info) {
 }
 
 // ------------------------------------------------------------------ one coin
-const coin = { asset: null, info: null, events: [], episodes: null, timeline: null, shapes: [], view: {}, zoom: null };
+const coin = { asset: null, info: null, events: [], episodes: null, timeline: null, shapes: [], view: {} };
 
 async function coinPage() {
   const asset = CFG.asset;
@@ -202,7 +202,7 @@ async function coinPage() {
     api(`/v1/events?${query({ asset })}`), api(`/v1/episodes?${query({ asset })}`), api(`/v1/forecasts?${query({ asset })}`, undefined, { accept: [503] }),
   ]);
   // the signals (the largest answer) are for the panes below the fold and the replays: asked for once, off the first screen's path
-  const signalsData = () => (coin.signalsAsked ||= api(`/v1/signals?${query({ asset, start: first, end })}`).then((got) => (coin.signals = got)));
+  const signalsData = () => (coin.signalsAsked ||= api(`/v1/signals?${query({ asset, start: first, end })}`));
   coin.signalsData = signalsData;
   document.getElementById("signals-csv").href = `/v1/signals?${query({ asset, start: first, end, format: "csv" })}`;
   document.getElementById("timeline-csv").href = `/v1/timeline?${query({ asset, start: first, end, format: "csv" })}`;
@@ -222,7 +222,7 @@ async function coinPage() {
   const wanted = new URLSearchParams(location.hash.slice(1));
   const day = wanted.get("day") || today.day;
   const zoom = [wanted.get("from"), wanted.get("to")];  // a shared view's range
-  coin.zoom = zoom.every((d) => /^\d{4}-\d{2}-\d{2}$/.test(d || "")) && zoom[0] < zoom[1] ? zoom : null;
+  if (zoom.every((d) => /^\d{4}-\d{2}-\d{2}$/.test(d || "")) && zoom[0] < zoom[1]) [coin.view.from, coin.view.to] = zoom;
   await Promise.all([drawTimeline(range, events, episodes, ledger.rows || []), showDay(day, { deferCharts: true })]);
   trackZoom();
   await markDay(document.getElementById("day-picker").value);  // a no-op unless the day changed meanwhile
@@ -326,7 +326,7 @@ async function drawTimeline(range, events, episodes, ledgerRows) {
   const layout = {
     ...THEME, margin: { l: 60, r: 20, t: 40, b: 40 }, hovermode: "closest", hoverdistance: 30, showlegend: true,
     legend: { orientation: "h", x: 0, y: NARROW ? -0.06 : -0.2, yanchor: "top", font: { size: NARROW ? 10 : 11 } },
-    xaxis: { ...DAY_AXIS, title: { text: NARROW ? "" : "day (UTC)" }, range: coin.zoom || [shiftDay(days[0], -5), shiftDay(days[days.length - 1], 10)], rangeselector: { buttons: [
+    xaxis: { ...DAY_AXIS, title: { text: NARROW ? "" : "day (UTC)" }, range: coin.view.from ? [coin.view.from, coin.view.to] : [shiftDay(days[0], -5), shiftDay(days[days.length - 1], 10)], rangeselector: { buttons: [
       { count: 3, label: "3 months", step: "month", stepmode: "backward" }, { count: 1, label: "1 year", step: "year", stepmode: "backward" },
       { step: "all", label: "all" }], x: 0, y: 1.02, yanchor: "bottom", bgcolor: DARK ? "#22272e" : "#eef0f3", font: { color: THEME.font.color } } },
     yaxis: { title: { text: `P(cascade within ${range.horizon_days} days)` }, range: [0, 1.13], tickvals: [0, 0.2, 0.4, 0.6, 0.8, 1.0], fixedrange: true, gridcolor: GRID },
@@ -432,7 +432,6 @@ function writeView() {
 }
 
 function trackZoom() {
-  if (coin.zoom) [coin.view.from, coin.view.to] = coin.zoom;
   writeView();
   coin.timeline.on("plotly_relayout", (change) => {
     const range = change["xaxis.range"] || (change["xaxis.range[0]"] ? [change["xaxis.range[0]"], change["xaxis.range[1]"]] : null);
@@ -567,17 +566,16 @@ async function showReplay(event) {
     fail(`No forecast for the days before this event: ${coin.asset} is answerable on ${coin.info.answerable} only.`);
     return;
   }
-  let range, explained, built;
-  try {
-    [range, built] = await Promise.all([api("/predict_range", { asset: coin.asset, start: first, end: last }),
+  let range, built;
+  try {  // the days' forecasts with each family's push (/v1/timeline: the same numbers /explain gives per day), in one request
+    [range, built] = await Promise.all([api(`/v1/timeline?${query({ asset: coin.asset, start: first, end: last })}`),
       api(`/v1/reconstruction?${query({ asset: coin.asset, event: event.start })}`, undefined, { accept: [404] })]);
-    explained = await Promise.all(range.rows.map((r) => api("/explain", { asset: coin.asset, day: r.day })));
   } catch (error) {
     fail(error.message);
     return;
   }
   const days = range.rows.map((r) => r.day);
-  const families = Object.keys(CFG.families).filter((f) => explained.some((x) => f in x.cascade.shap_by_family));
+  const families = Object.keys(CFG.families).filter((f) => range.rows.some((r) => f in r.shap_by_family));
   // top: the probabilities; below, on the same days: each family's push on the cascade log-odds
   const traces = [
     { type: "scatter", mode: "lines+markers", name: "P(cascade)", x: days, y: range.rows.map((r) => r.p_cascade), line: { color: DARK ? "#e8eaed" : "#111", width: 2 }, marker: { size: 4 },
@@ -587,7 +585,7 @@ async function showReplay(event) {
     { type: "scatter", mode: "lines", name: "P(short squeeze)", x: days, y: range.rows.map((r) => r.p_short), line: { color: SIDE_COLOUR.short, width: 1.2, dash: "dash" },
       hovertemplate: "%{x}: P(short squeeze) %{y:.2f}<extra></extra>" },
     ...families.map((f) => ({
-      type: "bar", name: familyTitle(f), x: days, y: explained.map((x) => x.cascade.shap_by_family[f] ?? 0), marker: { color: familyColour(f) }, xaxis: "x2", yaxis: "y2",
+      type: "bar", name: familyTitle(f), x: days, y: range.rows.map((r) => r.shap_by_family[f] ?? 0), marker: { color: familyColour(f) }, xaxis: "x2", yaxis: "y2",
       hovertemplate: `%{x}: ${familyTitle(f)} %{y:+.3f} log-odds<extra></extra>`,
     })),
   ];
