@@ -110,11 +110,14 @@ ledger: setup ## print the forecast ledger and its live track record
 replay: setup ## replay the configured and largest past events from out-of-fold predictions (reports/replays/)
 	$(CR) replay
 
-bench: setup ## benchmarks: training stages, serving latency, the dashboard, a 90-day daily replay; ratios to baselines measured in the same run
+bench: setup ## benchmarks: training stages, serving latency, the dashboard, a 90-day daily replay, the ledger at 10^3..10^5 rows, memory over 50 champion swaps; ratios to baselines measured in the same run
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_serving.py
 	$(BIN)/python bench/bench_dashboard.py
 	$(BIN)/python bench/bench_daily.py
+	$(BIN)/python bench/bench_ledger.py
+	$(BIN)/python bench/bench_front_door.py
+	$(BIN)/python bench/bench_swaps.py
 
 screenshots: setup ## the dashboard on the reference history at 1500 px, 400 px and dark, and a day's explanation PNG, in reports/dashboard/
 	$(BIN)/python bench/screenshots.py

@@ -291,6 +291,22 @@ class Settings(BaseSettings):
                                           "'Authorization: Bearer <token>' (the dashboard: open /dashboard/?token=<token> once, a cookie "
                                           "carries it on). Off by default: the service binds to 127.0.0.1. A secret: never logged")
     serving_read_timeout_seconds: float = Field(default=10.0, gt=0, description="a request body must arrive within this (408 after)")
+    serving_idle_timeout_seconds: float = Field(default=15.0, gt=0, le=3600, description="a connection is closed when a request's headers "
+                                                "do not arrive within this: a new connection that sends nothing or only part of its "
+                                                "headers, and a kept-alive one that stays idle")
+    serving_cookie_secure: bool = Field(default=False, description="mark the token cookie Secure even when the request reached the service "
+                                        "as plain HTTP (set it behind a TLS-terminating proxy; requests that arrive over HTTPS get it anyway)")
+    serving_download_concurrency: int = Field(default=1, ge=1, le=64, description="whole-history answers (/v1/signals, /v1/timeline, "
+                                              "/v1/events, /v1/episodes) built and sent at once; the others wait their "
+                                              "turn: heavy downloads cannot starve /predict")
+    serving_download_share: float = Field(default=0.25, gt=0, le=1, description="at most this share of the time goes to whole-history "
+                                          "answers while they queue: after one that took t seconds the next waits t x (1/share - 1)")
+    serving_download_cache_mb: float = Field(default=64.0, ge=0, description="memory for computed history answers, kept per coin's data "
+                                             "version (ETag) and reused until a new champion or new data; least recently used evicted")
+    serving_forecasts_page_rows: int = Field(default=100, ge=1, description="rows of a /v1/forecasts page when the request gives no "
+                                             "limit (at most serving_forecasts_page_max)")
+    serving_forecasts_page_max: int = Field(default=1000, ge=1, le=100_000, description="most rows one /v1/forecasts page may ask for "
+                                            "(limit above it: 400); each is read from the ledger and its checksum verified")
     bentoml_port: int = 3000
     provider_urls: dict[str, str] = Field(default={}, description="per connector name, a base URL that replaces the provider's own (a "
                                           "local emulator, a proxy); CASCADE_RADAR_PROVIDER_URLS as a JSON object")
@@ -401,6 +417,29 @@ class Settings(BaseSettings):
     @property
     def ledger_path(self) -> Path:
         return self._resolve(self.data_dir) / self.alerts.ledger_file
+
+
+def settings_problems(exc: Exception) -> str:
+    """A pydantic ValidationError of the settings as one line: every setting at fault and why, never the value given (it
+    may be a secret)."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc).splitlines()[0]
+    parts = []
+    for err in errors(include_url=False, include_input=False, include_context=False):
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        parts.append(f"setting '{where}' (environment CASCADE_RADAR_{where.upper().replace('.', '__')}): {err['msg']}")
+    return "; ".join(parts)
+
+
+def settings_or_exit(**overrides: object) -> Settings:
+    """Settings for a long-running process (the service): unusable ones end it with one line on stderr, not a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return get_settings(**overrides)
+    except ValidationError as exc:
+        raise SystemExit(f"cascade-radar: {settings_problems(exc)}") from None
 
 
 def get_settings(**overrides: object) -> Settings:

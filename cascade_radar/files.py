@@ -1,4 +1,5 @@
-"""Atomic file writes: all or nothing, for the store, the ledger, the feature table and the committed selection.
+"""Atomic file writes: all or nothing, for the store, the ledger, the feature table and the committed selection; and
+staged folders, for a set of files that must change together (a training run's reports).
 
 Ground floor: imports nothing of the project.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +56,76 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+STAGING_DIR = ".runs"  # under the published folder: the same filesystem, so publishing is a rename, never a copy
+COMPLETE = ".complete"  # marks a run folder holding its whole set: from then on it is published, even by the next run
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def publish(staged: Path, target: Path, whole: tuple[str, ...] = ()) -> None:
+    """Move every file of ``staged`` to the same place under ``target`` (a rename each, so a reader sees a file's old or
+    new bytes, never part of them); a directory named in ``whole`` moves as one, the old one set aside first, so no file of
+    an older set lingers beside the new ones. Entries whose name starts with a dot are the staging area's own: left."""
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in sorted(staged.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        place = target / entry.name
+        if entry.is_dir() and entry.name in whole:
+            aside = staged / f".replaced-{entry.name}"  # removed with the run folder
+            shutil.rmtree(aside, ignore_errors=True)
+            if place.is_dir():
+                place.rename(aside)
+            entry.rename(place)
+        elif entry.is_dir():
+            publish(entry, place, whole)
+        else:
+            os.replace(entry, place)
+
+
+def settle_leftovers(target: Path, whole: tuple[str, ...] = ()) -> list[Path]:
+    """Run folders in ``target/.runs/`` left by writers that were killed: one marked complete (killed while publishing) is
+    published, finishing its set; any other is removed, ``target`` untouched. Returns the folders settled.
+
+    Only for a caller holding the writers' lock on ``target``: then every other run folder is a dead writer's. A pid is
+    not asked whether it is alive: a dead run's pid reused by another process would keep its folder, and a complete one
+    published later would put an old set over a newer one."""
+    runs = target / STAGING_DIR
+    settled = []
+    for run in sorted(runs.iterdir()) if runs.is_dir() else []:  # names start with the UTC time: oldest first
+        if (run / COMPLETE).exists():
+            publish(run, target, whole)
+        shutil.rmtree(run, ignore_errors=True)
+        settled.append(run)
+    return settled
+
+
+@contextlib.contextmanager
+def staged_folder(target: Path, whole: tuple[str, ...] = ()) -> Iterator[Path]:
+    """A fresh folder, laid out like ``target``, for a set of files that must change together: its files replace those
+    of ``target`` when the ``with`` block ends (see ``publish``). A block that raises leaves ``target`` untouched and the
+    folder removed; a process killed inside it leaves ``target`` untouched and the folder in ``target/.runs/``
+    (``<UTC time>-<pid>-<random>``), which the next call settles first. One writer at a time: the caller holds a lock on ``target``."""
+    settle_leftovers(target, whole)
+    runs = target / STAGING_DIR
+    runs.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}-", dir=runs))
+    try:
+        yield staged
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    _fsync_tree(staged)  # the bytes on disk before the set is declared whole
+    (staged / COMPLETE).touch()
+    publish(staged, target, whole)  # if this is cut short, the next call finishes it
+    shutil.rmtree(staged, ignore_errors=True)
 
 
 class Busy(RuntimeError):

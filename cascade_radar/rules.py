@@ -11,6 +11,23 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+# ------------------------------------------------------------------ a caller's words
+MAX_ECHO = 40  # characters of a caller's value an error repeats
+
+
+def shown(value: object, limit: int = MAX_ECHO) -> str:
+    """A caller's value as an error repeats it: its repr, cut to ``limit`` characters with the full length said (a 60 kB
+    coin name never comes back whole)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def coin_key(name: str) -> str:
+    """A coin name as the coin list spells it: ASCII upper-cased; anything else unchanged, so it matches no coin
+    (``"ſol".upper()`` is ``"SOL"``: Unicode case folding must not turn another string into a coin)."""
+    return name.upper() if name.isascii() else name
+
+
 # ------------------------------------------------------------------ probabilities and the side
 LONG, SHORT = "long", "short"
 SIDES = (LONG, SHORT)

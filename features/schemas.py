@@ -6,6 +6,7 @@ prefixes; a column's suffix states its unit (``_usd``, ``_btc``, ``_frac8h`` …
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,23 @@ class Column:
     min_inclusive: bool = True
     required: bool = True
     max_value: float | None = None  # inclusive
+
+    @property
+    def upper(self) -> float:
+        """The largest plausible value (inclusive): the declared maximum, else the unit's plausibility limit."""
+        return self.max_value if self.max_value is not None else PLAUSIBLE[self.unit]
+
+    @property
+    def lower(self) -> float:
+        """The smallest plausible value: the declared minimum (inclusive per ``min_inclusive``), else minus the unit's limit."""
+        return self.min_value if self.min_value is not None else -PLAUSIBLE[self.unit]
+
+
+FIRST_DAY = dt.date(2009, 1, 3)  # Bitcoin's genesis block: no crypto market signal is older
+
+# Beyond these magnitudes a value is a unit or parsing error, not a market (the whole crypto market is ~4e12 USD; a daily
+# volume of 1e13 USD would be a thousand times the largest ever): a signal outside them is refused, stored or posted.
+PLAUSIBLE: dict[str, float] = {"USD": 1e13, "coin": 1e14, "ratio": 1e4, "fraction": 10.0, "fraction per 8 h": 0.05, "count": 1e4, "z": 100.0}
 
 
 @dataclass(frozen=True)
@@ -247,19 +265,18 @@ def validate(series: str, frame: pd.DataFrame) -> pd.DataFrame:
         inf = np.isinf(arr)
         if inf.any():
             raise SchemaError(series, "infinite value", date=index[int(np.flatnonzero(inf)[0])], column=col)
-        if spec.min_value is not None:
-            with np.errstate(invalid="ignore"):
-                bad = arr < spec.min_value if spec.min_inclusive else arr <= spec.min_value
-            if bad.any():
-                pos = int(np.flatnonzero(bad)[0])
-                op = ">=" if spec.min_inclusive else ">"
-                raise SchemaError(series, f"impossible value {arr[pos]:g} (must be {op} {spec.min_value:g} {spec.unit})", date=index[pos], column=col)
-        if spec.max_value is not None:
-            with np.errstate(invalid="ignore"):
-                above = arr > spec.max_value
-            if above.any():
-                pos = int(np.flatnonzero(above)[0])
-                raise SchemaError(series, f"impossible value {arr[pos]:g} (must be <= {spec.max_value:g} {spec.unit})", date=index[pos], column=col)
+        inclusive = spec.min_inclusive or spec.min_value is None
+        with np.errstate(invalid="ignore"):
+            bad = arr < spec.lower if inclusive else arr <= spec.lower
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            op = ">=" if inclusive else ">"
+            raise SchemaError(series, f"impossible value {arr[pos]:g} (must be {op} {spec.lower:g} {spec.unit})", date=index[pos], column=col)
+        with np.errstate(invalid="ignore"):
+            above = arr > spec.upper
+        if above.any():
+            pos = int(np.flatnonzero(above)[0])
+            raise SchemaError(series, f"impossible value {arr[pos]:g} (must be <= {spec.upper:g} {spec.unit})", date=index[pos], column=col)
         out[col] = arr
     return out
 

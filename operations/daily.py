@@ -119,7 +119,7 @@ def _daily(settings: Settings, days: list[pd.Timestamp] | None, update: bool | N
            keys: dict[str, str] | None) -> DailyReport:
     report = DailyReport([])
     ledger = Ledger(settings.ledger_path)
-    history, bad = ledger.scan()  # bad lines are kept where they are: the coins whose rows are intact go on
+    bad = ledger.bad_lines()  # from the ledger's index: kept where they are, the coins whose rows are intact go on
     damaged = {b.asset for b in bad}
     for b in bad:
         log(f"ledger line {b.line}{f' ({b.asset})' if b.asset else ''}: {b.reason} — "
@@ -128,7 +128,7 @@ def _daily(settings: Settings, days: list[pd.Timestamp] | None, update: bool | N
     if update if update is not None else (settings.alerts.update_store and days is None):
         report.update_notes, report.update_outcomes = update_stores(settings, log, fetch_sleep, keys)
     report.forecasts = forecasts(settings, sorted(days) if days else None, assets)
-    known = {key_of(r) for r in history}
+    known = ledger.present([key_of(fc.row) for fc in report.forecasts if fc.row is not None])  # looked up in the index: no row read
     outbox = Outbox(settings.ledger_path.with_name(settings.ledger_path.stem + ".outbox.jsonl"))
     begun = outbox.keys()
     rows: list[dict[str, object]] = []
@@ -144,7 +144,10 @@ def _daily(settings: Settings, days: list[pd.Timestamp] | None, update: bool | N
         if key_of(row) in known:
             continue  # already forecast (and alerted) that day: nothing twice
         known.add(key_of(row))
-        earlier = sorted((r for r in [*history, *rows] if r["asset"] == row["asset"] and r["day"] < row["day"]), key=lambda r: r["day"])
+        # the coin's past as alerts.trigger reads it — its last row and its rows within the rise window — from the ledger's
+        # index, then this run's own rows (written after, so last on a tie), oldest first
+        this_run = [r for r in rows if r["asset"] == row["asset"] and r["day"] < row["day"]]
+        earlier = sorted([*ledger.recent(str(row["asset"]), str(row["day"]), settings.alerts.rise_window_days), *this_run], key=lambda r: r["day"])
         reason = trigger(row, earlier, settings.alerts)
         row["trigger"] = reason
         row["sent"] = []

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cascade_radar.config import ASSETS
+from cascade_radar.config import ASSETS, Settings
 from cascade_radar.rules import BASES
 from serving.guard import REASONS, ErrorBody
 from serving.schemas import PingRequest, PredictRequest, RangeRequest, SignalsRequest
@@ -32,6 +32,9 @@ ROUTE_STATUSES = {
     "/predict_signals": (400, 401, 404, 408, 413, 415, 422, 500, 503),
     "/ping": (400, 401, 408, 413, 415, 500),
 }
+# /v1/forecasts' page sizes, as configured by default (one home: the Settings fields)
+PAGE_ROWS = Settings.model_fields["serving_forecasts_page_rows"].default
+PAGE_MAX = Settings.model_fields["serving_forecasts_page_max"].default
 # what each GET route of /v1 can answer besides 200
 GET_STATUSES = {"/v1/signals": (400, 401, 404, 422, 503), "/v1/timeline": (400, 401, 404, 422, 503), "/v1/reconstruction": (400, 401, 404, 503),
                  "/v1/forecasts": (400, 401, 404, 503), "/v1/events": (400, 401, 404, 503), "/v1/episodes": (400, 401, 404, 503)}
@@ -62,6 +65,19 @@ def tag_of(path: str) -> str:
 READINESS = {"type": "object", "properties": {"ready": {"type": "boolean"}, "asset": {"type": "string"},
                                               "reason": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "assets": {"type": "object"}},
              "required": ["ready", "assets"]}
+
+
+def whole_numbers_up_to(most: int) -> str:
+    """The pattern of the whole numbers 1..``most`` written plainly (no sign, no leading zero, no space), as the route
+    reads a limit. A query parameter travels as text: declared ``integer``, its bounds are not checked on the text the
+    server receives, and fuzzers judge ``limit=100`` against them as a schema violation."""
+    digits = str(most)
+    options = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"] if len(digits) > 1 else []  # fewer digits than ``most``
+    for i, digit in enumerate(digits):  # as many: equal up to position i, smaller there, anything after
+        low = 1 if i == 0 else 0
+        if int(digit) > low:
+            options.append(f"{digits[:i]}[{low}-{int(digit) - 1}][0-9]{{{len(digits) - i - 1}}}")
+    return "^(?:" + "|".join([*options, digits]) + ")$"
 
 
 def null_as_type(schema: Any) -> Any:
@@ -123,6 +139,15 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
                 parameter["schema"] = {"type": "string", "enum": list(ASSETS)}
             if parameter.get("name") == "basis":
                 parameter["schema"] = {"type": "string", "enum": list(BASES), "default": BASES[0]}
+            if parameter.get("name") == "limit":  # read as text by the route, so a bad one is a 400 naming it
+                parameter["description"] = f"rows per page, a whole number from 1 to {PAGE_MAX} (serving_forecasts_page_max); default {PAGE_ROWS}"
+                parameter["schema"] = {"type": "string", "pattern": whole_numbers_up_to(PAGE_MAX), "default": str(PAGE_ROWS)}
+            if parameter.get("name") == "cursor":
+                from operations.ledger import CURSOR_PATTERN
+
+                parameter["description"] = ("the previous page's next_cursor, as given (none: the first page); pages run newest day "
+                                            "first, then coin, then the order written")
+                parameter["schema"] = {"type": "string", "pattern": f"^{CURSOR_PATTERN}$"}
     for path, what in CSV_ROUTES.items():  # JSON by default, CSV with format=csv
         operation = spec.get("paths", {}).get(path, {}).get("get")
         if operation is None:

@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from cascade_radar.config import ASSETS, Asset, Settings
-from cascade_radar.rules import ANSWER_BASES, AUTO, BASES, BASIS_RULE
+from cascade_radar.config import ASSETS, Asset, settings_or_exit
+from cascade_radar.rules import ANSWER_BASES, AUTO, BASES, BASIS_RULE, coin_key
 from features.build import input_spec
 from features.families import optional_inputs, required_inputs
+from features.schemas import FIRST_DAY
 
-_LIMITS = Settings()
-AssetName = Annotated[Asset, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)]
+_LIMITS = settings_or_exit()
+
+
+def date_text(value: object) -> object:
+    """A day only as the text YYYY-MM-DD: a number (``"day": 0`` would read as 1970-01-01) or anything else is refused."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value  # built in Python (tests, the service itself)
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError("a day is written as a string YYYY-MM-DD")
+
+
+AssetName = Annotated[Asset, BeforeValidator(lambda v: coin_key(v) if isinstance(v, str) else v)]
+Day = Annotated[dt.date, BeforeValidator(date_text)]
 
 
 def asset_field() -> object:
@@ -39,7 +56,7 @@ class PredictRequest(BaseModel):
 
     asset: AssetName = asset_field()
     basis: Basis = basis_field()
-    day: dt.date | None = Field(default=None, description="day to answer (YYYY-MM-DD); default: the last answerable day (at most "
+    day: Day | None = Field(default=None, description="day to answer (YYYY-MM-DD); default: the last answerable day (at most "
                                 "`alerts.max_missing_families` of the families the model reads lack data within `alerts.stale_after_days` of it)")
 
 
@@ -48,8 +65,8 @@ class RangeRequest(BaseModel):
 
     asset: AssetName = asset_field()
     basis: Basis = basis_field()
-    start: dt.date
-    end: dt.date
+    start: Day = Field(description="first day, YYYY-MM-DD")
+    end: Day = Field(description="last day, YYYY-MM-DD (inclusive)")
 
 
 class ModelInfo(BaseModel):
@@ -179,11 +196,8 @@ class Explanation(Forecast):
 
 def _signal_field(name: str, required: bool) -> tuple[object, object]:
     spec = input_spec(name)
-    bounds: dict[str, float] = {}
-    if spec.min_value is not None:
-        bounds["ge" if spec.min_inclusive else "gt"] = spec.min_value
-    if spec.max_value is not None:
-        bounds["le"] = spec.max_value
+    # the store's own bounds (features.schemas): a posted value the store would refuse is refused here too
+    bounds = {"ge" if spec.min_inclusive or spec.min_value is None else "gt": spec.lower, "le": spec.upper}
     text = f"{spec.description}, {spec.unit}" + (" (null if not observed that day)" if required else " (optional)")
     # a family input must be sent, but may be null: a day without it is scored with those features missing
     return float | None, Field(description=text, **bounds) if required else Field(default=None, description=text, **bounds)
@@ -195,7 +209,7 @@ def signal_row_model() -> type[BaseModel]:
 
     Built from the family registry, so a new family's inputs are accepted here without an edit.
     """
-    fields: dict[str, tuple[object, object]] = {"date": (dt.date, Field(description="UTC day"))}
+    fields: dict[str, tuple[object, object]] = {"date": (Day, Field(description=f"UTC day, YYYY-MM-DD, from {FIRST_DAY} to tomorrow (a day outside: 422)"))}
     fields.update({name: _signal_field(name, True) for name in required_inputs()})
     fields.update({name: _signal_field(name, False) for name in optional_inputs()})
     return create_model("SignalRow", __config__=ConfigDict(extra="forbid", allow_inf_nan=False),

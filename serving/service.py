@@ -14,14 +14,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import bentoml
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from cascade_radar.config import Settings, project_relative
-from cascade_radar.rules import BASES, age_days
+from cascade_radar.config import Settings, project_relative, settings_or_exit
+from cascade_radar.rules import BASES, age_days, coin_key, shown
+from serving.connections import limit_idle_connections
 from serving.dashboard import dashboard
+from serving.downloads import Downloads
 from serving.guard import ApiGuard, error_response
-from serving.openapi import REQUEST_MODELS, complete_openapi
+from serving.metrics import RequestMetrics
+from serving.openapi import GET_STATUSES, REQUEST_MODELS, complete_openapi
 from serving.schemas import Explanation, Forecast, PredictRequest, RangeRequest, RangeResponse, SignalsRequest
 from serving.state import CoinStates, RequestError, ServingState
 from serving.tables import FORMATS, csv_response, rows_csv
@@ -31,6 +34,10 @@ T = TypeVar("T")
 
 # request model of every POST route: the guard validates bodies with them before BentoML sees one
 ROUTES = REQUEST_MODELS
+# the answers that can carry a coin's whole history: cached per data version, built and sent a few at a time
+HEAVY_ROUTES = ("/v1/signals", "/v1/timeline", "/v1/events", "/v1/episodes")  # (/v1/forecasts answers a page from an index)
+# every route the service answers, as /metrics labels them (any other path is "other": the series stay bounded)
+ROUTE_TEMPLATES = (*REQUEST_MODELS, *GET_STATUSES, "/v1/ready", "/", "/docs.json", "/schema.json", "/metrics", "/readyz", "/livez", "/healthz")
 
 
 def query_dates(**values: str | None) -> dict[str, dt.date | None] | JSONResponse:
@@ -40,13 +47,13 @@ def query_dates(**values: str | None) -> dict[str, dt.date | None] | JSONRespons
         try:
             out[name] = dt.date.fromisoformat(value) if value is not None else None
         except ValueError:
-            return error_response(400, f"{name} {value!r} is not a date YYYY-MM-DD", name)
+            return error_response(400, f"{name} {shown(value)} is not a date YYYY-MM-DD", name)
     return out
 
 
 def not_one_of(field: str, value: str, choices: tuple[str, ...]) -> JSONResponse | None:
     """The 400 naming ``field`` when ``value`` is not one of ``choices``, else None."""
-    return None if value in choices else error_response(400, f"{field} {value!r} is not one of {', '.join(choices)}", field)
+    return None if value in choices else error_response(400, f"{field} {shown(value)} is not one of {', '.join(choices)}", field)
 
 
 def answer(fn: Callable[[], T]) -> T | JSONResponse:
@@ -57,14 +64,18 @@ def answer(fn: Callable[[], T]) -> T | JSONResponse:
         return error_response(exc.status, exc.message, exc.field)
 
 
-@bentoml.service(name="cascade_radar", traffic={"timeout": 60})
+# BentoML's own metrics label requests by the raw path (unbounded series): the guard counts them by route instead
+@bentoml.service(name="cascade_radar", traffic={"timeout": 60}, metrics={"enabled": False})
 @bentoml.asgi_app(health, path="/v1")
 @bentoml.asgi_app(dashboard, path="/dashboard")
 class CascadeRadar:
     """Cascade risk, direction and its explanation, for any day of the history or posted signals."""
 
     def __init__(self) -> None:
-        self.coins = CoinStates.load(Settings())
+        settings = Settings()
+        limit_idle_connections(settings.serving_idle_timeout_seconds)  # before the first connection: uvicorn has no header timeout
+        self.downloads = Downloads(int(settings.serving_download_cache_mb * 1e6), settings.serving_download_concurrency)
+        self.coins = CoinStates.load(settings)
 
     def __is_ready__(self) -> bool:
         self.coins.refresh(force=False)  # a withdrawn champion is not ready within the check interval
@@ -76,7 +87,8 @@ class CascadeRadar:
         self.coins.refresh(force=False)
         coins: dict[str, Any] = {}
         for asset, s in self.coins.states.items():
-            body: dict[str, Any] = {"ready": s.ready, "reason": project_relative(s.reason) if s.reason else None}
+            body: dict[str, Any] = {"ready": s.ready, "reason": project_relative(s.reason) if s.reason else None,
+                                    "degraded": project_relative(s.degraded) if s.degraded else None}  # served, registry unread
             if s.ready:
                 f = s.forecaster
                 last = f.data_through
@@ -91,27 +103,36 @@ class CascadeRadar:
         return JSONResponse(top, status_code=200 if self.coins.ready else 503)
 
     @health.get("/forecasts")
-    def forecasts(self, asset: str | None = None, start: str | None = None, end: str | None = None) -> JSONResponse:
-        """The forecast ledger's rows (what the model said each day, as it said it), filtered by coin and day range."""
+    def forecasts(self, asset: str | None = None, start: str | None = None, end: str | None = None, limit: str | None = None,
+                  cursor: str | None = None) -> JSONResponse:
+        """The forecast ledger's rows (what the model said each day, as it said it), filtered by coin and day range, a page
+        at a time: newest day first, then coin, then the order written. ``limit`` rows per page (default and most:
+        ``serving_forecasts_page_rows`` / ``_page_max``); ``next_cursor`` (null on the last page) asks for the next one.
+        The ledger's index finds the page, so its cost does not grow with the ledger."""
 
-        from operations.ledger import Ledger, LedgerError
+        from operations.ledger import Ledger, LedgerError, PageError, page_limit
 
         dates = query_dates(start=start, end=end)
         if isinstance(dates, JSONResponse):
             return dates
         bounds = {name: day.isoformat() if day else None for name, day in dates.items()}
-        if asset is not None and asset.upper() not in self.coins.states:
-            return error_response(404, f"{asset} is not served (served: {', '.join(self.coins.states)})", "asset")
+        coin = coin_key(asset) if asset is not None else None
+        if coin is not None and coin not in self.coins.states:
+            return error_response(404, f"{shown(asset)} is not served (served: {', '.join(self.coins.states)})", "asset")
+        settings = self.coins.settings
         try:  # a corrupt line is left out (and counted), never the whole ledger: `cascade-radar ledger --check` names it
-            rows, bad = Ledger(self.coins.settings.ledger_path).scan()
+            size = page_limit(limit, settings.serving_forecasts_page_rows, settings.serving_forecasts_page_max)
+            page = Ledger(settings.ledger_path).page(coin, bounds["start"], bounds["end"], size, cursor)
+        except PageError as exc:
+            return error_response(400, str(exc), exc.field)
         except (LedgerError, OSError) as exc:
             return error_response(503, str(exc), None)
-        rows = [r for r in rows if (asset is None or r["asset"] == asset.upper()) and (bounds["start"] is None or r["day"] >= bounds["start"])
-                and (bounds["end"] is None or r["day"] <= bounds["end"])]
-        return JSONResponse({"rows": [{k: v for k, v in r.items() if k != "checksum"} for r in rows], "count": len(rows), "bad_lines": len(bad)})
+        return JSONResponse({"rows": [{k: v for k, v in r.items() if k != "checksum"} for r in page.rows], "count": len(page.rows),
+                             "next_cursor": page.next_cursor, "bad_lines": page.bad_lines})
 
     @health.get("/signals")
-    def signals(self, asset: str = "BTC", start: str | None = None, end: str | None = None, format: str = "json") -> Response:  # noqa: A002
+    def signals(self, request: Request, asset: str = "BTC", start: str | None = None, end: str | None = None,
+                format: str = "json") -> Response:  # noqa: A002
         """The signals behind the forecasts, per day and in their units: price, liquidations (USD), open interest (USD),
         funding (% per 8 h), positioning, and for BTC exchange flows, SOPR and STH-NUPL — the numbers the features are
         built from. ``format=csv`` for a spreadsheet."""
@@ -123,14 +144,14 @@ class CascadeRadar:
         if isinstance(bounds, JSONResponse):
             return bounds
 
-        def run() -> Response:
-            got = self._state(asset).signals(bounds["start"], bounds["end"], csv=format == "csv")
-            return csv_response(got, f"cascade-radar-signals-{asset.upper()}.csv") if format == "csv" else JSONResponse(got)
+        def make(state: ServingState) -> Response:
+            got = state.signals(bounds["start"], bounds["end"], csv=format == "csv")
+            return csv_response(got, f"cascade-radar-signals-{state.settings.asset}.csv") if format == "csv" else JSONResponse(got)
 
-        return answer(run)  # type: ignore[return-value]
+        return self._download(request, asset, ("signals", start, end, format), make)
 
     @health.get("/timeline")
-    def timeline(self, asset: str = "BTC", start: str | None = None, end: str | None = None, basis: str = "auto",
+    def timeline(self, request: Request, asset: str = "BTC", start: str | None = None, end: str | None = None, basis: str = "auto",
                  format: str = "json") -> Response:  # noqa: A002
         """The probability timeline: /predict_range's row of every answerable day of [start, end] (default: every
         answerable day) with each family's push on the cascade log-odds (``shap_by_family``, as /explain says it), and the
@@ -142,8 +163,7 @@ class CascadeRadar:
         if isinstance(dates, JSONResponse):
             return dates
 
-        def run() -> Response:
-            state = self._state(asset)
+        def make(state: ServingState) -> Response:
             days = state.forecaster.answerable_days
             first = dates["start"] or (days[0].date() if len(days) else state.first_day.date())
             last = dates["end"] or (days[-1].date() if len(days) else state.last_day.date())
@@ -155,7 +175,7 @@ class CascadeRadar:
                 return csv_response(rows_csv(title, got["rows"], ["day", "p_cascade"]), f"cascade-radar-timeline-{body['asset']}.csv")
             return JSONResponse(body)
 
-        return answer(run)  # type: ignore[return-value]
+        return self._download(request, asset, ("timeline", start, end, basis, format), make)
 
     @health.get("/reconstruction")
     def reconstruction(self, asset: str = "BTC", event: str = "2025-10-10") -> JSONResponse:
@@ -169,32 +189,43 @@ class CascadeRadar:
         return self._past(asset, lambda state: state.reconstruction(dates["event"]))
 
     @health.get("/events")
-    def events(self, asset: str = "BTC", format: str = "json") -> Response:  # noqa: A002
+    def events(self, request: Request, asset: str = "BTC", format: str = "json") -> Response:  # noqa: A002
         """The labelled cascade events of ``asset`` (side, dollars, size against the trailing median, notable ones).
         ``format=csv`` for a spreadsheet."""
         refused = not_one_of("format", format, FORMATS)
         if refused:
             return refused
-        return self._past(asset, lambda state: state.events_answer(), "events" if format == "csv" else None)
+        return self._download(request, asset, ("events", format), lambda state: self._as(state.events_answer(), "events", format))
 
     @health.get("/episodes")
-    def episodes(self, asset: str = "BTC", basis: str = "auto", format: str = "json") -> Response:  # noqa: A002
+    def episodes(self, request: Request, asset: str = "BTC", basis: str = "auto", format: str = "json") -> Response:  # noqa: A002
         """Every alert episode of ``asset`` under ``basis`` (see /predict), judged against the events: hit, false alarm,
         pending, unjudged. ``format=csv`` for a spreadsheet."""
         refused = not_one_of("format", format, FORMATS) or not_one_of("basis", basis, BASES)
         if refused:
             return refused
-        return self._past(asset, lambda state: state.episodes_answer(basis), "episodes" if format == "csv" else None)
+        return self._download(request, asset, ("episodes", basis, format), lambda state: self._as(state.episodes_answer(basis), "episodes", format))
 
-    def _past(self, asset: str, fn: Callable[[ServingState], dict[str, Any]], csv_rows: str | None = None) -> Response:
-        """``fn``'s answer as JSON, or with ``csv_rows`` the answer's list under that key as CSV."""
+    def _past(self, asset: str, fn: Callable[[ServingState], dict[str, Any]]) -> Response:
+        """``fn``'s answer as JSON, or the error answer naming the field."""
+        return answer(lambda: JSONResponse(fn(self._state(asset))))  # type: ignore[return-value]
+
+    @staticmethod
+    def _as(body: dict[str, Any], rows: str, format: str) -> Response:  # noqa: A002
+        """``body`` as JSON, or with ``format=csv`` its list under ``rows`` as CSV."""
+        if format != "csv":
+            return JSONResponse(body)
+        title = f"cascade-radar {rows} of {body['asset']}"
+        return csv_response(rows_csv(title, body[rows]), f"cascade-radar-{rows}-{body['asset']}.csv")
+
+    def _download(self, request: Request, asset: str, what: tuple[object, ...], make: Callable[[ServingState], Response]) -> Response:
+        """A history answer through the download cache (``serving.downloads``): built at most a few at a time, kept per
+        coin, data version (the champion and the last day: what a reload changes) and query, sent with an ETag."""
 
         def run() -> Response:
-            body = fn(self._state(asset))
-            if csv_rows is None:
-                return JSONResponse(body)
-            title = f"cascade-radar {csv_rows} of {body['asset']}"
-            return csv_response(rows_csv(title, body[csv_rows]), f"cascade-radar-{csv_rows}-{body['asset']}.csv")
+            state = self._state(asset)
+            key = (state.settings.asset, state.identity.get("version"), str(state.last_day.date()), *what)
+            return self.downloads.answer(key, lambda: make(state), request.headers.get("if-none-match"))
 
         return answer(run)  # type: ignore[return-value]
 
@@ -235,7 +266,10 @@ class CascadeRadar:
         return answer(run)  # type: ignore[return-value]
 
 
-_limits = Settings()
+_limits = settings_or_exit()  # a setting the service cannot use ends `make serve` with one line, not a traceback
 CascadeRadar.add_asgi_middleware(ApiGuard, routes=ROUTES, max_body_bytes=_limits.serving_max_body_bytes,
                                  max_rows=_limits.serving_max_signal_rows, docs_patch=complete_openapi,
-                                 read_timeout=_limits.serving_read_timeout_seconds, token=_limits.serving_api_token)
+                                 read_timeout=_limits.serving_read_timeout_seconds, token=_limits.serving_api_token,
+                                 metrics=RequestMetrics(ROUTE_TEMPLATES), secure_cookie=_limits.serving_cookie_secure,
+                                 heavy_paths=HEAVY_ROUTES, heavy_slots=_limits.serving_download_concurrency,
+                                 heavy_share=_limits.serving_download_share)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -145,20 +146,54 @@ def load_champion(settings: Settings, alias: str = CHAMPION) -> tuple[CascadeMod
 
 def champion_identity(settings: Settings, alias: str = CHAMPION) -> str | None:
     """The version ``alias`` points at now (a cheap registry lookup), or None; creates nothing."""
-    return champion_lookup(settings, alias)[0]
+    return champion_lookup(settings, alias).version
 
 
-def champion_lookup(settings: Settings, alias: str = CHAMPION) -> tuple[str | None, str]:
-    """(the version ``alias`` points at now, "") — or (None, why: the alias is gone, the store is missing or unreachable)."""
+@dataclass(frozen=True)
+class ChampionLookup:
+    """What the registry said about a coin's ``champion`` alias. Three answers, not two: a version; *withdrawn* (the
+    registry was read and the alias or the model is gone); *unreadable* (the store is missing, locked, corrupt or
+    unreachable: nothing is known about the alias, so the champion already loaded is still the best one to serve)."""
+
+    version: str | None
+    why: str = ""  # why there is no version
+    readable: bool = True
+
+    @property
+    def withdrawn(self) -> bool:
+        return self.readable and self.version is None
+
+
+# What MLflow answers when it read the registry and the thing asked for is not there (sqlite store and REST server alike):
+# the registered model or version deleted, or the alias removed (an INVALID_PARAMETER_VALUE "... alias <x> not found").
+# Matched by their words as well: an error that names neither the model nor the alias (a proxy's 404 page, a driver's
+# error) is no evidence that the champion is gone.
+MISSING_MODEL = "RESOURCE_DOES_NOT_EXIST"
+MISSING_ALIAS = "INVALID_PARAMETER_VALUE"
+
+
+def champion_lookup(settings: Settings, alias: str = CHAMPION) -> ChampionLookup:
+    """Where ``alias`` of ``settings.asset``'s model points now, *withdrawn* with why, or *unreadable* with why."""
+    name = settings.registered_model_name
     store = tracking_store_path(settings)
     if store is not None and not store.exists():
-        return None, f"the MLflow store {store.name} is gone from its folder"
+        return ChampionLookup(None, f"the MLflow store {store.name} is gone from its folder", readable=False)
     mlflow.set_tracking_uri(settings.tracking_uri)
     try:
-        return str(MlflowClient().get_model_version_by_alias(settings.registered_model_name, alias).version), ""
+        return ChampionLookup(str(MlflowClient().get_model_version_by_alias(name, alias).version))
     except mlflow.exceptions.MlflowException as exc:
-        if "not found" in str(exc).lower() or "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")):
-            return None, f"the '{alias}' alias of {settings.registered_model_name} was removed"
-        return None, f"the registry cannot be read ({exc.__class__.__name__})"  # its text can name hosts and credentials
-    except Exception as exc:  # noqa: BLE001 - a locked or corrupt store: not ready, with why
-        return None, f"the registry cannot be read ({exc.__class__.__name__})"
+        code, text = str(exc.error_code), str(exc.message).lower()
+        if code == MISSING_MODEL and ("registered model" in text or "model version" in text):
+            return ChampionLookup(None, f"the model {name} (or its champion version) was deleted from the registry")
+        if code in (MISSING_MODEL, MISSING_ALIAS) and "alias" in text and "not found" in text:
+            return ChampionLookup(None, f"the '{alias}' alias of {name} was removed")
+        return ChampionLookup(None, unreadable(exc), readable=False)
+    except Exception as exc:  # noqa: BLE001 - a locked or corrupt store raises what its driver raises
+        return ChampionLookup(None, unreadable(exc), readable=False)
+
+
+def unreadable(exc: BaseException) -> str:
+    """Why the registry could not be read, by the error's kind only: its text can name hosts and credentials."""
+    cause = exc.__cause__ or exc.__context__
+    kind = exc.__class__.__name__ + (f" from {cause.__class__.__name__}" if cause is not None else "")
+    return f"the registry cannot be read ({kind})"

@@ -1,21 +1,35 @@
 """Every file a training run leaves for people: the Markdown report, its plots, out-of-fold predictions,
 feature importance, events and the fold models. ``write_report`` is the one place that writes them
-and it returns the paths it wrote, which the pipeline logs to MLflow as they are."""
+and it returns the paths it wrote, which the pipeline logs to MLflow as they are. A run writes them in its own
+folder (``staged_reports``), published over the reports folder as one set when the run ends."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
 from cascade_radar.config import Settings
+from cascade_radar.files import staged_folder
 from features.build import FeatureTable
 from training.evaluate import POOLED, TABLE_METRICS, Evaluation, Verdict
-from training.model import PROBABILITY_COLUMNS, CascadeModel, is_cascade, save_fold_models
+from training.model import FOLD_MODELS_DIR, PROBABILITY_COLUMNS, CascadeModel, is_cascade, save_fold_models
 from training.plotting import pyplot, save_figure
 
 OOF_COLUMNS = ["date", "asset", "fold", *PROBABILITY_COLUMNS, "target"]
 OOF_FILE = "oof_predictions.csv"
+
+
+@contextmanager
+def staged_reports(settings: Settings) -> Iterator[Path]:
+    """The run's own reports folder (``reports/.runs/<UTC time>-<pid>-…``, laid out like ``reports/``), published over
+    ``reports/`` when the block ends: each file replaced by a rename, each ``fold_models/`` swapped whole. A block that
+    raises, or a run killed inside it, leaves the published reports as they were; a killed run's folder is settled by the
+    next run. Call it holding the training lock."""
+    with staged_folder(settings.reports_root, whole=(FOLD_MODELS_DIR,)) as staged:
+        yield staged
 
 
 def format_table(table: pd.DataFrame) -> str:
@@ -207,9 +221,9 @@ def coin_table(evaluation: Evaluation) -> pd.DataFrame:
     return pd.DataFrame(rows).T.rename_axis("asset")
 
 
-def write_summary(evaluation: Evaluation, verdicts: dict[str, Verdict], settings: Settings) -> list[Path]:
-    """The per-coin table (Markdown and CSV) of a pooled evaluation under the reports root; returns the paths."""
-    root = settings.reports_root
+def write_summary(evaluation: Evaluation, verdicts: dict[str, Verdict], root: Path) -> list[Path]:
+    """The per-coin table (Markdown and CSV) of a pooled evaluation in ``root`` (the reports root, or a run's own
+    folder); returns the paths."""
     root.mkdir(parents=True, exist_ok=True)
     table = coin_table(evaluation)
     table["gate"] = [("passed" if verdicts[a].passed else "failed") if a in verdicts else "" for a in table.index]

@@ -27,7 +27,7 @@ from training.evaluate import POOLED, Evaluation, Pool, Verdict, gate, walk_forw
 from training.explain import champion_explainer, fold_sources
 from training.model import CascadeModel, PlattCalibrator, is_cascade, model_features
 from training.register import CHAMPION, champion_version, log_cascade_model, set_champion, setup_tracking
-from training.report import write_report, write_summary
+from training.report import staged_reports, write_report, write_summary
 
 
 @dataclass
@@ -42,7 +42,7 @@ class TrainResult:
     run_id: str
     versions: dict[str, str]  # registered version per coin ('' when not registered)
     champions: dict[str, str | None]
-    files: list[Path]  # report files written (each coin's report first, then the rest), all logged to the run
+    files: list[Path]  # report files published (the focus coin's report first, then the rest), all logged to the run
     seconds: float
 
     @property
@@ -80,7 +80,9 @@ def train(settings: Settings, register: bool = True, store: HistoryStore | None 
     evaluates and records only. ``store``: the store of ``settings.asset`` (tests, benches); ``stores``: per coin.
 
     One run at a time per reports folder: ``reports/fold_models/`` and the reports are one set, so a second `make train`
-    started meanwhile says that it waits, then runs — each run logs the files it wrote itself."""
+    started meanwhile says that it waits, then runs — each run logs the files it wrote itself. The set is written in the
+    run's own folder and replaces the published one only once the run is recorded (and registered): a run that fails or
+    is killed leaves the last complete reports as they were."""
     with exclusive(training_lock(settings), "a training run", wait_seconds=TRAIN_LOCK_WAIT_SECONDS, say=print):
         return _train(settings, register, store, stores, progress or (lambda stage: None))
 
@@ -106,23 +108,32 @@ def _train(settings: Settings, register: bool, store: HistoryStore | None, store
     progress("final fit")
     model = fit_final(tables, evaluation, settings)
     progress("reports")
-    files: list[Path] = []
-    for asset, ft in tables.items():
-        each = settings.for_asset(asset)
-        files += write_report(evaluation.for_asset(asset), verdicts[asset], ft, model, each, each.reports_path)
-    if len(tables) > 1:
-        files += write_summary(evaluation, verdicts, settings)
     focus = settings.asset if settings.asset in tables else next(iter(tables))
-    files.sort(key=lambda p: (p.parent != settings.for_asset(focus).reports_path or p.name != "evaluation.md"))
-    progress("MLflow run and registry")
-    experiment_id = setup_tracking(settings)
-    stage = "train" if register else "evaluate"
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name(stage, list(tables), model)) as run:
-        log_run(tables, evaluation, verdicts, model, stores, settings, files, stage)
-        versions = register_model(tables, evaluation, verdicts, model, settings) if register else {}
+    with staged_reports(settings) as staged:  # published when this block ends without error
+        files: list[Path] = []
+        for asset, ft in tables.items():
+            each = settings.for_asset(asset)
+            files += write_report(evaluation.for_asset(asset), verdicts[asset], ft, model, each, reports_folder(each, staged))
+        if len(tables) > 1:
+            files += write_summary(evaluation, verdicts, staged)
+        focus_folder = reports_folder(settings.for_asset(focus), staged)
+        files.sort(key=lambda p: (p.parent != focus_folder or p.name != "evaluation.md"))
+        progress("MLflow run and registry")
+        experiment_id = setup_tracking(settings)
+        stage = "train" if register else "evaluate"
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name(stage, list(tables), model)) as run:
+            log_run(tables, evaluation, verdicts, model, stores, settings, files, stage, staged)
+            versions = register_model(tables, evaluation, verdicts, model, settings) if register else {}
+    files = [settings.reports_root / path.relative_to(staged) for path in files]
     champions = {a: champion_version(settings.for_asset(a).registered_model_name) for a in tables} if register else {}
     return TrainResult(focus, tables, evaluation, verdicts, model, run.info.run_id, versions, champions, files,
                        time.perf_counter() - started)
+
+
+def reports_folder(settings: Settings, root: Path) -> Path:
+    """Where ``settings.asset``'s reports go under ``root``, laid out as under the reports root (BTC at the top, each
+    other coin in its folder): a run writes its set under its own root, which is then published over the reports root."""
+    return root / settings.reports_path.relative_to(settings.reports_root)
 
 
 def fit_final(tables: dict[str, FeatureTable], evaluation: Evaluation, settings: Settings) -> CascadeModel:
@@ -212,8 +223,9 @@ def run_description(evaluation: Evaluation, verdicts: dict[str, Verdict]) -> str
 
 
 def log_run(tables: dict[str, FeatureTable], evaluation: Evaluation, verdicts: dict[str, Verdict], model: CascadeModel,
-            stores: dict[str, HistoryStore], settings: Settings, files: list[Path], stage: str) -> None:
-    """Record the active MLflow run: tags, the whole config, data coverage, folds, metrics and every report file."""
+            stores: dict[str, HistoryStore], settings: Settings, files: list[Path], stage: str, root: Path) -> None:
+    """Record the active MLflow run: tags, the whole config, data coverage, folds, metrics and every report file
+    (``files``, laid out under ``root`` as under the reports root: their path below it is their path in the run)."""
     pooled = pd.concat([ft.table.assign(asset=a) for a, ft in tables.items()])
     mlflow.set_tags({"assets": ",".join(tables), "stage": stage, "feature_table_hash": table_hash(pooled),
                      "gate": ",".join(f"{a}:{'passed' if v.passed else 'failed'}" for a, v in verdicts.items())})
@@ -231,7 +243,6 @@ def log_run(tables: dict[str, FeatureTable], evaluation: Evaluation, verdicts: d
     every = pd.Series(evaluation_metrics(evaluation), name="value").rename_axis("metric").reset_index()
     mlflow.log_text(every.to_csv(index=False), "evaluation/metrics_all.csv")
     mlflow.set_tag("mlflow.note.content", run_description(evaluation, verdicts))
-    root = settings.reports_root
     for path in files:
         parent = path.parent.relative_to(root).as_posix()
         mlflow.log_artifact(str(path), artifact_path="evaluation" if parent == "." else f"evaluation/{parent}")

@@ -60,24 +60,8 @@ def inline_json(value: object) -> str:
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-# Sent with every dashboard response: scripts only from the service itself (no inline script, no eval), nothing framed or
-# framing it, no MIME sniffing. Plotly styles its charts with inline style elements: style-src allows those.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
-                               "connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
-                               "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
-
-
-@dashboard.middleware("http")
-async def security_headers(request: Request, call_next):  # noqa: ANN001, ANN201 - Starlette's middleware signature
-    response = await call_next(request)
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
+# The security headers (CSP, nosniff, no framing) are sent with every answer of the service by its front door
+# (serving.guard.SECURITY_HEADERS), the dashboard's included.
 
 
 def page(name: str, title: str, request: Request, **values: object) -> HTMLResponse:

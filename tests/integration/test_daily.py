@@ -200,6 +200,24 @@ def test_forecasts_are_served_as_in_the_ledger(ops: Settings, trained_synthetic)
     assert route(fake, asset="PEPE", start=None, end=None).status_code == 404
 
 
+def test_a_second_daily_run_reads_no_ledger_row_and_leaves_the_file_as_it_was(ops: Settings, trained_synthetic,  # noqa: ANN001
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idempotent and cheap: a run with nothing new looks its keys and bad lines up in the ledger's index — no row is read
+    or checksummed, the file is not rewritten (same inode, size and time)."""
+    import operations.ledger as ledger_module
+
+    _, ft, _ = trained_synthetic
+    day = ft.table.index[-35]
+    assert len(daily(ops, days=[day], sleep=lambda s: None).appended) == 1
+    before = ops.ledger_path.stat()
+    checked: list[object] = []
+    real = ledger_module.checksum
+    monkeypatch.setattr(ledger_module, "checksum", lambda row: checked.append(row.get("day")) or real(row))
+    assert daily(ops, days=[day], sleep=lambda s: None).appended == []
+    after = ops.ledger_path.stat()
+    assert checked == [] and (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+
+
 def test_the_systemd_unit_and_the_cron_line_run_the_daily_command(ops: Settings) -> None:
     unit = (PROJECT_ROOT / "deploy" / "cascade-radar-daily.service").read_text()
     exec_start = next(line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart="))

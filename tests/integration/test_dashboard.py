@@ -175,3 +175,19 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         assert len(console.errors) == 1 and "status of 404" in console.errors[0] and console.errors[0].endswith("/dashboard/coin/XYZ)")
     assert sorted(p.name for p in SHOTS.glob("*.png")) == ["coin_BTC.png", "coin_BTC_400px.png", "coin_BTC_dark.png", "coin_BTC_day.png",
                                                            "overview.png", "overview_400px.png", "replay_BTC.png"]
+
+
+def test_the_api_docs_page_renders_and_asks_nothing_of_another_origin(served: str) -> None:
+    """The page the dashboard links as "API docs" (/): Swagger UI from the service's own files, under the CSP, no tag manager
+    (BentoML's page asked googletagmanager.com)."""
+    console = Console()
+    asked: list[str] = []
+    with chromium() as browser:
+        page = console.watch(browser.new_page(viewport={"width": 1400, "height": 1000}))
+        page.on("request", lambda r: asked.append(r.url))
+        page.goto(f"{served}/")
+        page.wait_for_selector(".swagger-ui .info .title", timeout=60_000)
+        assert page.locator(".swagger-ui .info .title").inner_text().startswith("cascade-radar")
+        assert page.locator(".opblock-summary-path[data-path='/predict']").count() == 1  # the operations are listed
+    assert asked and all(url.startswith(served) for url in asked), [u for u in asked if not u.startswith(served)]
+    assert console.errors == []  # a CSP violation is a console error

@@ -409,10 +409,77 @@ def test_the_service_follows_the_registry_and_a_failed_gate_says_what_failed(set
     assert refused.value.status == 503 and "no champion any more" in refused.value.message
     MlflowClient().set_registered_model_alias(settings.registered_model_name, "champion", "2")  # back: served again
     assert coins.refresh(wait=True) == ["BTC"] and coins.states["BTC"].ready
-    # the registry moved away (the database file gone): not ready either, saying so
+    # the registry moved away (the database file gone): it says nothing about the alias, so version 2 keeps answering, degraded
     (tmp_path / "own.db").rename(tmp_path / "moved.db")
+    assert coins.refresh(wait=True) == []
+    assert coins.get("BTC").identity["version"] == "2"
+    assert coins.states["BTC"].degraded == ("the MLflow store own.db is gone from its folder; serving version 2 as loaded until the "
+                                            "registry reads again")
+
+
+def test_an_unreadable_registry_keeps_the_loaded_champion_serving_degraded_and_a_removed_alias_does_not(
+        trained_synthetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """Issue 31: a locked or corrupt registry took every coin offline, as if each champion had been withdrawn."""
+    import gc
+    import shutil
+    import weakref
+    from types import SimpleNamespace
+
+    from mlflow import MlflowClient
+
+    from forecast.predict import CoinForecaster, NotReady
+    from serving.service import CascadeRadar
+    from serving.state import CoinStates
+
+    settings, _, _ = trained_synthetic
+    db = tmp_path / "own.db"  # a copy of the session's registry: this test breaks and edits it
+    shutil.copy(settings.tracking_uri.removeprefix("sqlite:///"), db)
+    settings = settings.model_copy(update={"mlflow_tracking_uri": f"sqlite:///{db}"})
+    coins = CoinStates.load(settings)
+    service, fake = CascadeRadar.inner, SimpleNamespace(coins=coins)
+    assert coins.states["BTC"].ready and json.loads(service.ready(fake).body)["assets"]["BTC"]["degraded"] is None
+    good = db.read_bytes()
+    db.write_bytes(b"not an sqlite database " * 200)  # the store corrupt in place
+    assert coins.refresh(wait=True) == []
+    state = coins.states["BTC"]
+    assert state.ready and coins.get("BTC") is state and state.identity["version"] == "1"
+    assert state.degraded.startswith("the registry cannot be read (MlflowException") and "DatabaseError" in state.degraded
+    assert state.degraded.endswith("; serving version 1 as loaded until the registry reads again")
+    response = service.ready(fake)
+    body = json.loads(response.body)
+    assert response.status_code == 200 and body["assets"]["BTC"]["ready"] is True and body["assets"]["BTC"]["reason"] is None
+    assert body["assets"]["BTC"]["degraded"] == state.degraded and body["degraded"] == state.degraded
+    assert state.prediction(None)["model"]["version"] == "1"  # it answers
+    db.write_bytes(good)  # readable again: the flag clears at the next check
+    assert coins.refresh(wait=True) == [] and coins.states["BTC"] is state and state.degraded == ""
+
+    # a new champion whose load fails (the store unreadable between the look and the load): version 1 answers on, saying so
+    client = MlflowClient()
+    name = settings.registered_model_name
+    first = client.get_model_version(name, "1")
+    client.create_model_version(name, first.source, first.run_id)
+    client.set_registered_model_alias(name, "champion", "2")
+    with monkeypatch.context() as patch:
+        patch.setattr(CoinForecaster, "load", classmethod(lambda cls, *a, **k: (_ for _ in ()).throw(NotReady("no champion model: locked"))))
+        assert coins.refresh(wait=True) == ["BTC"]
+    assert coins.get("BTC").identity["version"] == "1"
+    assert coins.states["BTC"].degraded == ("champion version 2 could not be loaded (no champion model: locked); serving version 1 "
+                                            "until it loads (tried again at the next check)")
+    del state
+    replaced = weakref.ref(coins.states["BTC"])
+    gc.disable()  # the replaced state is freed by reference counting alone, before the heap is trimmed (release_freed_memory)
+    try:
+        assert coins.refresh(wait=True) == ["BTC"]  # it loads now: swapped in, nothing degraded
+    finally:
+        gc.enable()
+    assert replaced() is None
+    assert coins.get("BTC").identity["version"] == "2" and coins.states["BTC"].degraded == ""
+
+    # the alias removed on purpose is a withdrawal, read from a readable registry: not ready at the next check
+    client.delete_registered_model_alias(name, "champion")
     assert coins.refresh(wait=True) == ["BTC"]
-    assert coins.states["BTC"].reason.startswith("no champion any more: the MLflow store own.db is gone from its folder (was version 2)")
+    assert not coins.states["BTC"].ready and coins.states["BTC"].reason.startswith("no champion any more: the 'champion' alias of "
+                                                                                   "cascade-radar-btc was removed (was version 2)")
 
 
 @pytest.mark.server
@@ -534,7 +601,7 @@ def test_an_api_token_guards_every_route_but_the_probes_and_the_dashboard_carrie
     app.add_api_route("/predict", lambda: {"ok": True}, methods=["POST"])
     guarded = ApiGuard(app, routes=REQUEST_MODELS, max_body_bytes=10_000, max_rows=10, token="s3cret-token")
     with TestClient(guarded) as c:
-        for path in ("/metrics", "/v1/forecasts", "/dashboard/", "/dashboard/static/dashboard.js"):
+        for path in ("/v1/forecasts", "/dashboard/", "/dashboard/static/dashboard.js"):
             refused = c.get(path)
             assert refused.status_code == 401 and refused.json()["field"] == "authorization" and "s3cret" not in refused.text
             assert refused.headers["www-authenticate"] == 'Bearer realm="cascade-radar"'
@@ -542,6 +609,8 @@ def test_an_api_token_guards_every_route_but_the_probes_and_the_dashboard_carrie
             assert c.get(path, headers={"Authorization": "Bearer s3cret-token"}).json() == {"ok": True}
         assert c.post("/predict", json={}).status_code == 401
         assert c.post("/predict", json={}, headers={"Authorization": "Bearer s3cret-token"}).json() == {"ok": True}
+        assert c.get("/metrics").status_code == 401  # the front door's own metrics need the token too
+        assert c.get("/metrics", headers={"Authorization": "Bearer s3cret-token"}).text.startswith("# HELP cascade_radar_http_requests")
         assert c.get("/v1/forecasts?token=s3cret-token").status_code == 401  # a token in a query string only opens the dashboard
         assert [c.get(p).status_code for p in ("/readyz", "/livez")] == [200, 200]
         opened = c.get("/dashboard/?token=s3cret-token")

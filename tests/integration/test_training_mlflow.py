@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -140,3 +142,60 @@ def test_mlflow_shows_what_a_run_did_and_its_headline_metrics_over_its_rest_api(
     assert {t["key"]: t["value"] for t in experiment["tags"]}["mlflow.experimentKind"] == "custom_model_development"
     artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id, "evaluation")}
     assert "evaluation/metrics_all.csv" in artifacts
+
+
+# A `make train` killed while writing its reports: out-of-fold tables, fold models and two plots written, then the
+# process dies (os._exit: no cleanup runs, as under SIGKILL). Its model differs from the published run's, so every file
+# it wrote differs too.
+KILLED_RUN = """
+import os
+import training.report
+from cascade_radar.config import Settings
+from tests.conftest import TEST_MODEL
+from training.train import train
+
+def killed(*args, **kwargs):
+    os._exit(9)
+
+training.report.plot_timeline = killed
+train(Settings(assets=["BTC"], model=TEST_MODEL.model_copy(update={"n_estimators": 150})))
+"""
+
+
+def published_reports(root: Path) -> dict[str, bytes]:
+    """The published report files by their path below the reports root (the lock and the runs' own folders left out)."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)}
+
+
+def test_a_killed_run_leaves_the_last_complete_reports_and_the_next_run_publishes_all_of_its_own(
+        trained, settings: Settings, synthetic_store: HistoryStore, tmp_path: Path) -> None:  # noqa: ANN001
+    """Issue 31: a `make train` killed at 22 s left evaluation.md and oof_predictions.csv of a run that registered nothing."""
+    import os
+    import subprocess
+    import sys
+
+    from cascade_radar.config import PROJECT_ROOT
+    from tests.support.process import settings_env
+
+    root = settings.reports_root
+    before = published_reports(root)
+    assert {"evaluation.md", "oof_predictions.csv", "timeline.png", "fold_models/folds.json"} <= set(before)
+    killed = subprocess.run([sys.executable, "-c", KILLED_RUN], cwd=PROJECT_ROOT, env={**os.environ, **settings_env(settings)},
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == 9, killed.stderr[-3000:]
+    assert published_reports(root) == before  # byte-identical: no file of the killed run among the published reports ...
+    (leftover,) = (root / ".runs").iterdir()  # ... what it had written is in its own folder
+    assert (leftover / "fold_models" / "folds.json").exists()
+    assert (leftover / "oof_predictions.csv").read_bytes() != before["oof_predictions.csv"]
+    assert load_champion(settings)[1]["version"] == "1"  # nor in the registry
+
+    other = settings.model_copy(update={"model": settings.model.model_copy(update={"n_estimators": 150})})
+    result = train(other, store=synthetic_store)
+    assert list((root / ".runs").iterdir()) == []  # the killed run's folder settled, this run's own swapped in and gone
+    after = published_reports(root)
+    assert set(after) == {p.relative_to(root).as_posix() for p in result.files} == set(before)
+    assert after["oof_predictions.csv"] != before["oof_predictions.csv"]
+    logged = Path(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="evaluation", dst_path=str(tmp_path)))
+    assert {p.relative_to(logged).as_posix(): p.read_bytes() for p in logged.rglob("*")
+            if p.is_file() and p.name != "metrics_all.csv"} == after  # every published file is the one this run logged

@@ -199,7 +199,7 @@ async function coinPage() {
   const end = info.data_through;
   const [today, range, events, episodes, ledger] = await Promise.all([
     api("/predict", { asset }), api("/predict_range", { asset, start: first, end }),
-    api(`/v1/events?${query({ asset })}`), api(`/v1/episodes?${query({ asset })}`), api(`/v1/forecasts?${query({ asset })}`, undefined, { accept: [503] }),
+    api(`/v1/events?${query({ asset })}`), api(`/v1/episodes?${query({ asset })}`), ledgerRows(asset),
   ]);
   // the signals (the largest answer) are for the panes below the fold and the replays: asked for once, off the first screen's path
   const signalsData = () => (coin.signalsAsked ||= api(`/v1/signals?${query({ asset, start: first, end })}`));
@@ -248,6 +248,20 @@ async function coinPage() {
   });
   document.body.dataset.loaded = "true";
   setTimeout(() => signalsData().catch(() => null), 0);  // the first screen is drawn: fetch the signals before they scroll into view (a failure is shown there)
+}
+
+// the coin's live ledger rows, every page of /v1/forecasts (newest first, the server's page size) followed by its next_cursor;
+// an error answer (503: the ledger cannot be read) comes back as it is, for the summary to say
+async function ledgerRows(asset) {
+  const rows = [];
+  let cursor = null;
+  do {
+    const page = await api(`/v1/forecasts?${query({ asset, cursor })}`, undefined, { accept: [503] });
+    if (!page || page.status >= 400) return page || { status: 503, detail: "no answer" };
+    rows.push(...page.rows);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return { rows, count: rows.length };
 }
 
 function renderToday(today, info) {
