@@ -66,6 +66,10 @@ class FeatureConfig(BaseModel):
     divergence_pivot_days: int = Field(default=3, description="a swing high must be the highest close of ±this many days (confirmed only after them)")
     drawdown_days: int = Field(default=365, description="drawdown is measured from the highest price of this many trailing days")
     streak_cap_days: int = Field(default=90, description="sign streaks are capped here: beyond it a run is simply 'long', and features keep a bounded memory")
+    splice_min_overlap_days: int = Field(default=5, ge=1, le=30, description="days two sources of one input (e.g. aggregated and one "
+                                         "exchange's open interest) must overlap within the 30 before a switch for the series to be "
+                                         "chain-linked from one onto the other; fewer: the link is refused, named, and the input goes "
+                                         "missing instead of jumping level")
     context_asset: Asset = Field(default="BTC", description="the coin whose on-chain families are market-wide context for every coin")
     context_families: list[str] = Field(default=["flows", "sopr", "nupl"], description="families every coin takes from the context asset "
                                         "(BTC's holders and exchange flows move the whole market; alts have no such series of their own)")
@@ -135,6 +139,9 @@ class ModelConfig(BaseModel):
     missing_example_share: float = Field(default=0.03, ge=0, le=0.5, description="per family, this share of training rows is "
                                          "added again with the family's features blanked, so that a missing value is scored as missing, not as 0")
     missing_example_weight: float = Field(default=0.2, gt=0, le=1, description="weight of those blanked copies")
+    missing_example_families: int = Field(default=3, ge=1, le=8, description="family dropout: besides one family at a time, copies "
+                                          "with random sets of up to this many families blanked together (a store often lacks several "
+                                          "at once); also the largest set of missing families whose out-of-fold skill is measured")
     volatility_features: list[str] = Field(
         default=["price_realized_vol_7d", "price_realized_vol_30d", "price_vol_ratio_7d_30d"],
         description="inputs of the volatility baseline (a logistic regression on them alone)",
@@ -226,6 +233,9 @@ class OperationsConfig(BaseModel):
                                       "model reads have no data within stale_after_days (they are flagged missing, scored as missing and "
                                       "never named a driver); with more it is refused with the reason. 1: the model is trained to score "
                                       "one missing family (its missing-value copies blank one family at a time), not several")
+    skill_floor: float | None = Field(default=None, ge=0.5, le=1, description="a day is answered when the champion's out-of-fold "
+                                      "ROC-AUC measured without that day's missing families is at least this; unset: the coin's "
+                                      "volatility-baseline ROC-AUC on the same days ('volatility is high'), so an answer always beats it")
     side_band: float = Field(default=0.05, ge=0, lt=0.5, description="a day whose P(long | cascade) lies within this of the training "
                              "long share says 'side uncertain' (so does a coin whose side has no out-of-fold skill)")
     max_age_days: int = Field(default=3, ge=0, description="an answer whose day is more than this many days before today (UTC) is "

@@ -28,6 +28,20 @@ def coin_key(name: str) -> str:
     return name.upper() if name.isascii() else name
 
 
+# ------------------------------------------------------------------ the families a day has
+def missing_key(families: list[str] | tuple[str, ...] | set[str]) -> str:
+    """The name of a set of missing families in the expected-skill table: sorted, joined by '+' ('' when none is missing)."""
+    return "+".join(sorted(families))
+
+
+def skill_said(expected_roc_auc: float | None, skill_floor: float | None) -> str:
+    """An answer's yardstick of skill in words, the same in the CLI, the alert text and the PNG."""
+    if expected_roc_auc is None:
+        return "expected skill: not measured"
+    floor = f"; answered above {skill_floor:.2f}" if skill_floor is not None else ""
+    return f"expected skill on days like this: ROC-AUC {expected_roc_auc:.2f} (0.5 = chance{floor})"
+
+
 # ------------------------------------------------------------------ probabilities and the side
 LONG, SHORT = "long", "short"
 SIDES = (LONG, SHORT)

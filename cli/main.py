@@ -14,7 +14,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from cascade_radar.config import ASSETS, Settings, get_settings
-from cascade_radar.rules import AUTO, BASES, BASIS_RULE
+from cascade_radar.rules import AUTO, BASES, BASIS_RULE, skill_said
 from features.families import family_of, load_families
 from features.store import HistoryStore
 
@@ -269,6 +269,7 @@ def _print_forecast(row: dict) -> None:
     print(f"  P(cascade within {row['horizon_days']} d) {row['p_cascade']:.2f} · {_side_text(row)}"
           f"{' · ** ALERT **' if row['alert'] else ''} · {row['basis']} ({row['model_used']})")
     print(f"  {row['sentence']}")
+    print(f"  {skill_said(row.get('expected_roc_auc'), row.get('skill_floor'))}")
     fresh = [[f["family"], "yes" if f["read_by_model"] else "", f["data_through"] or "-", "-" if f["days_behind"] is None else f["days_behind"],
               "STALE" if f["stale"] else ""] for f in row["freshness"]]
     print("  " + tabulate(fresh, headers=["family", "model reads", "data through", "days behind today", ""], tablefmt="plain").replace("\n", "\n  "))
@@ -438,8 +439,8 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
         print(f"explained {len(days)} answerable days in {time.perf_counter() - started:.1f} s -> {path} and {out_dir / 'days'}/<date>.json")
         print("basis: " + ", ".join(f"{k} {v}" for k, v in table["basis"].value_counts().items()))
         if refused:
-            print(f"{refused} day(s) of the history not answered: more than {settings.alerts.max_missing_families} of the families the model "
-                  f"reads ({', '.join(forecaster.read_families)}) have no data within {settings.alerts.stale_after_days} day(s) of them; "
+            print(f"{refused} day(s) of the history not answered: the families the model reads ({', '.join(forecaster.read_families)}) "
+                  f"that they lack leave it less skill than the floor (`cascade-radar explain --date DAY` says which); "
                   f"answerable days: {forecaster.answerable_span()}")
         return 0
     try:
@@ -452,6 +453,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     print(f"\nbasis: {x['basis']} — {x['model_used']}")
     if x["missing_families"]:
         print(f"missing that day (scored as missing, not 0, never a driver): {', '.join(x['missing_families'])}")
+    print(skill_said(x.get("expected_roc_auc"), x.get("skill_floor")))
     if x["hindsight"]:
         print("note: the model was trained on this day's outcome; this is hindsight, not what it would have said then")
     print(f"scale: {x['scale']}; cascade base value {x['cascade']['base_value']:+.3f}, margin {x['cascade']['margin']:+.3f}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,11 @@ from features.families import family_of, format_value, load_families
 from features.labels import Labels, build_labels
 from features.lags import add_lags
 from features.schemas import Column, column_spec
+from features.splice import DIFFERENCE, FIRST_AVAILABLE, RATIO, Link, Refusal, Spliced, chain_link
+from features.splice import first_available as first_available  # the updater's price lookup reads it from here
 from features.store import HistoryStore
+
+log = logging.getLogger(__name__)
 
 LABEL_COLUMNS = ["target", "days_to_event", "cascade_day", "liq_ratio", "major_ahead"]
 CATALOGUE_COLUMNS = ["name", "family", "label", "unit", "meaning"]  # label and unit: as each family declares them
@@ -32,42 +38,114 @@ class FeatureTable:
         return self.table[self.features]
 
 
-# Family inputs that more than one stored series can supply, in priority order. A posted or stored
-# value under the input's own name comes first.
-DERIVED_INPUTS: dict[str, tuple[str, ...]] = {
-    "price_usd": ("close_usd", "perp_close_usd", "reference_price_usd", "cohort_price_usd"),
-    "funding_rate_frac8h": ("funding_rate_binance_frac8h", "funding_rate_oiw_frac8h"),
-    # Binance+OKX+Bybit taker volume, else Binance's alone: the family reads only the buy *share*, which both measure
-    "taker_buy_usd": ("binance_taker_buy_usd",),
-    "taker_sell_usd": ("binance_taker_sell_usd",),
+@dataclass(frozen=True)
+class Share:
+    """A source that is a share of two stored columns: ``part / (part + rest)`` (missing where their sum is not > 0).
+    Named by ``part``."""
+
+    part: str
+    rest: str
+
+    @property
+    def name(self) -> str:
+        return self.part
+
+    def read(self, panel: pd.DataFrame) -> pd.Series | None:
+        if self.part not in panel.columns or self.rest not in panel.columns:
+            return None
+        total = panel[self.part] + panel[self.rest]
+        return panel[self.part] / total.where(total > 0)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A family input that more than one stored series can supply: its sources, highest priority first, and how they
+    are joined (``features.splice``). A posted or stored value under the input's own name always comes first. Iterating
+    gives the stored columns behind the input, in priority order (what the updater reads to know the input's series)."""
+
+    sources: tuple[str | Share, ...]
+    link: Link
+    spec: Column | None = None  # unit and bounds of an input no stored column carries (else its first source's)
+
+    def __iter__(self) -> Iterator[str]:
+        for source in self.sources:
+            yield from (source.part, source.rest) if isinstance(source, Share) else (source,)
+
+
+# Family inputs that more than one stored series can supply. Open interest and taker flow come at different scopes
+# (every exchange, a few, one): chain-linked, the level set by the source the series starts from. Funding: Binance's
+# rate, else the OI-weighted cross-exchange one, linked by their difference. A price is the same quantity from every
+# source: the first available.
+DERIVED_INPUTS: dict[str, Derived] = {
+    "price_usd": Derived(("close_usd", "perp_close_usd", "reference_price_usd", "cohort_price_usd"), FIRST_AVAILABLE),
+    "oi_close_usd": Derived(("coinalyze_oi_close_usd", "bybit_oi_close_usd", "exchange_oi_close_usd"), RATIO),
+    "funding_rate_frac8h": Derived(("funding_rate_binance_frac8h", "funding_rate_oiw_frac8h"), DIFFERENCE),
+    # Binance's all-accounts long/short ratio keeps 30 days; Coinalyze's history of the same perpetual's ratio (a free key) goes back
+    "lsr_global_accounts": Derived(("coinalyze_lsr_accounts",), RATIO),
+    # the family reads the buy *share*, which every scope measures: Binance+OKX+Bybit, Binance's futures/data, Binance klines
+    "taker_buy_share": Derived((Share("taker_buy_usd", "taker_sell_usd"), Share("binance_taker_buy_usd", "binance_taker_sell_usd"),
+                                Share("perp_taker_buy_usd", "perp_taker_sell_usd")), DIFFERENCE,
+                               Column("fraction", "aggressive buys / all aggressive futures volume of the day (0.5 = balanced)",
+                                      min_value=0.0, max_value=1.0)),
 }
+LEVEL_SOURCE, CHANGE_SOURCE = "__level_source", "__change_source"  # suffixes of the panel's provenance columns
 
 
 def input_spec(name: str) -> Column:
-    """Unit, meaning and bounds of a family input: its stored column's, or for a derived input its first source's."""
-    return column_spec(DERIVED_INPUTS.get(name, (name,))[0])
+    """Unit, meaning and bounds of a family input: its stored column's, or for a derived input its declared spec, else
+    its first source's."""
+    derived = DERIVED_INPUTS.get(name)
+    if derived is None:
+        return column_spec(name)
+    if derived.spec is not None:
+        return derived.spec
+    try:
+        return column_spec(name)
+    except KeyError:
+        return column_spec(next(iter(derived)))
 
 
-def first_available(panel: pd.DataFrame, columns: list[str]) -> pd.Series:
-    """Per day, the first non-missing value among ``columns`` (in priority order)."""
-    out = pd.Series(float("nan"), index=panel.index)
-    for col in columns:
-        if col in panel.columns:
-            out = out.combine_first(panel[col])
-    return out
+@dataclass(frozen=True)
+class Assembly:
+    """The assembled panel and the splices it refused (each names the input, the sources and the overlap)."""
+
+    panel: pd.DataFrame
+    refusals: tuple[Refusal, ...]
 
 
-def assemble_panel(raw: pd.DataFrame) -> pd.DataFrame:
-    """Add the canonical family inputs that more than one stored series can supply (``DERIVED_INPUTS``).
+def splice_input(raw: pd.DataFrame, name: str, derived: Derived, min_overlap_days: int) -> Spliced:
+    """Input ``name`` from ``raw`` by the one splicing rule: its own column first, then its sources (absent ones skipped)."""
+    sources: dict[str, pd.Series] = {}
+    for source in (name, *derived.sources):
+        series = source.read(raw) if isinstance(source, Share) else raw[source] if source in raw.columns else None
+        if series is not None:
+            sources[source.name if isinstance(source, Share) else source] = series
+    if not sources:
+        sources[name] = pd.Series(float("nan"), index=raw.index)
+    return chain_link(sources, derived.link, min_overlap_days, name)
 
-    ``price_usd``: exchange close, else the Coin Metrics reference price, else the on-chain
-    provider's price (ETH has no candle file). ``funding_rate_frac8h``: Binance's rate, else the
-    OI-weighted cross-exchange rate (both fractions per 8 h). No value is carried across days.
+
+def assemble(raw: pd.DataFrame, min_overlap_days: int | None = None) -> Assembly:
+    """Add the canonical family inputs that more than one stored series can supply (``DERIVED_INPUTS``), each by the one
+    splicing rule, with two provenance columns per input: ``<input>__level_source`` (the source that set its level) and
+    ``<input>__change_source`` (the source that supplied the day); no family reads them. No value is carried across days.
+
+    ``min_overlap_days``: the overlap a link needs (default ``FeatureConfig().splice_min_overlap_days``).
     """
-    panel = raw.copy()
-    for name, sources in DERIVED_INPUTS.items():
-        panel[name] = first_available(raw, [name, *sources])
-    return panel
+    need = FeatureConfig().splice_min_overlap_days if min_overlap_days is None else min_overlap_days
+    panel, refusals = raw.copy(), []
+    for name, derived in DERIVED_INPUTS.items():
+        spliced = splice_input(raw, name, derived, need)
+        panel[name] = spliced.values
+        panel[f"{name}{LEVEL_SOURCE}"] = spliced.level_source
+        panel[f"{name}{CHANGE_SOURCE}"] = spliced.change_source
+        refusals += spliced.refusals
+    return Assembly(panel, tuple(refusals))
+
+
+def assemble_panel(raw: pd.DataFrame, min_overlap_days: int | None = None) -> pd.DataFrame:
+    """The assembled panel of ``raw`` (``assemble``), without the refusals."""
+    return assemble(raw, min_overlap_days).panel
 
 
 def compute_features(panel: pd.DataFrame, config: FeatureConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -115,7 +193,10 @@ def feature_frame(raw_panel: pd.DataFrame, settings: Settings, context: MarketCo
     """
     if raw_panel.empty:
         raise ValueError(f"{settings.asset}: no history in {settings.data_path} to build features from — run `make data-reference` (offline) or `cascade-radar data update`")
-    panel = assemble_panel(raw_panel)
+    assembly = assemble(raw_panel, settings.features.splice_min_overlap_days)
+    for refusal in assembly.refusals:
+        log.warning("%s: %s", settings.asset, refusal)
+    panel = assembly.panel
     # the families measure against the label definition of these settings (an override of it applies there too)
     features, catalogue = compute_features(panel, settings.features.model_copy(update={"labels": settings.labels}))
     if context is not None:

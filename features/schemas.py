@@ -97,6 +97,10 @@ SERIES: dict[str, SeriesSchema] = {
                 "perp_low_usd": Column("USD", "low", **_POS),
                 "perp_close_usd": Column("USD", "close", **_POS),
                 "perp_volume_usd": Column("USD", "quote volume", required=False, **_NONNEG),
+                # Binance kline fields 10 and 7 - 10: the free, full-history taker flow of the exchange's main perpetual
+                "perp_taker_buy_usd": Column("USD", "aggressive (taker) buy volume of the perpetual, quote", required=False, **_NONNEG),
+                "perp_taker_sell_usd": Column("USD", "aggressive (taker) sell volume of the perpetual: quote volume - taker-buy quote volume",
+                                              required=False, **_NONNEG),
             },
         ),
         SeriesSchema(
@@ -110,6 +114,12 @@ SERIES: dict[str, SeriesSchema] = {
                 "binance_taker_buy_usd": Column("USD", "aggressive buy volume of Binance futures only", required=False, **_NONNEG),
                 "binance_taker_sell_usd": Column("USD", "aggressive sell volume of Binance futures only", required=False, **_NONNEG),
             },
+        ),
+        SeriesSchema(
+            "positioning_coinalyze", "positioning",
+            "Coinalyze's long/short ratio of the asset's Binance USDT perpetual, daily (free key; full daily history)",
+            {"coinalyze_lsr_accounts": Column("ratio", "accounts net long / accounts net short on Binance's USDT perpetual (Coinalyze 'r'; "
+                                              "Binance's all-accounts long/short ratio)", **_POS)},
         ),
         SeriesSchema(
             "orderbook_depth", "liquidity", "futures order-book depth within ±1 % of mid, end of UTC day",
@@ -145,6 +155,12 @@ SERIES: dict[str, SeriesSchema] = {
                 "bybit_oi_coin": Column("coin", "OI in coins", **_NONNEG),
                 "bybit_oi_close_usd": Column("USD", "OI valued at the day's close", required=False, **_NONNEG),
             },
+        ),
+        SeriesSchema(
+            "open_interest_coinalyze", "open_interest",
+            "open interest summed over the asset's perpetuals on the major exchanges Coinalyze lists, valued in USD by the provider, "
+            "end of UTC day (free key; full daily history)",
+            {"coinalyze_oi_close_usd": Column("USD", "OI at 24:00 UTC (close of the provider's daily bar)", **_NONNEG)},
         ),
         SeriesSchema(
             "open_interest_unverified", "open_interest", "OI series of unstated provider (reference only, not used by features)",

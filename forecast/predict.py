@@ -43,6 +43,7 @@ from features.freshness import FreshnessTable, last_present_days
 from features.store import HistoryStore
 from training.explain import SCALE, Explainer, ModelSource, champion_explainer, champion_fold_sources, fold_model_sources
 from training.model import CascadeModel
+from training.skill import expected_skill, floor_of
 
 DIRECTION_MEANING = "positive pushes towards a long squeeze, negative towards a short squeeze"
 
@@ -155,8 +156,13 @@ class CoinForecaster:
         # per day, the read families that are stale or have no value in any of their model features: scored as missing,
         # flagged, never named a driver; a day with more of them than allowed is not answered
         self._missing = {fam: self._stale[fam] | np.isnan(values[:, cols]).all(axis=1) for fam, cols in self._read_columns.items()}
-        missing_count = np.sum([self._missing[fam] for fam in self.read_families], axis=0) if self.read_families else np.zeros(len(self.features))
-        self._answerable = np.asarray(missing_count <= self.settings.alerts.max_missing_families, dtype=bool)
+        self._skill_of_day, self._skill_basis = self._expected_skill()
+        self.skill_floor = floor_of(model.skill, self.settings.asset, self.settings.alerts.skill_floor) if model.skill else None
+        if model.skill:  # the skill floor: answered where the measured skill without that day's missing families clears it
+            self._answerable = np.isfinite(self._skill_of_day) & (self._skill_of_day >= self.skill_floor)
+        else:  # a champion trained before the skill table: the count rule it was trained for
+            count = np.sum([self._missing[fam] for fam in self.read_families], axis=0) if self.read_families else np.zeros(len(self.features))
+            self._answerable = np.asarray(count <= self.settings.alerts.max_missing_families, dtype=bool)
         self._values = values
         self._table = self.features.to_numpy(dtype=float)  # every feature, for the sentence's words (a row as one array)
         # the seed's checklist, every family's warning signs on every day, whether or not the model reads the family
@@ -165,6 +171,46 @@ class CoinForecaster:
                            {f: self.features[f].to_numpy(dtype=float) if f in self.features else np.full(len(self.features), np.nan)
                             for f in w.features})
                           for fam in load_families().values() for w in fam.warnings]
+
+    def _expected_skill(self) -> tuple[np.ndarray, list[str]]:
+        """Per day, the out-of-fold ROC-AUC the champion's walk-forward measured on days missing that day's families (NaN:
+        not measured), and whose number it is (the coin's or ``pooled``; or why none)."""
+        skill = self.champion.model.skill
+        measured = set(skill["families"]) if skill else set()
+        n = len(self.features)
+        by_day = np.full(n, np.nan)
+        basis = ["not measured"] * n
+        if not skill:
+            return by_day, basis
+        matrix = np.column_stack([self._missing[fam] for fam in self.read_families]) if self.read_families else np.zeros((n, 0), dtype=bool)
+        names = np.array(self.read_families)
+        cache: dict[tuple[str, ...], tuple[float | None, str]] = {}
+        for i in range(n):
+            key = tuple(f for f in names[matrix[i]] if f in measured)
+            if key not in cache:
+                cache[key] = expected_skill(skill, self.settings.asset, key)
+            value, whose = cache[key]
+            by_day[i] = np.nan if value is None else value
+            basis[i] = whose
+        return by_day, basis
+
+    def missing_on(self, day: pd.Timestamp) -> list[str]:
+        """The families the model reads that ``day`` lacks (stale, or no value that day): scored as missing."""
+        i = self.features.index.get_loc(day)
+        return [fam for fam in self.read_families if self._missing[fam][i]]
+
+    def skill_of(self, i: int) -> dict[str, object]:
+        """Day ``i``'s yardstick of skill: the expected ROC-AUC with its basis, and the floor it is judged against."""
+        value = self._skill_of_day[i]
+        whose = self._skill_basis[i]
+        missing = [fam for fam in self.read_families if self._missing[fam][i]]
+        if not np.isfinite(value):
+            text = whose
+        else:
+            without = f"without {', '.join(title_of(f) for f in missing)}" if missing else "with every family it reads"
+            text = (f"out-of-fold ROC-AUC of the champion's walk-forward on {'every coin' if whose == 'pooled' else whose}'s days, {without}"
+                    f"{' (pooled: too few events of this coin alone)' if whose == 'pooled' else ''}")
+        return {"expected_roc_auc": _num(value), "expected_roc_auc_basis": text, "skill_floor": self.skill_floor}
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -217,10 +263,17 @@ class CoinForecaster:
             return None
         cfg = self.settings.alerts
         behind = [f for f in self.fresh.on(day, cfg.stale_after_days, set(self.read_families)) if f.read_by_model and f.stale]
-        said = ", ".join(f"{f.family} ({'no data yet' if f.data_through is None else 'data through ' + f.data_through})" for f in behind)
+        absent = [fam for fam in self.read_families if self._missing[fam][i] and fam not in {f.family for f in behind}]
+        said = ", ".join([*(f"{title_of(f.family)} ({'no data yet' if f.data_through is None else 'data through ' + f.data_through})" for f in behind),
+                          *(f"{title_of(fam)} (no value that day)" for fam in absent)])
         last = self.data_through
         hint = ("update the store: `cascade-radar daily` (or `cascade-radar data update`)" if last is not None and day > last
                 else f"answerable days: {self.answerable_span()}")
+        if self.champion.model.skill:
+            expected = self._skill_of_day[i]
+            why = (f"the model's measured skill without them is {expected:.3f} ROC-AUC, below the floor {self.skill_floor:.3f}"
+                   if np.isfinite(expected) else f"the model's skill without them was {self._skill_basis[i]}")
+            return f"{day.date()} cannot be answered: {len(behind) + len(absent)} of the families the model reads are missing — {said}; {why}; {hint}"
         return (f"{day.date()} cannot be answered: {len(behind)} of the families the model reads have no data within "
                 f"{cfg.stale_after_days} day(s) before it — {said} (at most {cfg.max_missing_families} may be missing); {hint}")
 
@@ -320,7 +373,7 @@ class CoinForecaster:
             "basis": str(ex.basis[i]), "hindsight": str(ex.basis[i]) == IN_SAMPLE, "model": self.champion.info, "model_used": str(ex.model_used[i]),
             "data_through": _day(self.data_through), "age_days": age, "outdated": age > settings.alerts.max_age_days,
             "freshness": [f.as_dict() for f in freshness], "stale": [f.family for f in freshness if f.stale],
-            "missing_families": missing, "top_drivers": drivers,
+            "missing_families": missing, **self.skill_of(i), "top_drivers": drivers,
         }
         row = pd.Series(self._table[i], index=self.features.columns)  # explained days are the feature table's days
         answer["checklist"] = [{"family": fam, "warning": w.label, "on": bool(on[i]), "rule": f"{' or '.join(w.features)} {w.op} {w.threshold:g}",

@@ -42,11 +42,10 @@ PANES: tuple[Pane, ...] = (
 def signal_frame(panel: pd.DataFrame, start: dt.date | None = None, end: dt.date | None = None) -> tuple[list[Pane], pd.DataFrame]:
     """The panes this coin has data for, and their columns per day of [start, end] in the panes' units (missing: NaN)."""
     frame = pd.DataFrame(index=panel.index)
-    buy = panel.get("taker_buy_usd")
-    sell = panel.get("taker_sell_usd")
-    if buy is not None and sell is not None:
-        total = (buy + sell).where(lambda t: t > 0)
-        frame["taker_buy_share"] = buy / total
+    if "taker_buy_share" not in panel.columns:  # a raw panel: the share from the aggregated dollars (the assembled one chain-links it)
+        buy, sell = panel.get("taker_buy_usd"), panel.get("taker_sell_usd")
+        if buy is not None and sell is not None:
+            frame["taker_buy_share"] = buy / (buy + sell).where(lambda t: t > 0)
     panes = []
     for pane in PANES:
         present = {c: label for c, label in pane.series.items() if (c in panel.columns and panel[c].notna().any()) or

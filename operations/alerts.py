@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from cascade_radar.config import OperationsConfig
+from cascade_radar.rules import skill_said
 
 
 def mask(url: str) -> str:
@@ -51,7 +52,8 @@ def payload(row: dict[str, object], reason: str) -> dict[str, object]:
     drivers = ", ".join(f"{d['family']} {d['shap']:+.2f}" for d in row.get("top_drivers", [])[:3])  # type: ignore[index]
     side_text = "side uncertain" if row.get("side_uncertain") else f"{row['side']} side"
     text = (f"cascade-radar {row['asset']} {row['day']} ({row['age_days']} day(s) old): P(cascade within {row['horizon_days']} d) "
-            f"{float(row['p_cascade']):.2f}, {side_text}{' — ALERT' if row['alert'] else ''} ({reason}; {row['basis']}). Drivers: {drivers}.")
+            f"{float(row['p_cascade']):.2f}, {side_text}{' — ALERT' if row['alert'] else ''} ({reason}; {row['basis']}). Drivers: {drivers}. "
+            f"{skill_said(row.get('expected_roc_auc'), row.get('skill_floor'))}.")  # type: ignore[arg-type]
     body = {k: v for k, v in row.items() if k not in ("sent", "checksum")}
     return {**body, "trigger": reason, "text": text, "content": text}
 

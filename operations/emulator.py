@@ -14,11 +14,17 @@ futures/data only the last 30 days (older ``startTime``: HTTP 400, code -1130), 
 ``faults`` makes a provider answer a documented failure instead: 429 with or without Retry-After, 5xx, 451, -1130 or a
 malformed page.
 
-Sources (the same documents the connectors cite): Binance spot ``GET /api/v3/klines`` and USD-M ``/fapi/v1/klines``,
-``/fapi/v1/fundingRate``, ``/futures/data/openInterestHist`` and the long/short ratio and taker endpoints (Binance API
-docs); Bybit v5 ``/v5/market/open-interest``; CoinGlass API v4 (``{code, msg, data}``, ``time`` in ms); Coinalyze v1
-(``/exchanges``, ``/future-markets``, ``/liquidation-history``); Coin Metrics API v4 ``/timeseries/asset-metrics``;
-bitcoin-data.com (BGeometrics) ``/v1/<metric>``.
+Sources (the same documents the connectors cite): Binance spot ``GET /api/v3/klines`` and USD-M ``/fapi/v1/klines`` (12 fields,
+taker-buy base and quote volume in fields 9 and 10), ``/fapi/v1/fundingRate``, ``/futures/data/openInterestHist`` and the
+long/short ratio and taker endpoints (Binance API docs); Bybit v5 ``/v5/market/open-interest``; CoinGlass API v4
+(``{code, msg, data}``, ``time`` in ms); Coinalyze v1 (``/exchanges``, ``/future-markets``, ``/liquidation-history``,
+``/open-interest-history``, ``/long-short-ratio-history``: ``interval=daily``, ``from`` / ``to`` in seconds, at most 20
+symbols, ``convert_to_usd``); Coin Metrics API v4 ``/timeseries/asset-metrics``; bitcoin-data.com (BGeometrics) ``/v1/<metric>``.
+
+Where the reference has no value of a field a provider always fills (a Binance kline's taker volume before the reference's
+klines files start), the field is sent as ``null``, which the connector keeps missing: the emulator never invents a value.
+The reference holds no Coinalyze series: ``STAND_INS`` serves the reference series that measures the same quantity in
+their place (the rehearsal then expects exactly those values stored under the Coinalyze series).
 """
 
 from __future__ import annotations
@@ -44,7 +50,8 @@ REFERENCE_SCOPE = "Binance,OKX,Bybit"
 # rehearsal's expectation is the reference's values of exactly these columns after the cut (nothing else can arrive live).
 PROVIDES: dict[str, dict[str, tuple[str, ...]]] = {
     "binance-spot": {"ohlcv": ("open_usd", "high_usd", "low_usd", "close_usd", "volume_base", "volume_usd")},
-    "binance-usdm-candles": {"ohlcv_perp": ("perp_open_usd", "perp_high_usd", "perp_low_usd", "perp_close_usd", "perp_volume_usd")},
+    "binance-usdm-candles": {"ohlcv_perp": ("perp_open_usd", "perp_high_usd", "perp_low_usd", "perp_close_usd", "perp_volume_usd",
+                                            "perp_taker_buy_usd", "perp_taker_sell_usd")},
     "binance-usdm-funding": {"funding_binance": ("funding_rate_binance_frac8h", "funding_events")},
     "binance-usdm-oi": {"open_interest_exchange": ("exchange_oi_close_usd",)},
     "binance-usdm-positioning": {"positioning": ("lsr_global_accounts", "lsr_top_accounts", "lsr_top_positions")},
@@ -56,10 +63,32 @@ PROVIDES: dict[str, dict[str, tuple[str, ...]]] = {
         "funding_aggregated": ("funding_rate_oiw_frac8h", "funding_rate_volw_frac8h"),
         "positioning": ("lsr_global_accounts", "lsr_top_accounts", "lsr_top_positions", "taker_buy_usd", "taker_sell_usd"),
     },
-    "coinalyze": {},
+    "coinalyze": {"open_interest_coinalyze": ("coinalyze_oi_close_usd",), "positioning_coinalyze": ("coinalyze_lsr_accounts",)},
     "coinmetrics": {"exchange_flows": ("inflow_coin", "outflow_coin", "supply_on_exchanges_coin", "reference_price_usd", "market_cap_usd", "mvrv")},
     "bgeometrics": {"onchain_cohorts": ("sth_sopr", "sopr", "sth_nupl", "sth_realized_price_usd")},
 }
+
+# Series no reference file holds, served from a reference series in their place: series -> (reference series, {its column:
+# the series' column}). Coinalyze's long/short ratio of Binance's USDT perpetual is an account ratio of that market, the quantity
+# of the reference's Binance `lsr_global_accounts`; its OI (the major exchanges' perpetuals) is a part of the all-exchange aggregate `oi_close_usd` — a
+# stand-in of another level, so the rehearsal checks the plumbing (shape, seconds, USD, the sum over markets), not the level.
+STAND_INS: dict[str, tuple[str, dict[str, str]]] = {
+    "open_interest_coinalyze": ("open_interest", {"oi_close_usd": "coinalyze_oi_close_usd"}),
+    "positioning_coinalyze": ("positioning", {"lsr_global_accounts": "coinalyze_lsr_accounts"}),
+    "liquidations_coinalyze": ("liquidations", {"liq_long_usd": "coinalyze_liq_long_usd", "liq_short_usd": "coinalyze_liq_short_usd"}),
+}
+COINALYZE_MAX_SYMBOLS = 20  # Coinalyze v1: at most 20 symbols per request
+
+
+def stored_or_stand_in(read: Callable[[str], pd.DataFrame], series: str) -> pd.DataFrame:
+    """The stored days of ``series`` (``read`` a store's series); where none are stored and ``STAND_INS`` declares one, its
+    reference series' columns under this series' names."""
+    frame = read(series)
+    if len(frame.dropna(how="all")) or series not in STAND_INS:
+        return frame
+    source, columns = STAND_INS[series]
+    return read(source).reindex(columns=list(columns)).rename(columns=columns).reindex(columns=list(frame.columns))
+
 
 RECENT_ONLY = ("binance-usdm-oi", "binance-usdm-positioning")  # futures/data: the last 30 days (older startTime: -1130)
 FAULTS = ("429", "429-retry-after", "5xx", "5xx-once", "451", "-1130", "malformed")
@@ -199,12 +228,13 @@ class ProviderEmulator:
             self.errors.append(f"{provider} {path}: {exc.__class__.__name__}: {exc}")
             return 500, {"code": -1000, "msg": f"emulator error: {exc.__class__.__name__}"}, {}
 
-    def frame(self, asset: str, series: str, columns: tuple[str, ...] | list[str]) -> pd.DataFrame:
-        """The served days of ``series`` with every one of ``columns`` present (a provider sends whole rows)."""
+    def frame(self, asset: str, series: str, columns: tuple[str, ...] | list[str], optional: tuple[str, ...] = ()) -> pd.DataFrame:
+        """The served days of ``series`` with every one of ``columns`` present (a provider sends whole rows), and the
+        ``optional`` columns (missing ones as NaN: sent as null)."""
         stored = self.data.get(asset, {}).get(series)
         if stored is None or not len(stored) or not set(columns) <= set(stored.columns):
-            return pd.DataFrame(columns=list(columns), index=pd.DatetimeIndex([], name="date"))
-        return stored[list(columns)].dropna(how="any")
+            return pd.DataFrame(columns=[*columns, *optional], index=pd.DatetimeIndex([], name="date"))
+        return stored.reindex(columns=[*columns, *optional])[stored[list(columns)].notna().all(axis=1)]
 
     @staticmethod
     def _window(frame: pd.DataFrame, start_ms: int | None, end_ms: int | None, shift_days: int = 0) -> pd.DataFrame:
@@ -230,10 +260,10 @@ class ProviderEmulator:
                 candles = [[_ms(d), _text(r.open_usd), _text(r.high_usd), _text(r.low_usd), _text(r.close_usd), _text(r.volume_base),
                             _ms(d) + DAY_MS - 1, _text(r.volume_usd), 0, "0", "0", "0"] for d, r in rows.iterrows()]
             else:
-                rows = self._window(self.frame(asset, "ohlcv_perp", PROVIDES["binance-usdm-candles"]["ohlcv_perp"]), start, end).head(limit)
-                candles = [[_ms(d), _text(r.perp_open_usd), _text(r.perp_high_usd), _text(r.perp_low_usd), _text(r.perp_close_usd),
-                            _text(r.perp_volume_usd / r.perp_close_usd), _ms(d) + DAY_MS - 1, _text(r.perp_volume_usd), 0, "0", "0", "0"]
-                           for d, r in rows.iterrows()]
+                prices = ("perp_open_usd", "perp_high_usd", "perp_low_usd", "perp_close_usd")
+                rows = self._window(self.frame(asset, "ohlcv_perp", prices, ("perp_volume_usd", "perp_taker_buy_usd", "perp_taker_sell_usd")),
+                                    start, end).head(limit)
+                candles = [self._perp_kline(d, r) for d, r in rows.iterrows()]
             return 200, candles, {}
         if path == "/fapi/v1/fundingRate":
             limit = min(_int(query, "limit", 100) or 100, 1000)
@@ -265,6 +295,20 @@ class ProviderEmulator:
             if path == "/futures/data/takerlongshortRatio":
                 return 200, [], {}  # the reference holds no Binance-only taker volume
         return 404, {"code": -5000, "msg": f"path {path} not found"}, {}
+
+    @staticmethod
+    def _perp_kline(day: pd.Timestamp, r: pd.Series) -> list[Any]:
+        """A USD-M kline as documented: quote volume in field 7, taker-buy base and quote volume in fields 9 and 10 (Binance's
+        quote volume is taker buys + taker sells, which the connector splits back); base volumes at the close (the connector
+        reads neither); a volume the reference lacks is null."""
+        quote = r.perp_volume_usd if not math.isnan(r.perp_volume_usd) else r.perp_taker_buy_usd + r.perp_taker_sell_usd
+        buy, close = r.perp_taker_buy_usd, r.perp_close_usd
+
+        def text(value: float) -> str | None:
+            return None if math.isnan(value) else _text(value)
+
+        return [_ms(day), _text(r.perp_open_usd), _text(r.perp_high_usd), _text(r.perp_low_usd), _text(close), text(quote / close),
+                _ms(day) + DAY_MS - 1, text(quote), 0, text(buy / close), text(buy), "0"]
 
     # ------------------------------------------------------------------ Bybit v5
     def _bybit(self, path: str, query: dict[str, str], headers: dict[str, str]) -> Reply:
@@ -332,10 +376,40 @@ class ProviderEmulator:
         if path == "/future-markets":
             return 200, [{"symbol": f"{a}USDT_PERP.A", "exchange": "A", "base_asset": a, "quote_asset": "USDT", "is_perpetual": True}
                          for a in sorted(self.data)], {}
-        if path == "/liquidation-history":
-            # the reference history holds no Coinalyze series: every symbol answers with an empty history
-            return 200, [{"symbol": s, "history": []} for s in query["symbols"].split(",")], {}
-        return 404, {"message": "not found"}, {}
+        histories = {  # endpoint -> (series, its columns, the bar's fields from a row, in USD)
+            "/liquidation-history": ("liquidations_coinalyze", ("coinalyze_liq_long_usd", "coinalyze_liq_short_usd"),
+                                     lambda r: {"l": float(r.iloc[0]), "s": float(r.iloc[1])}, True),
+            "/open-interest-history": ("open_interest_coinalyze", ("coinalyze_oi_close_usd",),  # one stored value: a flat bar
+                                       lambda r: dict.fromkeys(("o", "h", "l", "c"), float(r.iloc[0])), True),
+            "/long-short-ratio-history": ("positioning_coinalyze", ("coinalyze_lsr_accounts",),
+                                          lambda r: {"r": float(r.iloc[0]), "l": 100 * float(r.iloc[0]) / (1 + float(r.iloc[0])),
+                                                     "s": 100 / (1 + float(r.iloc[0]))}, False),
+        }
+        if path not in histories:
+            return 404, {"message": "not found"}, {}
+        if query.get("interval") != "daily":
+            return 400, {"message": "the emulator serves interval=daily only"}, {}
+        symbols = query["symbols"].split(",")
+        if len(symbols) > COINALYZE_MAX_SYMBOLS:
+            return 400, {"message": f"at most {COINALYZE_MAX_SYMBOLS} symbols per request"}, {}
+        lo, hi = int(query["from"]), int(query["to"])  # seconds, inclusive
+        series, columns, fields, in_usd = histories[path]
+        out = []
+        for symbol in symbols:
+            asset = symbol.removesuffix("USDT_PERP.A") if symbol.endswith("USDT_PERP.A") else None
+            rows = self.frame(asset, series, columns) if asset else pd.DataFrame(columns=list(columns))
+            if in_usd and query.get("convert_to_usd") != "true":  # the market's own unit (coins for a USDT perpetual)
+                rows = rows.div(self._close(asset), axis=0).dropna(how="any")
+            stamps = [int(d.timestamp()) for d in rows.index]
+            out.append({"symbol": symbol, "history": [{"t": t, **fields(r)} for t, (_, r) in zip(stamps, rows.iterrows(), strict=True)
+                                                      if lo <= t <= hi]})
+        return 200, out, {}
+
+    def _close(self, asset: str) -> pd.Series:
+        """The day's close the provider values coins at: the perpetual's, else the spot close."""
+        series = [self.data.get(asset, {}).get(s, pd.DataFrame()).get(c) for s, c in (("ohlcv_perp", "perp_close_usd"), ("ohlcv", "close_usd"))]
+        found = [s for s in series if s is not None]
+        return found[0].combine_first(found[1]) if len(found) == 2 else found[0] if found else pd.Series(dtype=float)
 
     # ------------------------------------------------------------------ Coin Metrics v4
     def _coinmetrics(self, path: str, query: dict[str, str], headers: dict[str, str]) -> Reply:

@@ -34,7 +34,16 @@ from features.sources.update import OVERLAP_DAYS
 from features.store import HistoryStore
 from forecast.predict import CoinForecaster, Unanswerable, load_coins
 from operations.daily import daily
-from operations.emulator import BINANCE_WINDOW_DAYS, PROVIDES, RECENT_ONLY, Fault, ProviderEmulator, WebhookReceiver, wait_for
+from operations.emulator import (
+    BINANCE_WINDOW_DAYS,
+    PROVIDES,
+    RECENT_ONLY,
+    Fault,
+    ProviderEmulator,
+    WebhookReceiver,
+    stored_or_stand_in,
+    wait_for,
+)
 
 CUT_BEFORE_END_DAYS = 60
 SERVED_OVERLAP_DAYS = OVERLAP_DAYS + 1  # the days before the cut the updater re-fetches (its overlap, which the splice check compares)
@@ -92,7 +101,8 @@ def copy_store(source: HistoryStore, target: Path, through: pd.Timestamp | None 
 
 def served_frames(full: HistoryStore, asset: str, cut: pd.Timestamp, today: pd.Timestamp) -> dict[str, pd.DataFrame]:
     """Per series, the reference's days the emulator serves for ``asset``: from a few days before the cut, in the columns a
-    provider that covers the coin delivers (a series only a last-30-days provider serves: those days alone)."""
+    provider that covers the coin delivers (a series only a last-30-days provider serves: those days alone; a series the
+    reference lacks: its declared stand-in, ``emulator.STAND_INS``)."""
     from features.sources.base import load_connectors
 
     connectors = load_connectors()
@@ -107,7 +117,10 @@ def served_frames(full: HistoryStore, asset: str, cut: pd.Timestamp, today: pd.T
             columns[series] += [c for c in cols if c not in columns[series]]
     out = {}
     for series, cols in columns.items():
-        frame = full.read(series).loc[cut - pd.Timedelta(days=SERVED_OVERLAP_DAYS - 1) :, cols]
+        # a series the reference lacks is new to the user's store too: its provider's whole history is fetched the first time
+        # (Coinalyze keeps daily history for good), as a user adding a key would; the others from a few days before the cut
+        new = full.read(series).dropna(how="all").empty
+        frame = stored_or_stand_in(full.read, series).loc[None if new else cut - pd.Timedelta(days=SERVED_OVERLAP_DAYS - 1) :, cols]
         if series == "open_interest":  # a bar has a high and a low; where the reference kept the close alone, a flat bar
             frame = frame.assign(oi_high_usd=frame["oi_high_usd"].fillna(frame["oi_close_usd"]), oi_low_usd=frame["oi_low_usd"].fillna(frame["oi_close_usd"]))
         frame = frame.dropna(how="all")
@@ -154,9 +167,10 @@ def _same(a: object, b: object) -> bool:
 
 
 def rehearse(settings: Settings, workspace: Path, cut: pd.Timestamp | None = None, faults: bool = True,
-             log: Callable[[str], None] = print, replay_days: int | None = None) -> Rehearsal:
+             log: Callable[[str], None] = print, replay_days: int | None = None, tiers: bool = True) -> Rehearsal:
     """Rehearse the daily job for ``settings.assets`` in ``workspace`` (emptied first); see the module docstring.
-    ``replay_days``: replay only the first days after the cut (a shorter run for the test suite)."""
+    ``replay_days``: replay only the first days after the cut (a shorter run for the test suite); ``tiers``: also the free
+    tiers (no CoinGlass key, with and without Coinalyze's)."""
     from training.train import train
 
     result = Rehearsal()
@@ -238,8 +252,77 @@ def rehearse(settings: Settings, workspace: Path, cut: pd.Timestamp | None = Non
                           expected, cut_stores, faulted)
             answered = [fc for fc in report.forecasts if fc.row is not None]
             result.say(f"  the daily job went on: {len(answered)} of {len(report.forecasts)} coin(s) forecast from what was stored", log)
+    # 5. the free tiers: no CoinGlass key, with and without a Coinalyze key — every day after the cut still answered
+    if tiers:  # the days the paid store answers after the cut (the replayed ones): a free tier must answer them too
+        wanted = {a: [d for d in f.answerable_days if d > cut][:replay_days or None] for a, f in forecasters.items()}
+        for tier, keys in FREE_TIERS.items():
+            _rehearse_tier(result, log, base, workspace, coins, assets, served, wanted, tier, keys)
     result.say(f"mismatches: {len(result.mismatches)}", log)
     return result
+
+
+# A user without the paid plan: the keys each free tier holds (REHEARSAL_KEYS without CoinGlass's; then without Coinalyze's too)
+FREE_TIERS: dict[str, dict[str, str]] = {"free keys (Coinalyze)": {k: v for k, v in REHEARSAL_KEYS.items() if k != "coinglass"},
+                                         "no key": {}}
+
+
+def _rehearse_tier(result: Rehearsal, log: Callable[[str], None], base: Settings, workspace: Path, coins: list[str], assets: list[str],
+                   served: dict[str, dict[str, pd.DataFrame]], wanted: dict[str, list[pd.Timestamp]], tier: str, keys: dict[str, str]) -> None:
+    """The daily job on the cut store with only ``keys``; each day of ``wanted`` (per coin: the days after the cut the
+    paid store answers) must be answered (the skill floor, not a count), and the summary says which provider fed each
+    family on the last of them."""
+    folder = workspace / f"tier-{tier.split()[0]}-{len(keys)}"
+    for asset in coins:
+        shutil.copytree(workspace / "cut" / asset.lower(), folder / asset.lower())
+    with ProviderEmulator({a: served[a] for a in coins}) as emulator:
+        run = base.model_copy(update={"data_dir": folder, "provider_urls": emulator.provider_urls(),
+                                      "alerts": base.alerts.model_copy(update={"webhook_urls": [], "update_store": True})})
+        report = daily(run, log=lambda _: None, keys=keys, fetch_sleep=lambda _: None)
+    fed = {o.series: o.source for found in report.update_outcomes.values() for o in found if not o.skipped and o.new_rows}
+    coins_loaded = load_coins(run, assets)
+    for asset, forecaster in coins_loaded.forecasters.items():
+        days = [d for d in wanted.get(asset, []) if d in forecaster.features.index]
+        if not days:
+            continue
+        last = days[-1]
+        answered = [d for d in days if forecaster.refusal(d) is None]
+        skills = [forecaster.skill_of(forecaster.features.index.get_loc(d))["expected_roc_auc"] for d in answered]
+        result.say(f"tier '{tier}' ({', '.join(keys) or 'no key'}): {asset} {len(answered)} of {len(days)} day(s) after the cut answered "
+                   f"({days[0].date()}..{last.date()})" + (f", expected ROC-AUC {min(skills):.3f}..{max(skills):.3f}" if skills else ""), log)
+        result.say(f"  {asset} on {last.date()}, each family from: {family_sources(forecaster, last, fed)}", log)
+        if len(answered) < len(days):
+            refused = [d for d in days if d not in set(answered)]
+            result.differ(f"tier '{tier}': {asset} {len(refused)} day(s) after the cut not answered, first {refused[0].date()}: "
+                          f"{forecaster.refusal(refused[0])}", log)
+    for asset, why in coins_loaded.reasons.items():
+        result.differ(f"tier '{tier}': {asset} has no forecaster — {why}", log)
+
+
+def family_sources(forecaster: CoinForecaster, day: pd.Timestamp, fed: dict[str, str]) -> str:
+    """Per family the model reads, the stored columns that supplied its inputs on ``day`` (or their last day within
+    ``alerts.stale_after_days`` before it) and the provider that fed each in this run (``fed``: series -> provider), or
+    'missing'."""
+    from features.build import CHANGE_SOURCE, DERIVED_INPUTS
+    from features.families import load_families
+
+    panel = forecaster.panel.loc[:day].tail(forecaster.settings.alerts.stale_after_days + 1)
+    registry = load_families()
+    parts = []
+    missing = set(forecaster.missing_on(day))
+    for family in forecaster.read_families:
+        if family in missing:
+            parts.append(f"{family}: missing")
+            continue
+        used = []
+        for name in (*registry[family].inputs, *registry[family].optional_inputs):
+            if (name == "price_usd" and family != "price") or name not in panel.columns or panel[name].isna().all():
+                continue
+            at = panel[name].last_valid_index()
+            column = panel.at[at, f"{name}{CHANGE_SOURCE}"] if name in DERIVED_INPUTS and f"{name}{CHANGE_SOURCE}" in panel.columns else name
+            series = next((n for n, schema in SERIES.items() if column in schema.columns), None)
+            used.append(f"{column} ({fed.get(series, 'stored before the cut') if series else 'derived'})")
+        parts.append(f"{family}: {', '.join(dict.fromkeys(used)) or 'missing'}")
+    return "; ".join(parts)
 
 
 def _check_series(result: Rehearsal, log: Callable[[str], None], run: str, emulator: ProviderEmulator,

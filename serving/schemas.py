@@ -133,6 +133,12 @@ class Forecast(BaseModel):
     missing_families: list[str] = Field(description="families the model reads that are stale or have no value that day: scored as "
                                         "missing (not as 0) and never named a driver; at most `alerts.max_missing_families`, else the day "
                                         "is refused")
+    expected_roc_auc: float | None = Field(description="the yardstick of skill: the champion's out-of-fold ROC-AUC (its walk-forward) on "
+                                           "days missing the same families as this one — 0.5 is chance (null: not measured)")
+    expected_roc_auc_basis: str = Field(description="whose number expected_roc_auc is: the coin's days, or every coin's (pooled) where the "
+                                        "coin has too few events, and which families were missing")
+    skill_floor: float | None = Field(description="a day is answered only when expected_roc_auc reaches this (`alerts.skill_floor`; by "
+                                      "default the coin's volatility baseline on the same days)")
     top_drivers: list[Driver]
     checklist: list[ChecklistItem] = Field(description="the seed's checklist: every family's warning signs that day, on or off, with "
                                            "the values behind them — whether or not the model reads the family")

@@ -18,6 +18,7 @@ from cascade_radar.config import FoldConfig, ModelConfig, Settings
 from features.build import FeatureTable
 from training.metrics import EventTally, direction_metrics, event_tally, probability_metrics
 from training.model import CascadeModel, PlattCalibrator, Predictor, baselines, is_cascade, model_features
+from training.skill import skill_table
 from training.splits import Fold, walk_forward_folds
 
 POOLED = "pooled"  # the row of every coin together
@@ -76,6 +77,7 @@ class Evaluation:
     scores: pd.DataFrame  # index (asset, predictor), asset "pooled" = every coin together; columns: metrics
     per_fold: pd.DataFrame  # index (asset, predictor, fold)
     fold_models: dict[int, CascadeModel]  # the pooled model fitted for each fold: out-of-fold explanations use these
+    skill: dict[str, object] | None = None  # expected out-of-fold ROC-AUC by missing families (training.skill)
 
     @property
     def assets(self) -> list[str]:
@@ -184,7 +186,27 @@ def walk_forward(tables: dict[str, FeatureTable] | FeatureTable, settings: Setti
     folds = pooled_folds(pool, settings)
     oof, fold_models = fit_predict_folds(pool, folds, settings, config, progress=progress)
     scores, per_fold = score_oof(oof, pool.events, folds, settings)
-    return Evaluation(folds, oof, scores, per_fold, fold_models)
+    if progress:
+        progress("skill by missing families")
+    return Evaluation(folds, oof, scores, per_fold, fold_models, pool_skill(pool, folds, oof, fold_models, config))
+
+
+def pool_skill(pool: Pool, folds: list[Fold], oof: dict[str, pd.DataFrame], fold_models: dict[int, CascadeModel],
+               config: ModelConfig) -> dict[str, object] | None:
+    """The expected-skill table (``training.skill``) of the walk-forward's out-of-fold rows, with the volatility
+    baseline's out-of-fold ROC-AUC beside it (the default floor)."""
+    if not fold_models:
+        return None
+    fold_of_row = np.full(len(pool.X), -1)
+    for fold in folds:
+        fold_of_row[pool.rows(fold.test_days)] = fold.number
+    baseline = None
+    if "volatility" in oof:  # the baseline's out-of-fold probability of each pool row (date, coin)
+        by_row = oof["volatility"].set_index("asset", append=True)["p_cascade"]
+        keys = pd.MultiIndex.from_arrays([pool.X.index, pool.asset.to_numpy()])
+        baseline = by_row[~by_row.index.duplicated()].reindex(keys).to_numpy(dtype=float)
+        baseline = np.where(np.isfinite(baseline), baseline, np.nanmean(baseline))
+    return skill_table(pool.X, pool.target, pool.asset, fold_of_row, fold_models, baseline, config.missing_example_families)
 
 
 def predictor_names(config: ModelConfig) -> list[str]:

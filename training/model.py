@@ -75,24 +75,31 @@ class PlattCalibrator:
         return sigmoid(self.a * np.asarray(margin) + self.b)
 
 
-def with_missing_examples(X: pd.DataFrame, y: np.ndarray, share: float, weight: float, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:  # noqa: N803
-    """Training rows plus, per signal family, a few copies of random rows with that family's features blanked.
+def with_missing_examples(X: pd.DataFrame, y: np.ndarray, share: float, weight: float, seed: int,  # noqa: N803
+                          max_families: int = 1) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Training rows plus, per signal family, a few copies of random rows with that family's features blanked — and, with
+    ``max_families`` > 1, as many copies again with random pairs (and triples, ...) of families blanked together.
 
     Why: LightGBM gives a feature that has no missing value in training no "missing" branch, and then
     scores a missing value as 0 — a day without open interest would read as "OI unchanged". With a
     few blanked copies (low weight, same labels) every feature learns where a missing value goes, so
-    missing reaches the model as missing.
+    missing reaches the model as missing. A user's store often lacks several families at once (a paid source
+    stopped, a key not set): blanking sets of families teaches the model those days too (family dropout).
     """
     ones = np.ones(len(X))
     if share <= 0 or len(X) == 0:
         return X, y, ones
     rng = np.random.default_rng(seed)
     owners = pd.Series([family_of(f) for f in X.columns], index=X.columns)
+    families = list(owners.unique())
+    blanked_sets: list[list[str]] = [[fam] for fam in families]
+    for size in range(2, min(max_families, len(families)) + 1):  # as many sets of each larger size as there are families
+        blanked_sets += [list(rng.choice(families, size=size, replace=False)) for _ in families]
     parts, labels = [X], [y]
-    for fam in owners.unique():
+    for blanked_families in blanked_sets:
         rows = rng.choice(len(X), size=max(1, int(share * len(X))), replace=False)
         blank = X.iloc[rows].copy()
-        blank.loc[:, owners.index[owners == fam]] = np.nan
+        blank.loc[:, owners.index[owners.isin(blanked_families)]] = np.nan
         parts.append(blank)
         labels.append(y[rows])
     extra = sum(len(p) for p in parts[1:])
@@ -159,6 +166,7 @@ class CascadeModel:
         self.calibrator = PlattCalibrator()
         self.long_share = 0.5
         self.trained_through: str | None = None  # last training day: later days are out-of-sample
+        self.skill: dict[str, object] | None = None  # expected out-of-fold skill by missing families (training.skill), set by training
 
     def _params(self) -> dict[str, object]:
         c = self.config
@@ -170,7 +178,8 @@ class CascadeModel:
         }
 
     def _fit_booster(self, X: pd.DataFrame, y: np.ndarray, n_estimators: int, monotone: list[int] | None = None) -> lgb.Booster:  # noqa: N803
-        X, y, weight = with_missing_examples(X, y, self.config.missing_example_share, self.config.missing_example_weight, self.config.random_state)
+        X, y, weight = with_missing_examples(X, y, self.config.missing_example_share, self.config.missing_example_weight, self.config.random_state,
+                                             self.config.missing_example_families)
         data = lgb.Dataset(X, label=y.astype(float), weight=weight, feature_name=list(X.columns), free_raw_data=True)
         params = self._params() | ({"monotone_constraints": monotone} if monotone else {})  # one sign per column, in order
         return lgb.train(params, data, num_boost_round=n_estimators)
@@ -232,7 +241,8 @@ class CascadeModel:
             self.direction.save_model(str(directory / "direction.txt"))
         meta = {"features": self.features, "cascade_features": self.cascade_features, "direction_features": self.direction_features,
                 "calibrator": [self.calibrator.a, self.calibrator.b],
-                "long_share": self.long_share, "trained_through": self.trained_through, "config": self.config.model_dump()}
+                "long_share": self.long_share, "trained_through": self.trained_through, "config": self.config.model_dump(),
+                "skill": self.skill}
         (directory / "meta.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
@@ -250,6 +260,7 @@ class CascadeModel:
         model.calibrator = PlattCalibrator(*meta["calibrator"])
         model.long_share = meta["long_share"]
         model.trained_through = meta.get("trained_through")
+        model.skill = meta.get("skill")
         return model
 
 

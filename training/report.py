@@ -140,6 +140,23 @@ def plot_importance(imp: pd.DataFrame, asset: str, path: Path, top: int = 25) ->
     return save_figure(fig, path)
 
 
+def skill_section(model: CascadeModel, asset: str) -> list[str]:
+    """The report's lines on expected skill by missing families: the user tiers, every single family missing, and the floor."""
+    if not model.skill:
+        return []
+    from training.skill import TIER_LABELS, TIERS, skill_frame, tier_skill
+
+    frame = skill_frame(model.skill, [asset])
+    singles = frame[~frame["missing"].str.contains(r"\+", regex=True)]
+    tiers = tier_skill(model.skill, asset)
+    return ["## Expected skill by the families a day lacks", "",
+            "Out-of-fold ROC-AUC of each fold's model re-scoring its own test days with those families blanked (scored as missing); a day "
+            "is answered when its number reaches the floor. Every pair and triple is in `skill_by_missing.csv`.", "",
+            "| user tier | families missing | ROC-AUC |", "|---|---|---|",
+            *[f"| {TIER_LABELS[tier]} | {', '.join(TIERS[tier]) or 'none'} | {'-' if v is None else f'{v:.3f}'} |" for tier, v in tiers.items()], "",
+            singles.set_index("missing").to_markdown(floatfmt=".3f"), ""]
+
+
 def write_report(evaluation: Evaluation, verdict: Verdict, ft: FeatureTable, model: CascadeModel, settings: Settings,
                  directory: Path) -> list[Path]:
     """The report, its plots and tables, and the fold models under ``directory``; returns every path written
@@ -156,6 +173,11 @@ def write_report(evaluation: Evaluation, verdict: Verdict, ft: FeatureTable, mod
     written += [directory / "feature_importance.csv", plot_importance(imp, asset, directory / "feature_importance.png")]
     ft.labels.events.to_csv(directory / "events.csv", index=False)
     written.append(directory / "events.csv")
+    if model.skill:
+        from training.skill import skill_frame
+
+        skill_frame(model.skill, [asset]).to_csv(directory / "skill_by_missing.csv", index=False, float_format="%.4f")
+        written.append(directory / "skill_by_missing.csv")
     folds = pd.DataFrame(evaluation.fold_descriptions()).set_index("fold")
     h = settings.labels.horizon_days
     lines = [
@@ -180,6 +202,7 @@ def write_report(evaluation: Evaluation, verdict: Verdict, ft: FeatureTable, mod
         "",
         format_table(evaluation.per_fold.loc[asset][TABLE_METRICS]),
         "",
+        *skill_section(model, asset),
         "## Folds",
         "",
         folds.to_markdown(),

@@ -141,6 +141,7 @@ def fit_final(tables: dict[str, FeatureTable], evaluation: Evaluation, settings:
     first = next(iter(tables.values()))
     pool = Pool.of(tables, model_features(first.features, settings.model))
     model = CascadeModel(settings.model).fit(pool.X, pool.target)
+    model.skill = evaluation.skill  # what its walk-forward measured, by the families a day lacks: every answer reads it
     if settings.model.calibrate:
         oof = evaluation.oof["model"]
         model.calibrator = PlattCalibrator().fit(oof["margin"].to_numpy(), is_cascade(oof["target"]))
@@ -181,6 +182,12 @@ def evaluation_metrics(evaluation: Evaluation, every: bool = True) -> dict[str, 
         if not every and asset != POOLED and name != "model":
             continue
         metrics.update({f"{prefix}{name}_{k}": float(v) for k, v in row.items() if pd.notna(v) and (every or asset == POOLED or k in HEADLINE)})
+    if evaluation.skill:  # the expected skill of each user tier, per coin and pooled (training.skill.TIERS)
+        from training.skill import tier_skill
+
+        for asset in [*evaluation.assets, POOLED] if every else [POOLED]:
+            prefix = "" if asset == POOLED else f"{asset}."
+            metrics.update({f"{prefix}skill_roc_auc.{tier}": v for tier, v in tier_skill(evaluation.skill, asset).items() if v is not None})
     if every:
         for (asset, name, fold), row in evaluation.per_fold.iterrows():
             metrics.update({f"{asset}.{name}_{k}_fold{fold}": float(v) for k, v in row.items() if pd.notna(v)})

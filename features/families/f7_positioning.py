@@ -3,7 +3,8 @@
 Ratios are taken in logs (a 2:1 and a 1:2 crowd are equally far from balance) and judged against
 their own trailing distribution, so coins and years with different habits share one scale. Measured
 on BTC days with a cascade ahead, a high top-trader account ratio goes with long squeezes and a high
-taker-buy share with short squeezes: this family is mostly about the side.
+taker-buy share with short squeezes: this family is mostly about the side. The taker-buy share is read as one
+input, spliced from the widest taker flow stored (three exchanges, else Binance's) by the one splicing rule.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ RATIOS = {"top_accounts": ("top traders' long/short account ratio", "top-trader 
 Z_DAYS = 90
 
 
-@family("positioning", "positioning", "tab:pink", inputs=(), optional_inputs=tuple(f"lsr_{k}" for k in RATIOS) + ("taker_buy_usd", "taker_sell_usd"),
+@family("positioning", "positioning", "tab:pink", inputs=(), optional_inputs=tuple(f"lsr_{k}" for k in RATIOS) + ("taker_buy_share",),
         warnings=(Warning("one side crowded (top traders)", ("positioning_lsr_top_accounts_zscore_90d",), "abs>=", 2.0),))
 def positioning_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSet) -> None:
     n = cfg.trailing_norm_days
@@ -40,8 +41,7 @@ def positioning_features(panel: pd.DataFrame, cfg: FeatureConfig, out: FeatureSe
     out.add("lsr_top_accounts_crowded_streak", sign_streak(top.where(top.abs() >= 1.0), cfg.streak_cap_days),
             "consecutive days the top-trader account ratio stayed >= 1 sd from its 90-day mean (+ long, - short)",
             label="days top traders stayed crowded", unit="days")
-    buy, sell = panel["taker_buy_usd"], panel["taker_sell_usd"]
-    share = buy / (buy + sell)
+    share = panel["taker_buy_share"]  # every scope's share, chain-linked (features.build DERIVED_INPUTS)
     out.add("taker_buy_share", share, "aggressive buys / all aggressive futures volume of the day (0.5 = balanced)",
             label="taker-buy share", unit="fraction")
     mean7 = rolling_mean(share, 7)

@@ -23,6 +23,7 @@ from features.sources.http import (
     ProviderError,
     QuotaExhausted,
     RetryPolicy,
+    as_float,
     day_start,
     require,
     require_float,
@@ -94,11 +95,20 @@ class ExchangeConnector(Connector):
         return f"{self.asset}USDT"
 
 
+KLINE_FIELDS = 11  # of the documented 12: open time, OHLC, volume, close time, quote volume, trades, taker-buy base, taker-buy quote
+KLINE_COLUMNS = (0, 1, 2, 3, 4, 5, 7, 9, 10)  # open time, open, high, low, close, base volume, quote volume, taker-buy base, taker-buy quote
+
+
 def fetch_klines(connector: ExchangeConnector, endpoint: str, method: Callable[[dict], Any], start: pd.Timestamp,
                  end: pd.Timestamp) -> np.ndarray:
-    """Daily klines start..end as rows (open time, open, high, low, close, base volume, quote volume); Binance's spot
-    and USD-M kline endpoints answer in the same shape."""
-    rows: list[list[Any]] = []
+    """Daily klines start..end as rows (open time, open, high, low, close, base volume, quote volume, taker-buy base volume,
+    taker-buy quote volume); Binance's spot and USD-M kline endpoints answer in the same shape:
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Kline-Candlestick-Data
+    (``limit`` default 500, max 1,500; weight 5 for 500-1,000, 10 above) and
+    https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints (Kline/Candlestick data: max 1,000).
+    A null volume (Binance fills every field; the provider emulator sends null where its reference has no value) is kept
+    missing; a price or time that is not a number is a ProviderError."""
+    rows: list[list[float]] = []
     cursor, stop = day_start(start), day_start(end)
     while cursor <= stop:
         page = require_list(connector.call(endpoint, method, {"symbol": connector.pair(), "interval": "1d", "startTime": cursor,
@@ -106,16 +116,24 @@ def fetch_klines(connector: ExchangeConnector, endpoint: str, method: Callable[[
         if not page:
             break
         for candle in page:
-            if not isinstance(candle, list) or len(candle) < 8:
-                raise ProviderError(connector.name, endpoint, f"candle has too few fields: {str(candle)[:80]}")
-        rows += page
+            if not isinstance(candle, list) or len(candle) < KLINE_FIELDS:
+                raise ProviderError(connector.name, endpoint, f"candle has too few fields (documented: 12): {str(candle)[:80]}")
+            rows.append([_kline_number(connector, endpoint, candle, i) for i in KLINE_COLUMNS])
         cursor = int(page[-1][0]) + DAY_MS
         if len(page) < 1000:
             break
-    return np.array([[float(c[i]) for i in (0, 1, 2, 3, 4, 5, 7)] for c in rows]).reshape(-1, 7)
+    return np.array(rows, dtype=float).reshape(-1, len(KLINE_COLUMNS))
+
+
+def _kline_number(connector: ExchangeConnector, endpoint: str, candle: list[Any], i: int) -> float:
+    if candle[i] is None and i >= 5:  # a volume field
+        return float("nan")
+    return as_float(candle[i], f"kline field {i}", connector.name, endpoint)
 
 
 def klines_example(path: str, start: pd.Timestamp, days: int) -> dict[str, Any]:
+    """Klines as documented: [open time, open, high, low, close, volume, close time, quote volume, trades, taker-buy base volume,
+    taker-buy quote volume, ignore]."""
     return {path: [[_ms(d), "100.0", "110.0", "90.0", "105.0", "12.5", _ms(d) + DAY_MS - 1, "1312.5", 50, "6", "630", "0"]
                    for d in _days(start, days)]}
 
@@ -131,7 +149,7 @@ class BinanceSpot(ExchangeConnector):
         arr = fetch_klines(self, "GET /api/v3/klines", ex.public_get_klines, start, end)
         if not len(arr):
             return pd.DataFrame()
-        frame = pd.DataFrame(arr[:, 1:], columns=["open_usd", "high_usd", "low_usd", "close_usd", "volume_base", "volume_usd"],
+        frame = pd.DataFrame(arr[:, 1:7], columns=["open_usd", "high_usd", "low_usd", "close_usd", "volume_base", "volume_usd"],
                              index=utc_days(arr[:, 0].astype("int64"), "ms"))
         return frame[~frame.index.duplicated(keep="last")].loc[start:end]
 
@@ -141,7 +159,10 @@ class BinanceSpot(ExchangeConnector):
 
 
 class BinancePerpetualCandles(ExchangeConnector):
-    """The price of every coin: Binance USD-M ``<COIN>USDT`` perpetual daily candles (the reference history's source)."""
+    """The price of every coin, and its free taker flow: Binance USD-M ``<COIN>USDT`` perpetual daily candles (the reference
+    history's source). Kline field 10 is the taker-buy quote volume and field 7 the quote volume
+    (https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Kline-Candlestick-Data), so
+    taker sell = quote volume - taker-buy quote volume, in USDT (taken as USD), for every day since listing."""
 
     name = "binance-usdm-candles"
     plans = (SeriesPlan("ohlcv_perp", "2019-09-08"),)
@@ -153,12 +174,15 @@ class BinancePerpetualCandles(ExchangeConnector):
         arr = fetch_klines(self, "GET /fapi/v1/klines", ex.fapipublic_get_klines, start, end)
         if not len(arr):
             return pd.DataFrame()
-        frame = pd.DataFrame(arr[:, [1, 2, 3, 4, 6]], columns=["perp_open_usd", "perp_high_usd", "perp_low_usd", "perp_close_usd", "perp_volume_usd"],
+        quote, taker_buy = arr[:, 6], arr[:, 8]
+        frame = pd.DataFrame({"perp_open_usd": arr[:, 1], "perp_high_usd": arr[:, 2], "perp_low_usd": arr[:, 3], "perp_close_usd": arr[:, 4],
+                              "perp_volume_usd": quote, "perp_taker_buy_usd": taker_buy, "perp_taker_sell_usd": quote - taker_buy},
                              index=utc_days(arr[:, 0].astype("int64"), "ms"))
         return frame[~frame.index.duplicated(keep="last")].loc[start:end]
 
     def documented_example(self, series: str, start: pd.Timestamp, days: int) -> dict[str, Any]:
-        """GET /fapi/v1/klines: the spot kline shape (open time, OHLC, volume, close time, quote volume, ...)."""
+        """GET /fapi/v1/klines: the spot kline shape (open time, OHLC, volume, close time, quote volume, trades, taker-buy base
+        and quote volume, ignore)."""
         return klines_example("/fapi/v1/klines", start, days)
 
 
@@ -274,7 +298,9 @@ class BinanceOpenInterest(ExchangeConnector):
     def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, context: FetchContext) -> pd.DataFrame:
         ex = make_exchange(ccxt.binanceusdm, self.base_url, ("fapiData",))
         endpoint = "GET /futures/data/openInterestHist"
-        # the provider serves ~30 days; the value stamped 00:00 of D is the close of D-1
+        # https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Open-Interest-Statistics:
+        # period 1d, limit max 500, "only the data of the latest 1 month is available", 1,000 requests / 5 min per IP.
+        # The provider serves ~30 days; the value stamped 00:00 of D is the close of D-1
         first = max(start, end - pd.Timedelta(days=28))
         page = require_list(self.call(endpoint, ex.fapidata_get_openinteresthist, {"symbol": self.pair(), "period": "1d", "limit": 500,
                                                                                   "startTime": day_start(first + pd.Timedelta(days=1)),
@@ -302,6 +328,8 @@ class BybitOpenInterest(ExchangeConnector):
     def fetch(self, series: str, start: pd.Timestamp, end: pd.Timestamp, context: FetchContext) -> pd.DataFrame:
         ex = make_exchange(ccxt.bybit, self.base_url, ("public",))
         endpoint = "GET /v5/market/open-interest"
+        # https://bybit-exchange.github.io/docs/v5/market/open-interest: category linear, intervalTime 1d, limit 1-200, cursor
+        # pagination, startTime / endTime in ms; history back to the symbol's launch
         points: list[tuple[int, float]] = []
         params: dict[str, Any] = {"category": "linear", "symbol": self.pair(), "intervalTime": "1d", "limit": 200,
                                   "startTime": day_start(start + pd.Timedelta(days=1)), "endTime": day_start(end + pd.Timedelta(days=1))}

@@ -151,5 +151,14 @@ def not_refreshed(outcomes: list[SeriesOutcome], read: set[str]) -> dict[str, li
     by_series: dict[str, list[SeriesOutcome]] = {}
     for outcome in outcomes:
         by_series.setdefault(outcome.series, []).append(outcome)
-    return {series: [f"{o.source}: {o.skipped}" for o in found] for series, found in by_series.items()
-            if series in read and all(o.skipped for o in found)}
+    stale = {series: [f"{o.source}: {o.skipped}" for o in found] for series, found in by_series.items()
+             if series in read and all(o.skipped for o in found)}
+    fresh = {series for series, found in by_series.items() if not all(o.skipped for o in found)}
+    # a multi-source input stays fed while any series behind it is refreshed (chain-linked): a source without its key is
+    # then not a stale family (OI from Bybit while Coinalyze's needs a key)
+    covered: set[str] = set()
+    for name, derived in DERIVED_INPUTS.items():
+        feeding = {series for series, schema in SERIES.items() if set(schema.columns) & {name, *derived}}
+        if feeding & fresh:
+            covered |= feeding
+    return {series: reasons for series, reasons in stale.items() if series not in covered}

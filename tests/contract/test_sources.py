@@ -332,10 +332,11 @@ def test_connector_contract(name: str, series: str, server: ProviderServer, stor
     frame = connector.fetch(series, T0, end, ctx(store, series, cls.needs_price))
     assert len(frame) >= 1 and frame.index.min() >= T0 and frame.index.max() <= end
     assert store.append(series, frame, name).new_rows == len(frame)
-    if name == "binance-usdm-candles":  # its only parser test: hand-written values of the documented kline
-        # [open time, "100.0", "110.0", "90.0", "105.0", base volume "12.5", close time, quote volume "1312.5", ...]
-        assert frame.iloc[0][["perp_open_usd", "perp_high_usd", "perp_low_usd", "perp_close_usd", "perp_volume_usd"]].tolist() == [
-            100.0, 110.0, 90.0, 105.0, 1312.5]  # the quote (USDT) volume, not the base volume
+    if name == "binance-usdm-candles":  # hand-written values of the documented kline
+        # [open time, "100.0", "110.0", "90.0", "105.0", base volume "12.5", close time, quote volume "1312.5", trades,
+        #  taker-buy base "6", taker-buy quote "630", ignore]
+        assert frame.iloc[0][["perp_open_usd", "perp_high_usd", "perp_low_usd", "perp_close_usd", "perp_volume_usd", "perp_taker_buy_usd",
+                              "perp_taker_sell_usd"]].tolist() == [100.0, 110.0, 90.0, 105.0, 1312.5, 630.0, 682.5]  # quote (USDT) volumes
     required = SERIES[series].required_columns
     assert frame[required].notna().all().all(), f"{name} left required columns of {series} empty"
     # an empty page is no data, not an error
@@ -398,15 +399,16 @@ def test_binance_positioning_asks_30_days_at_most_values_taker_coins_at_the_clos
     assert "taker_buy_usd" not in frame  # Binance-only volume never fills the three-exchange column
 
 
-def test_taker_share_falls_back_to_binance_only_volume_where_the_aggregate_is_missing() -> None:
+def test_taker_share_continues_on_binance_only_volume_where_the_aggregate_is_missing() -> None:
     from features.build import assemble_panel
 
-    days = pd.date_range(T0, periods=3)
-    raw = pd.DataFrame({"taker_buy_usd": [6.0, None, None], "taker_sell_usd": [4.0, None, None],
-                        "binance_taker_buy_usd": [1.0, 3.0, None], "binance_taker_sell_usd": [1.0, 1.0, None]}, index=days)
-    panel = assemble_panel(raw)
-    assert panel["taker_buy_usd"].tolist()[:2] == [6.0, 3.0] and panel["taker_sell_usd"].tolist()[:2] == [4.0, 1.0]
-    assert panel["taker_buy_usd"].isna().iloc[2]
+    days = pd.date_range(T0, periods=8)
+    raw = pd.DataFrame({"taker_buy_usd": [6.0] * 6 + [None] * 2, "taker_sell_usd": [4.0] * 6 + [None] * 2,
+                        "binance_taker_buy_usd": [1.0] * 6 + [3.0, None], "binance_taker_sell_usd": [1.0] * 6 + [1.0, None]}, index=days)
+    panel = assemble_panel(raw, min_overlap_days=5)
+    # Binance's share 0.75 on day 6, chain-linked onto the three-exchange share (0.6 vs 0.5 over the six days before)
+    assert panel["taker_buy_share"].tolist()[5:7] == pytest.approx([0.6, 0.85]) and panel["taker_buy_share"].isna().iloc[7]
+    assert panel["taker_buy_usd"].isna().iloc[6]  # Binance-only dollars never fill the three-exchange column
 
 
 def test_a_provider_error_that_echoes_the_url_never_shows_the_key(server: ProviderServer, store: HistoryStore,
@@ -574,3 +576,155 @@ def test_the_daily_job_reads_provider_urls_from_settings(server: ProviderServer,
     assert notes == ["BTC: +3 new rows"] and server.queries("/api/v3/klines")
     assert [(o.source, o.series, o.new_rows) for o in outcomes["BTC"]] == [("binance-spot", "ohlcv", 3)]
     assert HistoryStore(configured.data_path).last_day("ohlcv") == T0 + pd.Timedelta(days=2)
+
+
+# ----------------------------------------------------------------------------- free taker flow, OI and long/short ratio
+def test_binance_perpetual_klines_store_the_taker_flow_in_usd(server: ProviderServer, store: HistoryStore) -> None:
+    """Kline field 10 is the taker-buy quote volume; taker sell = quote volume (field 7) - field 10. A null volume is missing."""
+    from features.sources.exchanges import BinancePerpetualCandles
+
+    t0, t1 = ms(T0), ms(T0 + pd.Timedelta(days=1))
+    rows = [[t0, "2.00", "2.20", "1.90", "2.10", "1000", t0 + DAY_MS - 1, "2050.5", 77, "480", "984.25", "0"],
+            [t1, "2.10", "2.30", "2.00", "2.20", "1200", t1 + DAY_MS - 1, None, 80, None, None, "0"]]
+    server.add("/fapi/v1/klines", (200, rows, {}))
+    frame = BinancePerpetualCandles("SOL", base_url=server.url, sleep=Sleeps()).fetch("ohlcv_perp", T0, T0 + pd.Timedelta(days=1),
+                                                                                      ctx(store, "ohlcv_perp"))
+    (query,) = server.queries("/fapi/v1/klines")
+    assert query["symbol"] == "SOLUSDT" and query["interval"] == "1d" and int(query["startTime"]) == t0
+    assert frame.loc[T0, "perp_taker_buy_usd"] == 984.25 and frame.loc[T0, "perp_taker_sell_usd"] == 2050.5 - 984.25 == 1066.25
+    assert frame.loc[T0, "perp_volume_usd"] == 2050.5 and frame.loc[T0, "perp_close_usd"] == 2.10
+    second = frame.loc[T0 + pd.Timedelta(days=1)]
+    assert second["perp_close_usd"] == 2.20 and second[["perp_volume_usd", "perp_taker_buy_usd", "perp_taker_sell_usd"]].isna().all()
+    assert store.append("ohlcv_perp", frame, "binance-usdm-candles").new_rows == 2
+    # a price that is not a number, or a kline short of the taker fields, is the provider's error, named
+    server.routes.clear()
+    server.add("/fapi/v1/klines", (200, [[t0, "n/a", "2.2", "1.9", "2.1", "1000", t0 + DAY_MS - 1, "2050.5", 77, "480", "984.25", "0"]], {}))
+    with pytest.raises(ProviderError, match=r"binance-usdm-candles GET /fapi/v1/klines: field 'kline field 1' is not a number"):
+        BinancePerpetualCandles("SOL", base_url=server.url).fetch("ohlcv_perp", T0, T0, ctx(store, "ohlcv_perp"))
+    server.routes.clear()
+    server.add("/fapi/v1/klines", (200, [[t0, "2.0", "2.2", "1.9", "2.1", "1000", t0 + DAY_MS - 1, "2050.5"]], {}))
+    with pytest.raises(ProviderError, match="too few fields"):
+        BinancePerpetualCandles("SOL", base_url=server.url).fetch("ohlcv_perp", T0, T0, ctx(store, "ohlcv_perp"))
+
+
+def coinalyze_markets(server: ProviderServer, asset: str = "BTC") -> None:
+    server.add("/exchanges", (200, [{"name": "Binance", "code": "A"}, {"name": "Bybit", "code": "6"}, {"name": "Huobi", "code": "4"},
+                                    {"name": "Tiny DEX", "code": "Z"}], {}))
+    server.add("/future-markets", (200, [
+        {"symbol": f"{asset}USDT_PERP.A", "exchange": "A", "base_asset": asset, "quote_asset": "USDT", "is_perpetual": True},
+        {"symbol": f"{asset}USD_PERP.A", "exchange": "A", "base_asset": asset, "quote_asset": "USD", "is_perpetual": True},
+        {"symbol": f"{asset}USDT.6", "exchange": "6", "base_asset": asset, "quote_asset": "USDT", "is_perpetual": True},
+        {"symbol": f"{asset}USDT_PERP.Z", "exchange": "Z", "base_asset": asset, "quote_asset": "USDT", "is_perpetual": True},
+        {"symbol": f"{asset}USDT_250926.A", "exchange": "A", "base_asset": asset, "quote_asset": "USDT", "is_perpetual": False},
+        {"symbol": "ETHUSDT_PERP.A", "exchange": "A", "base_asset": "ETH", "quote_asset": "USDT", "is_perpetual": True}], {}))
+
+
+def test_coinalyze_open_interest_sums_the_daily_close_of_every_major_perpetual_in_usd(server: ProviderServer, store: HistoryStore) -> None:
+    """/open-interest-history: the major exchanges' perpetuals in one request (each symbol one call), interval daily, from/to
+    in seconds (the running bar excluded), convert_to_usd=true; the bars' closes summed per UTC day; the key in the header."""
+    from features.sources.coinalyze import Coinalyze
+
+    coinalyze_markets(server)
+    t = int(T0.timestamp())
+    server.add("/open-interest-history", (200, [
+        {"symbol": "BTCUSDT_PERP.A", "history": [{"t": t, "o": 7.0e9, "h": 7.4e9, "l": 6.9e9, "c": 7.2e9},
+                                                 {"t": t + 86400, "o": 7.2e9, "h": 7.3e9, "l": 6.0e9, "c": 6.1e9}]},
+        {"symbol": "BTCUSDT.6", "history": [{"t": t, "o": 5.0e9, "h": 5.5e9, "l": 4.9e9, "c": 5.3e9},
+                                            {"t": t + 86400, "o": 5.3e9, "h": 5.3e9, "l": 4.1e9, "c": 4.2e9}]},
+        {"symbol": "BTCUSD_PERP.A", "history": [{"t": t + 86400, "o": 1.0e9, "h": 1.0e9, "l": 0.9e9, "c": 0.95e9}]}], {}))
+    connector = Coinalyze("BTC", key="ca-key", base_url=server.url, sleep=Sleeps())
+    frame = connector.fetch("open_interest_coinalyze", T0, T0 + pd.Timedelta(days=1), ctx(store, "open_interest_coinalyze"))
+    (query,) = server.queries("/open-interest-history")
+    assert query["symbols"] == "BTCUSDT.6,BTCUSDT_PERP.A,BTCUSD_PERP.A"  # Binance and Bybit perpetuals; not the DEX, not the dated future
+    assert query["interval"] == "daily" and query["convert_to_usd"] == "true"
+    assert int(query["from"]) == t and int(query["to"]) == t + 2 * 86400 - 1  # seconds; today's running bar is not asked
+    assert frame["coinalyze_oi_close_usd"].tolist() == [7.2e9 + 5.3e9, 6.1e9 + 4.2e9 + 0.95e9]  # the closes, summed per day
+    assert all({k.lower(): v for k, v in headers.items()}["api_key"] == "ca-key" for _, _, headers in server.calls)
+    assert store.append("open_interest_coinalyze", frame, "coinalyze").new_rows == 2
+    # the market lists are asked once per coin and run, whatever the series
+    server.add("/long-short-ratio-history", (200, [{"symbol": "BTCUSDT_PERP.A", "history": []}], {}))
+    connector.fetch("positioning_coinalyze", T0, T0, ctx(store, "positioning_coinalyze"))
+    assert len(server.queries("/exchanges")) == len(server.queries("/future-markets")) == 1
+
+
+def test_coinalyze_long_short_ratio_reads_binances_usdt_perpetual_alone(server: ProviderServer, store: HistoryStore) -> None:
+    """/long-short-ratio-history: a ratio does not sum over markets, so only the Binance USDT perpetual is asked (no
+    convert_to_usd: a ratio has no currency); `r` is stored, one value per UTC day of the bar's open."""
+    from features.sources.coinalyze import Coinalyze
+
+    coinalyze_markets(server, "SOL")
+    t = int(T0.timestamp())
+    server.add("/long-short-ratio-history", (200, [{"symbol": "SOLUSDT_PERP.A", "history": [
+        {"t": t, "r": 2.35, "l": 70.15, "s": 29.85}, {"t": t + 86400, "r": 0.81, "l": 44.75, "s": 55.25}]}], {}))
+    frame = Coinalyze("SOL", key="ca-key", base_url=server.url, sleep=Sleeps()).fetch(
+        "positioning_coinalyze", T0, T0 + pd.Timedelta(days=1), ctx(store, "positioning_coinalyze"))
+    (query,) = server.queries("/long-short-ratio-history")
+    assert query["symbols"] == "SOLUSDT_PERP.A" and query["interval"] == "daily" and "convert_to_usd" not in query
+    assert int(query["from"]) == t and int(query["to"]) == t + 2 * 86400 - 1
+    assert list(frame.index) == [T0, T0 + pd.Timedelta(days=1)] and frame["coinalyze_lsr_accounts"].tolist() == [2.35, 0.81]
+    assert store.append("positioning_coinalyze", frame, "coinalyze").new_rows == 2
+    # a coin with no Binance USDT perpetual listed is named, not read from another exchange
+    server.routes.clear()
+    coinalyze_markets(server, "SOL")
+    with pytest.raises(ProviderError, match="no ADAUSDT perpetual of Binance listed"):
+        Coinalyze("ADA", key="ca-key", base_url=server.url).fetch("positioning_coinalyze", T0, T0, ctx(store, "positioning_coinalyze"))
+
+
+@pytest.mark.parametrize("series", ["open_interest_coinalyze", "positioning_coinalyze"])
+def test_coinalyze_refusals_401_and_429(series: str, server: ProviderServer, store: HistoryStore) -> None:
+    """A wrong key (401) is a named provider error; a 429 whose Retry-After is within the minute is waited out and retried, one
+    beyond it stops Coinalyze at once (a spent quota, resumed later) — and one window of 40 calls / min serves every coin of a key."""
+    from features.sources.coinalyze import HISTORIES, KEY_RATES, Coinalyze
+
+    endpoint = HISTORIES[series].endpoint
+    coinalyze_markets(server)
+    server.add(endpoint, (401, {"message": "Unauthorized: invalid api_key"}, {}))
+    with pytest.raises(ProviderError, match=rf"coinalyze {endpoint}: HTTP 401: .*invalid api_key"):
+        Coinalyze("BTC", key="bad-key", base_url=server.url, sleep=Sleeps()).fetch(series, T0, T0, ctx(store, series))
+    t = int(T0.timestamp())
+    bar = {"t": t, "o": 1.0, "h": 1.0, "l": 1.0, "c": 1.0, "r": 1.0, "s": 50.0}
+    server.routes.clear()
+    server.calls.clear()
+    coinalyze_markets(server)
+    server.add(endpoint, (429, {"message": "Too many requests"}, {"Retry-After": "7"}),
+               (200, [{"symbol": "BTCUSDT_PERP.A", "history": [bar]}], {}))
+    sleeps = Sleeps()
+    frame = Coinalyze("BTC", key="ca-key", base_url=server.url, sleep=sleeps).fetch(series, T0, T0, ctx(store, series))
+    assert len(frame) == 1 and 7.0 in sleeps and len(server.queries(endpoint)) == 2
+    server.routes.clear()
+    coinalyze_markets(server)
+    server.add(endpoint, (429, {"message": "Too many requests"}, {"Retry-After": "120"}))
+    before = len(server.queries(endpoint))
+    with pytest.raises(QuotaExhausted, match="quota exhausted; resume after"):
+        Coinalyze("BTC", key="ca-key", base_url=server.url, sleep=Sleeps()).fetch(series, T0, T0, ctx(store, series))
+    assert len(server.queries(endpoint)) == before + 1  # not retried
+    a = Coinalyze("BTC", key="ca-key", base_url=server.url).source()
+    b = Coinalyze("ETH", key="ca-key", base_url=server.url).source()
+    assert a.rate is b.rate is KEY_RATES[("ca-key", server.url)]
+
+
+def test_the_emulator_answers_coinalyze_histories_as_documented() -> None:
+    """Seconds, daily bars only, at most 20 symbols, USD only when asked (coins at the day's close otherwise), the key."""
+    import httpx
+
+    from operations.emulator import ProviderEmulator
+
+    days = pd.date_range(T0, periods=3, name="date")
+    data = {"BTC": {"open_interest_coinalyze": pd.DataFrame({"coinalyze_oi_close_usd": [8e9, 9e9, 1e10]}, index=days),
+                    "positioning_coinalyze": pd.DataFrame({"coinalyze_lsr_accounts": [1.5, 2.0, 0.5]}, index=days),
+                    "ohlcv_perp": pd.DataFrame({"perp_close_usd": [40000.0, 45000.0, 50000.0]}, index=days)}}
+    t = int(T0.timestamp())
+    query = {"symbols": "BTCUSDT_PERP.A", "interval": "daily", "from": t + 86400, "to": t + 3 * 86400 - 1}
+    with ProviderEmulator(data) as emulator:
+        url, key = f"{emulator.url}/coinalyze", {"api_key": "k"}
+        oi = httpx.get(f"{url}/open-interest-history", params={**query, "convert_to_usd": "true"}, headers=key).json()
+        assert oi == [{"symbol": "BTCUSDT_PERP.A", "history": [{"t": t + 86400, "o": 9e9, "h": 9e9, "l": 9e9, "c": 9e9},
+                                                              {"t": t + 2 * 86400, "o": 1e10, "h": 1e10, "l": 1e10, "c": 1e10}]}]
+        coins = httpx.get(f"{url}/open-interest-history", params=query, headers=key).json()[0]["history"]
+        assert [bar["c"] for bar in coins] == [pytest.approx(9e9 / 45000), pytest.approx(1e10 / 50000)]
+        lsr = httpx.get(f"{url}/long-short-ratio-history", params=query, headers=key).json()[0]["history"][0]
+        assert lsr == {"t": t + 86400, "r": 2.0, "l": pytest.approx(200 / 3), "s": pytest.approx(100 / 3)}
+        assert httpx.get(f"{url}/long-short-ratio-history", params={**query, "interval": "1hour"}, headers=key).status_code == 400
+        many = ",".join(f"C{i}USDT_PERP.A" for i in range(21))
+        assert httpx.get(f"{url}/open-interest-history", params={**query, "symbols": many}, headers=key).status_code == 400
+        assert httpx.get(f"{url}/open-interest-history", params=query).status_code == 401

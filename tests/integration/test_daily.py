@@ -260,11 +260,16 @@ def _forecaster_with(settings: Settings, stop: dict[str, int]):  # noqa: ANN202
 
 
 def test_one_missing_family_is_flagged_and_never_a_driver_two_refuse_the_day_with_the_reason(trained_synthetic) -> None:  # noqa: ANN001
+    """The skill floor: a day is answered where the walk-forward's skill without its missing families reaches the floor —
+    on this history without open interest it does, without open interest and funding it does not."""
     from forecast.predict import Unanswerable
 
     settings, _, _ = trained_synthetic
     one, last = _forecaster_with(settings, {"oi_close_usd": 5})  # OI stops 5 days before the end
+    skill, floor = one.champion.model.skill["roc_auc"], one.skill_floor
+    assert skill["oi"]["BTC"] >= floor > skill["funding+oi"]["BTC"]  # what the champion's walk-forward measured
     answer = one.forecast(last)
+    assert answer["expected_roc_auc"] == skill["oi"]["BTC"] and answer["skill_floor"] == floor
     assert answer["day"] == str(last.date()) == answer["data_through"]  # one family missing: still answered ...
     assert answer["missing_families"] == ["oi"] and "oi" in answer["stale"]  # ... and flagged
     assert all(d["family"] != "oi" for d in answer["top_drivers"]) and "No data that day: open interest" in answer["sentence"]
@@ -279,7 +284,8 @@ def test_one_missing_family_is_flagged_and_never_a_driver_two_refuse_the_day_wit
         two.forecast(last)
     message = refused.value.message
     assert refused.value.status == 404 and message.startswith(f"{last.date()} cannot be answered: 2 of the families the model reads")
-    assert "oi (data through" in message and "funding (data through" in message and "cascade-radar daily" in message
+    assert "open interest (data through" in message and "funding (data through" in message and "cascade-radar daily" in message
+    assert f"without them is {skill['funding+oi']['BTC']:.3f} ROC-AUC, below the floor {floor:.3f}" in message
     assert two.forecast_range(through, last)["refused"] == [{"first": str((through + pd.Timedelta(days=1)).date()), "last": str(last.date()),
                                                               "reason": two.refusal(through + pd.Timedelta(days=1))}]
 

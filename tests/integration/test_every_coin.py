@@ -59,7 +59,7 @@ def test_every_coin_answers_the_same_from_cli_state_and_daily_job(seven: Setting
         for other in (daily_rows[asset], today[asset]):
             assert {k: other[k] for k in SAME} == {k: api[k] for k in SAME}, asset
         # a past day (out-of-fold) answered the same by /predict's and /explain's path and the daily replay
-        day = pd.Timestamp(api["day"]) - pd.Timedelta(days=120)
+        day = pd.Timestamp(state.forecaster.champion.model.trained_through) - pd.Timedelta(days=120)  # inside the last test block
         explained = state.explanation(day.date())
         (replayed,) = forecasts(seven, days=[day], assets=[asset])
         skip = ("top_drivers", "data_through")  # a replayed row's data run through its day: the store as it stood then
@@ -73,7 +73,8 @@ def test_every_coin_answers_the_same_from_cli_state_and_daily_job(seven: Setting
     # the day the seed's data stop for BTC's derivatives: refused by the API and the CLI with the same reason
     with pytest.raises(RequestError) as refused:
         coins.states["BTC"].prediction(pd.Timestamp("2026-08-20").date())
-    assert refused.value.status == 404 and "of the families the model reads have no data" in refused.value.message
+    assert refused.value.status == 404 and "of the families the model reads are missing" in refused.value.message
+    assert "more than 3 families missing" in refused.value.message  # beyond what the walk-forward measured: never guessed
     assert cli(["explain", "--date", "2026-08-20", "--asset", "BTC"]) == 2
     assert capsys.readouterr().err.strip() == f"error: --date 2026-08-20: {refused.value.message}"
     assert os.environ["CASCADE_RADAR_DATA_DIR"] == str(Path(seven.data_path).parent)

@@ -173,7 +173,7 @@ def test_posted_signals_are_bounded_by_each_columns_declared_schema() -> None:
 
     row = {"date": "2024-01-01", **dict.fromkeys(SIGNAL_FIELDS)}
     assert SignalsRequest.model_validate({"signals": [row]})
-    for name in ("price_usd", "oi_close_usd", "taker_buy_usd", "sth_sopr"):
+    for name in ("price_usd", "oi_close_usd", "taker_buy_share", "sth_sopr"):
         spec = input_spec(name)
         with pytest.raises(ValueError, match=name):
             SignalsRequest.model_validate({"signals": [{**row, name: 1.7e308}]})

@@ -36,7 +36,7 @@ def served_history(seed: int = 5) -> dict[str, pd.DataFrame]:
                     values = np.full(len(DAYS), 3.0)
                 elif column.startswith(("funding_rate", "sth_nupl")):
                     values = rng.normal(0.0001 if column.startswith("funding") else 0.1, 0.00005 if column.startswith("funding") else 0.05, len(DAYS))
-                elif column.startswith(("lsr_", "sopr", "sth_sopr", "mvrv")):
+                elif column.startswith(("lsr_", "coinalyze_lsr_", "sopr", "sth_sopr", "mvrv")):
                     values = rng.uniform(0.8, 2.5, len(DAYS))
                 else:
                     values = rng.lognormal(np.log(1e6), 0.2, len(DAYS))
@@ -46,6 +46,10 @@ def served_history(seed: int = 5) -> dict[str, pd.DataFrame]:
     out["ohlcv"]["low_usd"] = out["ohlcv"][["open_usd", "close_usd"]].min(axis=1) * 0.99
     out["ohlcv_perp"]["perp_high_usd"] = out["ohlcv_perp"][["perp_open_usd", "perp_close_usd"]].max(axis=1) * 1.01
     out["ohlcv_perp"]["perp_low_usd"] = out["ohlcv_perp"][["perp_open_usd", "perp_close_usd"]].min(axis=1) * 0.99
+    # a kline's taker buys and sells are its quote volume split in two
+    perp = out["ohlcv_perp"]
+    perp["perp_taker_buy_usd"] = perp["perp_volume_usd"] * rng.uniform(0.4, 0.6, len(DAYS))
+    perp["perp_taker_sell_usd"] = perp["perp_volume_usd"] - perp["perp_taker_buy_usd"]
     out["open_interest"]["oi_high_usd"] = out["open_interest"]["oi_close_usd"] * 1.02
     out["open_interest"]["oi_low_usd"] = out["open_interest"]["oi_close_usd"] * 0.98
     return out
@@ -120,6 +124,12 @@ def test_the_daily_job_rehearsed_against_the_reference(tmp_path: Path) -> None:
     alerts = next(line for line in result.lines if line.startswith("alerts:"))
     triggered = int(alerts.split()[1])
     assert triggered >= 1 and f"{triggered} delivered, {triggered} received by the loopback webhook" in alerts
+    # the free tiers: no CoinGlass key, with and without Coinalyze's — every replayed day still answered, each with its skill
+    for tier in ("free keys (Coinalyze)", "no key"):
+        line = next(line for line in result.lines if line.startswith(f"tier '{tier}'"))
+        assert "BTC 20 of 20 day(s) after the cut answered" in line and "expected ROC-AUC" in line, line
+    free_keys = next(line for line in result.lines if line.startswith("  BTC on") and "coinalyze" in line)
+    assert "oi: coinalyze_oi_close_usd (coinalyze)" in free_keys and "price: close_usd (binance-spot)" in free_keys
     faults = said.split("with faults", 1)[1]
     for why in ("HTTP 451", "quota exhausted", "-1130", "unavailable after 5 attempts", "expected a list of funding events"):
         assert why in faults, why

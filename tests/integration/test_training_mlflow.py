@@ -97,7 +97,7 @@ def test_a_second_training_run_says_it_waits_and_then_runs_with_its_own_files(se
     assert result.passed_gate and all(p.exists() for p in result.files)
     # the stages `make train` shows on a terminal, in order
     folds = [f"walk-forward fold {n} of {settings.folds.n_folds}" for n in range(1, settings.folds.n_folds + 1)]
-    assert stages == ["feature tables", *folds, "final fit", "reports", "MLflow run and registry"]
+    assert stages == ["feature tables", *folds, "skill by missing families", "final fit", "reports", "MLflow run and registry"]
 
 
 def test_mlflow_shows_what_a_run_did_and_its_headline_metrics_over_its_rest_api(trained, settings: Settings) -> None:  # noqa: ANN001

@@ -129,8 +129,14 @@ function freshnessLine(forecast) {
     : `${forecast.age_days} day(s) old`;
   const missing = forecast.missing_families.length ? el("span", { class: "badge stale", title: "families the model reads with no data that day: scored as missing, never a driver" },
     `no data: ${forecast.missing_families.map(familyTitle).join(", ")}`) : null;
-  return el("div", { class: "small freshness" }, `answer for ${forecast.day} · `, age, " · ", missing || "every family the model reads has data");
+  return el("div", { class: "small freshness" }, `answer for ${forecast.day} · `, age, " · ", missing || "every family the model reads has data",
+    " · ", skillNote(forecast));
 }
+
+// the answer's yardstick of skill: what the walk-forward measured on days missing the same families (told by the service)
+const skillNote = (x) => el("span", { class: "skill", title: x.expected_roc_auc_basis },
+  x.expected_roc_auc == null ? "expected skill: not measured"
+    : `expected skill ROC-AUC ${x.expected_roc_auc.toFixed(2)} (0.5 = chance${x.skill_floor == null ? "" : `; answered above ${x.skill_floor.toFixed(2)}`})`);
 
 // ------------------------------------------------------------------ overview: every coin
 async function overviewPage() {
@@ -508,7 +514,7 @@ async function showDay(day, { deferCharts = false } = {}) {
     el("div", {}, el("span", { class: "big", text: pct(x.p_cascade) }), " ", sideBadge(x), " ", alertBadge(x.alert), " ", basisNote,
       x.missing_families.length ? el("span", { class: "badge stale", text: `no data: ${x.missing_families.map(familyTitle).join(", ")}` }) : null),
     el("p", { class: "sentence", id: "sentence", text: x.sentence }),
-    el("p", { class: "small", text: `model: ${x.model_used} · SHAP values in ${x.scale} · ${x.age_days} day(s) old` }),
+    el("p", { class: "small" }, `model: ${x.model_used} · SHAP values in ${x.scale} · ${x.age_days} day(s) old · `, skillNote(x)),
     el("div", { class: "bars" }, cascadeBars, directionBars),
     el("h3", { text: "Top features" }), drivers,
     el("h3", { text: "The seed's checklist" }), el("table", { id: "checklist" },
