@@ -194,15 +194,16 @@ class TuneConfig(BaseModel):
     )
     direction_scores: dict[str, dict[str, object]] = Field(
         default={
-            "seed4_score": {"kind": "score", "inputs": {"funding_rate_mean_30d_xrank": 1, "positioning_taker_buy_share_mean_7d_xrank": -1,
+            "crowding_score_4_inputs": {"kind": "score", "inputs": {"funding_rate_mean_30d_xrank": 1, "positioning_taker_buy_share_mean_7d_xrank": -1,
                                                           "liqmem_long_share_7d_xrank": 1, "positioning_lsr_global_accounts_zscore_90d_xrank": 1}},
-            "seed4_monotone": {"kind": "monotone", "inputs": {"funding_rate_mean_30d_xrank": 1, "positioning_taker_buy_share_mean_7d_xrank": -1,
+            "crowding_monotone_4_inputs": {"kind": "monotone", "inputs": {"funding_rate_mean_30d_xrank": 1, "positioning_taker_buy_share_mean_7d_xrank": -1,
                                                               "liqmem_long_share_7d_xrank": 1, "positioning_lsr_global_accounts_zscore_90d_xrank": 1}},
-            "seed3_score": {"kind": "score", "inputs": {"funding_rate_mean_30d_xrank": 1, "positioning_taker_buy_share_mean_7d_xrank": -1,
+            "crowding_score_3_inputs": {"kind": "score", "inputs": {"funding_rate_mean_30d_xrank": 1, "positioning_taker_buy_share_mean_7d_xrank": -1,
                                                           "liqmem_long_share_7d_xrank": 1}},
             "funding_taker_score": {"kind": "score", "inputs": {"funding_rate_mean_30d_xrank": 1, "positioning_taker_buy_share_mean_7d_xrank": -1}},
         },
-        description="candidate direction models with declared signs (ModelConfig.direction_inputs / direction_kind): the seed's logic — "
+        description="candidate direction models with declared signs (ModelConfig.direction_inputs / direction_kind), named for what "
+        "they read (the crowding of one side, by 3 or 4 inputs): the warning checklist's logic — "
         "crowded longs (high funding, many long accounts, longs already liquidated) precede long squeezes, aggressive buying short squeezes",
     )
     free_sign_directions: bool = Field(default=False, description="also try the LightGBM direction models of `direction_sets` (signs "

@@ -1,5 +1,6 @@
 """Rules every floor shares, each written once: the side of a forecast, log-odds to probability, the window in which
-an alert warns of an event, the bases a day can be answered on, and the age of an answer.
+an alert warns of an event, the bases a day can be answered on, the age of an answer, and a probability's yardstick in
+words.
 
 Ground floor: imports nothing of the project.
 """
@@ -42,6 +43,29 @@ def skill_said(expected_roc_auc: float | None, skill_floor: float | None) -> str
     return f"expected skill on days like this: ROC-AUC {expected_roc_auc:.2f} (0.5 = chance{floor})"
 
 
+# ------------------------------------------------------------------ a probability's yardstick
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, ..."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def times(relative_risk: float) -> str:
+    """A relative risk as a person reads it: '1.1×' (of the base rate: '1.1× normal')."""
+    return f"{relative_risk:.1f}×"
+
+
+def yardstick_said(p_cascade: float, horizon_days: int, base_rate: float | None, relative_risk: float | None,
+                   percentile: float | None) -> str:
+    """A headline probability with its yardstick, the same in the CLI, the alert text and the PNG:
+    'P(cascade within 14 d) 0.46 — base rate 0.41, 1.1× normal, 62nd percentile'."""
+    head = f"P(cascade within {horizon_days} d) {p_cascade:.2f}"
+    if base_rate is None or relative_risk is None:
+        return f"{head} — base rate: not measured"
+    tail = f", {ordinal(round(percentile))} percentile" if percentile is not None else ""
+    return f"{head} — base rate {base_rate:.2f}, {times(relative_risk)} normal{tail}"
+
+
 # ------------------------------------------------------------------ probabilities and the side
 LONG, SHORT = "long", "short"
 SIDES = (LONG, SHORT)
@@ -66,6 +90,21 @@ def side_uncertain(p_long_given_cascade: float, long_prior: float, band: float, 
 def side_words(value: str) -> str:
     """'long squeeze' / 'short squeeze'."""
     return f"{value} squeeze"
+
+
+UNCERTAIN = "side uncertain"
+
+
+def stated_side(row: dict[str, object] | pd.Series) -> str | None:
+    """The side an answer (or a ledger row) states: 'long' / 'short', or None where it says "side uncertain". A row
+    written before ``side_uncertain`` existed stated its side."""
+    flag = row.get("side_uncertain")
+    return None if isinstance(flag, bool | np.bool_) and flag else str(row["side"])
+
+
+def side_said(row: dict[str, object] | pd.Series) -> str:
+    """The side as every interface prints it: 'long', 'short' or 'side uncertain'."""
+    return stated_side(row) or UNCERTAIN
 
 
 # ------------------------------------------------------------------ the warned window

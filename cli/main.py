@@ -14,8 +14,8 @@ import pandas as pd
 from tabulate import tabulate
 
 from cascade_radar.config import ASSETS, Settings, get_settings
-from cascade_radar.rules import AUTO, BASES, BASIS_RULE, skill_said
-from features.families import family_of, load_families
+from cascade_radar.rules import AUTO, BASES, BASIS_RULE, side_said, skill_said, times, yardstick_said
+from features.families import family_of, load_families, title_of
 from features.store import HistoryStore
 
 COINS = " ".join(ASSETS)
@@ -110,7 +110,7 @@ def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{settings.asset}: feature table {ft.table.shape[0]} days x {len(ft.features)} features, "
           f"{_day(ft.table.index[0])}..{_day(ft.table.index[-1])}; {int(labelled.sum())} labelled days; "
           f"built in {time.perf_counter() - started:.2f} s")
-    print("features per family: " + ", ".join(f"{k} {v}" for k, v in per_family.items()))
+    print("features per family: " + ", ".join(f"{title_of(k)} {v}" for k, v in per_family.items()))
     print("targets: " + ", ".join(f"{k} {v}" for k, v in ft.table["target"].value_counts().items()))
     print(f"written to {feature_table_path(settings)}")
     return 0
@@ -266,13 +266,23 @@ def _print_forecast(row: dict) -> None:
     if row["outdated"]:
         age += " — OUTDATED: update the store (`cascade-radar daily`)"
     print(f"\n{row['asset']} {row['day']} ({age})")
-    print(f"  P(cascade within {row['horizon_days']} d) {row['p_cascade']:.2f} · {_side_text(row)}"
-          f"{' · ** ALERT **' if row['alert'] else ''} · {row['basis']} ({row['model_used']})")
+    print(f"  {_yardstick_text(row)}")
+    print(f"  {_side_text(row)}{' · ** ALERT **' if row['alert'] else ''} · {row['basis']} ({row['model_used']})")
     print(f"  {row['sentence']}")
     print(f"  {skill_said(row.get('expected_roc_auc'), row.get('skill_floor'))}")
-    fresh = [[f["family"], "yes" if f["read_by_model"] else "", f["data_through"] or "-", "-" if f["days_behind"] is None else f["days_behind"],
+    fresh = [[title_of(f["family"]), "yes" if f["read_by_model"] else "", f["data_through"] or "-", "-" if f["days_behind"] is None else f["days_behind"],
               "STALE" if f["stale"] else ""] for f in row["freshness"]]
     print("  " + tabulate(fresh, headers=["family", "model reads", "data through", "days behind today", ""], tablefmt="plain").replace("\n", "\n  "))
+
+
+def _yardstick_text(row: dict) -> str:
+    """'P(cascade within 14 d) 0.46 — base rate 0.41, 1.1× normal, 62nd percentile' (cascade_radar.rules.yardstick_said)."""
+    return yardstick_said(row["p_cascade"], row["horizon_days"], row.get("base_rate"), row.get("relative_risk"), row.get("percentile"))
+
+
+def _normal_text(row: dict) -> str:
+    """' (1.1× normal)', or nothing when the champion has no base rate for the coin."""
+    return f" ({times(row['relative_risk'])} normal)" if row.get("relative_risk") is not None else ""
 
 
 def _side_text(row: dict) -> str:
@@ -332,8 +342,8 @@ def cmd_daily(args: argparse.Namespace, settings: Settings) -> int:
     for fc in report.forecasts:
         if fc.row is not None:
             r = fc.row
-            side_word = "side uncertain" if r["side_uncertain"] else r["side"]
-            print(f"{r['asset']} {r['day']} ({r['age_days']} d old{', OUTDATED' if r['outdated'] and not days else ''}): P {r['p_cascade']:.2f} "
+            side_word = side_said(r)
+            print(f"{r['asset']} {r['day']} ({r['age_days']} d old{', OUTDATED' if r['outdated'] and not days else ''}): P {r['p_cascade']:.2f}{_normal_text(r)} "
                   f"{side_word}{' ALERT' if r['alert'] else ''} · {r['basis']}" + ("" if (r["asset"], r["day"]) in appended else " (already in the ledger)"))
     print(f"ledger {settings.ledger_path}: {len(report.appended)} row(s) appended, {len(report.sent)} alert(s) sent "
           f"in {time.perf_counter() - started:.1f} s")
@@ -373,13 +383,28 @@ def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
         print(f"the ledger {settings.ledger_path} is empty: `cascade-radar daily` writes it")
         return 0
     shown = frame[frame["asset"] == settings.asset] if args.asset else frame
-    cols = ["asset", "day", "model_version", "p_cascade", "side", "alert", "basis", "trigger"]
-    shown = shown.reindex(columns=cols)
+    cols = ["asset", "day", "model_version", "p_cascade", "base_rate", "relative_risk", "side", "alert", "basis", "trigger"]
+    said = [side_said(r) for r in shown.to_dict("records")]  # 'side uncertain' where the row said so, as `today` and `daily` do
+    shown = shown.reindex(columns=cols).assign(side=said)
     print(tabulate(shown[cols].tail(args.tail).fillna("").values.tolist(), headers=cols, floatfmt=".2f"))
     record = track_record(frame, settings)
-    print("\ntrack record (rows whose horizon has passed and whose labels are known; in-sample rows are the champion's hindsight):")
-    print(tabulate(record.reset_index().values.tolist(), headers=["asset", "basis", *record.columns], floatfmt=".2f"))
+    print("\ntrack record (rows whose horizon has passed and whose labels are known; in-sample rows are the champion's hindsight; "
+          "direction_accuracy over caught events whose first alert stated a side, side_uncertain the caught events whose first "
+          "alert said 'side uncertain'; – not measured yet):")
+    table = [[*key, *(_cell(v, 1 if c == "median_lead_days" else 2) for c, v in zip(record.columns, row, strict=True))]
+             for key, row in zip(record.index, record.itertuples(index=False), strict=True)]
+    print(tabulate(table, headers=["asset", "basis", *record.columns], disable_numparse=True,
+                   colalign=("left", "left", *("right",) * len(record.columns))))
     return 0
+
+
+def _cell(value: object, digits: int = 2) -> str:
+    """A track-record cell: a count as an integer, a rate with ``digits`` decimals, a value not measured yet as '–'."""
+    if value is None or (pd.api.types.is_float(value) and pd.isna(value)):
+        return "–"
+    if pd.api.types.is_integer(value):
+        return str(int(value))
+    return f"{value:.{digits}f}" if pd.api.types.is_float(value) else str(value)
 
 
 def cmd_package(args: argparse.Namespace, settings: Settings) -> int:
@@ -439,7 +464,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
         print(f"explained {len(days)} answerable days in {time.perf_counter() - started:.1f} s -> {path} and {out_dir / 'days'}/<date>.json")
         print("basis: " + ", ".join(f"{k} {v}" for k, v in table["basis"].value_counts().items()))
         if refused:
-            print(f"{refused} day(s) of the history not answered: the families the model reads ({', '.join(forecaster.read_families)}) "
+            print(f"{refused} day(s) of the history not answered: the families the model reads ({', '.join(title_of(f) for f in forecaster.read_families)}) "
                   f"that they lack leave it less skill than the floor (`cascade-radar explain --date DAY` says which); "
                   f"answerable days: {forecaster.answerable_span()}")
         return 0
@@ -450,21 +475,24 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     json_path, png_path = write_explanation(x, out_dir)
     print(f"{x['asset']} {x['day']} ({x['age_days']} day(s) old)")
     print(x["sentence"])
+    print(_yardstick_text(x))
     print(f"\nbasis: {x['basis']} — {x['model_used']}")
     if x["missing_families"]:
-        print(f"missing that day (scored as missing, not 0, never a driver): {', '.join(x['missing_families'])}")
+        print(f"no data that day (scored as missing, not 0, never a driver): {', '.join(title_of(f) for f in x['missing_families'])}")
     print(skill_said(x.get("expected_roc_auc"), x.get("skill_floor")))
     if x["hindsight"]:
         print("note: the model was trained on this day's outcome; this is hindsight, not what it would have said then")
-    print(f"scale: {x['scale']}; cascade base value {x['cascade']['base_value']:+.3f}, margin {x['cascade']['margin']:+.3f}")
+    print(f"pushes in {x['scale']}; the model's average day {x['cascade']['base_value']:+.3f}, this day {x['cascade']['margin']:+.3f}")
     fams = x["cascade"]["shap_by_family"]
     effects = x["cascade"]["probability_effect_by_family"]
-    print(tabulate([[k, f"{v:+.3f}", f"{effects[k]:+.3f}"] for k, v in fams.items()], headers=["family", "SHAP (log-odds)", "P(cascade) effect"]))
+    # a missing family has no push (scored as missing, never a cause); a family's push counts its features with a value
+    print(tabulate([[title_of(k), "missing (scored as missing)", "–"] if v is None else [title_of(k), f"{v:+.3f}", f"{effects[k]:+.3f}"]
+                    for k, v in fams.items()], headers=["family", "push (log-odds)", "P(cascade) without it would fall by"]))
     print()
-    print(tabulate([[d["label"], d["family"], d["value_text"], f"{d['shap']:+.3f}"]
-                    for d in x["top_drivers"]], headers=["top feature", "family", "value that day", "SHAP (log-odds)"]))
-    print("\nthe seed's checklist (every family, read by the model or not):")
-    print(tabulate([[c["family"] + ("" if c["read_by_model"] else " (not read)"), c["warning"], "ON" if c["on"] else "off",
+    print(tabulate([[d["label"], title_of(d["family"]), d["value_text"], f"{d['shap']:+.3f}"]
+                    for d in x["top_drivers"]], headers=["top feature (with a value that day)", "family", "value that day", "push (log-odds)"]))
+    print("\nthe warning checklist (the warning signs of a build-up, every family, read by the model or not):")
+    print(tabulate([[title_of(c["family"]) + ("" if c["read_by_model"] else " (not read)"), c["warning"], "ON" if c["on"] else "off",
                      c["values_text"], c["rule"]] for c in x["checklist"]],
                    headers=["family", "warning sign", "", "values", "rule"]))
     print(f"\nwritten {json_path} and {png_path} in {time.perf_counter() - started:.2f} s")
@@ -493,7 +521,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     index = write_index(replays, notes, directory)
     rows = [[_day(r.event["start"]), r.event["direction"], f"{r.event['peak_ratio']:.1f}x", _day(r.first_alert), r.lead_days if r.lead_days is not None else "-",
              r.side_at_first_alert or "-", _day(r.earliest_alert), r.covered_days] for r in replays]
-    print(tabulate(rows, headers=["event", "direction", "size", "first alert within H", "lead days", "side then", "earliest alert in window", "days with OOF"]))
+    print(tabulate(rows, headers=["event", "direction", "size", "first alert within H", "lead days", "side then", "earliest alert in window",
+                                  "days answered by a model that never saw them (out-of-fold)"]))
     for note in notes:
         print(f"not replayed: {note}")
     print(f"reports: {index}")

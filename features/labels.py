@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.config import LabelConfig
+from features.schemas import SERIES
 
-# widest scope first: (long column, short column, name)
+# widest scope first: (long column, short column, the stored series' scope — what an event's `series` says beside its size)
 LIQUIDATION_SERIES: list[tuple[str, str, str]] = [
-    ("liq_long_usd", "liq_short_usd", "all exchanges"),
-    ("binance_liq_long_usd", "binance_liq_short_usd", "Binance only"),
-    ("coinalyze_liq_long_usd", "coinalyze_liq_short_usd", "Coinalyze majors"),
+    ("liq_long_usd", "liq_short_usd", SERIES["liquidations"].scope),
+    ("binance_liq_long_usd", "binance_liq_short_usd", SERIES["liquidations_binance"].scope),
+    ("coinalyze_liq_long_usd", "coinalyze_liq_short_usd", SERIES["liquidations_coinalyze"].scope),
 ]
 TARGETS = ("none", "long", "short")
 

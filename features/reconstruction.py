@@ -1,8 +1,8 @@
-"""An event's build-up in the seed's words: over the days before a cascade, what each signal family did (start → low /
+"""An event's build-up in a desk analyst's words: over the days before a cascade, what each signal family did (start → low /
 high → end, in the family's units), when its warning sign switched on, the resulting sequence, the funding sign's
 persistence and the RSI divergence — from the assembled panel and the features, nothing else.
 
-The seed reconstructed 2025-10-10 as "price expansion → OI expansion → SOPR up → STH-NUPL flip → RSI divergence →
+The desk analysis the project started from reconstructed 2025-10-10 by hand as "price expansion → OI expansion → SOPR up → STH-NUPL flip → RSI divergence →
 defended leverage → catalyst → cascade"; ``reconstruct`` writes the same kind of account for any event and coin, with the
 numbers, so a replay reads as an analysis rather than a table. The model's path (first alert, lead, side, the families
 that pushed) is added by the callers that hold a model (the replay, the API).
@@ -40,7 +40,7 @@ MEASURES: tuple[Measure, ...] = (
     Measure("nupl", "sth_nupl", "STH-NUPL", "", 1.0, 3, relative=False),
     Measure("positioning", "lsr_global_accounts", "long/short account ratio", "", 1.0, 2, relative=False),
 )
-# the seed's words for a family's move, up / down
+# a desk analyst's words for a family's move, up / down
 WORDS = {"price": ("price expansion", "price drawdown"), "oi": ("OI expansion", "OI flush"), "funding": ("funding positive", "funding negative"),
          "flows": ("inflows rising", "inflows falling"), "sopr": ("SOPR up", "SOPR down"), "nupl": ("STH-NUPL up", "STH-NUPL down"),
          "positioning": ("crowding long", "crowding short")}
@@ -95,7 +95,7 @@ def family_move(panel: pd.DataFrame, measure: Measure, window: pd.DatetimeIndex)
 
 
 def warning_onsets(features: pd.DataFrame, window: pd.DatetimeIndex) -> dict[str, dict[str, str]]:
-    """Per family, the first day in ``window`` its warning sign was on (the seed's checklist), and the warning's name."""
+    """Per family, the first day in ``window`` its warning sign was on (the warning checklist), and the warning's name."""
     out = {}
     frame = features.reindex(window)
     for name, family in load_families().items():
@@ -114,8 +114,8 @@ def warning_onsets(features: pd.DataFrame, window: pd.DatetimeIndex) -> dict[str
 
 
 def rsi_divergence(features: pd.DataFrame, start: pd.Timestamp, lookback_days: int) -> dict[str, object] | None:
-    """The RSI divergence active in the ``lookback_days`` before ``start`` (bearish before a long squeeze is the seed's
-    sign): its kind, first and last day on, and strength."""
+    """The RSI divergence active in the ``lookback_days`` before ``start`` (bearish before a long squeeze is the warning
+    checklist's sign): its kind, first and last day on, and strength."""
     window = pd.date_range(start - pd.Timedelta(days=lookback_days), start - pd.Timedelta(days=1), freq="D")
     frame = features.reindex(window)
     found = []

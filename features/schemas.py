@@ -50,6 +50,9 @@ class SeriesSchema:
     family: str
     description: str
     columns: dict[str, Column] = field(default_factory=dict)
+    # the exchanges it covers, as a reader is told beside a number from it ("$404M (Binance only)"); '' where it goes
+    # without saying. A quantity measured at two scopes differs by the scope (Binance alone is about a third of three).
+    scope: str = ""
 
     @property
     def required_columns(self) -> list[str]:
@@ -206,11 +209,12 @@ SERIES: dict[str, SeriesSchema] = {
             },
         ),
         SeriesSchema(
-            "liquidations", "liquidations", "forced liquidations of futures, all exchanges the provider tracks, USD per UTC day",
+            "liquidations", "liquidations", "forced liquidations of futures on Binance, OKX and Bybit (CoinGlass's aggregate), USD per UTC day",
             {
                 "liq_long_usd": Column("USD", "longs liquidated", **_NONNEG),
                 "liq_short_usd": Column("USD", "shorts liquidated", **_NONNEG),
             },
+            scope="Binance+OKX+Bybit",
         ),
         SeriesSchema(
             "liquidations_binance", "liquidations", "forced liquidations on Binance only, USD per UTC day (about a third of the aggregate)",
@@ -218,6 +222,7 @@ SERIES: dict[str, SeriesSchema] = {
                 "binance_liq_long_usd": Column("USD", "longs liquidated", **_NONNEG),
                 "binance_liq_short_usd": Column("USD", "shorts liquidated", **_NONNEG),
             },
+            scope="Binance only",
         ),
         SeriesSchema(
             "liquidations_coinalyze", "liquidations", "forced liquidations summed over the major exchanges' perpetuals Coinalyze lists, USD per UTC day",
@@ -225,6 +230,7 @@ SERIES: dict[str, SeriesSchema] = {
                 "coinalyze_liq_long_usd": Column("USD", "longs liquidated", **_NONNEG),
                 "coinalyze_liq_short_usd": Column("USD", "shorts liquidated", **_NONNEG),
             },
+            scope="Coinalyze's major exchanges",
         ),
     ]
 }

@@ -93,15 +93,15 @@ def sign_flips(values: pd.Series, days: int) -> pd.Series:
 
 
 def rsi(close: pd.Series, period: int = 14) -> pd.Series:
-    """Wilder's RSI: averages of gains and losses seeded by a simple mean, then smoothed by 1/period.
+    """Wilder's RSI: averages of gains and losses started from a simple mean of the first period, then smoothed by 1/period.
 
     A missing close holds the averages (the day contributes nothing) and yields a missing RSI.
     """
     values = close.to_numpy(dtype="float64")
     out = np.full(len(values), np.nan)
     avg_gain = avg_loss = np.nan
-    seed_gains: list[float] = []
-    seed_losses: list[float] = []
+    first_gains: list[float] = []
+    first_losses: list[float] = []
     prev = np.nan
     for i, price in enumerate(values):
         if np.isnan(price):
@@ -113,10 +113,10 @@ def rsi(close: pd.Series, period: int = 14) -> pd.Series:
         prev = price
         gain, loss = max(change, 0.0), max(-change, 0.0)
         if np.isnan(avg_gain):
-            seed_gains.append(gain)
-            seed_losses.append(loss)
-            if len(seed_gains) == period:
-                avg_gain, avg_loss = float(np.mean(seed_gains)), float(np.mean(seed_losses))
+            first_gains.append(gain)
+            first_losses.append(loss)
+            if len(first_gains) == period:
+                avg_gain, avg_loss = float(np.mean(first_gains)), float(np.mean(first_losses))
             else:
                 continue
         else:

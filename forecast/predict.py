@@ -3,7 +3,8 @@
 ``CoinForecaster`` holds one coin's champion (with its fold models), its history turned into features once, and every
 day explained once per basis (LightGBM's exact TreeSHAP, as arrays). From that it answers:
 
-* ``forecast(day, basis)`` — P(cascade), the side and its probabilities, the alert, the basis and the model that
+* ``forecast(day, basis)`` — P(cascade) with its yardstick (the coin's base rate, the relative risk, the percentile),
+  the side and its probabilities, the alert, the basis and the model that
   answered, the explanation (drivers, per-family log-odds, a sentence), the freshness of every family, the missing
   families and the age of the answer against today (UTC);
 * ``forecast_range(start, end, basis)`` — many days in one pass, for timelines and replays of the daily job.
@@ -19,6 +20,13 @@ the champion's run with that fold's model (out-of-fold), a day after the champio
 the model reads lack data within ``alerts.stale_after_days`` before the day — the model is trained to score one missing
 family, not several. Those families are flagged ``missing_families``, scored as missing (never as 0) and never named a
 driver. Any other day is refused with the reason — which families, through when, and what to run.
+
+**Missing is never a driver** (one rule, every interface): a feature with no value that day, and every feature of a
+missing family, is *scored as missing* — the model reads the gap, but what a person reads never counts it: no row among
+``top_drivers``, no share of its family's push (``shap_by_family`` sums the features with a value; a missing family's
+push is None, said "missing (scored as missing)"), no bar in a chart, no word in the sentence. The raw per-feature SHAP
+values stay in ``shap_by_feature`` (base + their sum = margin, exactly); those of the missing features add up to
+``shap_of_missing`` and are named in ``missing_features``, so base + ``shap_of_missing`` + every family's push = margin.
 
 No look-ahead: features of day t use data up to t only (the family contract), so answering day t from the whole stored
 history gives the same answer as answering it from the store as it stood at the end of day t (tested).
@@ -36,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.config import Settings
-from cascade_radar.rules import AUTO, BASES, IN_SAMPLE, age_days, alert_episodes, side, side_uncertain, sigmoid, today_utc
+from cascade_radar.rules import AUTO, BASES, IN_SAMPLE, age_days, alert_episodes, side, side_uncertain, sigmoid, times, today_utc
 from features.build import MarketContext, feature_frame, is_context_coin, load_market_context, shown_as
 from features.families import describe, family_of, load_families, title_of
 from features.freshness import FreshnessTable, last_present_days
@@ -44,6 +52,7 @@ from features.store import HistoryStore
 from training.explain import SCALE, Explainer, ModelSource, champion_explainer, champion_fold_sources, fold_model_sources
 from training.model import CascadeModel
 from training.skill import expected_skill, floor_of
+from training.yardstick import base_rate_basis, yardstick_of
 
 DIRECTION_MEANING = "positive pushes towards a long squeeze, negative towards a short squeeze"
 
@@ -158,14 +167,21 @@ class CoinForecaster:
         self._missing = {fam: self._stale[fam] | np.isnan(values[:, cols]).all(axis=1) for fam, cols in self._read_columns.items()}
         self._skill_of_day, self._skill_basis = self._expected_skill()
         self.skill_floor = floor_of(model.skill, self.settings.asset, self.settings.alerts.skill_floor) if model.skill else None
+        self._yardstick = ((model.yardstick or {}).get("coins") or {}).get(self.settings.asset)  # the coin's, from the champion's run
         if model.skill:  # the skill floor: answered where the measured skill without that day's missing families clears it
             self._answerable = np.isfinite(self._skill_of_day) & (self._skill_of_day >= self.skill_floor)
         else:  # a champion trained before the skill table: the count rule it was trained for
             count = np.sum([self._missing[fam] for fam in self.read_families], axis=0) if self.read_families else np.zeros(len(self.features))
             self._answerable = np.asarray(count <= self.settings.alerts.max_missing_families, dtype=bool)
         self._values = values
+        # per day and model feature, scored as missing: no value that day, or its family missing that day. What a person
+        # reads (drivers, each family's push, the sentence, the charts) never counts these; their SHAP values stay in
+        # ``shap_by_feature`` (raw, so that base + every value = margin) and add up to ``shap_of_missing``
+        self._absent = np.isnan(values)
+        for fam, cols in self._read_columns.items():
+            self._absent[:, cols] |= self._missing[fam][:, None]
         self._table = self.features.to_numpy(dtype=float)  # every feature, for the sentence's words (a row as one array)
-        # the seed's checklist, every family's warning signs on every day, whether or not the model reads the family
+        # the warning checklist, every family's warning signs on every day, whether or not the model reads the family
         # (family, warning, on per day, {feature: values per day}): a day's checklist is an index lookup
         self._warnings = [(fam.name, w, w.on(self.features).to_numpy(dtype=bool),
                            {f: self.features[f].to_numpy(dtype=float) if f in self.features else np.full(len(self.features), np.nan)
@@ -198,6 +214,23 @@ class CoinForecaster:
         """The families the model reads that ``day`` lacks (stale, or no value that day): scored as missing."""
         i = self.features.index.get_loc(day)
         return [fam for fam in self.read_families if self._missing[fam][i]]
+
+    def yardstick(self, p_cascade: float) -> dict[str, object]:
+        """A probability's yardstick (``training.yardstick``): the coin's base rate over the champion's out-of-fold days,
+        ``p_cascade`` relative to it, and its percentile among the coin's out-of-fold answers (None each: not measured)."""
+        return {**yardstick_of(self._yardstick, p_cascade),
+                "base_rate_basis": base_rate_basis(self.settings.asset, self._yardstick, self.settings.labels.horizon_days)}
+
+    def calibration(self) -> dict[str, object]:
+        """The coin's calibration out of fold (/v1/calibration, the coin page's reliability diagram): its out-of-fold answers
+        of the champion's walk-forward in ~10 equal-count bins, each with its mean predicted P(cascade) and the share of its
+        days a cascade followed, and the base rate — the numbers saved with the champion (``training.yardstick``)."""
+        coin = self._yardstick or {}
+        return {"asset": self.settings.asset, "horizon_days": self.settings.labels.horizon_days, "model": self.champion.info,
+                "base_rate": coin.get("base_rate"), "base_rate_basis": base_rate_basis(self.settings.asset, self._yardstick,
+                                                                                      self.settings.labels.horizon_days),
+                "days": coin.get("days", 0), "event_days": coin.get("event_days", 0), "first_day": coin.get("first_day"),
+                "last_day": coin.get("last_day"), "bins": coin.get("calibration", [])}
 
     def skill_of(self, i: int) -> dict[str, object]:
         """Day ``i``'s yardstick of skill: the expected ROC-AUC with its basis, and the floor it is judged against."""
@@ -288,7 +321,7 @@ class CoinForecaster:
             if last is None:
                 raise Unanswerable(f"{self.settings.asset}: no day of the history ({self.first_day.date()}..{self.last_day.date()}) has data of "
                                    f"all but at most {self.settings.alerts.max_missing_families} of the families the model reads "
-                                   f"({', '.join(self.read_families)})", 503)
+                                   f"({', '.join(title_of(f) for f in self.read_families)})", 503)
             return last
         day = self._inside(pd.Timestamp(day), f"{pd.Timestamp(day).date()}", f"; answerable days: {self.answerable_span()}")
         reason = self.refusal(day)
@@ -331,7 +364,8 @@ class CoinForecaster:
     def forecast_range(self, start: dt.date | pd.Timestamp, end: dt.date | pd.Timestamp, basis: str = AUTO,
                        families: bool = False) -> dict[str, object]:
         """The headline numbers of every answerable day in [start, end], and the refused runs with why; with ``families``,
-        each row also has ``shap_by_family`` (each read family's push on the cascade log-odds, as /explain says it)."""
+        each row also has ``shap_by_family`` (each read family's push on the cascade log-odds, as /explain says it: None for a
+        family missing that day)."""
         first, last = self.check_span(start, end)
         ex = self.explained(basis)
         lo, hi = ex.days.get_loc(first), ex.days.get_loc(last) + 1
@@ -345,7 +379,7 @@ class CoinForecaster:
                 for i, p, s in zip(idx, probs, sides, strict=True)]
         if families:
             for row, i in zip(rows, idx, strict=True):
-                row["shap_by_family"] = self._by_family(ex.cascade_shap[i])
+                row["shap_by_family"] = self._by_family(ex.cascade_shap[i], i)
         refused = [{"first": str(a.date()), "last": str(b.date()), "reason": self.refusal(a)} for a, b in alert_episodes(pd.Series(~ok, index=ex.days[lo:hi]))]
         return {"rows": rows, "refused": refused}
 
@@ -356,9 +390,9 @@ class CoinForecaster:
         settings = self.settings
         missing = sorted(fam for fam in self.read_families if self._missing[fam][i])
         shap = ex.cascade_shap[i]
-        by_family = self._by_family(shap)
-        shown = ~np.isin(self._family_of, missing)  # a family with no value that day is never named a driver
-        order = [j for j in np.argsort(-np.abs(shap), kind="stable") if shown[j] and shap[j] != 0.0][:top]
+        by_family = self._by_family(shap, i)
+        absent = self._absent[i]  # a feature with no value that day, or of a missing family, is never named a driver
+        order = [j for j in np.argsort(-np.abs(shap), kind="stable") if not absent[j] and shap[j] != 0.0][:top]
         drivers = [self._driver(self.model_features[j], str(self._family_of[j]), _num(self._values[i, j]), float(shap[j])) for j in order]
         freshness = self.fresh.on(day, settings.alerts.stale_after_days, set(self.read_families), today)
         age = age_days(day, today)
@@ -373,7 +407,7 @@ class CoinForecaster:
             "basis": str(ex.basis[i]), "hindsight": str(ex.basis[i]) == IN_SAMPLE, "model": self.champion.info, "model_used": str(ex.model_used[i]),
             "data_through": _day(self.data_through), "age_days": age, "outdated": age > settings.alerts.max_age_days,
             "freshness": [f.as_dict() for f in freshness], "stale": [f.family for f in freshness if f.stale],
-            "missing_families": missing, **self.skill_of(i), "top_drivers": drivers,
+            "missing_families": missing, **self.yardstick(p), **self.skill_of(i), "top_drivers": drivers,
         }
         row = pd.Series(self._table[i], index=self.features.columns)  # explained days are the feature table's days
         answer["checklist"] = [{"family": fam, "warning": w.label, "on": bool(on[i]), "rule": f"{' or '.join(w.features)} {w.op} {w.threshold:g}",
@@ -382,25 +416,29 @@ class CoinForecaster:
                                for fam, w, on, values in self._warnings]
         against = None
         if ex.direction_shap is not None and np.isfinite(ex.direction_base[i]) and not answer["side_uncertain"]:
-            dfam = {k: v for k, v in self._by_family(ex.direction_shap[i]).items() if k not in missing}
+            dfam = {k: v for k, v in self._by_family(ex.direction_shap[i], i).items() if v is not None}
             sign = 1.0 if the_side == "long" else -1.0
             opposed = sorted(((k, v) for k, v in dfam.items() if v * sign < 0), key=lambda kv: kv[1] * sign)
             against = opposed[0] if opposed else None
-        answer["sentence"] = self.sentence(answer, {k: v for k, v in by_family.items() if k not in missing}, row, against=against)
+        answer["sentence"] = self.sentence(answer, by_family, row, against=against)
         if detail:
             margin = float(ex.cascade_base[i] + shap.sum())
             answer["scale"] = SCALE
             answer["cascade"] = {"base_value": float(ex.cascade_base[i]), "margin": margin, "shap_by_family": by_family,
-                                 "probability_effect_by_family": {k: float(sigmoid(margin) - sigmoid(margin - v)) for k, v in by_family.items()},
+                                 "probability_effect_by_family": {k: None if v is None else float(sigmoid(margin) - sigmoid(margin - v))
+                                                                  for k, v in by_family.items()},
+                                 "shap_of_missing": float(shap[absent].sum()),
                                  "shap_by_feature": dict(zip(self.model_features, map(float, shap), strict=True))}
             answer["direction_model"] = None
             if ex.direction_shap is not None and np.isfinite(ex.direction_base[i]):
                 dshap = ex.direction_shap[i]
                 answer["direction_model"] = {"meaning": DIRECTION_MEANING, "base_value": float(ex.direction_base[i]),
                                              "base_probability": float(sigmoid(ex.direction_base[i])),
-                                             "margin": float(ex.direction_base[i] + dshap.sum()), "shap_by_family": self._by_family(dshap),
+                                             "margin": float(ex.direction_base[i] + dshap.sum()), "shap_by_family": self._by_family(dshap, i),
+                                             "shap_of_missing": float(dshap[absent].sum()),
                                              "shap_by_feature": dict(zip(self.model_features, map(float, dshap), strict=True))}
             answer["feature_values"] = {f: _num(v) for f, v in zip(self.model_features, self._values[i], strict=True)}
+            answer["missing_features"] = [f for f, gone in zip(self.model_features, absent, strict=True) if gone]
         return answer
 
     def _driver(self, feature: str, family: str, value: float | None, shap: float) -> dict[str, object]:
@@ -413,21 +451,27 @@ class CoinForecaster:
         shown = [shown_as(self._catalogue, f, _num(v)) for f, v in values.items()]
         return ", ".join(f"{s['label']} {s['value_text']}" for s in shown)
 
-    def _by_family(self, shap: np.ndarray) -> dict[str, float]:
-        """Per family the model reads, the sum of its features' contributions, largest first."""
-        sums = {fam: float(shap[cols].sum()) for fam, cols in self._read_columns.items()}
-        return dict(sorted(sums.items(), key=lambda kv: -abs(kv[1])))
+    def _by_family(self, shap: np.ndarray, i: int) -> dict[str, float | None]:
+        """Per family the model reads, its push on day ``i``: the sum of the contributions of its features that have a value
+        that day, largest first; None (last) for a family missing that day — scored as missing, never a push."""
+        shown = ~self._absent[i]
+        sums = {fam: None if self._missing[fam][i] else float(shap[cols[shown[cols]]].sum()) for fam, cols in self._read_columns.items()}
+        return dict(sorted(sums.items(), key=lambda kv: (kv[1] is None, -abs(kv[1] or 0.0))))
 
     @staticmethod
-    def sentence(answer: dict[str, object], families: dict[str, float], features: pd.Series, drivers: int = 2,
+    def sentence(answer: dict[str, object], families: dict[str, float | None], features: pd.Series, drivers: int = 2,
                  against: tuple[str, float] | None = None) -> str:
         """One readable sentence from the numbers: risk, the side (or "side uncertain"), the two largest pushes up and the
-        largest against (families with no value that day excluded), and the direction model's strongest push against the
-        stated side (``against``: family, log-odds)."""
+        largest against (``families``: each family's push from its features with a value that day; a family missing that
+        day, None, is never a driver — it is named once, as missing), and the direction model's strongest push against
+        the stated side (``against``: family, log-odds)."""
+        families = {k: v for k, v in families.items() if v is not None}
         side_p = answer["p_long"] if answer["side"] == "long" else answer["p_short"]
         side_text = (f"side uncertain: P(long | cascade) {answer['p_long_given_cascade']:.2f} against the prior {answer['long_prior']:.2f}"
                      if answer.get("side_uncertain") else f"{answer['side']} squeeze {side_p:.2f}")
-        text = (f"Cascade risk within {answer['horizon_days']} days {answer['p_cascade']:.2f} ({side_text})"
+        yardstick = (f", {times(answer['relative_risk'])} its base rate {answer['base_rate']:.2f}"
+                     if answer.get("relative_risk") is not None else "")
+        text = (f"Cascade risk within {answer['horizon_days']} days {answer['p_cascade']:.2f}{yardstick} ({side_text})"
                 f"{' — ALERT' if answer['alert'] else ''}.")
         up = sorted(((k, v) for k, v in families.items() if v > 0), key=lambda kv: -kv[1])[:drivers]
         down = sorted(((k, v) for k, v in families.items() if v < 0), key=lambda kv: kv[1])[:1]

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from cascade_radar.config import OperationsConfig
-from cascade_radar.rules import skill_said
+from cascade_radar.rules import UNCERTAIN, side_said, skill_said, yardstick_said
+from features.families import title_of
 
 
 def mask(url: str) -> str:
@@ -49,10 +50,13 @@ def _days(day: str) -> int:
 def payload(row: dict[str, object], reason: str) -> dict[str, object]:
     """The ledger row — the forecast path's answer, same field names — plus Slack- (``text``) and Discord-compatible
     (``content``) text."""
-    drivers = ", ".join(f"{d['family']} {d['shap']:+.2f}" for d in row.get("top_drivers", [])[:3])  # type: ignore[index]
-    side_text = "side uncertain" if row.get("side_uncertain") else f"{row['side']} side"
-    text = (f"cascade-radar {row['asset']} {row['day']} ({row['age_days']} day(s) old): P(cascade within {row['horizon_days']} d) "
-            f"{float(row['p_cascade']):.2f}, {side_text}{' — ALERT' if row['alert'] else ''} ({reason}; {row['basis']}). Drivers: {drivers}. "
+    drivers = ", ".join(f"{title_of(d['family'])} {d['shap']:+.2f}" for d in row.get("top_drivers", [])[:3])  # type: ignore[index]
+    side = side_said(row)
+    side_text = side if side == UNCERTAIN else f"{side} side"
+    said = yardstick_said(float(row["p_cascade"]), int(row["horizon_days"]), row.get("base_rate"), row.get("relative_risk"),  # type: ignore[arg-type]
+                          row.get("percentile"))  # type: ignore[arg-type]
+    text = (f"cascade-radar {row['asset']} {row['day']} ({row['age_days']} day(s) old): {said}; {side_text}"
+            f"{' — ALERT' if row['alert'] else ''} ({reason}; {row['basis']}). Drivers: {drivers}. "
             f"{skill_said(row.get('expected_roc_auc'), row.get('skill_floor'))}.")  # type: ignore[arg-type]
     body = {k: v for k, v in row.items() if k not in ("sent", "checksum")}
     return {**body, "trigger": reason, "text": text, "content": text}

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.files import atomic_write, exclusive
-from cascade_radar.rules import span_warns, warns
+from cascade_radar.rules import span_warns, stated_side, warns
 
 
 class LedgerError(ValueError):
@@ -735,17 +735,21 @@ def _connect_index(target: str) -> sqlite3.Connection:
     return conn
 
 
-def score(rows: pd.DataFrame, events: pd.DataFrame, last_judged: pd.Timestamp, horizon: int) -> dict[str, float]:
+def score(rows: pd.DataFrame, events: pd.DataFrame, last_judged: pd.Timestamp, horizon: int) -> dict[str, int | float | None]:
     """The live track record of one coin's ledger rows whose horizon has passed (day + H <= ``last_judged``).
 
+    * rows, alerts, events: counts (int);
     * precision: share of alert rows with an event starting in (day, day + H];
     * recall: share of events (start within the scored window) with an alert row in [start - H, start - 1];
     * lead: days from the first such alert to the event (median);
-    * direction: on caught events, the side of that first alert row versus the event's direction.
+    * direction: on caught events whose first alert stated a side, that side versus the event's direction; a first alert
+      that said "side uncertain" stated none and is not scored as one — ``side_uncertain`` counts those events.
+
+    A rate with nothing to measure yet is None (not NaN): the CLI prints it as "–".
     """
     if rows.empty:
-        return {"rows": 0.0, "alerts": 0.0, "precision": float("nan"), "events": 0.0, "recall": float("nan"),
-                "median_lead_days": float("nan"), "direction_accuracy": float("nan")}
+        return {"rows": 0, "alerts": 0, "precision": None, "events": 0, "recall": None, "median_lead_days": None,
+                "side_uncertain": 0, "direction_accuracy": None}
     rows = rows.assign(day=pd.to_datetime(rows["day"])).sort_values("day")
     rows = rows[rows["day"] + pd.Timedelta(days=horizon) <= last_judged]
     starts = pd.to_datetime(events["start"]) if len(events) else pd.Series(dtype="datetime64[ns]")
@@ -753,14 +757,17 @@ def score(rows: pd.DataFrame, events: pd.DataFrame, last_judged: pd.Timestamp, h
     hits = [any(warns(d, s, horizon) for s in starts) for d in alerts["day"]]
     first, last = (rows["day"].min(), rows["day"].max()) if len(rows) else (None, None)
     scored = events[span_warns(first, last, starts, horizon)] if first is not None and len(events) else events.iloc[0:0]
-    leads, correct = [], 0
+    leads, stated, correct = [], 0, 0
     for event in scored.itertuples():
         start = pd.Timestamp(event.start)
         window = alerts[np.asarray(warns(alerts["day"], start, horizon), dtype=bool)]
         if len(window):
             leads.append((start - window["day"].iloc[0]).days)
-            correct += window["side"].iloc[0] == event.direction
-    return {"rows": float(len(rows)), "alerts": float(len(alerts)), "precision": float(np.mean(hits)) if hits else float("nan"),
-            "events": float(len(scored)), "recall": len(leads) / len(scored) if len(scored) else float("nan"),
-            "median_lead_days": float(np.median(leads)) if leads else float("nan"),
-            "direction_accuracy": correct / len(leads) if leads else float("nan")}
+            said = stated_side(window.iloc[0])
+            if said is not None:
+                stated += 1
+                correct += said == event.direction
+    return {"rows": len(rows), "alerts": len(alerts), "precision": float(np.mean(hits)) if hits else None,
+            "events": len(scored), "recall": len(leads) / len(scored) if len(scored) else None,
+            "median_lead_days": float(np.median(leads)) if leads else None,
+            "side_uncertain": len(leads) - stated, "direction_accuracy": correct / stated if stated else None}

@@ -311,7 +311,7 @@ def family_sources(forecaster: CoinForecaster, day: pd.Timestamp, fed: dict[str,
     missing = set(forecaster.missing_on(day))
     for family in forecaster.read_families:
         if family in missing:
-            parts.append(f"{family}: missing")
+            parts.append(f"{registry[family].title}: missing")
             continue
         used = []
         for name in (*registry[family].inputs, *registry[family].optional_inputs):
@@ -321,7 +321,7 @@ def family_sources(forecaster: CoinForecaster, day: pd.Timestamp, fed: dict[str,
             column = panel.at[at, f"{name}{CHANGE_SOURCE}"] if name in DERIVED_INPUTS and f"{name}{CHANGE_SOURCE}" in panel.columns else name
             series = next((n for n, schema in SERIES.items() if column in schema.columns), None)
             used.append(f"{column} ({fed.get(series, 'stored before the cut') if series else 'derived'})")
-        parts.append(f"{family}: {', '.join(dict.fromkeys(used)) or 'missing'}")
+        parts.append(f"{registry[family].title}: {', '.join(dict.fromkeys(used)) or 'missing'}")
     return "; ".join(parts)
 
 

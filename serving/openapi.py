@@ -17,6 +17,7 @@ from cascade_radar.config import ASSETS, Settings
 from cascade_radar.rules import BASES
 from serving.guard import REASONS, ErrorBody
 from serving.schemas import PingRequest, PredictRequest, RangeRequest, SignalsRequest
+from serving.tables import FORMATS, SIGNALS_FORMATS
 
 # the request model of each POST route, as the guard validates it (BentoML's inline copy drops the nulls)
 REQUEST_MODELS: dict[str, type[BaseModel]] = {"/ping": PingRequest, "/predict": PredictRequest, "/explain": PredictRequest,
@@ -37,8 +38,10 @@ PAGE_ROWS = Settings.model_fields["serving_forecasts_page_rows"].default
 PAGE_MAX = Settings.model_fields["serving_forecasts_page_max"].default
 # what each GET route of /v1 can answer besides 200
 GET_STATUSES = {"/v1/signals": (400, 401, 404, 422, 503), "/v1/timeline": (400, 401, 404, 422, 503), "/v1/reconstruction": (400, 401, 404, 503),
-                 "/v1/forecasts": (400, 401, 404, 503), "/v1/events": (400, 401, 404, 503), "/v1/episodes": (400, 401, 404, 503)}
-CSV_ROUTES = {"/v1/signals": "the signals per day: panes (title, unit, series) and rows",
+                 "/v1/forecasts": (400, 401, 404, 503), "/v1/events": (400, 401, 404, 503), "/v1/episodes": (400, 401, 404, 503),
+                 "/v1/calibration": (400, 401, 404, 503)}
+CSV_ROUTES = {"/v1/signals": "the signals per day: panes (title, the unit and scale they draw in, series with their own units) and rows "
+                             "(each column in its own unit); with format=signals a POST /predict_signals body",
               "/v1/timeline": "every answerable day's forecast with each family's push, and the refused runs",
               "/v1/events": "the labelled cascade events", "/v1/episodes": "the alert episodes, judged"}
 BODY_RULE = ("UTF-8 JSON (RFC 8259), at most 16 levels of arrays and objects deep (400 otherwise); an empty or whitespace-only body "
@@ -57,7 +60,7 @@ TAGS = {"forecast": "a coin's answer for a day or a range: P(cascade), side, dri
 def tag_of(path: str) -> str:
     if path in ("/predict", "/explain", "/predict_range", "/predict_signals", "/v1/timeline"):
         return "forecast"
-    if path in ("/v1/signals", "/v1/reconstruction", "/v1/events", "/v1/episodes", "/v1/forecasts"):
+    if path in ("/v1/signals", "/v1/reconstruction", "/v1/events", "/v1/episodes", "/v1/forecasts", "/v1/calibration"):
         return "history"
     return "health"
 
@@ -155,9 +158,13 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
         operation["responses"]["200"] = {"description": what, "content": {"application/json": {"schema": {"type": "object"}},
                                                                          "text/csv": {"schema": {"type": "string"}}}}
         for parameter in operation.get("parameters", []):
-            if parameter.get("name") == "format":
+            if parameter.get("name") == "format" and path == "/v1/signals":
+                parameter["description"] = ("json, csv for a spreadsheet (a file download), or signals: the days as a POST "
+                                            "/predict_signals body (every family input, in the store's units)")
+                parameter["schema"] = {"type": "string", "enum": list(SIGNALS_FORMATS), "default": "json"}
+            elif parameter.get("name") == "format":
                 parameter["description"] = "json, or csv for a spreadsheet (a file download)"
-                parameter["schema"] = {"type": "string", "enum": ["json", "csv"], "default": "json"}
+                parameter["schema"] = {"type": "string", "enum": list(FORMATS), "default": "json"}
     spec.get("paths", {}).pop("/ping", None)  # the latency benchmark's floor, not part of the API
     for path, item in spec.get("paths", {}).items():
         for operation in item.values():

@@ -79,9 +79,10 @@ class Driver(BaseModel):
     feature: str
     label: str = Field(description="the feature's name for people, as its family declares it (`cascade-radar features list`)")
     family: str
-    feature_value: float | None = Field(description="the feature's value that day (null if missing)")
+    feature_value: float = Field(description="the feature's value that day (a feature with no value that day, or of a missing "
+                                 "family, is never a driver)")
     unit: str = Field(description="the unit of feature_value, as its family declares it")
-    value_text: str = Field(description="feature_value as a person reads it in its unit (`27.8 %`, `1.5 σ`, `no data`)")
+    value_text: str = Field(description="feature_value as a person reads it in its unit (`27.8 %`, `1.5 σ`)")
     shap: float = Field(description="the feature's SHAP contribution to the cascade log-odds")
 
 
@@ -93,7 +94,7 @@ class FamilyFreshness(BaseModel):
     stale: bool = Field(description="no data within `alerts.stale_after_days` before the answered day")
 
 
-class ChecklistItem(BaseModel):
+class WarningChecklistItem(BaseModel):
     family: str
     warning: str = Field(description="the warning sign, as an analyst writes it down")
     on: bool
@@ -133,6 +134,16 @@ class Forecast(BaseModel):
     missing_families: list[str] = Field(description="families the model reads that are stale or have no value that day: scored as "
                                         "missing (not as 0) and never named a driver; at most `alerts.max_missing_families`, else the day "
                                         "is refused")
+    base_rate: float | None = Field(ge=0, le=1, description="the yardstick of p_cascade: the share of the coin's days followed by a "
+                                    "cascade within horizon_days, over the champion's walk-forward out-of-fold days (each fold's test "
+                                    "block — the days its skill, percentile and calibration are measured on; not the final fit's "
+                                    "training days), saved with the champion (null: not measured)")
+    base_rate_basis: str = Field(description="whose base rate it is: the coin, its out-of-fold days and how many were followed by a cascade")
+    relative_risk: float | None = Field(ge=0, description="p_cascade / base_rate: 1 is the coin's normal, 2 twice as likely as on an "
+                                        "ordinary day (null: no base rate)")
+    percentile: float | None = Field(ge=0, le=100, description="where p_cascade stands among the coin's out-of-fold answers of the "
+                                     "champion's walk-forward, in percent (0: below all of them, 100: at or above the highest), read "
+                                     "from their 101 quantiles saved with the champion (null: not measured)")
     expected_roc_auc: float | None = Field(description="the yardstick of skill: the champion's out-of-fold ROC-AUC (its walk-forward) on "
                                            "days missing the same families as this one — 0.5 is chance (null: not measured)")
     expected_roc_auc_basis: str = Field(description="whose number expected_roc_auc is: the coin's days, or every coin's (pooled) where the "
@@ -140,8 +151,9 @@ class Forecast(BaseModel):
     skill_floor: float | None = Field(description="a day is answered only when expected_roc_auc reaches this (`alerts.skill_floor`; by "
                                       "default the coin's volatility baseline on the same days)")
     top_drivers: list[Driver]
-    checklist: list[ChecklistItem] = Field(description="the seed's checklist: every family's warning signs that day, on or off, with "
-                                           "the values behind them — whether or not the model reads the family")
+    checklist: list[WarningChecklistItem] = Field(description="the warning checklist (the warning signs of a build-up, as an analyst "
+                                                  "writes them down for each family): every family's signs that day, on or off, with "
+                                                  "the values behind them — whether or not the model reads the family")
     sentence: str = Field(description="the answer in words, built from the numbers")
 
 
@@ -176,17 +188,25 @@ class RangeResponse(BaseModel):
 class ModelExplanation(BaseModel):
     base_value: float
     margin: float = Field(description="base_value + the sum of shap_by_feature: the model's raw log-odds")
-    shap_by_family: dict[str, float] = Field(description="per family the model reads, the sum of its features' SHAP values")
-    shap_by_feature: dict[str, float] = Field(description="every model feature's SHAP value (log-odds)")
+    shap_by_family: dict[str, float | None] = Field(description="per family the model reads, its push: the sum of the SHAP values of its "
+                                                    "features that have a value that day (null: the family is missing that day — "
+                                                    "scored as missing, never a push); base_value + shap_of_missing + these = margin")
+    shap_of_missing: float = Field(description="the sum of the SHAP values of missing_features: what the model made of the gaps. "
+                                   "Part of the margin, never a driver: no chart, table or sentence shows it as one")
+    shap_by_feature: dict[str, float] = Field(description="every model feature's raw SHAP value (log-odds), those of missing_features "
+                                              "included, so that base_value + their sum = margin; what a person reads leaves the "
+                                              "missing ones out")
 
 
 class CascadeExplanation(ModelExplanation):
-    probability_effect_by_family: dict[str, float] = Field(description="how much p_cascade would fall without the family's contribution")
+    probability_effect_by_family: dict[str, float | None] = Field(description="how much p_cascade would fall without the family's push "
+                                                                  "(null: the family is missing that day)")
 
 
 class DirectionExplanation(ModelExplanation):
     meaning: str
-    base_probability: float = Field(description="P(long | cascade) at the base value: the prior the bars push away from")
+    base_probability: float = Field(description="P(long | cascade) at base_value (the direction model's average day): where its bars "
+                                    "start from. Not the prior: that is the answer's long_prior (the training long share)")
 
 
 class Explanation(Forecast):
@@ -198,6 +218,8 @@ class Explanation(Forecast):
     cascade: CascadeExplanation
     direction_model: DirectionExplanation | None = Field(description="the direction model (+ long, - short squeeze); null: none")
     feature_values: dict[str, float | None] = Field(description="every model feature's value that day (null: missing)")
+    missing_features: list[str] = Field(description="the model features scored as missing that day: no value, or of one of "
+                                        "missing_families. Never a driver; their SHAP values add up to shap_of_missing")
 
 
 def _signal_field(name: str, required: bool) -> tuple[object, object]:

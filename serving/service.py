@@ -27,7 +27,7 @@ from serving.metrics import RequestMetrics
 from serving.openapi import GET_STATUSES, REQUEST_MODELS, complete_openapi
 from serving.schemas import Explanation, Forecast, PredictRequest, RangeRequest, RangeResponse, SignalsRequest
 from serving.state import CoinStates, RequestError, ServingState
-from serving.tables import FORMATS, csv_response, rows_csv
+from serving.tables import FORMATS, SIGNALS_FORMATS, csv_response, rows_csv
 
 health = FastAPI(title="cascade-radar health", docs_url=None, redoc_url=None, openapi_url=None)
 T = TypeVar("T")
@@ -133,11 +133,13 @@ class CascadeRadar:
     @health.get("/signals")
     def signals(self, request: Request, asset: str = "BTC", start: str | None = None, end: str | None = None,
                 format: str = "json") -> Response:  # noqa: A002
-        """The signals behind the forecasts, per day and in their units: price, liquidations (USD), open interest (USD),
-        funding (% per 8 h), positioning, and for BTC exchange flows, SOPR and STH-NUPL — the numbers the features are
-        built from. ``format=csv`` for a spreadsheet."""
+        """The signals behind the forecasts, per day, each column in the unit its name and the store declare: price,
+        liquidations (USD), open interest (USD), funding (a fraction per 8 h; its pane is drawn in % per 8 h), positioning,
+        and for BTC exchange flows, SOPR and STH-NUPL — the numbers the features are built from. ``format=csv`` for a
+        spreadsheet; ``format=signals`` for the days as a POST /predict_signals body (every family input; default start:
+        as many days before ``end`` as one body may hold)."""
 
-        refused = not_one_of("format", format, FORMATS)
+        refused = not_one_of("format", format, SIGNALS_FORMATS)
         if refused:
             return refused
         bounds = query_dates(start=start, end=end)
@@ -145,7 +147,7 @@ class CascadeRadar:
             return bounds
 
         def make(state: ServingState) -> Response:
-            got = state.signals(bounds["start"], bounds["end"], csv=format == "csv")
+            got = state.signals(bounds["start"], bounds["end"], form=format)
             return csv_response(got, f"cascade-radar-signals-{state.settings.asset}.csv") if format == "csv" else JSONResponse(got)
 
         return self._download(request, asset, ("signals", start, end, format), make)
@@ -179,7 +181,7 @@ class CascadeRadar:
 
     @health.get("/reconstruction")
     def reconstruction(self, asset: str = "BTC", event: str = "2025-10-10") -> JSONResponse:
-        """The build-up before a cascade in the seed's words: over the 30 days before ``event``, each family's move (start,
+        """The build-up before a cascade in a desk analyst's words: over the 30 days before ``event``, each family's move (start,
         low, high, end, in its units), when its warning switched on, the sequence, funding's sign, the RSI divergence, a
         short text, and the model's first alert, lead and side."""
 
@@ -187,6 +189,14 @@ class CascadeRadar:
         if isinstance(dates, JSONResponse):
             return dates
         return self._past(asset, lambda state: state.reconstruction(dates["event"]))
+
+    @health.get("/calibration")
+    def calibration(self, asset: str = "BTC") -> JSONResponse:
+        """The coin's calibration out of fold, drawn as the coin page's reliability diagram: the champion's walk-forward
+        answers for ``asset`` on days its fold models never saw, in ~10 equal-count bins — each bin's mean predicted
+        P(cascade) beside the share of its days a cascade followed within the horizon — with the base rate those days give
+        every answer (``base_rate``). The numbers are saved with the champion."""
+        return self._past(asset, lambda state: state.forecaster.calibration())
 
     @health.get("/events")
     def events(self, request: Request, asset: str = "BTC", format: str = "json") -> Response:  # noqa: A002

@@ -125,10 +125,12 @@ class ServingState:
             raise RequestError("end", f"at most {max_days} days per request")
         return self.forecaster.forecast_range(start, end, basis, families)
 
-    def signals(self, start: dt.date | None, end: dt.date | None, csv: bool = False) -> dict[str, object] | str:
+    def signals(self, start: dt.date | None, end: dt.date | None, form: str = "json") -> dict[str, object] | str:
         """The signals behind the forecasts (/v1/signals): price, liquidations, OI, funding, positioning, flows, SOPR,
-        STH-NUPL per day of [start, end] (default: the whole history), in their units — JSON, or CSV with ``csv``."""
-        from forecast.signals import signals_answer, signals_csv
+        STH-NUPL per day of [start, end] (default: the whole history), each column in its own unit — JSON, CSV with
+        ``form='csv'``; with ``form='signals'`` a /predict_signals body of every family input (default start: as many days
+        before ``end`` as one body may hold, ``serving_max_signal_rows``)."""
+        from forecast.signals import signals_answer, signals_body, signals_csv
 
         first, last = self.first_day.date(), self.last_day.date()
         for name, day in (("start", start), ("end", end)):
@@ -136,7 +138,9 @@ class ServingState:
                 raise RequestError(name, f"{name} {day} is outside the history ({first}..{last})", 404)
         if start is not None and end is not None and end < start:
             raise RequestError("end", f"end {end} is before start {start}", 422)
-        make = signals_csv if csv else signals_answer
+        if form == "signals" and start is None:
+            start = max(first, (end or last) - dt.timedelta(days=self.settings.serving_max_signal_rows - 1))
+        make = {"csv": signals_csv, "signals": signals_body}.get(form, signals_answer)
         return make(self.settings.asset, self.forecaster.panel.loc[: self.last_day], start, end)
 
     def reconstruction(self, event: dt.date) -> dict[str, object]:

@@ -6,6 +6,7 @@ import pandas as pd
 from starlette.responses import Response
 
 FORMATS = ("json", "csv")
+SIGNALS_FORMATS = (*FORMATS, "signals")  # /v1/signals also as a POST /predict_signals body
 
 
 def rows_csv(title: str, rows: list[dict[str, object]], columns: list[str] | None = None) -> str:

@@ -81,3 +81,18 @@ def trained_synthetic(tmp_path_factory: pytest.TempPathFactory, synthetic: Synth
     result = train(settings)
     assert result.passed_gate, result.reasons
     return settings, result.feature_table, result
+
+
+GAP_DAYS = 5  # open interest stops this many days before the end of the synthetic history
+
+
+@pytest.fixture(scope="session")
+def trained_with_a_gap(trained_synthetic, synthetic: SyntheticHistory, tmp_path_factory: pytest.TempPathFactory) -> Settings:  # noqa: ANN001
+    """The synthetic champion over a store whose open interest stops ``GAP_DAYS`` days before the end: its last days are
+    answered with a family missing (open interest, stale); its other days have features with no value in present families
+    (an RSI divergence's age when none is active, a 200-day average in the first months). The settings point at it."""
+    settings, _, _ = trained_synthetic
+    gappy = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("gap") / "data"})
+    series = {name: frame.iloc[:-GAP_DAYS] if name == "open_interest" else frame for name, frame in synthetic.series.items()}
+    load_into(HistoryStore(gappy.data_path), SyntheticHistory(series, synthetic.events))
+    return gappy

@@ -20,6 +20,7 @@ from training.metrics import EventTally, direction_metrics, event_tally, probabi
 from training.model import CascadeModel, PlattCalibrator, Predictor, baselines, is_cascade, model_features
 from training.skill import skill_table
 from training.splits import Fold, walk_forward_folds
+from training.yardstick import yardstick_table
 
 POOLED = "pooled"  # the row of every coin together
 TABLE_METRICS = ["pr_auc", "roc_auc", "brier_skill", "base_rate", "event_recall", "median_lead_days", "false_alarms_per_30d",
@@ -78,6 +79,7 @@ class Evaluation:
     per_fold: pd.DataFrame  # index (asset, predictor, fold)
     fold_models: dict[int, CascadeModel]  # the pooled model fitted for each fold: out-of-fold explanations use these
     skill: dict[str, object] | None = None  # expected out-of-fold ROC-AUC by missing families (training.skill)
+    yardstick: dict[str, object] | None = None  # per coin: out-of-fold base rate, P quantiles, calibration (training.yardstick)
 
     @property
     def assets(self) -> list[str]:
@@ -188,7 +190,8 @@ def walk_forward(tables: dict[str, FeatureTable] | FeatureTable, settings: Setti
     scores, per_fold = score_oof(oof, pool.events, folds, settings)
     if progress:
         progress("skill by missing families")
-    return Evaluation(folds, oof, scores, per_fold, fold_models, pool_skill(pool, folds, oof, fold_models, config))
+    return Evaluation(folds, oof, scores, per_fold, fold_models, pool_skill(pool, folds, oof, fold_models, config),
+                      yardstick_table(oof["model"], settings.labels.horizon_days))
 
 
 def pool_skill(pool: Pool, folds: list[Fold], oof: dict[str, pd.DataFrame], fold_models: dict[int, CascadeModel],

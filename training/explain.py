@@ -18,19 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from cascade_radar.config import Settings
-from cascade_radar.rules import IN_SAMPLE, OUT_OF_FOLD, OUT_OF_SAMPLE
-from features.families import colour_of, family_of, title_of
+from cascade_radar.rules import IN_SAMPLE, OUT_OF_FOLD, OUT_OF_SAMPLE, yardstick_said
+from features.families import REGISTRY, colour_of, family_of, title_of
 from training.model import CascadeModel, load_fold_models
 from training.plotting import pyplot, save_figure
 
 if TYPE_CHECKING:
     from training.evaluate import Evaluation
 
-SCALE = "log-odds (raw margin of the binary LightGBM model)"
+SCALE = "log-odds, the model's score before it becomes a probability (+0.69 doubles the odds of a cascade, −0.69 halves them)"
+
+
+def fold_label(number: int, trained_to: object) -> str:
+    """How a fold model is named where a person reads it (``model_used``): what it is, then which fold."""
+    return f"a model that never saw this day (walk-forward fold {number}, trained to {trained_to})"
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,14 @@ class Contributions:
 
     def by_family(self) -> pd.DataFrame:
         return self.values.T.groupby(family_of).sum().T
+
+
+def present_by_family(shap: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
+    """Each family's push per day counting only the features that had a value that day (missing data is never a
+    cause); NaN where none of the family's features had one (the family was missing, "scored as missing")."""
+    present = values.reindex(index=shap.index, columns=shap.columns).notna()
+    pushes = shap.where(present).T.groupby(family_of).sum(min_count=1).T
+    return pushes
 
 
 def contributions(booster: object, X: pd.DataFrame) -> Contributions:  # noqa: N803
@@ -66,13 +78,13 @@ class ModelSource:
 
 def fold_model_sources(reports: Path) -> list[ModelSource]:
     """The walk-forward fold models written by the last evaluation, as explanation sources (empty if none)."""
-    return [ModelSource(model, f"fold {fold['fold']} model (trained to {fold['train_last']})", pd.Timestamp(fold["test_first"]),
+    return [ModelSource(model, fold_label(fold["fold"], fold["train_last"]), pd.Timestamp(fold["test_first"]),
                         pd.Timestamp(fold["test_last"])) for fold, model in load_fold_models(reports)]
 
 
 def fold_sources(evaluation: Evaluation) -> list[ModelSource]:
     """The in-memory fold models of an evaluation as explanation sources."""
-    return [ModelSource(evaluation.fold_models[f.number], f"fold {f.number} model (trained to {f.train_end.date()})",
+    return [ModelSource(evaluation.fold_models[f.number], fold_label(f.number, f.train_end.date()),
                         f.test_start, f.test_end) for f in evaluation.folds]
 
 
@@ -164,50 +176,117 @@ def champion_fold_sources(settings: Settings, identity: dict[str, str]) -> list[
         return fold_model_sources(directory) if directory is not None else []
 
 
-def plot_day(explanation: dict[str, object], path: Path, top: int = 12) -> None:
-    """Waterfall of the cascade model's top features (SHAP) beside the per-family sums, both in log-odds; ``explanation`` is
-    an answer of the forecast path with its detail (``forecast.predict.CoinForecaster.forecast(..., detail=True)``)."""
-    import shap
+POSITIVE, NEGATIVE = "#ff0051", "#008bfb"  # SHAP's colours: a push up, a push down
+LOG_ODDS_IN_WORDS = "log-odds: +0.69 doubles the odds, −0.69 halves them"
 
+
+def _absent(explanation: dict[str, object]) -> set[str]:
+    """The features scored as missing that day: listed by the answer, with no value, or of a missing family."""
+    values = explanation.get("feature_values") or {}
+    missing = set(explanation.get("missing_families") or ())
+    return (set(explanation.get("missing_features") or ()) | {n for n, v in values.items() if v is None}
+            | {n for n in explanation["cascade"]["shap_by_feature"] if family_of(n) in missing})
+
+
+def waterfall_rows(explanation: dict[str, object], top: int = 12) -> dict[str, object]:
+    """What the waterfall draws for an answer with its detail: ``rows`` (label, log-odds), largest push first — each feature
+    with a value that day by its label and value in its unit, then the rest of them summed — from ``start`` to ``end``
+    (the margin). A feature with no value that day, or of a missing family, gets no bar (it is never a cause): what the
+    model made of those gaps is folded into ``start`` (the base value + ``shap_of_missing``), so the bars still add up to
+    the margin, and ``missing`` says which families were missing."""
+    from features.build import feature_label
+
+    cascade = explanation["cascade"]
+    values_of = explanation.get("feature_values") or {}
+    absent = _absent(explanation)
+    shown = sorted(((n, v) for n, v in cascade["shap_by_feature"].items() if n not in absent and v != 0.0), key=lambda nv: -abs(nv[1]))
+    rows = [(feature_label(n, float(values_of[n])), float(v)) for n, v in shown[:top]]
+    if len(shown) > top:
+        rows.append((f"{len(shown) - top} other features with a value", float(sum(v for _, v in shown[top:]))))
+    hidden = float(sum(v for n, v in cascade["shap_by_feature"].items() if n in absent))
+    return {"start": float(cascade["base_value"]) + hidden, "end": float(cascade["margin"]), "rows": rows,
+            "missing": [title_of(f) for f in explanation.get("missing_families") or ()], "absent_features": len(absent)}
+
+
+def family_rows(families: dict[str, float | None]) -> list[tuple[str, float | None]]:
+    """The family panel's rows, bottom to top: missing families first, as "<title>: missing (scored as missing)" with no
+    value (no bar), then each family's push from smallest to largest."""
+    missing = [(f"{title_of(name)}: missing (scored as missing)", None) for name, v in families.items() if v is None]
+    present = sorted(((title_of(name), float(v)) for name, v in families.items() if v is not None), key=lambda tv: tv[1])
+    return missing + present
+
+
+def _draw_waterfall(ax: object, drawn: dict[str, object]) -> None:
+    """Horizontal waterfall: the bottom bar starts at ``drawn['start']``, each bar starts where the one below ended."""
+    rows = list(reversed(drawn["rows"]))  # bottom to top: the largest push on top
+    left = drawn["start"]
+    ends = [left]
+    span = max([abs(v) for _, v in rows] + [0.05])
+    for k, (_, value) in enumerate(rows):
+        ax.barh(k, value, left=left, height=0.62, color=POSITIVE if value > 0 else NEGATIVE)
+        ax.text(left + value + (0.02 if value > 0 else -0.02) * span, k, f"{value:+.2f}", va="center", ha="left" if value > 0 else "right", fontsize=8)
+        left += value
+        ends.append(left)
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)
+    ax.axvline(drawn["start"], color="#777", ls="--", lw=0.8)
+    ax.axvline(drawn["end"], color="#111", ls=":", lw=1.0)
+    ax.set_ylim(-0.8, len(rows) - 0.2)
+    width = max(max(ends) - min(ends), 0.05)
+    ax.set_xlim(min(ends) - 0.16 * width, max(ends) + 0.16 * width)  # room for the numbers beside the bars
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def plot_day(explanation: dict[str, object], path: Path, top: int = 12) -> dict[str, list[str]]:
+    """Waterfall of the cascade model's top features (SHAP) beside the per-family pushes, both in log-odds; ``explanation``
+    is an answer of the forecast path with its detail (``forecast.predict.CoinForecaster.forecast(..., detail=True)``).
+    Missing data is never drawn as a cause: no bar for a feature with no value that day (``waterfall_rows``), a missing
+    family is written "missing (scored as missing)" in the family panel, without a bar (``family_rows``). Returns the
+    labels drawn, read back from the figure: ``waterfall`` (bottom to top) and one list per family panel."""
     plt = pyplot()
 
     cascade = explanation["cascade"]
-    values_of = explanation["feature_values"]
-    from features.build import feature_label
-
-    names = list(cascade["shap_by_feature"])
-    values = np.array([cascade["shap_by_feature"][n] for n in names])
-    # each bar named by its label with its value in its unit, as the family declares them (`30-day realized volatility
-    # 27.8 %`), not a raw name beside a unitless number
-    labels = [feature_label(n, None if values_of.get(n) is None else float(values_of[n])) for n in names]
-    exp = shap.Explanation(values=values, base_values=cascade["base_value"], data=None, feature_names=labels)
-    shap.plots.waterfall(exp, max_display=top, show=False)
-    fig = plt.gcf()
+    drawn = waterfall_rows(explanation, top)
     checklist = explanation.get("checklist") or []
-    fig.set_size_inches(17, 6.5 + (1.6 if checklist else 0))
-    ax_w = fig.axes[0]
-    low = 0.1 if not checklist else 0.3  # room for the checklist under the waterfall
-    ax_w.set_position([0.36, low, 0.33, 0.86 - low])  # room on the left for the features' meanings
+    fig = plt.figure(figsize=(17, 6.5 + (1.6 if checklist else 0)))
+    low = 0.1 if not checklist else 0.3  # room for the warning checklist under the waterfall
+    ax_w = fig.add_axes([0.27, low, 0.34, 0.86 - low])  # room on the left for the features' labels, on the right for the families'
+    _draw_waterfall(ax_w, drawn)
     asset = f"{explanation['asset']} " if explanation.get("asset") else ""
-    ax_w.set_title(f"{asset}{explanation['day']}: P(cascade within {explanation['horizon_days']}d) = {explanation['p_cascade']:.2f}\n"
-                   f"log-odds contributions ({explanation['basis']})"
-                   + (f"\nmissing that day: {', '.join(explanation['missing_families'])}" if explanation.get("missing_families") else ""), fontsize=10)
-    panels = [("cascade model: per family", cascade["shap_by_family"], "log-odds of a cascade (+ more likely)")]
+    headline = yardstick_said(explanation["p_cascade"], explanation["horizon_days"], explanation.get("base_rate"),  # type: ignore[arg-type]
+                              explanation.get("relative_risk"), explanation.get("percentile"))  # type: ignore[arg-type]
+    ax_w.set_title(f"{asset}{explanation['day']}: {headline}\n"
+                   f"what pushed the odds of a cascade up (+) or down (−), as {explanation.get('model_used') or explanation['basis']} saw it"
+                   + (f"\nno data that day: {', '.join(drawn['missing'])} (scored as missing, never drawn as a cause)" if drawn["missing"] else ""),
+                   fontsize=10)
+    gaps = " (and what the model made of that day's missing values)" if drawn["absent_features"] else ""
+    ax_w.set_xlabel(f"odds of a cascade, in {LOG_ODDS_IN_WORDS}\nfrom the model's average day{gaps} ({drawn['start']:+.2f}, dashed) "
+                    f"to this day ({drawn['end']:+.2f}, dotted)", fontsize=9)
+    panels = [("cascade model: each family's push", cascade["shap_by_family"], "push on the odds of a cascade (log-odds; + more likely)")]
     if explanation.get("direction_model"):
         d = explanation["direction_model"]
-        panels.append((f"direction model: per family\nfrom the prior P(long | cascade) {d['base_probability']:.2f} to "
-                       f"{explanation['p_long_given_cascade']:.2f}", d["shap_by_family"], "log-odds (+ long, − short squeeze)"))
+        # the bars start from the model's average day (its base), not from the prior: that is the answer's long_prior
+        prior = f"; prior {explanation['long_prior']:.2f}" if explanation.get("long_prior") is not None else ""
+        panels.append((f"direction model: each family's push\nP(long | cascade) from the model's average day {d['base_probability']:.2f} to "
+                       f"{explanation['p_long_given_cascade']:.2f}{prior}", d["shap_by_family"], "push towards a long (+) or short (−) squeeze, log-odds"))
+    names = {f"{title_of(name)}{suffix}": name for name in REGISTRY for suffix in ("", ": missing (scored as missing)")}
+    labels: dict[str, list[str]] = {"waterfall": [t.get_text() for t in ax_w.get_yticklabels()]}
     for k, (title, fams, xlabel) in enumerate(panels):
         ax_f = fig.add_axes([0.80, 0.58 - 0.48 * k if len(panels) > 1 else 0.1, 0.18, 0.3 if len(panels) > 1 else 0.76])
-        order = sorted(fams, key=lambda name: fams[name])
+        rows = family_rows(fams)
         # one colour meaning in both panels: the family (as on the dashboard); the sign is the bar's side of zero
-        ax_f.barh([title_of(name) for name in order], [fams[name] for name in order], color=[colour_of(name) for name in order])
+        for y, (label, value) in enumerate(rows):
+            if value is not None:
+                ax_f.barh(y, value, color=colour_of(names.get(label, label)))
+        ax_f.set_yticks(range(len(rows)), [label.replace(": missing", ":\nmissing") for label, _ in rows], fontsize=8)
         ax_f.axvline(0, c="black", lw=0.8)
         ax_f.set_title(title, fontsize=10)
         ax_f.set_xlabel(xlabel, fontsize=8)
-    ax_w.set_xlabel("log-odds of a cascade (base value + contributions = margin)", fontsize=9, labelpad=24)  # below SHAP's E[f(X)]
-    if checklist:  # the seed's checklist, every family, read by the model or not, under the waterfall
+        labels[f"families {k}"] = [t.get_text().replace("\n", " ") for t in ax_f.get_yticklabels()]
+    if checklist:  # the warning checklist, every family, read by the model or not, under the waterfall
         lines = [f"{'ON ' if c['on'] else 'off'}  {title_of(c['family'])}: {c['warning']}" + ("" if c["read_by_model"] else " (not read by the model)")
                  + f"  [{c['values_text']}]" for c in checklist]
-        fig.text(0.01, 0.01, "the seed's checklist\n" + "\n".join(lines), fontsize=7.5, va="bottom", family="monospace")
+        fig.text(0.01, 0.01, "the warning checklist (the warning signs of a build-up, family by family)\n" + "\n".join(lines),
+                 fontsize=7.5, va="bottom", family="monospace")
     save_figure(fig, path, dpi=100)
+    return labels

@@ -112,7 +112,7 @@ class SideScore:
     inputs present that day, a and b one logistic fitted on the training window's event-ahead days.
 
     Why: fitted weights over many correlated inputs learn the calendar (funding levels and the long share of events
-    drift between regimes); fixed signs over a few stationary inputs carry the seed's logic — crowded longs precede
+    drift between regimes); fixed signs over a few stationary inputs carry the warning checklist's logic — crowded longs precede
     long squeezes — across regimes. It speaks LightGBM's prediction interface (``raw_score``, ``pred_contrib``), so it is
     explained by the same code: contribution_i = a * sign_i * (x_i - 0.5) / n_present, base = b (exactly additive).
     """
@@ -167,6 +167,7 @@ class CascadeModel:
         self.long_share = 0.5
         self.trained_through: str | None = None  # last training day: later days are out-of-sample
         self.skill: dict[str, object] | None = None  # expected out-of-fold skill by missing families (training.skill), set by training
+        self.yardstick: dict[str, object] | None = None  # per coin: out-of-fold base rate, P quantiles, calibration (training.yardstick)
 
     def _params(self) -> dict[str, object]:
         c = self.config
@@ -242,7 +243,7 @@ class CascadeModel:
         meta = {"features": self.features, "cascade_features": self.cascade_features, "direction_features": self.direction_features,
                 "calibrator": [self.calibrator.a, self.calibrator.b],
                 "long_share": self.long_share, "trained_through": self.trained_through, "config": self.config.model_dump(),
-                "skill": self.skill}
+                "skill": self.skill, "yardstick": self.yardstick}
         (directory / "meta.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
@@ -261,6 +262,7 @@ class CascadeModel:
         model.long_share = meta["long_share"]
         model.trained_through = meta.get("trained_through")
         model.skill = meta.get("skill")
+        model.yardstick = meta.get("yardstick")
         return model
 
 
@@ -301,15 +303,15 @@ class BaseRate:
         return combine(np.full(len(X), self.rate), np.full(len(X), self.long_share), X.index)
 
 
-def checklist() -> list[Warning]:
-    """The analyst's checklist: every registered family's warnings."""
+def warning_checklist() -> list[Warning]:
+    """The warning checklist: every registered family's warning signs."""
     return [w for fam in load_families().values() for w in fam.warnings]
 
 
 def warning_count(X: pd.DataFrame) -> pd.Series:  # noqa: N803
-    """How many checklist warnings are on each day (missing inputs count as off)."""
+    """How many warning signs of the warning checklist are on each day (missing inputs count as off)."""
     count = pd.Series(0, index=X.index)
-    for warning in checklist():
+    for warning in warning_checklist():
         count += warning.on(X).astype(int)
     return count
 
@@ -326,7 +328,7 @@ def _crowded_longs(X: pd.DataFrame, hint: SideHint | None) -> np.ndarray:  # noq
 
 
 class RuleBaseline:
-    """Count of checklist warnings on, mapped to the training frequency of cascades at that count.
+    """Count of the warning checklist's signs on, mapped to the training frequency of cascades at that count.
 
     Direction: the side the families' side hint calls crowded (positive funding = crowded longs).
     """
@@ -338,7 +340,7 @@ class RuleBaseline:
         counts = warning_count(X).to_numpy()
         self.prior = float(y.mean())
         self.rate_by_count = {}
-        for k in range(len(checklist()) + 1):
+        for k in range(len(warning_checklist()) + 1):
             at = counts == k
             # shrink towards the prior: a count seen on few training days says little
             self.rate_by_count[k] = float((y[at].sum() + 5 * self.prior) / (at.sum() + 5))

@@ -12,7 +12,7 @@ from cascade_radar.config import Settings
 from cascade_radar.rules import first_warning, side, side_uncertain, warning_window
 from features.build import FeatureTable
 from features.families import REGISTRY, colour_of, title_of
-from training.explain import Explainer
+from training.explain import Explainer, present_by_family
 from training.plotting import pyplot, save_figure
 
 
@@ -58,14 +58,17 @@ def replay_event(event: pd.Series, oof: pd.DataFrame, ft: FeatureTable, explaine
     days = oof.reindex(window)[["fold", "p_cascade", "p_long", "p_short"]]
     have = days["p_cascade"].notna()
     explained = explainer.explain(ft.table.loc[window[have]]) if have.any() else pd.DataFrame(index=window[:0])
-    fam_cols = [c for c in explained.columns if c.startswith("cascade_family__")]
-    for col in fam_cols:
-        days[col.removeprefix("cascade_family__")] = explained[col]
+    # each family's push counts only the features with a value that day; a family with none is missing (NaN), never a cause
+    shap = explained[[c for c in explained.columns if c.startswith("cascade_shap__")]]
+    shap.columns = [c.removeprefix("cascade_shap__") for c in shap.columns]
+    for fam, push in present_by_family(shap, ft.table).items():
+        days[fam] = push
     # what the direction model made of each day: P(long | cascade) against the training long share, and its strongest push
     days["p_long_given_cascade"] = days["p_long"] / (days["p_long"] + days["p_short"])
     days["long_prior"] = explained["long_prior"] if "long_prior" in explained else np.nan
-    direction = explained[[c for c in explained.columns if c.startswith("direction_family__")]]
-    direction.columns = [c.removeprefix("direction_family__") for c in direction.columns]
+    direction = explained[[c for c in explained.columns if c.startswith("direction_shap__")]]
+    direction.columns = [c.removeprefix("direction_shap__") for c in direction.columns]
+    direction = present_by_family(direction, ft.table) if len(direction.columns) else direction
     days["direction_push"] = [None if row.isna().all() or not row.abs().max() else f"{title_of(row.abs().idxmax())} {row[row.abs().idxmax()]:+.2f}"
                               for _, row in direction.reindex(window).iterrows()] if len(direction.columns) else None
     days.attrs["horizon_days"] = settings.labels.horizon_days
@@ -131,7 +134,7 @@ def plot_replay(replay: Replay, threshold: float, path: Path, asset: str = "") -
 
 
 def reconstruction_lines(replay: Replay, panel: pd.DataFrame, ft: FeatureTable, settings: Settings) -> list[str]:
-    """The build-up in the seed's words (``features.reconstruction``) beside the model's path, as Markdown."""
+    """The build-up in a desk analyst's words (``features.reconstruction``) beside the model's path, as Markdown."""
     from features.reconstruction import reconstruct
 
     built = reconstruct(panel, ft.table, pd.Timestamp(replay.event["start"]), settings.replay.window_days)
@@ -188,10 +191,10 @@ def write_replay(replay: Replay, settings: Settings, directory: Path, panel: pd.
         "",
         *(reconstruction_lines(replay, panel, ft, settings) if panel is not None and ft is not None else []),
         "Per-family columns: contribution to P(cascade) in log-odds; `direction: strongest push` is the direction model's family that "
-        "pushed hardest that day (+ towards long, − towards short, log-odds); `side` is `uncertain` within "
+        "pushed hardest that day (+ towards long, − towards short, log-odds); a family with no data that day reads `missing` (scored as missing, never a cause); `side` is `uncertain` within "
         f"{settings.alerts.side_band:g} of the prior.",
         "",
-        show.to_markdown(floatfmt=".3f"),
+        show.to_markdown(floatfmt=".3f", missingval="missing"),
     ]
     path = directory / f"{replay.slug}.md"
     path.write_text("\n".join(lines))

@@ -73,15 +73,21 @@ def plot_pr(evaluation: Evaluation, asset: str, path: Path) -> Path:  # one coin
 
 
 def plot_reliability(evaluation: Evaluation, asset: str, path: Path) -> Path:
-    from sklearn.calibration import calibration_curve
+    """``asset``'s reliability diagram, out of fold: the model's bins are the ones its champion carries
+    (``training.yardstick``) and the dashboard's calibration chart draws; two baselines beside it."""
+    from training.yardstick import reliability_bins
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="perfect")
     for name in ("model", "logistic", "rule"):
         pred = evaluation.oof[name]
-        frac, mean = calibration_curve(is_cascade(pred["target"]), pred["p_cascade"], n_bins=10, strategy="quantile")
-        ax.plot(mean, frac, marker="o", label=name)
+        pred = pred[pred["asset"] == asset]
+        bins = reliability_bins(is_cascade(pred["target"]), pred["p_cascade"].to_numpy())
+        ax.plot([b["mean_predicted"] for b in bins], [b["observed"] for b in bins], marker="o", label=name)
+    coin = ((evaluation.yardstick or {}).get("coins") or {}).get(asset)
+    if coin and coin.get("base_rate") is not None:
+        ax.axhline(coin["base_rate"], c="grey", ls=":", lw=1, label=f"base rate {coin['base_rate']:.2f}")
     ax.set(xlabel="predicted P(cascade within H days)", ylabel="observed frequency", title=f"{asset}: reliability, out-of-fold",
            xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="upper left")
@@ -157,6 +163,30 @@ def skill_section(model: CascadeModel, asset: str) -> list[str]:
             singles.set_index("missing").to_markdown(floatfmt=".3f"), ""]
 
 
+def yardstick_section(evaluation: Evaluation, asset: str, directory: Path) -> tuple[list[str], list[Path]]:
+    """The report's lines on the yardstick every answer carries (``training.yardstick``): the base rate, the spread of the
+    out-of-fold answers a day's percentile is read from, and the calibration bins (``calibration.csv``, drawn in
+    ``reliability.png``); with the files written."""
+    coin = ((evaluation.yardstick or {}).get("coins") or {}).get(asset)
+    if not coin or coin.get("base_rate") is None:
+        return [], []
+    path = directory / "calibration.csv"
+    pd.DataFrame(coin["calibration"]).to_csv(path, index=False, float_format="%.4f")
+    q = coin["quantiles"]
+    h = evaluation.yardstick["horizon_days"]  # type: ignore[index]
+    lines = ["## The yardstick of every answer", "",
+             f"Base rate: **{coin['base_rate']:.3f}** — {coin['event_days']:,} of {asset}'s {coin['days']:,} out-of-fold days "
+             f"({coin['first_day']}..{coin['last_day']}) were followed by a cascade within {h} days. Every answer for {asset} carries it "
+             "(`base_rate`), its P(cascade) relative to it (`relative_risk`) and its percentile among the out-of-fold answers below "
+             "(`percentile`).", "",
+             "| out-of-fold P(cascade) | 10th | 25th | 50th | 75th | 90th percentile |", "|---|---|---|---|---|---|",
+             "| | " + " | ".join(f"{q[k]:.3f}" for k in (10, 25, 50, 75, 90)) + " |", "",
+             "Calibration (the [reliability diagram](reliability.png), bins in `calibration.csv`; the dashboard's coin page draws the same):", "",
+             "| P(cascade) bin | mean predicted | observed | days |", "|---|---|---|---|",
+             *[f"| {b['p_low']:.3f}–{b['p_high']:.3f} | {b['mean_predicted']:.3f} | {b['observed']:.3f} | {b['days']} |" for b in coin["calibration"]], ""]
+    return lines, [path]
+
+
 def write_report(evaluation: Evaluation, verdict: Verdict, ft: FeatureTable, model: CascadeModel, settings: Settings,
                  directory: Path) -> list[Path]:
     """The report, its plots and tables, and the fold models under ``directory``; returns every path written
@@ -178,6 +208,8 @@ def write_report(evaluation: Evaluation, verdict: Verdict, ft: FeatureTable, mod
 
         skill_frame(model.skill, [asset]).to_csv(directory / "skill_by_missing.csv", index=False, float_format="%.4f")
         written.append(directory / "skill_by_missing.csv")
+    yardstick_lines, yardstick_files = yardstick_section(evaluation, asset, directory)
+    written += yardstick_files
     folds = pd.DataFrame(evaluation.fold_descriptions()).set_index("fold")
     h = settings.labels.horizon_days
     lines = [
@@ -203,6 +235,7 @@ def write_report(evaluation: Evaluation, verdict: Verdict, ft: FeatureTable, mod
         format_table(evaluation.per_fold.loc[asset][TABLE_METRICS]),
         "",
         *skill_section(model, asset),
+        *yardstick_lines,
         "## Folds",
         "",
         folds.to_markdown(),
@@ -244,9 +277,10 @@ def coin_table(evaluation: Evaluation) -> pd.DataFrame:
     return pd.DataFrame(rows).T.rename_axis("asset")
 
 
-def write_summary(evaluation: Evaluation, verdicts: dict[str, Verdict], root: Path) -> list[Path]:
+def write_summary(evaluation: Evaluation, verdicts: dict[str, Verdict], root: Path, folders: dict[str, Path] | None = None) -> list[Path]:
     """The per-coin table (Markdown and CSV) of a pooled evaluation in ``root`` (the reports root, or a run's own
-    folder); returns the paths."""
+    folder), linking each coin's report and reliability diagram in ``folders`` (each coin's report folder); returns the
+    paths."""
     root.mkdir(parents=True, exist_ok=True)
     table = coin_table(evaluation)
     table["gate"] = [("passed" if verdicts[a].passed else "failed") if a in verdicts else "" for a in table.index]
@@ -256,6 +290,11 @@ def write_summary(evaluation: Evaluation, verdicts: dict[str, Verdict], root: Pa
     lines = [f"# cascade-radar — every coin, pooled model ({len(evaluation.folds)} walk-forward folds, out-of-fold)", "",
              format_table(table.drop(columns="gate")), "", "Gate: " + ", ".join(f"{a} {'passed' if v.passed else 'failed'}" for a, v in verdicts.items()),
              "", *failed]
+    if folders:  # each coin's own report and its reliability diagram (out-of-fold calibration), per coin
+        links = [f"- {a}: [report]({(f / 'evaluation.md').relative_to(root).as_posix()}) · "
+                 f"[reliability diagram]({(f / 'reliability.png').relative_to(root).as_posix()})" for a, f in folders.items()]
+        lines += ["", "Each coin's report and reliability diagram (out-of-fold calibration; `prevalence` is the base rate every answer "
+                  "carries):", "", *links]
     md = root / "coins.md"
     md.write_text("\n".join(lines) + "\n")
     return [md, csv]

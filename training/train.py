@@ -115,7 +115,7 @@ def _train(settings: Settings, register: bool, store: HistoryStore | None, store
             each = settings.for_asset(asset)
             files += write_report(evaluation.for_asset(asset), verdicts[asset], ft, model, each, reports_folder(each, staged))
         if len(tables) > 1:
-            files += write_summary(evaluation, verdicts, staged)
+            files += write_summary(evaluation, verdicts, staged, {a: reports_folder(settings.for_asset(a), staged) for a in tables})
         focus_folder = reports_folder(settings.for_asset(focus), staged)
         files.sort(key=lambda p: (p.parent != focus_folder or p.name != "evaluation.md"))
         progress("MLflow run and registry")
@@ -142,6 +142,7 @@ def fit_final(tables: dict[str, FeatureTable], evaluation: Evaluation, settings:
     pool = Pool.of(tables, model_features(first.features, settings.model))
     model = CascadeModel(settings.model).fit(pool.X, pool.target)
     model.skill = evaluation.skill  # what its walk-forward measured, by the families a day lacks: every answer reads it
+    model.yardstick = evaluation.yardstick  # each coin's out-of-fold base rate, P quantiles and calibration: every answer's yardstick
     if settings.model.calibrate:
         oof = evaluation.oof["model"]
         model.calibrator = PlattCalibrator().fit(oof["margin"].to_numpy(), is_cascade(oof["target"]))

@@ -1,8 +1,8 @@
 """Signal families: each module registers one family with ``@family``.
 
 A family owns its whole identity in its own module: the name (prefix of every feature it makes),
-a title and a colour for people, the panel columns it reads, the checklist warnings the rule
-baseline counts, and a ``@summary`` that says one day in words. Explanations, replays, the serving
+a title and a colour for people, the panel columns it reads, its warning signs on the warning
+checklist (which the rule baseline counts), and a ``@summary`` that says one day in words. Explanations, replays, the serving
 input schema and the baselines read all of it from ``REGISTRY``: adding a family is one new module
 in this package, which ``load_families`` imports.
 """
@@ -90,7 +90,7 @@ SummaryFn = Callable[[pd.Series], str]
 
 @dataclass(frozen=True)
 class Warning:  # noqa: A001 - a checklist warning, not the builtin category
-    """One item of the analyst's checklist: on when any of ``features`` satisfies ``op threshold``.
+    """One warning sign of the warning checklist: on when any of ``features`` satisfies ``op threshold``.
 
     ``op`` is ``>=``, ``<=``, ``>`` or ``abs>=``. Thresholds are round numbers an analyst would write
     down before looking at results, not fitted values.

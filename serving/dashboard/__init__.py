@@ -1,9 +1,9 @@
 """The risk dashboard, mounted at /dashboard by the prediction service itself (no second server).
 
-Static pages only: an overview of every coin and a page per coin. Their charts are drawn by Plotly, whose
+Static pages only: an overview of every coin, a page per coin and the glossary of the product's words. Their charts are drawn by Plotly, whose
 JavaScript ships inside the ``plotly`` Python package and is served from here, so the page works without
 internet. Every number on the page comes from the service's own JSON routes (/predict, /predict_range,
-/explain, /v1/ready, /v1/events, /v1/episodes, /v1/forecasts) — the page adds no logic of its own: even an event's lead
+/explain, /v1/ready, /v1/events, /v1/episodes, /v1/forecasts, /v1/calibration) — the page adds no logic of its own: even an event's lead
 (the first alert that warned of it) comes from /v1/events.
 """
 
@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.staticfiles import StaticFiles
 
+from cascade_radar import glossary as words
 from cascade_radar.config import ASSETS
 from cascade_radar.rules import IN_SAMPLE, OUT_OF_FOLD, OUT_OF_SAMPLE
 from features.families import load_families
@@ -64,12 +65,13 @@ def inline_json(value: object) -> str:
 # (serving.guard.SECURITY_HEADERS), the dashboard's included.
 
 
-def page(name: str, title: str, request: Request, **values: object) -> HTMLResponse:
-    """static/layout.html around static/<name>.html, with the mount point and the page's data filled in."""
+def page(name: str, title: str, request: Request, slots: dict[str, str] | None = None, **values: object) -> HTMLResponse:
+    """static/layout.html around static/<name>.html, with the mount point and the page's data filled in (and ``slots``:
+    more ``{{slot}}``: HTML pairs, filled as they are)."""
     base = request.scope.get("root_path", "").rstrip("/") or "/dashboard"
     config = {"base": base, "families": family_legend(), "bases": BASIS_LABELS, "hindsight": IN_SAMPLE, **values}
     fill = {"{{content}}": (STATIC / f"{name}.html").read_text(), "{{title}}": html.escape(title), "{{page}}": name,
-            "{{config}}": inline_json(config), "{{base}}": base}
+            "{{config}}": inline_json(config), "{{base}}": base, **(slots or {})}
     text = (STATIC / "layout.html").read_text()
     for slot, value in fill.items():  # content first: its own {{base}} slots are filled after it
         text = text.replace(slot, value)
@@ -91,6 +93,13 @@ def coin(asset: str, request: Request) -> HTMLResponse:
     if asset != asset.upper():
         return RedirectResponse(f"{request.scope.get('root_path', '')}/coin/{asset.upper()}")  # type: ignore[return-value]
     return page("coin", f"cascade-radar — {asset}", request, asset=asset)
+
+
+@dashboard.get("/glossary", response_class=HTMLResponse, include_in_schema=False)
+def glossary(request: Request) -> HTMLResponse:
+    """The product's words (SOPR, funding, log-odds, out-of-fold, base rate, ...), from ``cascade_radar.glossary`` as
+    docs/glossary.md is: linked from every page's header."""
+    return page("glossary", "cascade-radar — glossary", request, slots={"{{glossary}}": words.html_list()}, assets=list(ASSETS))
 
 
 @functools.cache

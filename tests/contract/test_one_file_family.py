@@ -91,9 +91,9 @@ def test_a_family_in_one_file_flows_through_features_explanations_and_replays(ex
     report = write_replay(replay, settings, tmp_path / "replays")
     assert "volume surge" in report.read_text()
     # the rule baseline counts the new family's warning, the serving schema accepts its input
-    from training.model import checklist
+    from training.model import warning_checklist
 
-    assert "volume surging" in [w.label for w in checklist()]
+    assert "volume surging" in [w.label for w in warning_checklist()]
     from serving.schemas import signal_row_model
 
     assert "volume_base" in signal_row_model().model_fields

@@ -169,6 +169,62 @@ def test_the_track_record_matches_a_hand_computation() -> None:
     # side long (right). Event 01-12: first alert in [01-09, 01-11] is 01-10, lead 2, side long (wrong).
     assert m["rows"] == 13 and m["alerts"] == 4 and m["precision"] == 0.75
     assert m["events"] == 2 and m["recall"] == 1.0 and m["median_lead_days"] == 2.5 and m["direction_accuracy"] == 0.5
+    assert m["side_uncertain"] == 0
+    assert all(type(m[k]) is int for k in ("rows", "alerts", "events", "side_uncertain"))  # counts are counts, not 13.0
+
+
+def test_a_side_uncertain_alert_is_not_scored_as_a_side() -> None:
+    """Where the row said "side uncertain" it stated no side: direction accuracy is over the rows that stated one, and the
+    record says how many did not; a rate with nothing to measure is missing, not NaN."""
+    days = pd.date_range("2024-01-01", "2024-01-14")
+    alert_days = {"2024-01-02": "long", "2024-01-03": "short", "2024-01-08": "long", "2024-01-10": "long"}
+    rows = pd.DataFrame({"day": [str(d.date()) for d in days], "alert": [str(d.date()) in alert_days for d in days],
+                         "side": [alert_days.get(str(d.date()), "long") for d in days],
+                         "side_uncertain": [str(d.date()) == "2024-01-10" for d in days]})  # event 01-12's first alert (long: wrong)
+    events = pd.DataFrame({"start": pd.to_datetime(["2024-01-05", "2024-01-12"]), "direction": ["long", "short"]})
+    m = score(rows, events, pd.Timestamp("2024-01-16"), horizon=3)
+    assert m["events"] == 2 and m["recall"] == 1.0 and m["side_uncertain"] == 1
+    assert m["direction_accuracy"] == 1.0  # 01-05's first alert said long, right; 01-12's said "side uncertain": not scored
+    only = score(rows.assign(side_uncertain=True), events, pd.Timestamp("2024-01-16"), horizon=3)
+    assert only["side_uncertain"] == 2 and only["direction_accuracy"] is None
+    empty = score(rows.iloc[0:0], events, pd.Timestamp("2024-01-16"), horizon=3)
+    assert empty == {"rows": 0, "alerts": 0, "precision": None, "events": 0, "recall": None, "median_lead_days": None,
+                     "side_uncertain": 0, "direction_accuracy": None}
+
+
+def test_the_ledger_command_says_side_uncertain_and_prints_counts_as_counts(ops: Settings, trained_synthetic,  # noqa: ANN001
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`cascade-radar ledger`: a row that said "side uncertain" is printed so (as `today` and `daily` print it) and is not
+    scored as a side; counts print as integers, a rate not measured yet as '–'."""
+    from cli.main import main
+
+    _, ft, _ = trained_synthetic
+    events = ft.labels.events
+    starts = pd.to_datetime(events["start"])
+    horizon = ops.labels.horizon_days
+    # an event with no other starting within the horizon after it, its horizon long judged
+    alone = next(s for s, nxt in zip(starts[:-1], starts[1:], strict=True) if (nxt - s).days > horizon + 2 and s < ft.table.index[-60])
+    direction = events.loc[starts == alone, "direction"].iloc[0]
+    other = "short" if direction == "long" else "long"
+    said = [(alone - pd.Timedelta(days=2), other, True), (alone - pd.Timedelta(days=1), direction, False)]  # first alert: uncertain
+    Ledger(ops.ledger_path).append([{"asset": "BTC", "day": str(d.date()), "model_version": "1", "p_cascade": 0.9, "alert": True, "side": side,
+                                     "side_uncertain": uncertain, "basis": "out-of-fold"} for d, side, uncertain in said])
+    env = {**settings_env(ops), "CASCADE_RADAR_ALERTS__LEDGER_FILE": str(ops.ledger_path)}
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        capsys.readouterr()
+        assert main(["ledger"]) == 0
+        out = capsys.readouterr().out
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    listed = {line.split()[1]: line for line in out.splitlines() if line.startswith("BTC ") and line.split()[1][:2] == "20"}
+    assert "side uncertain" in listed[str(said[0][0].date())] and f" {other} " not in listed[str(said[0][0].date())]
+    assert f" {direction} " in listed[str(said[1][0].date())]
+    record = next(line.split() for line in out.splitlines() if line.split()[:2] == ["BTC", "out-of-fold"])  # the track record's line
+    # asset, basis, rows, alerts, precision, events, recall, median lead, side uncertain, direction accuracy
+    assert record == ["BTC", "out-of-fold", "2", "2", "1.00", "1", "1.00", "2.0", "1", "–"]
 
 
 def test_a_rise_within_the_window_alerts_once() -> None:

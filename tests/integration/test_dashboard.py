@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import httpx
+import pandas as pd
 import pytest
 
 from cascade_radar.config import PROJECT_ROOT, OperationsConfig
+from cascade_radar.rules import ordinal
 from operations.daily import daily
 from tests.support.browser import Console, chromium, paint_ms, point_on_timeline, unavailable
 from tests.support.process import free_port, settings_env, start_server, stop_server
@@ -23,8 +25,11 @@ SHOTS = PROJECT_ROOT / "reports" / "dashboard" / "browser-test"  # the synthetic
 
 
 @pytest.fixture(scope="module")
-def served(trained_synthetic, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: ANN001
-    settings, ft, _ = trained_synthetic
+def served(trained_synthetic, trained_with_a_gap, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: ANN001
+    _, ft, _ = trained_synthetic
+    # the synthetic champion over the history whose open interest stops a few days before its end: the last days are
+    # answered with a family missing, as a live desk meets them
+    settings = trained_with_a_gap
     # a live ledger of this module's own: the daily job run as of five past days (no store update, no webhook)
     ledger = tmp_path_factory.mktemp("ledger") / "forecasts.jsonl"
     ops = settings.model_copy(update={"alerts": OperationsConfig(ledger_file=ledger, update_store=False)})
@@ -64,6 +69,18 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         # a coin without a champion (none was trained for ETH here) is shown as not ready, with the service's reason
         eth = page.locator("article[data-asset='ETH']").inner_text()
         assert "not ready" in eth and ready["assets"]["ETH"]["reason"] in eth and not ready["assets"]["ETH"]["ready"]
+        # every ready card: today's P with its yardstick as /predict says it — base rate, relative risk, percentile — the cards
+        # sorted by relative risk (highest first, coins without one last) and coloured by it, not by the raw P
+        answers = {a: api.post("/predict", json={"asset": a}).json() for a, info in ready["assets"].items() if info["ready"]}
+        for asset, answer in answers.items():
+            each = page.locator(f"article[data-asset='{asset}']")
+            assert each.locator(".relative-risk").inner_text() == f"{answer['relative_risk']:.1f}× normal", asset
+            assert each.locator(".base-rate").inner_text() == f"base rate {100 * answer['base_rate']:.1f}%", asset
+            assert each.locator(".percentile").inner_text() == f"{ordinal(round(answer['percentile']))} percentile", asset
+            band = next(name for name, at in (("high", 2), ("above", 1.25), ("normal", 0.8), ("below", 0)) if answer["relative_risk"] >= at)
+            assert f"risk-{band}" in each.get_attribute("class").split() and "alert" not in each.get_attribute("class").split()
+        order = page.eval_on_selector_all("#coins article", "cards => cards.map((c) => c.dataset.asset)")
+        assert order == sorted(ready["assets"], key=lambda a: -answers[a]["relative_risk"] if a in answers else float("inf"))
         assert paint_ms(page)["first_contentful_paint"] is not None
         page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
 
@@ -76,6 +93,12 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
             return {events: gd.data.filter(t => t.name.includes(' event (size: ')).reduce((n, t) => n + t.x.length, 0),
                     shapes: gd.layout.shapes.filter(s => s.type === 'rect').length}; }""")
         assert drawn == {"events": events["count"], "shapes": len(episodes["episodes"])}
+        # it opens on the last 12 months (the whole history is the "all" button), and says so in its address
+        end = pd.Timestamp(ready["data_through"])
+        year = [str(max(pd.Timestamp(ready["first_answerable_day"]) - pd.Timedelta(days=5), end - pd.DateOffset(months=12)).date()),
+                str((end + pd.Timedelta(days=10)).date())]
+        assert page.evaluate("() => document.getElementById('timeline').layout.xaxis.range.map((d) => String(d).slice(0, 10))") == year
+        assert f"from={year[0]}&to={year[1]}" in page.evaluate("location.hash")
         summary = page.inner_text("#episode-summary")
         assert f"{episodes['hits']} alert episode(s) followed by an event, {episodes['false_alarms']} false alarm(s)" in summary
         oof = episodes["by_basis"]["out-of-fold"]
@@ -91,12 +114,23 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         page.wait_for_selector("#signals[data-rendered='true']", timeout=30_000)
         drawn_signals = page.evaluate("""() => Object.fromEntries(document.getElementById('signals').data.filter(t => t.meta)
             .map(t => [t.meta.column, {x: t.x, y: t.y}]))""")
+        scales = {s["column"]: p["scale"] for p in signals["panes"] for s in p["series"]}  # each column in its own unit, drawn in its pane's
+        assert scales["funding_rate_frac8h"] == 100.0 and scales["price_usd"] == 1.0
         for column in ("price_usd", "liq_long_usd", "liq_short_usd", "oi_close_usd", "funding_rate_frac8h"):
             want = [r[column] for r in signals["rows"]]
             sign = -1 if "short" in column else 1
             assert drawn_signals[column]["x"] == [r["day"] for r in signals["rows"]], column
-            assert drawn_signals[column]["y"] == [None if v is None else sign * v for v in want], column
+            assert drawn_signals[column]["y"] == [None if v is None else sign * scales[column] * v for v in want], column
         assert page.get_attribute("#signals-csv", "href").endswith("&format=csv")
+        # the yardstick beside the headline, and the coin's calibration out of fold drawn from /v1/calibration's bins
+        assert page.inner_text("#today .relative-risk") == f"{today['relative_risk']:.1f}× normal"
+        assert page.inner_text("#today .base-rate") == f"base rate {100 * today['base_rate']:.1f}%"
+        calibration = api.get("/v1/calibration", params={"asset": "BTC"}).json()
+        page.locator("#calibration").scroll_into_view_if_needed()
+        page.wait_for_selector("#calibration[data-rendered='true']", timeout=30_000)
+        drawn_bins = page.evaluate("() => document.getElementById('calibration').data.find((t) => t.name === 'the model, out of fold')")
+        assert drawn_bins["x"] == [b["mean_predicted"] for b in calibration["bins"]] and drawn_bins["y"] == [b["observed"] for b in calibration["bins"]]
+        assert len(calibration["bins"]) >= 5 and calibration["base_rate"] == today["base_rate"]
         page.evaluate("window.scrollTo(0, 0)")
         hover = page.evaluate("() => document.getElementById('timeline').layout.xaxis.hoverformat")
         assert hover == "%Y-%m-%d"  # a hover names the day
@@ -108,6 +142,7 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         rows = api.post("/predict_range", json={"start": start, "end": ready["data_through"]}).json()["rows"]
         target = rows[-20]
         page.wait_for_timeout(300)  # the zoom's transition
+        page.locator("#timeline").scroll_into_view_if_needed()  # the today panel above it may push it below the first screen
         x, y = point_on_timeline(page, target["day"], target["p_cascade"])
         page.mouse.click(x, y)
         page.wait_for_selector(f"#explanation[data-day='{target['day']}']", timeout=30_000)
@@ -116,16 +151,24 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         assert page.locator("#explanation .big").inner_text() == f"{round(100 * explained['p_cascade'])}%"
         assert page.locator("#bars-cascade .main-svg").count() >= 1 and page.locator("#drivers tbody tr").count() == len(explained["top_drivers"])
         assert explained["basis"] in page.inner_text("#explanation")
+        assert page.inner_text("#explanation .relative-risk") == f"{explained['relative_risk']:.1f}× normal"
         assert page.evaluate("location.hash").startswith(f"#day={target['day']}&from=")  # the day, and the range zoomed to
+        # the direction bars start from the model's average day; the one prior is the answer's long_prior, as the sentence says it
+        direction = page.evaluate("() => document.getElementById('bars-direction').layout.title.text")
+        assert f"prior (training long share) {explained['long_prior']:.2f}" in direction and "from the prior" not in direction
+        assert f"from the model's average day {explained['direction_model']['base_probability']:.2f}" in direction
         page.screenshot(path=str(SHOTS / "coin_BTC_day.png"), full_page=True)
 
-        # a replay of a notable event
+        # a replay of a notable event; every event's dollars shown with the scope of the series that measured them
         notable = [e for e in events["events"] if e["notable"]]
+        buttons = page.locator("#replay-list button").all_inner_texts()
+        assert len(buttons) == len(notable) and all(f" ({e['series']}) · " in b for b, e in zip(buttons, notable, strict=True))
         page.locator("#replay-list button").first.click()
         page.wait_for_selector(f"#replay[data-rendered='{notable[0]['start']}']", timeout=60_000)
         assert page.locator("#replay-chart .main-svg").count() >= 1
         built = api.get("/v1/reconstruction", params={"asset": "BTC", "event": notable[0]["start"]}).json()
-        assert page.inner_text("#replay-reconstruction") == built["text"]  # the build-up in the seed's words, as the API tells it
+        assert page.inner_text("#replay-reconstruction") == built["text"]  # the build-up in a desk analyst's words, as the API tells it
+        assert f"({notable[0]['series']}) liquidated" in page.inner_text("#replay h3")
         page.locator("#replay").screenshot(path=str(SHOTS / "replay_BTC.png"))
 
         # a replay has a URL of its own
@@ -147,6 +190,9 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         linked.get_by_text("1 year", exact=True).click()  # a new zoom is the new view
         linked.wait_for_function(f"() => !location.hash.includes('from={rows[-60]['day']}')", timeout=10_000)
         assert "from=" in linked.evaluate("location.hash") and f"day={target['day']}" in linked.evaluate("location.hash")
+        linked.get_by_text("all", exact=True).click()  # the whole history, one click away, and its address says so
+        linked.wait_for_function(f"() => /from=\\d{{4}}-\\d{{2}}-\\d{{2}}/.test(location.hash) && location.hash.split('from=')[1].slice(0, 10) <= '{start}'",
+                                 timeout=10_000)
         for link in ("#timeline-csv", "#events-csv", "#episodes-csv"):
             href = linked.get_attribute(link, "href")
             assert href.endswith("format=csv") and api.get(href).headers["content-type"].startswith("text/csv"), link
@@ -175,6 +221,52 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         assert len(console.errors) == 1 and "status of 404" in console.errors[0] and console.errors[0].endswith("/dashboard/coin/XYZ)")
     assert sorted(p.name for p in SHOTS.glob("*.png")) == ["coin_BTC.png", "coin_BTC_400px.png", "coin_BTC_dark.png", "coin_BTC_day.png",
                                                            "overview.png", "overview_400px.png", "replay_BTC.png"]
+
+
+def test_the_dashboard_never_draws_missing_data_as_a_cause(served: str, trained_with_a_gap) -> None:  # noqa: ANN001
+    """The last day (open interest missing) and a day with a present family's feature missing: the day's sentence, top
+    features and family bars as /explain says them — no feature with no value among the top features, the missing family's
+    bar absent and its row written "missing (scored as missing)"; the glossary is one click away from the page."""
+    from cascade_radar.glossary import TERMS
+    from forecast.predict import CoinForecaster
+    from tests.support.answers import nan_feature_day
+
+    api = httpx.Client(base_url=served, timeout=30)
+    last = api.get("/v1/ready").json()["assets"]["BTC"]["data_through"]
+    nan_day, _ = nan_feature_day(CoinForecaster.load(trained_with_a_gap))
+    console = Console()
+    with chromium() as browser:
+        page = console.watch(browser.new_page(viewport={"width": 1400, "height": 1000}))
+        for day in (last, nan_day):
+            x = api.post("/explain", json={"asset": "BTC", "day": day}).json()
+            absent = set(x["missing_features"])
+            assert (x["missing_families"] == ["oi"]) == (day == last) and absent
+            page.goto(f"{served}/dashboard/coin/BTC#day={day}")
+            page.wait_for_selector(f"#explanation[data-day='{day}']", timeout=60_000)
+            page.locator("#explanation").scroll_into_view_if_needed()  # its bars are drawn as it comes into view
+            page.wait_for_selector(f"#explanation[data-drawn='{day}']", timeout=30_000)
+            assert page.inner_text("#sentence") == x["sentence"]
+            rows = page.eval_on_selector_all("#drivers tbody tr", "rows => rows.map((r) => [...r.cells].map((c) => c.textContent))")
+            assert [r[0] for r in rows] == [d["label"] for d in x["top_drivers"]] and rows
+            assert not any("no data" in cell for row in rows for cell in row)
+            assert not {d["feature"] for d in x["top_drivers"]} & absent
+            bars = page.evaluate("() => { const t = document.getElementById('bars-cascade').data[0]; return {x: t.x, y: t.y}; }")
+            drawn = dict(zip(bars["y"], bars["x"], strict=True))
+            ticks = page.eval_on_selector_all("#bars-cascade .ytick text", "ts => ts.map((t) => t.textContent)")
+            missing = "open interest: missing (scored as missing)"
+            if day == last:  # written missing, no bar; no bar named plainly "open interest"
+                assert drawn[missing] is None and "open interest" not in drawn and missing in ticks
+            else:
+                assert not any("missing" in label for label in drawn)
+            pushes = sorted(v for v in x["cascade"]["shap_by_family"].values() if v is not None)  # each family's, as /explain says it
+            assert sorted(v for v in drawn.values() if v is not None) == pytest.approx(pushes, abs=1e-12)
+        # the glossary, from the page's header
+        page.locator("header.top a.glossary-link").click()
+        page.wait_for_url(f"{served}/dashboard/glossary")
+        page.wait_for_selector("body[data-loaded='true']", timeout=30_000)
+        assert page.locator("dl.glossary dt").count() == len(TERMS) and page.locator("#coin-nav a").count() >= 1
+        assert page.inner_text("#out-of-fold + dd") == dict(TERMS)["out-of-fold"]
+    assert console.errors == []
 
 
 def test_the_api_docs_page_renders_and_asks_nothing_of_another_origin(served: str) -> None:

@@ -70,7 +70,7 @@ def test_every_coin_answers_the_same_from_cli_state_and_daily_job(seven: Setting
         assert api["side_skill"] is not None
         if api["side_skill"] <= 0:
             assert api["side_uncertain"] and "side uncertain" in api["sentence"]
-    # the day the seed's data stop for BTC's derivatives: refused by the API and the CLI with the same reason
+    # the day the reference data stop for BTC's derivatives: refused by the API and the CLI with the same reason
     with pytest.raises(RequestError) as refused:
         coins.states["BTC"].prediction(pd.Timestamp("2026-08-20").date())
     assert refused.value.status == 404 and "of the families the model reads are missing" in refused.value.message
@@ -78,8 +78,8 @@ def test_every_coin_answers_the_same_from_cli_state_and_daily_job(seven: Setting
     assert cli(["explain", "--date", "2026-08-20", "--asset", "BTC"]) == 2
     assert capsys.readouterr().err.strip() == f"error: --date 2026-08-20: {refused.value.message}"
     assert os.environ["CASCADE_RADAR_DATA_DIR"] == str(Path(seven.data_path).parent)
-    # BTC 2025-04-15, before the 2025-04-22 short squeeze: the explanation names all six seed families in its checklist
+    # BTC 2025-04-15, before the 2025-04-22 short squeeze: the explanation names all six families of the build-up in its warning checklist
     april = coins.states["BTC"].explanation(pd.Timestamp("2025-04-15").date())
-    seed = {"price", "oi", "funding", "flows", "sopr", "nupl"}
-    assert seed <= {c["family"] for c in april["checklist"]}
-    assert all(v is not None for c in april["checklist"] if c["family"] in seed for v in c["values"].values())
+    build_up = {"price", "oi", "funding", "flows", "sopr", "nupl"}
+    assert build_up <= {c["family"] for c in april["checklist"]}
+    assert all(v is not None for c in april["checklist"] if c["family"] in build_up for v in c["values"].values())

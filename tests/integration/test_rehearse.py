@@ -129,7 +129,7 @@ def test_the_daily_job_rehearsed_against_the_reference(tmp_path: Path) -> None:
         line = next(line for line in result.lines if line.startswith(f"tier '{tier}'"))
         assert "BTC 20 of 20 day(s) after the cut answered" in line and "expected ROC-AUC" in line, line
     free_keys = next(line for line in result.lines if line.startswith("  BTC on") and "coinalyze" in line)
-    assert "oi: coinalyze_oi_close_usd (coinalyze)" in free_keys and "price: close_usd (binance-spot)" in free_keys
+    assert "open interest: coinalyze_oi_close_usd (coinalyze)" in free_keys and "price & momentum: close_usd (binance-spot)" in free_keys
     faults = said.split("with faults", 1)[1]
     for why in ("HTTP 451", "quota exhausted", "-1130", "unavailable after 5 attempts", "expected a list of funding events"):
         assert why in faults, why

@@ -16,7 +16,10 @@ from starlette.testclient import TestClient
 
 from cascade_radar.config import PROJECT_ROOT, Settings
 from features.build import assemble_panel
+from features.schemas import SERIES
 from features.store import HistoryStore
+from serving.schemas import SignalRow
+from tests.support.answers import nan_feature_day
 from tests.support.process import SIGNAL_FIELDS, free_port, settings_env, signals_payload, start_server, stop_server
 
 
@@ -60,7 +63,7 @@ def test_a_past_day_defaults_to_out_of_fold_as_in_the_evaluation(client: TestCli
     day = ft.table.index[800]
     oof = result.evaluation.oof["model"].loc[day]
     body = client.post("/predict", json={"day": str(day.date())}).json()
-    assert body["basis"] == "out-of-fold" and body["hindsight"] is False and body["model_used"].startswith("fold ")
+    assert body["basis"] == "out-of-fold" and body["hindsight"] is False and body["model_used"].startswith("a model that never saw this day (walk-forward fold ")
     assert body["p_cascade"] == pytest.approx(float(oof["p_cascade"]), abs=1e-12)  # what the walk-forward said
     explained = client.post("/explain", json={"day": str(day.date())}).json()
     assert {k: v for k, v in explained.items() if k in body and k != "top_drivers"} == {k: v for k, v in body.items() if k != "top_drivers"}
@@ -99,9 +102,9 @@ def test_explain_returns_the_full_explanation(client: TestClient, trained_synthe
     assert body["direction_model"]["meaning"].startswith("positive pushes towards a long squeeze")
     # the direction bars' base: the prior they push away from
     assert body["direction_model"]["base_probability"] == pytest.approx(1 / (1 + np.exp(-body["direction_model"]["base_value"])))
-    # the seed's checklist: all six seed families, with the values behind each sign, read by the model or not
-    seed = {"price", "oi", "funding", "flows", "sopr", "nupl"}
-    assert seed <= {c["family"] for c in body["checklist"]} and all(c["values"] for c in body["checklist"])
+    # the warning checklist: all six families of the build-up, with the values behind each sign, read by the model or not
+    build_up = {"price", "oi", "funding", "flows", "sopr", "nupl"}
+    assert build_up <= {c["family"] for c in body["checklist"]} and all(c["values"] for c in body["checklist"])
     assert {c["family"] for c in body["checklist"] if not c["read_by_model"]} == {c["family"] for c in body["checklist"]} - set(settings.model.families)
     # features shown by their label with the value in its unit, as the families declare them (drivers and checklist)
     from features.build import feature_display, feature_label
@@ -268,6 +271,23 @@ def test_the_dashboard_pages_and_their_script_are_served_by_the_service(client: 
     spec = client.get("/docs.json").json()  # Swagger UI at / shows the document's description: the link to the dashboard
     assert "](/dashboard)" in spec["info"]["description"]
     assert not [p for p in spec["paths"] if p.startswith("/dashboard")]  # pages, not API operations
+
+
+def test_the_glossary_page_is_the_glossary_and_every_page_links_it(client: TestClient) -> None:
+    """/dashboard/glossary shows cascade_radar.glossary's words (docs/glossary.md's), under the same CSP; the overview,
+    a coin's page and the glossary itself link it from their header."""
+    import html
+
+    from cascade_radar.glossary import TERMS
+
+    glossary = client.get("/dashboard/glossary")
+    assert glossary.status_code == 200 and glossary.headers["content-type"].startswith("text/html")
+    assert glossary.headers["content-security-policy"].startswith("default-src 'self'; script-src 'self';")
+    for term, meaning in TERMS:
+        assert f">{html.escape(term)}</dt><dd>{html.escape(meaning)}</dd>" in glossary.text, term
+    assert "{{" not in glossary.text and '"assets": ["BTC"' in glossary.text  # every slot filled; the coin links' list
+    for path in ("/dashboard/", "/dashboard/coin/BTC", "/dashboard/glossary"):
+        assert '<a class="glossary-link" href="/dashboard/glossary">Glossary</a>' in client.get(path).text, path
 
 
 def test_health_routes(client: TestClient) -> None:
@@ -648,7 +668,8 @@ def test_a_body_that_trickles_in_is_cut_off_with_a_408() -> None:
 
 
 def test_the_signals_route_serves_the_numbers_the_features_are_built_from(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
-    """/v1/signals: per day, the assembled panel's own values in the panes' units (funding in % per 8 h), JSON or CSV."""
+    """/v1/signals: per day, the assembled panel's own values, each column in its own unit (funding a fraction per 8 h, its
+    pane drawn in % per 8 h), JSON or CSV."""
     settings, ft, _ = trained_synthetic
     panel = assemble_panel(HistoryStore(settings.data_path).panel())
     day = ft.table.index[-100]
@@ -656,21 +677,87 @@ def test_the_signals_route_serves_the_numbers_the_features_are_built_from(client
     assert got.status_code == 200
     body = got.json()
     assert [p["name"] for p in body["panes"]][:4] == ["price", "liquidations", "open_interest", "funding"]
-    assert {p["name"]: p["unit"] for p in body["panes"]}["funding"] == "% per 8 h"
+    assert {p["name"]: (p["unit"], p["scale"]) for p in body["panes"]}["funding"] == ("% per 8 h", 100.0)  # how the chart draws it
     assert len(body["rows"]) == 10 and body["rows"][0]["day"] == str(day.date())
     row = body["rows"][0]
     assert row["price_usd"] == pytest.approx(panel.loc[day, "price_usd"], rel=1e-12)
     assert row["liq_long_usd"] == pytest.approx(panel.loc[day, "liq_long_usd"], rel=1e-12)
     assert row["oi_close_usd"] == pytest.approx(panel.loc[day, "oi_close_usd"], rel=1e-12)
-    assert row["funding_rate_frac8h"] == pytest.approx(100 * panel.loc[day, "funding_rate_frac8h"], rel=1e-12)
+    assert row["funding_rate_frac8h"] == pytest.approx(panel.loc[day, "funding_rate_frac8h"], rel=1e-12)  # a fraction, as named
     csv = client.get("/v1/signals", params={"asset": "BTC", "start": str(day.date()), "end": str(day.date()), "format": "csv"})
     assert csv.headers["content-type"].startswith("text/csv") and 'filename="cascade-radar-signals-BTC.csv"' in csv.headers["content-disposition"]
     header, first = csv.text.splitlines()[1:3]
-    assert header.startswith("day,price_usd [USD],liq_long_usd [USD per day]") and first.startswith(f"{day.date()},")
+    assert header.startswith("day,price_usd [USD],liq_long_usd [USD]") and first.startswith(f"{day.date()},")
+    assert "funding_rate_frac8h [fraction per 8 h]" in header
     assert float(first.split(",")[1]) == pytest.approx(panel.loc[day, "price_usd"], rel=1e-9)
     assert client.get("/v1/signals", params={"asset": "BTC", "start": "1990-01-01"}).json()["field"] == "start"
     assert client.get("/v1/signals", params={"asset": "BTC", "format": "xml"}).json()["field"] == "format"
     assert client.get("/v1/signals", params={"asset": "BTC", "start": "2021-02-01", "end": "2021-01-01"}).status_code == 422
+
+
+# a column's name states its unit (features.schemas): every column that says one holds it
+SUFFIX_UNITS = {"_usd": "USD", "_frac8h": "fraction per 8 h", "_frac": "fraction", "_coin": "coin"}
+
+
+def test_signals_rows_post_back_to_predict_signals_and_get_predicts_answer(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
+    """One name, one unit: every /v1/signals column holds the store's unit (its name's), so its numbers go back in as they
+    came out — `format=signals` gives a /predict_signals body of every input, answered like /predict answers the day."""
+    from features.build import input_spec
+    from features.schemas import column_spec
+
+    settings, ft, _ = trained_synthetic
+    panel = assemble_panel(HistoryStore(settings.data_path).panel())
+    day = ft.table.index[900]
+    start = day - pd.Timedelta(days=29)
+
+    def same_as_the_store(column: str, values: list[float | None], days: list[str]) -> None:
+        """``column``'s values are the assembled panel's, unscaled, in the unit its name and the store declare."""
+        unit = input_spec(column).unit
+        for suffix, said in SUFFIX_UNITS.items():
+            if column.endswith(suffix):
+                assert unit == said, f"{column} is named {suffix} but holds {unit}"
+                break
+        if column in {c for schema in SERIES.values() for c in schema.columns}:
+            assert column_spec(column).unit == unit, column
+        want = panel.reindex(index=pd.DatetimeIndex(days), columns=[column])[column].to_numpy(dtype=float)  # a column not stored: null
+        got = np.array([np.nan if v is None else v for v in values], dtype=float)
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=column)
+
+    shown = client.get("/v1/signals", params={"asset": "BTC", "start": str(start.date()), "end": str(day.date())}).json()
+    days = [r["day"] for r in shown["rows"]]
+    columns = {s["column"]: s["unit"] for p in shown["panes"] for s in p["series"]}
+    assert set(shown["rows"][0]) == {"day", *columns} and "funding_rate_frac8h" in columns
+    for column, unit in columns.items():
+        assert unit == input_spec(column).unit, column  # the unit the answer states is the store's
+        same_as_the_store(column, [r[column] for r in shown["rows"]], days)
+
+    body = client.get("/v1/signals", params={"asset": "BTC", "end": str(day.date()), "format": "signals"}).json()
+    assert set(body) == {"asset", "signals"} and body["asset"] == "BTC"
+    rows = body["signals"]
+    assert set(rows[0]) == set(SignalRow.model_fields)  # every field /predict_signals reads, no other
+    assert rows[0]["date"] == str(panel.index[0].date()) and rows[-1]["date"] == str(day.date())  # default: as many days as one body holds
+    for column in SIGNAL_FIELDS:
+        same_as_the_store(column, [r[column] for r in rows], [r["date"] for r in rows])
+    posted = client.post("/predict_signals", json=body)
+    assert posted.status_code == 200, posted.text
+    stored = client.post("/predict", json={"asset": "BTC", "day": str(day.date())}).json()
+    assert posted.json()["day"] == stored["day"]
+    for key in ("p_cascade", "p_long", "p_short"):
+        assert posted.json()[key] == pytest.approx(stored[key], abs=1e-9), key
+    shorter = client.get("/v1/signals", params={"asset": "BTC", "start": str((day - pd.Timedelta(days=399)).date()), "end": str(day.date()),
+                                                "format": "signals"}).json()
+    assert len(shorter["signals"]) == 400 and shorter["signals"] == rows[-400:]
+    assert client.get("/v1/signals", params={"asset": "BTC", "format": "predict"}).json()["field"] == "format"
+
+
+def test_every_event_says_the_scope_of_the_series_that_sized_it(client: TestClient) -> None:
+    """An event's dollars come from one liquidation series: each event names its scope, as the stored series declares it."""
+    from features.labels import LIQUIDATION_SERIES
+
+    scopes = {SERIES[s].scope for s in ("liquidations", "liquidations_binance", "liquidations_coinalyze")}
+    assert {name for _, _, name in LIQUIDATION_SERIES} == scopes and "" not in scopes
+    events = client.get("/v1/events", params={"asset": "BTC"}).json()["events"]
+    assert {e["series"] for e in events} == {"Binance+OKX+Bybit", "Binance only"}  # the synthetic history: both scopes
 
 
 def test_the_reconstruction_route_tells_an_events_build_up_and_the_models_path(client: TestClient) -> None:
@@ -720,3 +807,129 @@ def test_every_charts_numbers_download_from_a_route(client: TestClient) -> None:
     assert client.get("/v1/timeline", params={"asset": "BTC", "start": "2021-13-01"}).json()["field"] == "start"
     assert client.get("/v1/timeline", params={"asset": "BTC", "basis": "oracle"}).json()["field"] == "basis"
     assert client.get("/v1/timeline", params={"asset": "BTC", "start": end, "end": start}).status_code == 422
+
+
+def test_every_headline_probability_comes_with_the_same_yardstick(client: TestClient, trained_synthetic, tmp_path: Path,  # noqa: ANN001
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """base_rate, relative_risk and percentile: the same three numbers from /predict, /explain, `cascade-radar today --json`,
+    the ledger row and the alert payload (whose text says them), printed by `today`; /v1/calibration serves the bins the
+    champion carries."""
+    from cascade_radar.rules import ordinal, yardstick_said
+    from cli.main import main as cli
+    from operations.alerts import payload
+    from operations.daily import daily
+
+    settings, _, result = trained_synthetic
+    coin = result.model.yardstick["coins"]["BTC"]
+    day = client.get("/v1/ready").json()["assets"]["BTC"]["data_through"]
+    ops = settings.model_copy(update={"alerts": settings.alerts.model_copy(update={"ledger_file": tmp_path / "ledger.jsonl", "update_store": False})})
+    (row,) = daily(ops, days=[pd.Timestamp(day)], log=lambda m: None).appended
+    alert = payload(row, "test")
+    api = client.post("/predict", json={"asset": "BTC"}).json()
+    explained = client.post("/explain", json={"asset": "BTC", "day": day}).json()
+    assert cli(["today", "--json", "--asset", "BTC"]) == 3  # the synthetic history is old: exit 3, and the answer all the same
+    (today,) = json.loads(capsys.readouterr().out)
+    three = ("base_rate", "relative_risk", "percentile", "base_rate_basis")
+    assert api["base_rate"] == coin["base_rate"] and api["relative_risk"] == pytest.approx(api["p_cascade"] / coin["base_rate"], rel=1e-12)
+    assert 0 <= api["percentile"] <= 100
+    for other in (explained, today, row, alert):
+        assert {k: other[k] for k in three} == {k: api[k] for k in three}
+    said = yardstick_said(api["p_cascade"], api["horizon_days"], api["base_rate"], api["relative_risk"], api["percentile"])
+    assert said in alert["text"] and said == (f"P(cascade within 14 d) {api['p_cascade']:.2f} — base rate {coin['base_rate']:.2f}, "
+                                              f"{api['relative_risk']:.1f}× normal, {ordinal(round(api['percentile']))} percentile")
+    assert cli(["today", "--asset", "BTC"]) == 3
+    assert f"  {said}\n" in capsys.readouterr().out
+    calibration = client.get("/v1/calibration", params={"asset": "BTC"})
+    assert calibration.status_code == 200
+    body = calibration.json()
+    assert body["bins"] == coin["calibration"] and body["base_rate"] == api["base_rate"] and body["base_rate_basis"] == api["base_rate_basis"]
+    assert client.get("/v1/calibration", params={"asset": "XYZ"}).status_code == 404
+    spec = client.get("/docs.json").json()["paths"]["/v1/calibration"]["get"]
+    assert spec["tags"] == ["history"] and set(spec["responses"]) == {"200", "400", "401", "404", "503"}
+    from serving.schemas import Forecast
+
+    fields = Forecast.model_json_schema()["properties"]  # declared, with what each number is
+    assert {"base_rate", "relative_risk", "percentile", "base_rate_basis"} <= set(fields) and "out-of-fold" in fields["base_rate"]["description"]
+
+
+def test_missing_data_is_never_a_driver_anywhere(trained_with_a_gap: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A day with a family missing (open interest, stale) and a day with a present family's feature missing: no interface —
+    /predict, /explain, /v1/timeline, `cascade-radar explain`, the PNG — names a missing value a driver or gives it a share
+    of its family's push; a missing family's push is null, said "missing (scored as missing)"; the arithmetic stays whole
+    (base + every SHAP value = margin; base + shap_of_missing + every family's push = margin)."""
+    from cli.main import main as cli
+    from features.build import feature_display
+    from features.families import family_of, title_of
+    from forecast.predict import CoinForecaster
+    from serving.service import CascadeRadar
+    from training.explain import plot_day, waterfall_rows
+
+    gappy = trained_with_a_gap
+    for key, value in {**settings_env(gappy), "CASCADE_RADAR_REPORTS_DIR": str(tmp_path / "reports")}.items():
+        monkeypatch.setenv(key, value)
+    forecaster = CoinForecaster.load(gappy)
+    last = str(forecaster.last_day.date())
+    nan_day, nan_feature = nan_feature_day(forecaster)
+    with TestClient(CascadeRadar.to_asgi()) as client:
+        for day in (last, nan_day):
+            predicted = client.post("/predict", json={"day": day}).json()
+            x = client.post("/explain", json={"day": day}).json()
+            cascade, absent = x["cascade"], set(x["missing_features"])
+            if day == last:
+                assert x["missing_families"] == ["oi"] == predicted["missing_families"]
+                assert {f for f in cascade["shap_by_feature"] if family_of(f) == "oi"} <= absent
+                assert abs(sum(cascade["shap_by_feature"][f] for f in absent if family_of(f) == "oi")) > 1e-6  # the model did push on it
+                assert cascade["shap_by_family"]["oi"] is None and cascade["probability_effect_by_family"]["oi"] is None
+                assert x["direction_model"]["shap_by_family"]["oi"] is None
+                said = " No data that day: open interest (scored as missing)."
+                assert x["sentence"].endswith(said) and "open interest" not in x["sentence"].removesuffix(said)  # never a driver
+            else:
+                assert x["missing_families"] == [] and nan_feature in absent and x["feature_values"][nan_feature] is None
+            # drivers: never a missing value (the API's five and the explanation's ten)
+            for drivers in (predicted["top_drivers"], x["top_drivers"]):
+                assert drivers and not {d["feature"] for d in drivers} & absent
+                assert all(d["feature_value"] is not None and d["value_text"] != "no data" for d in drivers)
+            # each family's push counts its features with a value; the whole still adds up
+            for model in (cascade, x["direction_model"]):
+                shap = model["shap_by_feature"]
+                for family, push in model["shap_by_family"].items():
+                    if family not in x["missing_families"]:
+                        assert push == pytest.approx(sum(v for f, v in shap.items() if family_of(f) == family and f not in absent), abs=1e-12)
+                assert model["shap_of_missing"] == pytest.approx(sum(shap[f] for f in absent), abs=1e-12)
+                pushes = sum(v for v in model["shap_by_family"].values() if v is not None)
+                assert model["base_value"] + model["shap_of_missing"] + pushes == pytest.approx(model["margin"], abs=1e-9)
+                assert model["base_value"] + sum(shap.values()) == pytest.approx(model["margin"], abs=1e-9)  # raw SHAP: additive
+            if day == nan_day:  # the family of the missing feature: its push leaves that feature's value (and its kin's) out
+                family = family_of(nan_feature)
+                raw = sum(v for f, v in cascade["shap_by_feature"].items() if family_of(f) == family)
+                gaps = sum(v for f, v in cascade["shap_by_feature"].items() if family_of(f) == family and f in absent)
+                assert abs(cascade["shap_by_feature"][nan_feature]) > 0 and cascade["shap_by_family"][family] == pytest.approx(raw - gaps, abs=1e-12)
+            # /v1/timeline: the same pushes, null for a missing family
+            (row,) = client.get("/v1/timeline", params={"asset": "BTC", "start": day, "end": day}).json()["rows"]
+            assert row["shap_by_family"] == pytest.approx(cascade["shap_by_family"], abs=1e-12)
+            # the CLI: the missing family said missing, no missing value among the top features
+            assert cli(["explain", "--date", day, "--asset", "BTC"]) == 0
+            out = capsys.readouterr().out
+            assert out.splitlines()[1] == x["sentence"]
+            top = out.split("top feature (with a value that day)")[1].split("the warning checklist")[0]
+            assert "no data" not in top and all(d["label"] in top for d in x["top_drivers"])
+            if day == last:
+                assert "no data that day (scored as missing, not 0, never a driver): open interest" in out
+                assert any(line.split()[:5] == ["open", "interest", "missing", "(scored", "as"] for line in out.splitlines())
+            else:
+                assert feature_display(nan_feature, None)["label"] not in top
+            # the PNG: the labels the waterfall and the family panels draw, read back from the figure
+            drawn = plot_day(x, tmp_path / f"{day}.png")
+            assert (tmp_path / f"{day}.png").stat().st_size > 10_000
+            assert not any("no data" in label for label in drawn["waterfall"])
+            rows = waterfall_rows(x)
+            assert [label for label, _ in rows["rows"]] == drawn["waterfall"][::-1]
+            assert rows["start"] + sum(v for _, v in rows["rows"]) == pytest.approx(cascade["margin"], abs=1e-9)
+            written = json.loads((tmp_path / "reports" / "explanations" / f"{day}.json").read_text())
+            assert written["top_drivers"] == x["top_drivers"] and written["cascade"]["shap_by_family"] == x["cascade"]["shap_by_family"]
+            for panel in (drawn["families 0"], drawn["families 1"]):
+                if day == last:
+                    assert panel[0] == f"{title_of('oi')}: missing (scored as missing)" and title_of("oi") not in panel[1:]
+                else:
+                    assert not any("missing" in label for label in panel)

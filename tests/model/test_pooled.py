@@ -149,3 +149,33 @@ def test_tune_logs_every_candidate_as_a_child_run_and_writes_the_choice_only_whe
     else:
         assert record["choice"]["direction_families"] == space.direction_sets[direction] and record["choice"]["direction_inputs"] is None
     assert set(record["nested_out_of_fold"]) == {"BTC", "ETH", POOLED}
+
+
+def test_each_coin_has_its_own_yardstick_and_its_report_links_its_reliability_diagram(evaluation: Evaluation, two_coins,  # noqa: ANN001
+                                                                                       tmp_path: Path) -> None:
+    from training.evaluate import gate
+    from training.report import write_report, write_summary
+
+    settings, tables = two_coins
+    coins = evaluation.yardstick["coins"]
+    oof = evaluation.oof["model"]
+    for asset in ("BTC", "ETH"):  # the share of the coin's own out-of-fold days a cascade followed: the report's prevalence
+        rows = oof[oof["asset"] == asset]
+        assert coins[asset]["base_rate"] == pytest.approx(float((rows["target"] != "none").mean()), abs=1e-12)
+        assert coins[asset]["base_rate"] == pytest.approx(float(evaluation.scores.loc[(asset, "model"), "base_rate"]), abs=1e-12)
+    assert coins["BTC"]["base_rate"] != coins["ETH"]["base_rate"] and coins["BTC"]["quantiles"] != coins["ETH"]["quantiles"]
+    model = evaluation.fold_models[max(evaluation.fold_models)]
+    folders, verdicts = {}, {}
+    for asset, ft in tables.items():
+        each = settings.for_asset(asset)
+        folders[asset] = tmp_path / each.reports_path.relative_to(each.reports_root)
+        verdicts[asset] = gate(evaluation, settings, asset)
+        files = write_report(evaluation.for_asset(asset), verdicts[asset], ft, model, each, folders[asset])
+        text = (folders[asset] / "evaluation.md").read_text()
+        assert {folders[asset] / "reliability.png", folders[asset] / "calibration.csv"} <= set(files)
+        assert "![reliability](reliability.png)" in text and "[reliability diagram](reliability.png)" in text
+        assert f"Base rate: **{coins[asset]['base_rate']:.3f}**" in text
+        calibration = pd.read_csv(folders[asset] / "calibration.csv")  # the coin's bins, those the champion carries
+        assert calibration["days"].sum() == coins[asset]["days"] and len(calibration) == len(coins[asset]["calibration"])
+    summary = write_summary(evaluation, verdicts, tmp_path, folders)[0].read_text()
+    assert "[reliability diagram](reliability.png)" in summary and "[reliability diagram](eth/reliability.png)" in summary

@@ -1,5 +1,5 @@
-"""Event reconstruction in the seed's words, pinned to the seed's two reconstructions (2025-10-10, 2025-04-23) with
-tolerances about *our* data (other providers than the seed's charts), and a hand-computed move on a small series."""
+"""Event reconstruction in a desk analyst's words, pinned to the desk analysis's two hand-written reconstructions (2025-10-10,
+2025-04-23) with tolerances about *our* data (other providers than the desk analysis's charts), and a hand-computed move on a small series."""
 
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ def btc(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
     return assemble_panel(store.panel()), load_feature_table(store, settings).table
 
 
-def test_2025_10_10_reads_as_the_seed_wrote_it(btc: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-    """Seed: price 109k -> 122-126k in nine days, OI +22 %, STH-NUPL -> positive, STH-SOPR up, a months-long bearish divergence."""
+def test_2025_10_10_reads_as_the_desk_analysis_wrote_it(btc: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """The desk analysis: price 109k -> 122-126k in nine days, OI +22 %, STH-NUPL -> positive, STH-SOPR up, a months-long bearish divergence."""
     panel, features = btc
     built = reconstruct(panel, features, "2025-10-10")
     fam = {m["family"]: m for m in built["families"]}
@@ -62,8 +62,8 @@ def test_2025_10_10_reads_as_the_seed_wrote_it(btc: tuple[pd.DataFrame, pd.DataF
     assert "OI expansion" in built["sequence"] and built["text"].endswith("→ cascade.")
 
 
-def test_2025_04_23_reads_as_the_seed_wrote_it(btc: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-    """Seed: a bullish divergence from late February, the 76k low on 04-08, OI rising after it, SOPR pinned near 1, STH-NUPL
+def test_2025_04_23_reads_as_the_desk_analysis_wrote_it(btc: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """The desk analysis: a bullish divergence from late February, the 76k low on 04-08, OI rising after it, SOPR pinned near 1, STH-NUPL
     negative until it turned positive on 04-22/23."""
     panel, features = btc
     built = reconstruct(panel, features, "2025-04-23")

@@ -8,6 +8,7 @@ import pytest
 
 from cascade_radar.config import LabelConfig
 from features.labels import build_labels, judge_days, make_targets
+from features.schemas import SERIES
 from features.sources.synthetic import SyntheticHistory
 
 
@@ -21,9 +22,10 @@ def test_planted_cascades_are_found_with_their_direction(raw: pd.DataFrame, synt
     found = labels.events[["start", "direction"]].reset_index(drop=True)
     planted = synthetic.events.rename(columns={"date": "start"}).reset_index(drop=True)
     pd.testing.assert_frame_equal(found, planted, check_dtype=False)
-    # the last events fall after the all-exchange series ends: judged on Binance-only data, same result
-    assert labels.events["series"].iloc[-1] == "Binance only"
-    assert labels.events["series"].iloc[0] == "all exchanges"
+    # the last events fall after the all-exchange series ends: judged on Binance-only data, same result; each event names
+    # its series by the stored series' scope (what a size is shown with: "$404M (Binance only)")
+    assert labels.events["series"].iloc[-1] == SERIES["liquidations_binance"].scope == "Binance only"
+    assert labels.events["series"].iloc[0] == SERIES["liquidations"].scope == "Binance+OKX+Bybit"
 
 
 def test_targets_point_at_the_first_event_within_the_horizon(raw: pd.DataFrame, synthetic: SyntheticHistory) -> None:

@@ -14,7 +14,7 @@ def series(values: list[float]) -> pd.Series:
 
 
 def test_rsi_matches_a_hand_computed_wilder_example() -> None:
-    # diffs +1 +1 -1 +1 +1, period 3: seed gain 2/3, loss 1/3 -> 66.67; then (2/3*2+1)/3=7/9 vs 2/9 -> 77.78;
+    # diffs +1 +1 -1 +1 +1, period 3: first averages: gain 2/3, loss 1/3 -> 66.67; then (2/3*2+1)/3=7/9 vs 2/9 -> 77.78;
     # then 23/27 vs 4/27 -> 85.19
     out = rsi(series([1, 2, 3, 2, 3, 4]), period=3)
     assert out.iloc[:3].isna().all()

@@ -88,6 +88,12 @@ function usd(v) {
   if (a >= 1e3) return `$${(v / 1e3).toFixed(0)}k`;
   return `$${v.toFixed(0)}`;
 }
+// the view a coin page opens on: the last ``months`` months of [first, end] (and the few days after end the timeline shows)
+const lastMonths = (first, end, months) => {
+  const from = new Date(`${end}T00:00:00Z`);
+  from.setUTCMonth(from.getUTCMonth() - months);
+  return [maxDay(shiftDay(first, -5), from.toISOString().slice(0, 10)), shiftDay(end, 10)];
+};
 function shiftDay(day, days) {
   const d = new Date(`${day}T00:00:00Z`);
   d.setUTCDate(d.getUTCDate() + days);
@@ -98,6 +104,8 @@ const minDay = (a, b) => (a < b ? a : b);
 const familyTitle = (f) => (CFG.families[f] ? CFG.families[f].title : f);
 const familyColour = (f) => (CFG.families[f] ? CFG.families[f].colour : "#999");
 const sideWord = (side) => (side === "long" ? "long squeeze" : "short squeeze");
+// an event's liquidated dollars always with the scope of the series that measured them ("$404M (Binance only)")
+const eventSize = (e, dollars = e.total_usd) => `${usd(dollars)} (${e.series})`;
 
 function setStatus(text, error = false) {
   const status = document.getElementById("status");
@@ -138,6 +146,30 @@ const skillNote = (x) => el("span", { class: "skill", title: x.expected_roc_auc_
   x.expected_roc_auc == null ? "expected skill: not measured"
     : `expected skill ROC-AUC ${x.expected_roc_auc.toFixed(2)} (0.5 = chance${x.skill_floor == null ? "" : `; answered above ${x.skill_floor.toFixed(2)}`})`);
 
+// a probability's yardstick, as the service gives it (training.yardstick): the coin's base rate over the champion's
+// out-of-fold days, the day's P(cascade) relative to it, and its percentile among the coin's out-of-fold answers
+const times = (rr) => `${Number(rr).toFixed(1)}×`;
+const basePct = (p) => `${(100 * p).toFixed(1)}%`;
+function ordinal(n) {
+  const suffix = n % 100 >= 10 && n % 100 <= 20 ? "th" : { 1: "st", 2: "nd", 3: "rd" }[n % 10] || "th";
+  return `${n}${suffix}`;
+}
+// how far from its normal a coin's risk is: what a card is coloured by (the numbers are the service's, only the bands are the page's)
+const RISK_BANDS = [
+  { name: "high", at: 2, label: "2× normal or more" }, { name: "above", at: 1.25, label: "1.25–2× normal" },
+  { name: "normal", at: 0.8, label: "0.8–1.25× normal" }, { name: "below", at: 0, label: "below 0.8× normal" },
+];
+const riskBand = (rr) => (rr === null || rr === undefined ? null : RISK_BANDS.find((b) => rr >= b.at));
+function yardstick(x) {
+  if (x.base_rate === null || x.base_rate === undefined) {
+    return el("div", { class: "small yardstick", title: x.base_rate_basis, text: "base rate: not measured" });
+  }
+  return el("div", { class: "yardstick", title: x.base_rate_basis },
+    el("span", { class: "relative-risk", text: `${times(x.relative_risk)} normal` }), " · ",
+    el("span", { class: "base-rate", text: `base rate ${basePct(x.base_rate)}` }),
+    x.percentile === null ? null : [" · ", el("span", { class: "percentile", text: `${ordinal(Math.round(x.percentile))} percentile` })]);
+}
+
 // ------------------------------------------------------------------ overview: every coin
 async function overviewPage() {
   const ready = await api("/v1/ready", undefined, { accept: [503] });
@@ -150,7 +182,12 @@ async function overviewPage() {
   const horizon = Object.values(ready.assets).find((c) => c.ready);
   if (horizon) document.querySelectorAll("[data-horizon]").forEach((n) => { n.textContent = horizon.horizon_days; });
   setStatus(ready.ready ? "" : "No coin is ready: see each card for why.", !ready.ready);
-  await Promise.all(assets.map((asset, i) => coinCard(cards[i], asset, ready.assets[asset])));
+  const answers = await Promise.all(assets.map((asset, i) => coinCard(cards[i], asset, ready.assets[asset])));
+  // highest relative risk first (today's P against the coin's base rate, not the raw P); coins without one last
+  const rank = (i) => answers[i]?.relative_risk ?? -Infinity;
+  grid.replaceChildren(...cards.map((card, i) => [card, i]).sort((a, b) => rank(b[1]) - rank(a[1])).map(([card]) => card));
+  document.getElementById("risk-legend").replaceChildren("Cards: highest relative risk first, coloured by it — ",
+    ...RISK_BANDS.map((b) => el("span", { class: `swatch risk-${b.name}`, text: b.label })));
   performance.mark("every card drawn");
   document.body.dataset.loaded = "true";
 }
@@ -165,11 +202,14 @@ async function coinCard(card, asset, info) {
     const today = await api("/predict", { asset });
     const first = info.first_answerable_day;
     const range = await api("/predict_range", { asset, start: maxDay(first, shiftDay(today.day, -89)), end: today.day });
-    card.classList.toggle("alert", today.alert);
+    const band = riskBand(today.relative_risk);
+    if (band) card.classList.add(`risk-${band.name}`);
+    card.dataset.relativeRisk = today.relative_risk ?? "";
     const spark = el("div", { class: "spark", "aria-label": `${asset}: P(cascade) over the last 90 days` });
     card.replaceChildren(
       el("div", { class: "row" }, title, alertBadge(today.alert)),
       el("div", { class: "row" }, el("span", { class: "big", title: `P(cascade within ${today.horizon_days} days)`, text: pct(today.p_cascade) }), sideBadge(today)),
+      yardstick(today),
       el("div", { class: "small", text: `P(cascade within ${today.horizon_days} days) · ${today.basis}` }),
       freshnessLine(today), spark);
     const Plotly = await plotlyReady;
@@ -181,8 +221,10 @@ async function coinCard(card, asset, info) {
       xaxis: { fixedrange: true, tickformat: "%b %d", hoverformat: "%Y-%m-%d", nticks: 4, gridcolor: GRID }, font: { size: 10, color: THEME.font.color },
       shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: info.alert_threshold, y1: info.alert_threshold, line: { color: "#b42318", width: 1, dash: "dot" } }],
     }, { displayModeBar: false, responsive: true });
+    return today;
   } catch (error) {
     card.replaceChildren(title, el("p", { class: "error", text: error.message }));
+    return null;
   }
 }
 
@@ -227,8 +269,9 @@ async function coinPage() {
   // the day's explanation is fetched and drawn while the timeline draws; then the day is marked on it
   const wanted = new URLSearchParams(location.hash.slice(1));
   const day = wanted.get("day") || today.day;
-  const zoom = [wanted.get("from"), wanted.get("to")];  // a shared view's range
-  if (zoom.every((d) => /^\d{4}-\d{2}-\d{2}$/.test(d || "")) && zoom[0] < zoom[1]) [coin.view.from, coin.view.to] = zoom;
+  const zoom = [wanted.get("from"), wanted.get("to")];  // a shared view's range, else the last 12 months ("all": one click)
+  const shared = zoom.every((d) => /^\d{4}-\d{2}-\d{2}$/.test(d || "")) && zoom[0] < zoom[1];
+  [coin.view.from, coin.view.to] = shared ? zoom : lastMonths(first, end, 12);
   await Promise.all([drawTimeline(range, events, episodes, ledger.rows || []), showDay(day, { deferCharts: true })]);
   trackZoom();
   await markDay(document.getElementById("day-picker").value);  // a no-op unless the day changed meanwhile
@@ -243,6 +286,13 @@ async function coinPage() {
     await drawSignals(signals, episodes);
     linkZoom();
     await markDay(document.getElementById("day-picker").value);
+  });
+  whenVisible(document.getElementById("calibration"), async () => {  // below the fold: the coin's calibration, out of fold
+    try {
+      await drawCalibration(await api(`/v1/calibration?${query({ asset })}`), today);
+    } catch (error) {
+      document.getElementById("calibration").replaceChildren(el("p", { class: "error", text: error.message }));
+    }
   });
   const replay = wanted.get("replay") && events.events.find((e) => e.start === wanted.get("replay"));
   if (replay) await showReplay(replay);  // a replay's own URL: #replay=<event start>
@@ -276,7 +326,7 @@ function renderToday(today, info) {
       el("td", { class: "num", text: f.days_behind ?? "—" }), el("td", {}, f.stale ? el("span", { class: "badge stale", text: "STALE" }) : "")))));
   document.getElementById("today").replaceChildren(
     el("div", { class: "tile" }, el("div", { class: "small", text: `P(cascade within ${today.horizon_days} days), ${today.day}` }),
-      el("div", { class: "big", text: pct(today.p_cascade) }), el("div", {}, sideBadge(today), " ", alertBadge(today.alert)),
+      el("div", { class: "big", text: pct(today.p_cascade) }), yardstick(today), el("div", {}, sideBadge(today), " ", alertBadge(today.alert)),
       el("div", { class: "small", text: `alert at P ≥ ${info.alert_threshold} · basis: ${today.basis}` })),
     el("div", { class: "tile" }, el("div", { class: "small", text: "model" }), el("div", { text: `${today.model.name} v${today.model.version} (${today.model.alias})` }),
       freshnessLine(today), el("div", { class: "small", text: `answerable days ${info.answerable} (stored history ${info.history})` })),
@@ -309,7 +359,7 @@ function eventTrace(events, side) {
   return {
     x: chosen.map((e) => e.start), y: chosen.map(() => 1.07), type: "scatter", mode: "markers", name: `${sideWord(side)} event (size: peak × trailing median)`,
     marker: { color: SIDE_COLOUR[side], size: chosen.map((e) => Math.min(30, 6 + 2.2 * Math.sqrt(e.peak_ratio))), line: { color: "#fff", width: 0.5 }, opacity: 0.85 },
-    text: chosen.map((e) => `${e.start} ${sideWord(e.side)}: ${usd(e.total_usd)} liquidated (long ${usd(e.long_usd)}, short ${usd(e.short_usd)}), ` +
+    text: chosen.map((e) => `${e.start} ${sideWord(e.side)}: ${eventSize(e)} liquidated (long ${usd(e.long_usd)}, short ${usd(e.short_usd)}), ` +
       `${e.peak_ratio.toFixed(1)}× the trailing median${e.major ? " — major" : ""}`),
     hovertemplate: "%{text}<extra></extra>",
   };
@@ -399,10 +449,11 @@ async function drawSignals(signals, episodes) {
     layout[`yaxis${n}`] = { domain: [top - height, top], title: { text: `${pane.title}<br><sub>${pane.unit}</sub>`, font: { size: 11 } }, gridcolor: GRID,
       zeroline: pane.name === "funding", zerolinecolor: GRID, type: pane.name === "price" || pane.name === "open_interest" ? "log" : "linear" };
     layout[`xaxis${n}`] = { ...DAY_AXIS, anchor: `y${n}`, showticklabels: i === panes.length - 1, ...(i === 0 ? {} : { matches: "x" }) };
+    const scale = pane.scale ?? 1;  // a column's own unit -> the pane's (funding: a fraction per 8 h drawn in % per 8 h)
     pane.series.forEach((s, j) => {
       const shorts = s.column.includes("short");
       const bars = pane.name === "liquidations";
-      const values = signals.rows.map((r) => (r[s.column] === null ? null : bars && shorts ? -r[s.column] : r[s.column]));
+      const values = signals.rows.map((r) => (r[s.column] === null ? null : (bars && shorts ? -scale : scale) * r[s.column]));
       const common = { x: days, y: values, name: s.label, xaxis: `x${n}`, yaxis: `y${n}`, meta: { column: s.column, pane: pane.name } };
       // liquidations as filled steps (one path per series: thousands of bars were most of the page's drawing time)
       traces.push(bars
@@ -410,7 +461,7 @@ async function drawSignals(signals, episodes) {
             fill: "tozeroy", opacity: s.column.startsWith("binance") ? 0.45 : 0.9,
             customdata: signals.rows.map((r) => r[s.column]), hovertemplate: `${s.label} %{customdata:$,.3s}<extra></extra>` }
         : { ...common, type: "scatter", mode: "lines", line: { color: PANE_COLOURS[(i + j) % PANE_COLOURS.length], width: 1.2 },
-            hovertemplate: `${s.label} %{y:.4~g}<extra></extra>` });
+            hovertemplate: `${s.label} %{y:.4~g} ${scale === 1 ? s.unit : pane.unit}<extra></extra>` });
     });
   });
   if (signals.rows.length) layout.xaxis.range = coin.view.from ? [coin.view.from, coin.view.to] : [shiftDay(days[0], -5), shiftDay(days[days.length - 1], 10)];
@@ -456,7 +507,7 @@ function trackZoom() {
   coin.timeline.on("plotly_relayout", (change) => {
     const range = change["xaxis.range"] || (change["xaxis.range[0]"] ? [change["xaxis.range[0]"], change["xaxis.range[1]"]] : null);
     if (range) [coin.view.from, coin.view.to] = range.map((d) => String(d).slice(0, 10));
-    else if (change["xaxis.autorange"]) coin.view.from = coin.view.to = undefined;
+    else if (change["xaxis.autorange"]) [coin.view.from, coin.view.to] = coin.timeline.layout.xaxis.range.map((d) => String(d).slice(0, 10));  // "all", as drawn
     else return;
     writeView();
   });
@@ -505,19 +556,23 @@ async function showDay(day, { deferCharts = false } = {}) {
   const cascadeBars = el("div", { id: "bars-cascade", "aria-label": "cascade model: contribution per family" });
   const directionBars = el("div", { id: "bars-direction", "aria-label": "direction model: contribution per family" });
   const drivers = el("table", { id: "drivers" },
-    el("thead", {}, el("tr", {}, el("th", { text: "feature" }), el("th", { text: "family" }), el("th", { class: "num", text: "value that day" }), el("th", { class: "num", text: "SHAP (log-odds)" }))),
-    // the label and the value in its unit, as the family declares them; the column name on hover
+    el("thead", {}, el("tr", {}, el("th", { text: "feature" }), el("th", { text: "family" }), el("th", { class: "num", text: "value that day" }), el("th", { class: "num", text: "push (log-odds)" }))),
+    // the label and the value in its unit, as the family declares them; the column name on hover. A feature with no value
+    // that day is never among them (the service leaves it out: missing data is never a cause)
     el("tbody", {}, x.top_drivers.map((d) => el("tr", {}, el("td", { text: d.label, title: d.feature }), el("td", { text: familyTitle(d.family) }),
       el("td", { class: "num", text: d.value_text }), el("td", { class: "num", text: signed(d.shap, 3) })))));
   panel.replaceChildren(
     el("h2", { text: `${x.asset} on ${x.day}` }),
     el("div", {}, el("span", { class: "big", text: pct(x.p_cascade) }), " ", sideBadge(x), " ", alertBadge(x.alert), " ", basisNote,
       x.missing_families.length ? el("span", { class: "badge stale", text: `no data: ${x.missing_families.map(familyTitle).join(", ")}` }) : null),
+    yardstick(x),
     el("p", { class: "sentence", id: "sentence", text: x.sentence }),
-    el("p", { class: "small" }, `model: ${x.model_used} · SHAP values in ${x.scale} · ${x.age_days} day(s) old · `, skillNote(x)),
+    el("p", { class: "small" }, `model: ${x.model_used} · pushes (SHAP values) in ${x.scale} · ${x.age_days} day(s) old · `, skillNote(x)),
     el("div", { class: "bars" }, cascadeBars, directionBars),
-    el("h3", { text: "Top features" }), drivers,
-    el("h3", { text: "The seed's checklist" }), el("table", { id: "checklist" },
+    el("h3", { text: "Top features (with a value that day)" }), drivers,
+    el("h3", { text: "The warning checklist" }),
+    el("p", { class: "hint", text: "The warning signs of a build-up, as an analyst writes them down for each family — on or off that day, whether or not the model reads the family." }),
+    el("table", { id: "checklist" },
       el("thead", {}, el("tr", {}, el("th", { text: "family" }), el("th", { text: "warning sign" }), el("th", { text: "" }), el("th", { text: "values that day" }))),
       el("tbody", {}, x.checklist.map((c) => el("tr", { class: c.on ? "on" : "" }, el("td", { text: familyTitle(c.family) + (c.read_by_model ? "" : " (not read by the model)") }),
         el("td", { text: c.warning, title: c.rule }), el("td", {}, c.on ? el("span", { class: "badge alert", text: "ON" }) : "off"),
@@ -525,11 +580,14 @@ async function showDay(day, { deferCharts = false } = {}) {
   const drawBars = async () => {
     if (!cascadeBars.isConnected) return;  // another day was asked for meanwhile
     const Plotly = await plotlyReady;
-    await familyBars(Plotly, cascadeBars, x.cascade.shap_by_family, `Cascade model: what pushed P(cascade) up (+) or down (−)`, "contribution to the cascade log-odds");
+    await familyBars(Plotly, cascadeBars, x.cascade.shap_by_family, `Cascade model: what pushed P(cascade) up (+) or down (−)`,
+      "push on the odds of a cascade (log-odds: +0.69 doubles them)");
     if (x.direction_model) {
       const d = x.direction_model;
-      await familyBars(Plotly, directionBars, d.shap_by_family, `Direction model: + towards a long squeeze, − towards a short<br><sub>from the prior ` +
-        `P(long | cascade) ${num(d.base_probability)} (base ${signed(d.base_value)}) to ${num(x.p_long_given_cascade)}</sub>`, "contribution to the long-vs-short log-odds");
+      // the bars start from the model's average day (its base), not from the prior: that is the answer's long_prior
+      await familyBars(Plotly, directionBars, d.shap_by_family, `Direction model: + towards a long squeeze, − towards a short<br><sub>P(long | cascade) ` +
+        `from the model's average day ${num(d.base_probability)} (log-odds ${signed(d.base_value)}) to ${num(x.p_long_given_cascade)} · prior (training long share) ` +
+        `${num(x.long_prior)}</sub>`, "push towards a long (+) or short (−) squeeze (log-odds)");
     } else {
       directionBars.replaceChildren(el("p", { class: "small", text: "this model has no direction model" }));
     }
@@ -544,15 +602,54 @@ async function showDay(day, { deferCharts = false } = {}) {
   panel.dataset.day = x.day;
 }
 
+// a family's push is null when the family is missing that day: named "missing (scored as missing)", with no bar — missing
+// data is never drawn as a cause (the service's families' pushes count only features with a value)
+const MISSING_PUSH = "missing (scored as missing)";
+
 function familyBars(Plotly, div, families, title, axis) {
-  const names = Object.keys(families).reverse();  // largest at the top
+  const names = Object.keys(families).reverse();  // largest at the top, missing families at the bottom
+  const labels = names.map((f) => (families[f] === null ? `${familyTitle(f)}: ${MISSING_PUSH}` : familyTitle(f)));
   return Plotly.newPlot(div, [{
-    type: "bar", orientation: "h", x: names.map((f) => families[f]), y: names.map(familyTitle), marker: { color: names.map(familyColour) },
+    type: "bar", orientation: "h", x: names.map((f) => families[f]), y: labels, marker: { color: names.map(familyColour) },
     hovertemplate: "%{y}: %{x:+.3f}<extra></extra>", cliponaxis: false,
   }], {
     ...THEME, title: { text: title, font: { size: 13 } }, margin: { l: 140, r: 30, t: 40, b: 45 }, xaxis: { title: { text: axis }, zeroline: true, zerolinecolor: "#444", automargin: true },
-    yaxis: { automargin: true }, showlegend: false,
+    yaxis: { automargin: true, categoryorder: "array", categoryarray: labels }, showlegend: false,
   }, { displayModeBar: false, responsive: true });
+}
+
+// ------------------------------------------------------------------ calibration: is a 40 % a 40 %?
+// the reliability diagram of the coin's out-of-fold answers (/v1/calibration: the bins saved with the champion), the base
+// rate as a dotted line and today's P(cascade) marked on it
+async function drawCalibration(cal, today) {
+  const div = document.getElementById("calibration");
+  const bins = cal.bins;
+  document.getElementById("calibration-json").href = `/v1/calibration?${query({ asset: cal.asset })}`;
+  if (!bins.length) { div.replaceChildren(el("p", { class: "small", text: `not measured: ${cal.base_rate_basis}` })); return; }
+  const top = Math.min(1, Math.max(...bins.map((b) => Math.max(b.mean_predicted, b.observed, b.p_high)), today.p_cascade) + 0.05);
+  const traces = [
+    { x: [0, top], y: [0, top], type: "scatter", mode: "lines", name: "perfectly calibrated", line: { color: "#8a8f96", dash: "dash", width: 1 }, hoverinfo: "skip" },
+    { x: bins.map((b) => b.mean_predicted), y: bins.map((b) => b.observed), type: "scatter", mode: "lines+markers", name: "the model, out of fold",
+      line: { color: DARK ? "#e8eaed" : "#111", width: 1.5 }, marker: { size: bins.map((b) => 6 + 10 * Math.sqrt(b.days / Math.max(...bins.map((c) => c.days)))) },
+      customdata: bins.map((b) => [b.p_low, b.p_high, b.days, b.event_days]),
+      hovertemplate: "P %{customdata[0]:.2f}–%{customdata[1]:.2f}: predicted %{x:.2f} on average, a cascade followed on %{y:.0%} " +
+        "(%{customdata[3]} of %{customdata[2]} days)<extra></extra>" },
+  ];
+  const Plotly = await plotlyReady;
+  await Plotly.newPlot(div, traces, {
+    ...THEME, margin: { l: 60, r: 20, t: 10, b: 50 }, showlegend: true, legend: { orientation: "h", x: 0, y: -0.25, font: { size: 11 } },
+    xaxis: { title: { text: `predicted P(cascade within ${cal.horizon_days} days)` }, range: [0, top], gridcolor: GRID, tickformat: ".0%" },
+    yaxis: { title: { text: "observed: share of days a cascade followed" }, range: [0, top], gridcolor: GRID, tickformat: ".0%" },
+    shapes: [
+      { type: "line", xref: "paper", x0: 0, x1: 1, y0: cal.base_rate, y1: cal.base_rate, line: { color: "#b26a00", width: 1, dash: "dot" } },
+      { type: "line", yref: "paper", x0: today.p_cascade, x1: today.p_cascade, y0: 0, y1: 1, line: { color: "#b42318", width: 1.5 } },
+    ],
+    annotations: [
+      { xref: "paper", x: 1, y: cal.base_rate, text: `base rate ${basePct(cal.base_rate)}`, showarrow: false, xanchor: "right", yanchor: "bottom", font: { size: 10, color: "#b26a00" } },
+      { yref: "paper", x: today.p_cascade, y: 1, text: `${today.day}: ${pct(today.p_cascade)}`, showarrow: false, xanchor: "left", yanchor: "top", font: { size: 10, color: "#b42318" } },
+    ],
+  }, PLOT_CONFIG);
+  div.dataset.rendered = "true";
 }
 
 // ------------------------------------------------------------------ replays
@@ -565,7 +662,7 @@ function renderReplayList(events) {
   }
   list.replaceChildren(...notable.map((e) => el("button", {
     type: "button", class: e.side, "data-start": e.start, "aria-pressed": "false", onclick: () => showReplay(e),
-  }, `${e.start} · ${sideWord(e.side)} · ${usd(e.total_usd)} · ${e.peak_ratio.toFixed(1)}×`)));
+  }, `${e.start} · ${sideWord(e.side)} · ${eventSize(e)} · ${e.peak_ratio.toFixed(1)}×`)));
 }
 
 async function showReplay(event) {
@@ -605,7 +702,7 @@ async function showReplay(event) {
     { type: "scatter", mode: "lines", name: "P(short squeeze)", x: days, y: range.rows.map((r) => r.p_short), line: { color: SIDE_COLOUR.short, width: 1.2, dash: "dash" },
       hovertemplate: "%{x}: P(short squeeze) %{y:.2f}<extra></extra>" },
     ...families.map((f) => ({
-      type: "bar", name: familyTitle(f), x: days, y: range.rows.map((r) => r.shap_by_family[f] ?? 0), marker: { color: familyColour(f) }, xaxis: "x2", yaxis: "y2",
+      type: "bar", name: familyTitle(f), x: days, y: range.rows.map((r) => r.shap_by_family[f] ?? null), marker: { color: familyColour(f) }, xaxis: "x2", yaxis: "y2",
       hovertemplate: `%{x}: ${familyTitle(f)} %{y:+.3f} log-odds<extra></extra>`,
     })),
   ];
@@ -616,9 +713,9 @@ async function showReplay(event) {
       `(the event: ${sideWord(event.side)}; basis ${event.basis_at_first_alert}).`
     : `No alert in the ${horizon} days before the event.`;
   box.replaceChildren(
-    el("h3", { text: `${coin.asset} replay: ${event.start}, ${sideWord(event.side)}, ${usd(event.total_usd)} liquidated (${event.peak_ratio.toFixed(1)}× the trailing median)` }),
+    el("h3", { text: `${coin.asset} replay: ${event.start}, ${sideWord(event.side)}, ${eventSize(event)} liquidated, ${event.peak_ratio.toFixed(1)}× the trailing median` }),
     el("p", { class: "summary", id: "replay-verdict", text: verdict }),
-    // the build-up in the seed's words: each family's move, the sequence (/v1/reconstruction)
+    // the build-up, family by family: each family's move and warning sign, the sequence (/v1/reconstruction)
     built && built.text ? el("p", { class: "reconstruction", id: "replay-reconstruction", text: built.text }) : null,
     el("div", { class: "chart", id: "replay-chart" }),
     el("p", { class: "hint downloads" }, "Download (CSV): ",
@@ -646,7 +743,7 @@ async function showReplay(event) {
     xaxis3: { ...DAY_AXIS, range: span, domain: [0, 1], anchor: "y3", matches: "x", showticklabels: false },
     yaxis3: { title: { text: "price (USD)" }, domain: [0.36, 0.66], gridcolor: GRID },
     xaxis2: { ...DAY_AXIS, range: span, domain: [0, 1], anchor: "y2", matches: "x", title: { text: NARROW ? "" : "day before the event (UTC)" } },
-    yaxis2: { title: { text: "family push (log-odds)" }, domain: [0, 0.32], zeroline: true, zerolinecolor: "#444", gridcolor: GRID },
+    yaxis2: { title: { text: "each family's push (log-odds)" }, domain: [0, 0.32], zeroline: true, zerolinecolor: "#444", gridcolor: GRID },
     shapes: [warned, ...firstAlert, eventLine("y domain"), eventLine("y2 domain"),
       { type: "line", xref: "paper", yref: "y", x0: 0, x1: 1, y0: coin.episodes.threshold, y1: coin.episodes.threshold, line: { color: "#b42318", width: 1, dash: "dot" } }],
     annotations: [{ x: event.start, y: 1, xref: "x", yref: "y domain", text: `event ${event.start}`, showarrow: false, xanchor: "right", yanchor: "top",
@@ -656,7 +753,13 @@ async function showReplay(event) {
 }
 
 // ------------------------------------------------------------------ start
-const pages = { overview: overviewPage, coin: coinPage };
+// the glossary: static words (cascade_radar/glossary.py); only the coin links are added, from the coins the service knows
+async function glossaryPage() {
+  coinNav(CFG.assets, null);
+  document.body.dataset.loaded = "true";
+}
+
+const pages = { overview: overviewPage, coin: coinPage, glossary: glossaryPage };
 pages[document.body.dataset.page]().catch((error) => {
   setStatus(error.message, true);
   document.body.dataset.loaded = "error";
