@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export MPLBACKEND := Agg
 
-.PHONY: help setup browser charts lock lint data-reference data status features features-list events train tune evaluate today daily ledger rehearse explain replay bench screenshots serve bento ui ui-stop docs test clean
+.PHONY: help setup browser charts lock lint data-reference data status features features-list events train tune evaluate today daily ledger rehearse explain replay backtest bench screenshots serve bento ui ui-stop docs test clean
 
 help: ## list every target with a one-line description
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -109,6 +109,9 @@ ledger: setup ## print the forecast ledger and its live track record
 
 replay: setup ## replay the configured and largest past events from out-of-fold predictions (reports/replays/)
 	$(CR) replay
+
+backtest: setup ## what the forecast is worth in money: cut leverage on alerts vs always on, volatility and chance, out of fold (reports/backtest/, MLflow)
+	$(CR) backtest
 
 bench: setup ## benchmarks: training stages, serving latency, the dashboard, a 90-day daily replay, the ledger at 10^3..10^5 rows, memory over 50 champion swaps; ratios to baselines measured in the same run
 	$(BIN)/python bench/bench_train.py

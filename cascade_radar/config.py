@@ -50,6 +50,14 @@ class LabelConfig(BaseModel):
     merge_gap_days: int = Field(default=1, ge=1, description="cascade days at most this many days apart form one event")
     major_multiple: float = Field(default=8.0, gt=1, description="a *major* event peaks at >= this multiple of the trailing median; "
                                   "skill on the major tier is reported beside the main label")
+    side_share: float = Field(default=0.60, gt=0.5, le=1, description="an event's side is the side holding at least this share of its "
+                              "liquidated dollars (cascade_radar.rules.event_side); below it the price move decides")
+    side_sigmas: float = Field(default=1.5, gt=0, description="without a dollar side, an event whose price move is at least this many "
+                               "daily volatilities (scaled by sqrt(days)) is a long squeeze if price fell, a short squeeze if it rose; "
+                               "otherwise two-sided")
+    side_vol_days: int = Field(default=30, ge=5, description="the daily volatility the price move is measured against: std of daily log "
+                               "returns over this many days, up to the day before the event")
+    side_vol_min_days: int = Field(default=20, ge=3, description="returns needed in that window; fewer: the move names no side")
 
 
 class FeatureConfig(BaseModel):
@@ -73,6 +81,23 @@ class FeatureConfig(BaseModel):
     context_asset: Asset = Field(default="BTC", description="the coin whose on-chain families are market-wide context for every coin")
     context_families: list[str] = Field(default=["flows", "sopr", "nupl"], description="families every coin takes from the context asset "
                                         "(BTC's holders and exchange flows move the whole market; alts have no such series of their own)")
+    fuel_leverage_tiers: list[float] = Field(default=[5, 10, 25, 50, 100], description="fuel map: the leverage tiers new open "
+                                             "interest is spread over (each > 1 / fuel_maintenance_margin is refused)")
+    fuel_tier_weights: list[float] = Field(default=[0.25, 0.30, 0.25, 0.12, 0.08], description="fuel map: the share of new open "
+                                           "interest opened at each tier of fuel_leverage_tiers (same length; normalised to sum 1)")
+    fuel_maintenance_margin: float = Field(default=0.005, ge=0, lt=0.2, description="fuel map: maintenance margin as a fraction of the "
+                                           "position (a long at P with leverage L is liquidated at P·(1 − 1/L + mm))")
+    fuel_bands: list[float] = Field(default=[0.05, 0.10], description="fuel map: distances from today's price (fractions) within which "
+                                    "liquidation levels count as near")
+    fuel_max_age_days: int = Field(default=90, ge=7, le=365, description="fuel map: positions opened more than this many days ago are "
+                                   "taken as closed (the map's memory; at least this many days of open interest before a value)")
+    bollinger_days: int = Field(default=20, ge=5, description="compression: window of the Bollinger bands (days)")
+    bollinger_sigmas: float = Field(default=2.0, gt=0, description="compression: half-width of the Bollinger bands, in standard deviations")
+    compression_rank_days: int = Field(default=365, ge=30, description="compression: trailing window of the coin's own history the band "
+                                       "width and range ratio are ranked in (today included)")
+    range_compression_days: list[int] = Field(default=[7, 90], min_length=2, max_length=2, description="compression: the short and the "
+                                              "long high-low range whose ratio measures range compression (days)")
+    vol_of_vol_days: int = Field(default=30, ge=5, description="compression: window of the std of the 30-day realized vol's daily changes")
     lags: list[int] = Field(default=[3, 7], description="lags added to the features listed in lagged_features")
     lagged_features: list[str] = Field(
         default=[
@@ -124,7 +149,8 @@ class ModelConfig(BaseModel):
     )
     families: list[str] | None = Field(
         default=["price", "oi", "funding", "flows", "sopr", "nupl"],
-        description="signal families the cascade model reads (None: every registered family); default: the committed "
+        description="signal families the cascade model reads (None: every registered family but the candidate families, "
+        "which are read only when named); default: the committed "
         "choice of `make tune` (training/selection.json)",
     )
     direction_families: list[str] | None = Field(default=None, description="families the direction model reads (None: the same as "
@@ -142,6 +168,17 @@ class ModelConfig(BaseModel):
     missing_example_families: int = Field(default=3, ge=1, le=8, description="family dropout: besides one family at a time, copies "
                                           "with random sets of up to this many families blanked together (a store often lacks several "
                                           "at once); also the largest set of missing families whose out-of-fold skill is measured")
+    major_head: bool = Field(default=True, description="also fit P(a *major* cascade within H days) — an event peaking at >= "
+                             "`labels.major_multiple` x the trailing median: a LightGBM binary model on the cascade model's features, "
+                             "calibrated like it, never above P(cascade)")
+    major_from: Literal["share", "head"] = Field(default="share", description="how P(major) is read: `share` = P(cascade) x the "
+                                                 "share of the training window's cascade days with a major event ahead (ranks like "
+                                                 "P(cascade)); `head` = the major head. Measured out of fold on the reference history "
+                                                 "(major tier, pooled ROC-AUC): head 0.635, P(cascade) 0.680 — too few major events to "
+                                                 "learn severity beyond 'a cascade is likely'")
+    term_horizons: list[int] = Field(default=[3, 7], description="the term structure's shorter horizons (days, each shorter than "
+                                     "`labels.horizon_days`): P(cascade within h days) from a LightGBM binary model each, capped by the "
+                                     "next longer horizon so that it never falls with the horizon; the H-day number is p_cascade itself")
     volatility_features: list[str] = Field(
         default=["price_realized_vol_7d", "price_realized_vol_30d", "price_vol_ratio_7d_30d"],
         description="inputs of the volatility baseline (a logistic regression on them alone)",
@@ -151,6 +188,11 @@ class ModelConfig(BaseModel):
         description="feature-name patterns kept in the table but not fed to models: raw levels that trend over the years "
         "(dollars of OI, coins moved) let trees learn the calendar instead of the build-up",
     )
+
+    @field_validator("term_horizons")
+    @classmethod
+    def _shortest_first(cls, value: list[int]) -> list[int]:
+        return sorted(set(value))
 
     @model_validator(mode="before")
     @classmethod
@@ -172,8 +214,13 @@ class TuneConfig(BaseModel):
             "all": None,
             "derivatives": ["price", "oi", "funding", "positioning", "liqmem"],
             "price": ["price"],
+            # the candidate families (issue 34), each on top of every established family
+            "all_fuel": ["price", "oi", "funding", "flows", "sopr", "nupl", "positioning", "liqmem", "fuel"],
+            "all_compression": ["price", "oi", "funding", "flows", "sopr", "nupl", "positioning", "liqmem", "compression"],
+            "all_fuel_compression": ["price", "oi", "funding", "flows", "sopr", "nupl", "positioning", "liqmem", "fuel", "compression"],
         },
-        description="candidate families of the cascade model (None: every registered family)",
+        description="candidate families of the cascade model (None: every registered family but the candidate families, which "
+        "a set reads only by name)",
     )
     param_sets: dict[str, dict[str, float | int]] = Field(
         default={
@@ -273,11 +320,41 @@ class ReplayConfig(BaseModel):
     window_days: int = Field(default=30, ge=5, description="days before the event shown")
 
 
+class BacktestConfig(BaseModel):
+    """`cascade-radar backtest`: what cutting leverage on an alert would have saved, in money, over the out-of-fold days
+    (training.backtest). Daily bars: a position is re-levered at every close and liquidated when the day's low (long) or
+    high (short) reaches its liquidation price."""
+
+    leverages: list[float] = Field(default=[3.0, 10.0], min_length=1, description="leverages a position is held at (x equity)")
+    cut_leverage: float = Field(default=1.0, ge=0, description="the leverage held on a cut day (0: flat)")
+    maintenance_margin: float = Field(default=0.005, ge=0, lt=0.2, description="maintenance margin, a fraction of the position: a "
+                                      "long entered at P with leverage L is liquidated at P·(1 − 1/L + mm), a short at P·(1 + 1/L − mm)")
+    fee: float = Field(default=0.0005, ge=0, lt=0.05, description="cost per unit of notional traded (0.0005 = 5 bp), on every change "
+                       "of the position, the daily re-levering included")
+    starting_equity: float = Field(default=1.0, gt=0, description="equity on the first day, per coin")
+    volatility_days: int = Field(default=30, ge=5, description="the volatility rule's window: std of daily log returns over this many "
+                                 "days up to the deciding day")
+    placebo_draws: int = Field(default=200, ge=10, description="draws of the placebo that cuts on as many days, chosen at random")
+    seed: int = Field(default=35, description="seed of the placebo's draws (each coin draws from its own stream)")
+
+    @model_validator(mode="after")
+    def _liquidation_below_entry(self) -> BacktestConfig:
+        """A leverage at or above 1 / maintenance margin is liquidated at entry: refused. The cut leverage is below every other."""
+        if self.maintenance_margin > 0 and any(lev >= 1 / self.maintenance_margin for lev in self.leverages):
+            raise ValueError(f"backtest.leverages {self.leverages}: each must be below 1 / maintenance_margin "
+                             f"({1 / self.maintenance_margin:g}), else the position is liquidated where it opens")
+        if any(lev <= self.cut_leverage for lev in self.leverages):
+            raise ValueError(f"backtest.leverages {self.leverages}: each must be above cut_leverage {self.cut_leverage:g} "
+                             "(a cut lowers the leverage)")
+        return self
+
+
 class Settings(BaseSettings):
     """All settings of cascade-radar. Paths are resolved against the project root."""
 
     # hide_input_in_errors: a refused value is never echoed into a traceback or log (webhook URLs and tokens are secrets)
-    model_config = SettingsConfigDict(env_prefix="CASCADE_RADAR_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(env_prefix="CASCADE_RADAR_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True,
+                                      env_parse_none_str="null")  # CASCADE_RADAR_X=null unsets an optional setting
 
     asset: Asset = Field(default="BTC", description="the coin a command answers for (explain, replay, serving default)")
     assets: list[Asset] = Field(default=list(ASSETS), description="the coins pooled into one model by `make train` / `make tune`; "
@@ -288,7 +365,13 @@ class Settings(BaseSettings):
     mlruns_dir: Path = Path("mlruns")
     mlflow_tracking_uri: str | None = Field(default=None, description="default sqlite:///<project>/mlruns/mlflow.db")
     experiment_name: str = "cascade-radar"
-    alert_threshold: float = Field(default=0.5, gt=0, lt=1, description="p_cascade at or above which a day is an alert")
+    alert_threshold: float = Field(default=0.5, gt=0, lt=1, description="p_cascade at or above which a day is an alert where no line "
+                                   "is chosen (no `false_alarm_budget_per_30d`, a champion trained before the lines, the walk-forward's "
+                                   "first fold)")
+    false_alarm_budget_per_30d: float | None = Field(default=1.0, ge=0, description="each coin's alert line is chosen, not fixed: the "
+                                                     "lowest P(cascade) whose out-of-fold alert episodes include at most this many false "
+                                                     "alarms per 30 days, in alert on no more days than have a cascade ahead "
+                                                     "(training.thresholds); None: `alert_threshold` for every coin")
 
     serving_min_signal_rows: int = Field(default=365, ge=30, description="rows /predict_signals needs: every window and lag fits, so "
                                          "posted and stored history give the same features")
@@ -330,6 +413,7 @@ class Settings(BaseSettings):
     tune: TuneConfig = TuneConfig()
     replay: ReplayConfig = ReplayConfig()
     alerts: OperationsConfig = OperationsConfig()
+    backtest: BacktestConfig = BacktestConfig()
 
     @field_validator("asset", mode="before")
     @classmethod
@@ -361,6 +445,15 @@ class Settings(BaseSettings):
         if self.folds.purge_days is not None and self.folds.purge_days < self.labels.horizon_days:
             raise ValueError(f"folds.purge_days {self.folds.purge_days} is shorter than labels.horizon_days {self.labels.horizon_days}: "
                              "training targets would overlap the test block (leave it unset: it defaults to the horizon)")
+        return self
+
+    @model_validator(mode="after")
+    def _term_inside_the_horizon(self) -> Settings:
+        """The term structure's horizons lie strictly inside the label horizon (the H-day number is p_cascade)."""
+        wrong = [h for h in self.model.term_horizons if not 1 <= h < self.labels.horizon_days]
+        if wrong:
+            raise ValueError(f"model.term_horizons {wrong}: each must be at least 1 and shorter than labels.horizon_days "
+                             f"{self.labels.horizon_days} (the {self.labels.horizon_days}-day number is p_cascade itself)")
         return self
 
     @model_validator(mode="after")

@@ -12,9 +12,10 @@ LEDE = "The words cascade-radar uses, as a risk desk reads them."
 TERMS: tuple[tuple[str, str], ...] = (
     ("liquidation cascade",
      "A day on which forced liquidations of leveraged positions (longs and shorts together) reach at least 4 times the median "
-     "of the coin's previous 90 days; consecutive such days are one event. Its side is the side that was liquidated most, in "
-     "dollars: a long squeeze (longs liquidated into a fall) or a short squeeze (shorts liquidated into a rise). P(cascade) is "
-     "the probability that one starts within the next 14 days."),
+     "of the coin's previous 90 days; consecutive such days are one event. Its side: a long squeeze (longs liquidated into a "
+     "fall) or a short squeeze (shorts liquidated into a rise) when one side holds at least 60 % of the liquidated dollars, or "
+     "else when the price moved at least 1.5 times the coin's usual daily swing (a fall: long); otherwise two-sided, a cascade "
+     "with no side. P(cascade) is the probability that one starts within the next 14 days."),
     ("base rate",
      "How often a cascade started within the next 14 days on the coin's days the model never saw (its walk-forward "
      "out-of-fold days): the probability of an ordinary day, and what P(cascade) should be read against."),
@@ -24,6 +25,14 @@ TERMS: tuple[tuple[str, str], ...] = (
     ("percentile",
      "Where a day's P(cascade) stands among the model's out-of-fold answers for the coin: the 90th percentile is higher than "
      "nine answers in ten."),
+    ("major cascade",
+     "A cascade whose peak day reaches at least 8 times the median of the coin's previous 90 days: the tier that does the "
+     "most damage. P(major) is the probability that one starts within the next 14 days; it is never above P(cascade), since "
+     "a major cascade is a cascade."),
+    ("within 3 d, 7 d, 14 d",
+     "The term structure: the probability that a cascade starts within the next 3, 7 and 14 days, from the same model. It "
+     "never falls as the horizon grows; the 14-day number is P(cascade). A champion trained before these numbers existed "
+     "answers them as \"not measured\"."),
     ("the warning checklist",
      "The warning signs of a build-up, as an analyst writes them down for each signal family, with round thresholds fixed "
      "before looking at results: RSI divergence and compressed volatility, open interest outrunning price, one-sided or "

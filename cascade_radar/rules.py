@@ -1,4 +1,4 @@
-"""Rules every floor shares, each written once: the side of a forecast, log-odds to probability, the window in which
+"""Rules every floor shares, each written once: the side of a forecast and of an event, log-odds to probability, the window in which
 an alert warns of an event, the bases a day can be answered on, the age of an answer, and a probability's yardstick in
 words.
 
@@ -66,6 +66,19 @@ def yardstick_said(p_cascade: float, horizon_days: int, base_rate: float | None,
     return f"{head} — base rate {base_rate:.2f}, {times(relative_risk)} normal{tail}"
 
 
+def term_said(p_cascade_by_horizon: dict[str, float | None] | None, p_major: float | None) -> str:
+    """An answer's term structure and severity in words, the same in the CLI and the alert text (the dashboard writes the
+    same line): 'within 3 d 0.12 · 7 d 0.25 · 14 d 0.41 · major 0.08'; a number the champion does not give is 'not
+    measured' (a champion trained before its heads, a ledger row written before them)."""
+    def said(p: float | None) -> str:
+        return "not measured" if p is None else f"{p:.2f}"
+
+    if not p_cascade_by_horizon:
+        return f"within shorter horizons: not measured · major {said(p_major)}"
+    horizons = sorted(p_cascade_by_horizon.items(), key=lambda kv: int(kv[0]))
+    return "within " + " · ".join(f"{h} d {said(p)}" for h, p in horizons) + f" · major {said(p_major)}"
+
+
 # ------------------------------------------------------------------ probabilities and the side
 LONG, SHORT = "long", "short"
 SIDES = (LONG, SHORT)
@@ -88,8 +101,49 @@ def side_uncertain(p_long_given_cascade: float, long_prior: float, band: float, 
 
 
 def side_words(value: str) -> str:
-    """'long squeeze' / 'short squeeze'."""
-    return f"{value} squeeze"
+    """'long squeeze' / 'short squeeze' / 'two-sided cascade'."""
+    return "two-sided cascade" if value == TWO_SIDED else f"{value} squeeze"
+
+
+# ------------------------------------------------------------------ the side of an event
+TWO_SIDED = "two-sided"  # an event (and the target of a day with it ahead) whose side neither its dollars nor its price move name
+EVENT_SIDES = (LONG, SHORT, TWO_SIDED)
+BY_DOLLARS, BY_PRICE_MOVE, BY_NEITHER = "dollars", "price move", "neither"  # what named an event's side (its `side_basis`)
+
+
+def move_sigmas(price_move: float, daily_vol: float, days: int) -> float:
+    """A price move (log return over ``days`` days) in units of the coin's daily volatility scaled to those days
+    (``daily_vol * sqrt(days)``); NaN when either is unknown or the volatility is not positive."""
+    scale = daily_vol * np.sqrt(max(days, 1))
+    return float(price_move / scale) if np.isfinite(price_move) and np.isfinite(scale) and scale > 0 else float("nan")
+
+
+def event_side(long_usd: float, short_usd: float, price_move: float, daily_vol: float, days: int, share: float,
+               sigmas: float) -> tuple[str, str]:
+    """(side, basis) of a liquidation event — a day or a run of cascade days:
+
+    * ``dollars``: one side holds at least ``share`` of the liquidated dollars → that side;
+    * else ``price move``: the event's price move (log return, close of the day before its first day to close of its last)
+      is at least ``sigmas`` times the coin's daily volatility (measured before the event, scaled by sqrt(days)) → a fall
+      liquidated longs: ``long``; a rise: ``short``;
+    * else ``neither``: ``two-sided`` — not a squeeze of one side, and never scored as a right or wrong side.
+    """
+    total = long_usd + short_usd
+    long_share = long_usd / total if total > 0 else float("nan")
+    if long_share >= share:
+        return LONG, BY_DOLLARS
+    if 1.0 - long_share >= share:
+        return SHORT, BY_DOLLARS
+    z = move_sigmas(price_move, daily_vol, days)
+    if abs(z) >= sigmas:  # NaN compares False: an unknown move names no side
+        return (LONG if z < 0 else SHORT), BY_PRICE_MOVE
+    return TWO_SIDED, BY_NEITHER
+
+
+def side_right(said: str | None, event_direction: str) -> bool | None:
+    """Was a stated side right about an event? None — not scored — when nothing was stated ("side uncertain") or the
+    event was two-sided (it had no side to be right or wrong about)."""
+    return None if said is None or event_direction not in SIDES else said == event_direction
 
 
 UNCERTAIN = "side uncertain"

@@ -14,7 +14,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from cascade_radar.config import ASSETS, Settings, get_settings
-from cascade_radar.rules import AUTO, BASES, BASIS_RULE, side_said, skill_said, times, yardstick_said
+from cascade_radar.rules import AUTO, BASES, BASIS_RULE, side_said, skill_said, term_said, times, yardstick_said
 from features.families import family_of, load_families, title_of
 from features.store import HistoryStore
 
@@ -152,10 +152,13 @@ def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
     cfg = settings.labels
     print(f"{settings.asset}: {len(events)} cascade events (total liquidations >= {cfg.cascade_multiple:g}x the trailing "
           f"{cfg.trailing_median_days}-day median of the same series); " + ", ".join(f"{k} {v}" for k, v in events["direction"].value_counts().items()))
-    rows = [[_day(e.start), e.days, e.direction, f"{e.long_usd / 1e6:,.0f}", f"{e.short_usd / 1e6:,.0f}", f"{e.peak_ratio:.1f}x", e.series]
-            for e in events.itertuples()]
+    rows = [[_day(e.start), e.days, e.direction, e.side_basis, f"{e.long_usd / 1e6:,.0f}", f"{e.short_usd / 1e6:,.0f}", f"{e.long_share:.0%}",
+             f"{e.price_move:+.1%}", f"{e.move_sigmas:+.1f}", f"{e.peak_ratio:.1f}x", e.series] for e in events.itertuples()]
     fmt = "github" if args.markdown else "simple"
-    print(tabulate(rows, headers=["start", "days", "direction", "long $M", "short $M", "size vs median", "series"], tablefmt=fmt))
+    print(f"side: >= {cfg.side_share:.0%} of the dollars; else a price move >= {cfg.side_sigmas:g} daily volatilities (fall: long); "
+          "else two-sided")
+    print(tabulate(rows, headers=["start", "days", "direction", "decided by", "long $M", "short $M", "long share", "log move", "move (σ)",
+                                  "size vs median", "series"], tablefmt=fmt))
     return 0
 
 
@@ -267,7 +270,9 @@ def _print_forecast(row: dict) -> None:
         age += " — OUTDATED: update the store (`cascade-radar daily`)"
     print(f"\n{row['asset']} {row['day']} ({age})")
     print(f"  {_yardstick_text(row)}")
-    print(f"  {_side_text(row)}{' · ** ALERT **' if row['alert'] else ''} · {row['basis']} ({row['model_used']})")
+    print(f"  {term_said(row.get('p_cascade_by_horizon'), row.get('p_major'))}")
+    line = f"alert line {row['alert_threshold']:.2f}" if row.get("alert_threshold") is not None else "alert line: fixed"
+    print(f"  {_side_text(row)}{' · ** ALERT **' if row['alert'] else ''} ({line}) · {row['basis']} ({row['model_used']})")
     print(f"  {row['sentence']}")
     print(f"  {skill_said(row.get('expected_roc_auc'), row.get('skill_floor'))}")
     fresh = [[title_of(f["family"]), "yes" if f["read_by_model"] else "", f["data_through"] or "-", "-" if f["days_behind"] is None else f["days_behind"],
@@ -389,8 +394,8 @@ def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
     print(tabulate(shown[cols].tail(args.tail).fillna("").values.tolist(), headers=cols, floatfmt=".2f"))
     record = track_record(frame, settings)
     print("\ntrack record (rows whose horizon has passed and whose labels are known; in-sample rows are the champion's hindsight; "
-          "direction_accuracy over caught events whose first alert stated a side, side_uncertain the caught events whose first "
-          "alert said 'side uncertain'; – not measured yet):")
+          "direction_accuracy over caught long/short events whose first alert stated a side, side_uncertain the caught events whose "
+          "first alert said 'side uncertain', two_sided the caught two-sided events (no side: not scored for side); – not measured yet):")
     table = [[*key, *(_cell(v, 1 if c == "median_lead_days" else 2) for c, v in zip(record.columns, row, strict=True))]
              for key, row in zip(record.index, record.itertuples(index=False), strict=True)]
     print(tabulate(table, headers=["asset", "basis", *record.columns], disable_numparse=True,
@@ -503,11 +508,14 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from forecast.predict import load_champion
     from training.replay import replay_event, select_events, write_index, write_replay
     from training.report import read_oof
+    from training.thresholds import line_of
 
     ft = build_features(settings)
     oof = read_oof(settings.reports_path)
     champion = load_champion(settings)
     explainer = champion.explainer(settings, AUTO)
+    # the replays judge alerts at the coin's line, as its answers do
+    settings = settings.model_copy(update={"alert_threshold": line_of(champion.model.yardstick, settings.asset, settings.alert_threshold)[0]})
     events, notes = select_events(ft.labels.events, settings, oof)
     directory = settings.reports_path / "replays"
     replays = []
@@ -526,6 +534,41 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     for note in notes:
         print(f"not replayed: {note}")
     print(f"reports: {index}")
+    return 0
+
+
+BACKTEST_PRINTED = ["asset", "book", "leverage", "days cut", "events", "caught fc/vol/chance", "liquidations fc/on/vol/chance",
+                    "equity forecast", "equity always on", "equity volatility", "equity chance", "chance 5-95%", "ret/risk fc",
+                    "ret/risk vol", "beats volatility", "vs chance band"]
+
+
+def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
+    from training.backtest import POOLED, event_window, format_headline, format_window, headline, run_backtest, verdicts
+
+    if args.asset:  # `--asset X`: that coin alone
+        settings = settings.model_copy(update={"assets": [settings.asset]})
+    cfg = settings.backtest
+    print(f"{', '.join(settings.assets)}: out-of-fold answers -> leverage {', '.join(f'{v:g}x' for v in cfg.leverages)} cut to "
+          f"{cfg.cut_leverage:g}x in alert, against always on, volatility and {cfg.placebo_draws} draws of chance ...", flush=True)
+    result = run_backtest(settings)
+    table = format_headline(headline(result.coins))[BACKTEST_PRINTED]
+    print(tabulate(table.values.tolist(), headers=list(table.columns)))
+    print("book 'side': the side the forecast names (the crowded side) held; caught: events whose first day was cut; "
+          "equity: final, from 1; ret/risk: mean daily return / mean leverage held, annualised")
+    for asset, said in verdicts(result.coins).items():
+        print(f"{asset}: {said}")
+    coin = result.coins.get(settings.asset) or next(c for a, c in result.coins.items() if a != POOLED)
+    for day in settings.replay.events:
+        window = event_window(coin, pd.Timestamp(day))
+        if len(window):
+            print(f"\n{coin.asset} around {day} (long; equity rebased to 1 the day before; LIQ: liquidated that day):")
+            shown = format_window(window)
+            print(tabulate(shown.reset_index().values.tolist(), headers=["day", *shown.columns]))
+    for note in result.notes:
+        print(f"not backtested: {note}")
+    days = "; ".join(f"{a} {c.excluded['traded_days']}" for a, c in result.coins.items() if a != POOLED)
+    print(f"\ndays traded (out of fold; in-sample days excluded): {days}")
+    print(f"reports: {_relative(result.files[-1].parent)}  MLflow run {result.run_id}")
     return 0
 
 
@@ -678,6 +721,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(handler=cmd_explain)
 
     sub.add_parser("replay", help="replay configured and largest past events from out-of-fold predictions").set_defaults(handler=cmd_replay)
+    sub.add_parser("backtest", help="what the forecast is worth in money: a leveraged position cut while in alert, out of fold, against "
+                   "always on, the volatility rule and chance (reports/backtest/, an MLflow run)").set_defaults(handler=cmd_backtest)
 
     _asset_option_everywhere(parser)
     return parser

@@ -9,6 +9,10 @@ Several liquidation series may cover a day (all-exchange, Binance-only): each da
 widest series that covers it, each series relative to its *own* history, so switching series
 creates no step. Adjacent cascade days merge into one *event*; the target of day t is the
 direction of the first event starting in (t, t + H], else ``none``.
+
+The side of an event (and of a cascade day) is ``cascade_radar.rules.event_side``: the side holding at least
+``side_share`` of its dollars; else the side its price move implies (a fall liquidates longs) when that move is at least
+``side_sigmas`` of the coin's daily volatility before the event; else ``two-sided`` — a cascade, but no squeeze of one side.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.config import LabelConfig
+from cascade_radar.rules import EVENT_SIDES, event_side, move_sigmas
 from features.schemas import SERIES
 
 # widest scope first: (long column, short column, the stored series' scope — what an event's `series` says beside its size)
@@ -27,17 +32,46 @@ LIQUIDATION_SERIES: list[tuple[str, str, str]] = [
     ("binance_liq_long_usd", "binance_liq_short_usd", SERIES["liquidations_binance"].scope),
     ("coinalyze_liq_long_usd", "coinalyze_liq_short_usd", SERIES["liquidations_coinalyze"].scope),
 ]
-TARGETS = ("none", "long", "short")
+NONE = "none"  # the target of a day with no event ahead
+TARGETS = (NONE, *EVENT_SIDES)  # none, long, short, two-sided
+PRICE = "price_usd"  # the assembled panel's price: an event's move is measured on its daily close
+EVENT_COLUMNS = ["start", "end", "days", "direction", "side_basis", "long_share", "price_move", "move_sigmas", "long_usd", "short_usd",
+                 "total_usd", "peak_ratio", "series"]
 
 
 @dataclass(frozen=True)
 class Labels:
-    daily: pd.DataFrame  # per day: liq_total_usd, liq_ratio, liq_series, cascade_day, day_direction, target, days_to_event
-    events: pd.DataFrame  # per event: start, end, days, direction, long_usd, short_usd, total_usd, peak_ratio, series
+    daily: pd.DataFrame  # per day: liq_total_usd, liq_ratio, liq_series, cascade_day, close, daily_vol, day_direction, target, days_to_event
+    events: pd.DataFrame  # per event: EVENT_COLUMNS (direction by event_side; side_basis, long_share, price_move, move_sigmas: why)
+
+
+def price_terms(panel: pd.DataFrame, cfg: LabelConfig) -> pd.DataFrame:
+    """Per day: ``close`` and ``daily_vol`` — the std of daily log returns over the ``side_vol_days`` up to and including
+    that day (so the volatility an event starting on s is measured against is the value of day s - 1: no look-ahead).
+    Missing (NaN) without a price column."""
+    close = panel[PRICE].astype(float).where(panel[PRICE] > 0) if PRICE in panel.columns else pd.Series(np.nan, index=panel.index)
+    returns = np.log(close).diff()
+    vol = returns.rolling(cfg.side_vol_days, min_periods=cfg.side_vol_min_days).std()
+    return pd.DataFrame({"close": close, "daily_vol": vol}, index=panel.index)
+
+
+def side_of(days: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp, long: float, short: float, cfg: LabelConfig) -> dict[str, object]:
+    """The side of the days ``first``..``last`` (their liquidated dollars ``long``/``short``) by ``event_side``, with the terms
+    it was decided on: the move is the log of the close of ``last`` over the close of the day before ``first``, against the
+    daily volatility of that day before."""
+    before = first - pd.Timedelta(days=1)
+    base = days["close"].get(before, np.nan)
+    vol = float(days["daily_vol"].get(before, np.nan))
+    move = float(np.log(days["close"].get(last, np.nan) / base)) if np.isfinite(base) else float("nan")
+    span = (last - first).days + 1
+    direction, basis = event_side(long, short, move, vol, span, cfg.side_share, cfg.side_sigmas)
+    return {"direction": direction, "side_basis": basis, "long_share": long / (long + short) if long + short > 0 else float("nan"),
+            "price_move": move, "move_sigmas": move_sigmas(move, vol, span)}
 
 
 def judge_days(panel: pd.DataFrame, cfg: LabelConfig) -> pd.DataFrame:
-    """Per day: the liquidation series used, total, ratio to its trailing median, cascade flag, direction.
+    """Per day: the liquidation series used, total, ratio to its trailing median, cascade flag, close and daily volatility
+    (``price_terms``), and a cascade day's side (``event_side`` on that day alone).
 
     ``cascade_day`` is missing (not False) where no series covers the day with enough history.
     """
@@ -60,32 +94,35 @@ def judge_days(panel: pd.DataFrame, cfg: LabelConfig) -> pd.DataFrame:
     known = chosen["liq_ratio"].notna()
     cascade = (chosen["liq_ratio"] >= cfg.cascade_multiple).astype("boolean").where(known)
     chosen["cascade_day"] = cascade
-    direction = np.where(chosen["liq_long_usd"] >= chosen["liq_short_usd"], "long", "short")
-    chosen["day_direction"] = pd.Series(direction, index=index, dtype="string").where(cascade.fillna(False).astype(bool))
+    chosen[["close", "daily_vol"]] = price_terms(panel, cfg)
+    direction = pd.Series(pd.NA, index=index, dtype="string")
+    for day in index[cascade.fillna(False).to_numpy(dtype=bool)]:  # a cascade day's side: the event rule on that day alone
+        direction[day] = side_of(chosen, day, day, chosen.at[day, "liq_long_usd"], chosen.at[day, "liq_short_usd"], cfg)["direction"]
+    chosen["day_direction"] = direction
     return chosen
 
 
 def find_events(days: pd.DataFrame, cfg: LabelConfig) -> pd.DataFrame:
-    """Merge cascade days at most ``merge_gap_days`` apart into events; direction by summed dollars."""
+    """Merge cascade days at most ``merge_gap_days`` apart into events; the side by ``event_side`` on their summed dollars
+    and their price move (``side_of``)."""
     hits = days.index[days["cascade_day"].fillna(False).astype(bool)]
     rows: list[dict[str, object]] = []
     group: list[pd.Timestamp] = []
     for day in hits:
         if group and (day - group[-1]).days > cfg.merge_gap_days:
-            rows.append(_event_row(days, group))
+            rows.append(_event_row(days, group, cfg))
             group = []
         group.append(day)
     if group:
-        rows.append(_event_row(days, group))
-    columns = ["start", "end", "days", "direction", "long_usd", "short_usd", "total_usd", "peak_ratio", "series"]
-    return pd.DataFrame(rows, columns=columns)
+        rows.append(_event_row(days, group, cfg))
+    return pd.DataFrame(rows, columns=EVENT_COLUMNS)
 
 
-def _event_row(days: pd.DataFrame, group: list[pd.Timestamp]) -> dict[str, object]:
+def _event_row(days: pd.DataFrame, group: list[pd.Timestamp], cfg: LabelConfig) -> dict[str, object]:
     part = days.loc[group]
     long, short = float(part["liq_long_usd"].sum()), float(part["liq_short_usd"].sum())
     return {
-        "start": group[0], "end": group[-1], "days": len(group), "direction": "long" if long >= short else "short",
+        "start": group[0], "end": group[-1], "days": len(group), **side_of(days, group[0], group[-1], long, short, cfg),
         "long_usd": long, "short_usd": short, "total_usd": long + short,
         "peak_ratio": float(part["liq_ratio"].max()), "series": str(part["liq_series"].iloc[0]),
     }
@@ -104,7 +141,7 @@ def make_targets(days: pd.DataFrame, events: pd.DataFrame, horizon: int) -> pd.D
     # all of (t, t+H] judged <=> the next H days' judged-count equals H (forward window: labels only)
     forward_judged = judged[::-1].rolling(horizon, min_periods=horizon).sum()[::-1].shift(-1)
     complete = forward_judged == horizon
-    target[complete] = "none"
+    target[complete] = NONE
     starts = events.set_index("start")["direction"] if len(events) else pd.Series(dtype="string")
     positions = index.get_indexer(starts.index)
     for pos, direction in zip(positions, starts.to_numpy(), strict=True):
@@ -127,6 +164,18 @@ def major_ahead(target: pd.Series, events: pd.DataFrame, horizon: int, multiple:
     for start in major["start"] if len(major) else []:
         window = (index >= start - pd.Timedelta(days=horizon)) & (index < start)
         out[window] = 1.0
+    return out
+
+
+def cascade_within(days_to_event: pd.Series, cascade_day: pd.Series, horizon: int) -> pd.Series:
+    """The target of a shorter horizon h (the term structure): 1 where the first event starts in (t, t+h], 0 where none does
+    and every day of (t, t+h] is judged, missing otherwise — so a day's h-day target is known h days after it, earlier
+    than its H-day one. From the H-day labels' ``days_to_event`` (h <= H) and the days' ``cascade_day`` (missing: unjudged)."""
+    judged = cascade_day.notna().astype(float)
+    forward_judged = judged[::-1].rolling(horizon, min_periods=horizon).sum()[::-1].shift(-1)  # the next h days: labels only
+    out = pd.Series(np.nan, index=days_to_event.index)
+    out[forward_judged == horizon] = 0.0
+    out[days_to_event <= horizon] = 1.0
     return out
 
 

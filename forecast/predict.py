@@ -4,6 +4,8 @@
 day explained once per basis (LightGBM's exact TreeSHAP, as arrays). From that it answers:
 
 * ``forecast(day, basis)`` — P(cascade) with its yardstick (the coin's base rate, the relative risk, the percentile),
+  P(a major cascade) and P(cascade) within each shorter horizon (``p_major``, ``p_cascade_by_horizon``: null from a
+  champion trained before those heads),
   the side and its probabilities, the alert, the basis and the model that
   answered, the explanation (drivers, per-family log-odds, a sentence), the freshness of every family, the missing
   families and the age of the answer against today (UTC);
@@ -50,7 +52,7 @@ from features.families import describe, family_of, load_families, title_of
 from features.freshness import FreshnessTable, last_present_days
 from features.store import HistoryStore
 from training.explain import SCALE, Explainer, ModelSource, champion_explainer, champion_fold_sources, fold_model_sources
-from training.model import CascadeModel
+from training.model import MAJOR, CascadeModel, term_column, term_horizons_in
 from training.skill import expected_skill, floor_of
 from training.yardstick import base_rate_basis, yardstick_of
 
@@ -120,14 +122,18 @@ class Explained:
     cascade_shap: np.ndarray  # (days, features) log-odds contributions
     direction_base: np.ndarray | None
     direction_shap: np.ndarray | None
+    p_major: np.ndarray | None = None  # (days,) P(major cascade within H), NaN where the answering model has no major head
+    p_term: dict[int, np.ndarray] = field(default_factory=dict)  # shorter horizon -> (days,) P(cascade within it), NaN likewise
 
     @classmethod
     def of(cls, frame: pd.DataFrame, features: list[str]) -> Explained:
         has_direction = "direction_base" in frame.columns and frame["direction_base"].notna().any()
+        heads = {"p_major": frame[MAJOR].to_numpy(dtype=float) if MAJOR in frame.columns else None,
+                 "p_term": {h: frame[term_column(h)].to_numpy(dtype=float) for h in term_horizons_in(frame.columns)}}
         return cls(frame.index, frame[["p_cascade", "p_long", "p_short"]].to_numpy(), frame["basis"].to_numpy(),
                    frame["model_used"].to_numpy(), frame["long_prior"].to_numpy(dtype=float), frame["cascade_base"].to_numpy(), frame[[f"cascade_shap__{f}" for f in features]].to_numpy(),
                    frame["direction_base"].to_numpy() if has_direction else None,
-                   frame[[f"direction_shap__{f}" for f in features]].to_numpy() if has_direction else None)
+                   frame[[f"direction_shap__{f}" for f in features]].to_numpy() if has_direction else None, **heads)
 
 
 def _num(value: float) -> float | None:
@@ -221,6 +227,24 @@ class CoinForecaster:
         return {**yardstick_of(self._yardstick, p_cascade),
                 "base_rate_basis": base_rate_basis(self.settings.asset, self._yardstick, self.settings.labels.horizon_days)}
 
+    @property
+    def alert_threshold(self) -> float:
+        """The coin's alert line: chosen by the champion's walk-forward within the false-alarm budget (``training.thresholds``),
+        else — no budget, or a champion trained before the lines — the configured ``alert_threshold``."""
+        line = (self._yardstick or {}).get("alert_line") if self.settings.false_alarm_budget_per_30d is not None else None
+        return float(line["alert_threshold"]) if line else self.settings.alert_threshold
+
+    def alert_line(self) -> dict[str, object]:
+        """The line every answer's ``alert`` is judged at, with how it was chosen, in words."""
+        line = (self._yardstick or {}).get("alert_line") if self.settings.false_alarm_budget_per_30d is not None else None
+        if not line:
+            why = ("no false-alarm budget configured" if self.settings.false_alarm_budget_per_30d is None
+                   else "a champion trained before alert lines were chosen")
+            return {"alert_threshold": self.settings.alert_threshold, "alert_threshold_basis": f"fixed at {self.settings.alert_threshold:g} ({why})"}
+        said = (f"{self.settings.asset}'s line: {line['basis']}; there, {line['false_alarms_per_30d']:.2f} false alarms per 30 days, "
+                f"{line['alert_share']:.0%} of days in alert")
+        return {"alert_threshold": float(line["alert_threshold"]), "alert_threshold_basis": said}
+
     def calibration(self) -> dict[str, object]:
         """The coin's calibration out of fold (/v1/calibration, the coin page's reliability diagram): its out-of-fold answers
         of the champion's walk-forward in ~10 equal-count bins, each with its mean predicted P(cascade) and the share of its
@@ -231,6 +255,15 @@ class CoinForecaster:
                                                                                       self.settings.labels.horizon_days),
                 "days": coin.get("days", 0), "event_days": coin.get("event_days", 0), "first_day": coin.get("first_day"),
                 "last_day": coin.get("last_day"), "bins": coin.get("calibration", [])}
+
+    def heads_of(self, ex: Explained, i: int, p_cascade: float) -> dict[str, object]:
+        """Day ``i``'s severity and term structure: ``p_major`` and ``p_cascade_by_horizon`` — P(cascade within h days) for every
+        shorter horizon of the settings and of the answering model, then the horizon itself (= ``p_cascade``), keyed by days
+        as text. Null where the answering model has no such head (a champion trained before them): not measured."""
+        horizons = sorted(set(self.settings.model.term_horizons) | set(ex.p_term))
+        by_horizon: dict[str, float | None] = {str(h): _num(ex.p_term[h][i]) if h in ex.p_term else None for h in horizons}
+        by_horizon[str(self.settings.labels.horizon_days)] = p_cascade
+        return {"p_major": None if ex.p_major is None else _num(ex.p_major[i]), "p_cascade_by_horizon": by_horizon}
 
     def skill_of(self, i: int) -> dict[str, object]:
         """Day ``i``'s yardstick of skill: the expected ROC-AUC with its basis, and the floor it is judged against."""
@@ -373,7 +406,7 @@ class CoinForecaster:
         idx = np.arange(lo, hi)[ok]
         probs = ex.probs[idx]
         sides = side(probs[:, 1], probs[:, 2])
-        threshold = self.settings.alert_threshold
+        threshold = self.alert_threshold
         rows = [{"day": str(ex.days[i].date()), "p_cascade": float(p[0]), "p_long": float(p[1]), "p_short": float(p[2]), "side": str(s),
                  "alert": bool(p[0] >= threshold), "basis": str(ex.basis[i]), "hindsight": str(ex.basis[i]) == IN_SAMPLE}
                 for i, p, s in zip(idx, probs, sides, strict=True)]
@@ -401,9 +434,9 @@ class CoinForecaster:
         skill = self.champion.side_skill
         answer: dict[str, object] = {
             "asset": settings.asset, "day": str(day.date()), "horizon_days": settings.labels.horizon_days,
-            "p_cascade": p, "p_long": p_long, "p_short": p_short, "side": the_side,
+            "p_cascade": p, "p_long": p_long, "p_short": p_short, **self.heads_of(ex, i, p), "side": the_side,
             "side_uncertain": side_uncertain(p_long_given, prior, settings.alerts.side_band, skill),
-            "p_long_given_cascade": p_long_given, "long_prior": prior, "side_skill": skill, "alert": bool(p >= settings.alert_threshold),
+            "p_long_given_cascade": p_long_given, "long_prior": prior, "side_skill": skill, "alert": bool(p >= self.alert_threshold), **self.alert_line(),
             "basis": str(ex.basis[i]), "hindsight": str(ex.basis[i]) == IN_SAMPLE, "model": self.champion.info, "model_used": str(ex.model_used[i]),
             "data_through": _day(self.data_through), "age_days": age, "outdated": age > settings.alerts.max_age_days,
             "freshness": [f.as_dict() for f in freshness], "stale": [f.family for f in freshness if f.stale],

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from cascade_radar.config import OperationsConfig
-from cascade_radar.rules import UNCERTAIN, side_said, skill_said, yardstick_said
+from cascade_radar.rules import UNCERTAIN, side_said, skill_said, term_said, yardstick_said
 from features.families import title_of
 
 
@@ -55,11 +55,18 @@ def payload(row: dict[str, object], reason: str) -> dict[str, object]:
     side_text = side if side == UNCERTAIN else f"{side} side"
     said = yardstick_said(float(row["p_cascade"]), int(row["horizon_days"]), row.get("base_rate"), row.get("relative_risk"),  # type: ignore[arg-type]
                           row.get("percentile"))  # type: ignore[arg-type]
+    said += f" ({term_said(row.get('p_cascade_by_horizon'), row.get('p_major'))})"  # type: ignore[arg-type]
     text = (f"cascade-radar {row['asset']} {row['day']} ({row['age_days']} day(s) old): {said}; {side_text}"
-            f"{' — ALERT' if row['alert'] else ''} ({reason}; {row['basis']}). Drivers: {drivers}. "
+            f"{' — ALERT' if row['alert'] else ''}{_line(row)} ({reason}; {row['basis']}). Drivers: {drivers}. "
             f"{skill_said(row.get('expected_roc_auc'), row.get('skill_floor'))}.")  # type: ignore[arg-type]
     body = {k: v for k, v in row.items() if k not in ("sent", "checksum")}
     return {**body, "trigger": reason, "text": text, "content": text}
+
+
+def _line(row: dict[str, object]) -> str:
+    """The coin's alert line beside the alert, where the row has it (a ledger row from before the lines has not)."""
+    line = row.get("alert_threshold")
+    return f" at its line {float(line):.2f}" if line is not None else ""  # type: ignore[arg-type]
 
 
 def deliver(body: dict[str, object], urls: list[str], cfg: OperationsConfig, sleep: Callable[[float], None] = time.sleep,

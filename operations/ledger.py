@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.files import atomic_write, exclusive
-from cascade_radar.rules import span_warns, stated_side, warns
+from cascade_radar.rules import TWO_SIDED, side_right, span_warns, stated_side, warns
 
 
 class LedgerError(ValueError):
@@ -743,13 +743,14 @@ def score(rows: pd.DataFrame, events: pd.DataFrame, last_judged: pd.Timestamp, h
     * recall: share of events (start within the scored window) with an alert row in [start - H, start - 1];
     * lead: days from the first such alert to the event (median);
     * direction: on caught events whose first alert stated a side, that side versus the event's direction; a first alert
-      that said "side uncertain" stated none and is not scored as one — ``side_uncertain`` counts those events.
+      that said "side uncertain" stated none and is not scored as one — ``side_uncertain`` counts those events; a caught
+      two-sided event has no side to be right or wrong about — ``two_sided`` counts those, whatever the alert said.
 
     A rate with nothing to measure yet is None (not NaN): the CLI prints it as "–".
     """
     if rows.empty:
         return {"rows": 0, "alerts": 0, "precision": None, "events": 0, "recall": None, "median_lead_days": None,
-                "side_uncertain": 0, "direction_accuracy": None}
+                "side_uncertain": 0, "two_sided": 0, "direction_accuracy": None}
     rows = rows.assign(day=pd.to_datetime(rows["day"])).sort_values("day")
     rows = rows[rows["day"] + pd.Timedelta(days=horizon) <= last_judged]
     starts = pd.to_datetime(events["start"]) if len(events) else pd.Series(dtype="datetime64[ns]")
@@ -757,17 +758,21 @@ def score(rows: pd.DataFrame, events: pd.DataFrame, last_judged: pd.Timestamp, h
     hits = [any(warns(d, s, horizon) for s in starts) for d in alerts["day"]]
     first, last = (rows["day"].min(), rows["day"].max()) if len(rows) else (None, None)
     scored = events[span_warns(first, last, starts, horizon)] if first is not None and len(events) else events.iloc[0:0]
-    leads, stated, correct = [], 0, 0
+    leads, stated, correct, two_sided = [], 0, 0, 0
     for event in scored.itertuples():
         start = pd.Timestamp(event.start)
         window = alerts[np.asarray(warns(alerts["day"], start, horizon), dtype=bool)]
         if len(window):
             leads.append((start - window["day"].iloc[0]).days)
             said = stated_side(window.iloc[0])
-            if said is not None:
+            right = side_right(said, event.direction)
+            if event.direction == TWO_SIDED:
+                two_sided += 1
+            elif right is not None:
                 stated += 1
-                correct += said == event.direction
+                correct += right
     return {"rows": len(rows), "alerts": len(alerts), "precision": float(np.mean(hits)) if hits else None,
             "events": len(scored), "recall": len(leads) / len(scored) if len(scored) else None,
             "median_lead_days": float(np.median(leads)) if leads else None,
-            "side_uncertain": len(leads) - stated, "direction_accuracy": correct / stated if stated else None}
+            "side_uncertain": len(leads) - stated - two_sided, "two_sided": two_sided,
+            "direction_accuracy": correct / stated if stated else None}

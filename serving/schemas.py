@@ -29,6 +29,7 @@ def date_text(value: object) -> object:
     raise ValueError("a day is written as a string YYYY-MM-DD")
 
 
+Probability = Annotated[float, Field(ge=0, le=1)]
 AssetName = Annotated[Asset, BeforeValidator(lambda v: coin_key(v) if isinstance(v, str) else v)]
 Day = Annotated[dt.date, BeforeValidator(date_text)]
 
@@ -114,6 +115,13 @@ class Forecast(BaseModel):
     p_cascade: float = Field(ge=0, le=1, description="P(a liquidation cascade starts within horizon_days)")
     p_long: float = Field(ge=0, le=1, description="P(cascade and it is a long squeeze)")
     p_short: float = Field(ge=0, le=1, description="P(cascade and it is a short squeeze)")
+    p_major: float | None = Field(ge=0, le=1, description="P(a *major* cascade starts within horizon_days) — one whose peak day reaches "
+                                  f"{_LIMITS.labels.major_multiple:g}x the trailing median (`labels.major_multiple`): the champion's "
+                                  "major head, never above p_cascade (null: not measured — a champion trained before it)")
+    p_cascade_by_horizon: dict[str, Probability | None] = Field(description="the term structure: P(a cascade starts within h days), "
+                                                                "keyed by h in days as text (`model.term_horizons`, then horizon_days, "
+                                                                "whose value is p_cascade); never falling as h grows (null: not "
+                                                                "measured — a champion trained before its term heads)")
     side: Literal["long", "short"] = Field(description="the likelier side: long when p_long >= p_short")
     side_uncertain: bool = Field(description="the side is not worth stating: the coin's direction has no out-of-fold skill (side_skill "
                                  "null or <= 0), or p_long_given_cascade lies within `alerts.side_band` of long_prior")
@@ -121,7 +129,11 @@ class Forecast(BaseModel):
     long_prior: float = Field(ge=0, le=1, description="the answering model's training long share: what the side is judged against")
     side_skill: float | None = Field(description="the coin's out-of-fold Brier skill of P(long | cascade) against the training long "
                                      "share, from the champion's training run (null: not measured)")
-    alert: bool = Field(description="p_cascade >= the configured alert threshold")
+    alert: bool = Field(description="p_cascade >= alert_threshold")
+    alert_threshold: float = Field(gt=0, lt=1, description="the coin's alert line: the lowest P(cascade) whose out-of-fold alert "
+                                   "episodes in the champion's walk-forward stay within `false_alarm_budget_per_30d` false alarms per 30 "
+                                   "days, in alert on no more days than have a cascade ahead (else the configured `alert_threshold`)")
+    alert_threshold_basis: str = Field(description="how the alert line was chosen, and what it gave out of fold, in words")
     basis: AnswerBasis = Field(description="which model answered: " + BASIS_RULE)
     hindsight: bool = Field(description="true when basis is in-sample: not what the model would have said that day")
     model: ModelInfo

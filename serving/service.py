@@ -96,7 +96,7 @@ class CascadeRadar:
                             first_answerable_day=str(f.answerable_days[0].date()) if last is not None else None,
                             data_through=str(last.date()) if last is not None else None,
                             age_days=age_days(last) if last is not None else None, max_age_days=s.settings.alerts.max_age_days,
-                            reads=list(f.read_families), alert_threshold=s.settings.alert_threshold, horizon_days=s.settings.labels.horizon_days)
+                            reads=list(f.read_families), alert_threshold=f.alert_threshold, horizon_days=s.settings.labels.horizon_days)
             coins[asset] = body
         default = self.coins.settings.asset
         top = {"asset": default, **coins.get(default, {}), "ready": self.coins.ready, "assets": coins}
@@ -200,7 +200,8 @@ class CascadeRadar:
 
     @health.get("/events")
     def events(self, request: Request, asset: str = "BTC", format: str = "json") -> Response:  # noqa: A002
-        """The labelled cascade events of ``asset`` (side, dollars, size against the trailing median, notable ones).
+        """The labelled cascade events of ``asset`` (side — long, short or two-sided — and what decided it: side_basis,
+        long_share, price_move, move_sigmas; dollars, size against the trailing median, notable ones).
         ``format=csv`` for a spreadsheet."""
         refused = not_one_of("format", format, FORMATS)
         if refused:

@@ -47,6 +47,10 @@ def _day_or_none(day: pd.Timestamp | None) -> str | None:
     return None if day is None or pd.isna(day) else str(pd.Timestamp(day).date())
 
 
+def _number_or_none(value: float) -> float | None:
+    return None if pd.isna(value) else float(value)
+
+
 def _last_judged_day(labels: Labels) -> str | None:
     """The last day the liquidation data judge (cascade or not): later alerts are still pending."""
     return _day_or_none(labels.daily["cascade_day"].dropna().index.max())
@@ -194,11 +198,13 @@ class ServingState:
         answered = self._answered(AUTO)
         oof = answered[answered["basis"] == OUT_OF_FOLD]
         notable = set(select_events(events, self.settings, oof)[0].index) if len(oof) and len(events) else set()
-        alert_days = answered.index[answered["p_cascade"].to_numpy() >= self.settings.alert_threshold]
+        alert_days = answered.index[answered["p_cascade"].to_numpy() >= self.forecaster.alert_threshold]
         rows = []
         for i, e in zip(events.index, events.itertuples(), strict=True):
             first = first_warning(alert_days, e.start, cfg.horizon_days)
             rows.append({"start": str(e.start.date()), "end": str(e.end.date()), "days": int(e.days), "side": e.direction,
+                         "side_basis": e.side_basis, "long_share": _number_or_none(e.long_share), "price_move": _number_or_none(e.price_move),
+                         "move_sigmas": _number_or_none(e.move_sigmas),
                          "long_usd": float(e.long_usd), "short_usd": float(e.short_usd), "total_usd": float(e.total_usd),
                          "peak_ratio": float(e.peak_ratio), "major": bool(e.peak_ratio >= cfg.major_multiple), "notable": i in notable,
                          "series": e.series, "first_alert": _day_or_none(first), "lead_days": None if first is None else (e.start - first).days,
@@ -213,7 +219,7 @@ class ServingState:
 
         answered = self._answered(basis)
         cfg, labels = self.settings.labels, self._labels()
-        judged = judge_episodes(answered["p_cascade"], self.settings.alert_threshold, labels.events, cfg.horizon_days,
+        judged = judge_episodes(answered["p_cascade"], self.forecaster.alert_threshold, labels.events, cfg.horizon_days,
                                 labels.daily["cascade_day"].notna())
         rows = [{"first": str(e.first.date()), "last": str(e.last.date()), "days": int(e.days), "peak_p_cascade": float(e.peak_probability),
                  "outcome": e.outcome, "event_start": _day_or_none(e.event_start),
@@ -224,7 +230,7 @@ class ServingState:
         # per basis of the day the alert fired: the out-of-fold record is the honest one, in-sample days are hindsight
         fired = answered.loc[judged["first"], "basis"].to_numpy() if len(judged) else np.array([])
         by_basis = {b: {o: int(((fired == b) & (judged["outcome"] == o)).sum()) for o in OUTCOMES} for b in sorted(set(fired))}
-        return {"asset": self.settings.asset, "basis": basis, "threshold": self.settings.alert_threshold, "horizon_days": cfg.horizon_days,
+        return {"asset": self.settings.asset, "basis": basis, "threshold": self.forecaster.alert_threshold, "horizon_days": cfg.horizon_days,
                 "last_judged_day": _last_judged_day(labels), "hits": int(counts.get("hit", 0)),
                 "false_alarms": int(counts.get("false alarm", 0)), "pending": int(counts.get("pending", 0)),
                 "unjudged": int(counts.get("unjudged", 0)), "by_basis": by_basis, "episodes": rows}

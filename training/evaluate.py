@@ -16,10 +16,12 @@ import pandas as pd
 
 from cascade_radar.config import FoldConfig, ModelConfig, Settings
 from features.build import FeatureTable
+from features.labels import cascade_within
 from training.metrics import EventTally, direction_metrics, event_tally, probability_metrics
-from training.model import CascadeModel, PlattCalibrator, Predictor, baselines, is_cascade, model_features
+from training.model import MAJOR, CascadeModel, Predictor, baselines, is_cascade, model_features, term_column, within_column
 from training.skill import skill_table
 from training.splits import Fold, walk_forward_folds
+from training.thresholds import champion_thresholds, walk_forward_thresholds
 from training.yardstick import yardstick_table
 
 POOLED = "pooled"  # the row of every coin together
@@ -37,18 +39,29 @@ class Pool:
     major: pd.Series  # 1 if a major event starts within H days
     asset: pd.Series
     events: dict[str, pd.DataFrame]
+    within: pd.DataFrame | None = None  # per shorter horizon h (columns): 1 if the first event starts within h days (missing: unknown)
 
     @classmethod
-    def of(cls, tables: dict[str, FeatureTable], features: list[str]) -> Pool:
+    def of(cls, tables: dict[str, FeatureTable], features: list[str], horizons: list[int] | tuple[int, ...] = ()) -> Pool:
+        """Every coin's days whose H-day target is known; ``horizons``: the term structure's shorter horizons, whose targets
+        (``features.labels.cascade_within``) are taken on the same days. A day near the end of the history whose h-day
+        target is known but whose H-day one is not yet is left out with the rest of that day: no head learns from it."""
         parts = []
         for asset, ft in tables.items():
-            labelled = ft.table[ft.table["target"].notna()]
-            part = labelled[[*features, "target", "major_ahead"]].copy()
+            table = ft.table
+            within = {within_column(h): cascade_within(table["days_to_event"], table["cascade_day"], h) for h in horizons}
+            labelled = table.assign(**within)[table["target"].notna()]
+            part = labelled[[*features, "target", "major_ahead", *within]].copy()
             part["asset"] = asset
             parts.append(part)
         rows = pd.concat(parts).rename_axis("date")
+        within = rows[[within_column(h) for h in horizons]].set_axis(list(horizons), axis=1)
         return cls(rows[features], rows["target"].astype(str), rows["major_ahead"], rows["asset"],
-                   {asset: ft.labels.events for asset, ft in tables.items()})
+                   {asset: ft.labels.events for asset, ft in tables.items()}, within)
+
+    def head_labels(self, rows: np.ndarray) -> dict[str, object]:
+        """The heads' targets of ``rows`` (``CascadeModel.fit``'s ``major`` and ``within``)."""
+        return {"major": self.major[rows], "within": self.within[rows] if self.within is not None else None}
 
     def labelled_days(self) -> pd.DatetimeIndex:
         """Every day some coin has a label, in order."""
@@ -60,6 +73,8 @@ class Pool:
         pred.insert(0, "asset", self.asset.to_numpy()[rows])
         pred["target"] = self.target.to_numpy()[rows]
         pred["major_ahead"] = self.major.to_numpy()[rows]
+        for h in self.within.columns if self.within is not None else []:
+            pred[within_column(h)] = self.within[h].to_numpy()[rows]
         return pred
 
     def rows(self, days: pd.DatetimeIndex, asset: str | None = None) -> np.ndarray:
@@ -89,6 +104,11 @@ class Evaluation:
         """Model and baselines of one coin (or ``pooled``): rows predictor, columns TABLE_METRICS."""
         return self.scores.loc[asset][TABLE_METRICS]
 
+    def heads_table(self, asset: str) -> pd.DataFrame:
+        """Severity and term structure of one coin (or ``pooled``): rows predictor, columns ``head_metrics`` (empty: none
+        scored)."""
+        return self.scores.loc[asset].reindex(columns=head_metrics(self.scores.columns))
+
     def for_asset(self, asset: str) -> Evaluation:
         """The same evaluation seen from one coin: its out-of-fold rows and scores only."""
         oof = {name: pred[pred["asset"] == asset] for name, pred in self.oof.items()}
@@ -111,7 +131,39 @@ def _score(pred: pd.DataFrame, reference: pd.DataFrame, tally: EventTally, side_
     major = probability_metrics(pred["major_ahead"].to_numpy()[known] > 0, pred["p_cascade"].to_numpy()[known],
                                 reference["p_cascade"].to_numpy()[known])
     scores.update({f"major_{k}": major[k] for k in ("pr_auc", "roc_auc", "base_rate")})
+    if MAJOR in pred.columns:  # the major head against the same days: beside p_cascade read as a major score
+        head = probability_metrics(pred["major_ahead"].to_numpy()[known] > 0, pred[MAJOR].to_numpy()[known], pred[MAJOR].to_numpy()[known])
+        scores.update({f"major_head_{k}": head[k] for k in ("pr_auc", "roc_auc")})
+    for h in horizons_of(pred.columns):
+        scores.update(horizon_scores(pred, h))
     return scores
+
+
+def horizons_of(columns: pd.Index) -> list[int]:
+    """The shorter horizons whose targets out-of-fold rows carry (``within_<h>d``), shortest first."""
+    return sorted(int(c.removeprefix("within_").removesuffix("d")) for c in columns if c.startswith("within_") and c.endswith("d"))
+
+
+def horizon_scores(pred: pd.DataFrame, h: int) -> dict[str, float]:
+    """Against the h-day target (on its known rows): ``within_<h>d_roc_auc`` / ``_pr_auc`` of the predictor's P(cascade within h
+    days) — its term head, or for a predictor without one its P(cascade within H days), a ranking of the same days — and
+    ``within_<h>d_p_cascade_roc_auc`` of its H-day P read as the h-day score (what a term head must add to), the base rate."""
+    target = pred[within_column(h)]
+    known = target.notna().to_numpy()
+    y = target.to_numpy(dtype=float)[known] > 0
+    own = pred[term_column(h)] if term_column(h) in pred.columns else pred["p_cascade"]
+    head = probability_metrics(y, own.to_numpy()[known], own.to_numpy()[known])
+    as_h = probability_metrics(y, pred["p_cascade"].to_numpy()[known], pred["p_cascade"].to_numpy()[known])
+    return {f"within_{h}d_roc_auc": head["roc_auc"], f"within_{h}d_pr_auc": head["pr_auc"],
+            f"within_{h}d_p_cascade_roc_auc": as_h["roc_auc"], f"within_{h}d_base_rate": head["base_rate"]}
+
+
+def head_metrics(columns: pd.Index) -> list[str]:
+    """The severity and term-structure metrics among ``columns``, in the report's order."""
+    order = ["major_head_roc_auc", "major_roc_auc", "major_head_pr_auc", "major_pr_auc", "major_base_rate"]
+    for h in horizons_of(pd.Index([c.removesuffix("_roc_auc") for c in columns if c.startswith("within_") and c.endswith("d_roc_auc")])):
+        order += [f"within_{h}d_roc_auc", f"within_{h}d_p_cascade_roc_auc", f"within_{h}d_pr_auc", f"within_{h}d_base_rate"]
+    return [c for c in order if c in columns]
 
 
 def score_oof(oof: dict[str, pd.DataFrame], events: dict[str, pd.DataFrame], folds: list[Fold], settings: Settings,
@@ -125,12 +177,15 @@ def score_oof(oof: dict[str, pd.DataFrame], events: dict[str, pd.DataFrame], fol
         tallies = {}
         for asset in events:
             sel = (pred["asset"] == asset).to_numpy()
-            tallies[asset] = event_tally(pred[sel], events[asset], h, thr)
+            # every predictor at its own line, each fold at the line the coin's earlier folds chose (training.thresholds)
+            line = walk_forward_thresholds(pred[sel], settings.false_alarm_budget_per_30d, thr)
+            tallies[asset] = event_tally(pred[sel], events[asset], h, line)
             rows[(asset, name)] = _score(pred[sel], ref[sel], tallies[asset], reference is not None)
+            rows[(asset, name)]["alert_line_mean"] = float(line.mean()) if len(line) else float("nan")
             for fold in folds if by_fold else []:
                 fsel = sel & (pred["fold"] == fold.number).to_numpy()
                 if fsel.any():
-                    fold_rows[(asset, name, fold.number)] = _score(pred[fsel], ref[fsel], event_tally(pred[fsel], events[asset], h, thr),
+                    fold_rows[(asset, name, fold.number)] = _score(pred[fsel], ref[fsel], event_tally(pred[fsel], events[asset], h, line),
                                                                    reference is not None)
         rows[(POOLED, name)] = _score(pred, ref, sum(tallies.values(), EventTally()), reference is not None)
     scores = pd.DataFrame(rows).T.rename_axis(["asset", "predictor"])
@@ -139,8 +194,10 @@ def score_oof(oof: dict[str, pd.DataFrame], events: dict[str, pd.DataFrame], fol
 
 
 def fit_predict_folds(pool: Pool, folds: list[Fold], settings: Settings, config: ModelConfig,
-                      with_baselines: bool = True, progress: Callable[[str], None] | None = None) -> tuple[dict[str, pd.DataFrame], dict[int, CascadeModel]]:
-    """Out-of-fold predictions of the pooled model (and of each coin's baselines) on every fold's test days."""
+                      with_baselines: bool = True, progress: Callable[[str], None] | None = None,
+                      with_heads: bool = True) -> tuple[dict[str, pd.DataFrame], dict[int, CascadeModel]]:
+    """Out-of-fold predictions of the pooled model (and of each coin's baselines) on every fold's test days; ``with_heads``:
+    the model's major and term heads too (a selection that scores P(cascade) and the side only goes without)."""
     parts: dict[str, list[pd.DataFrame]] = {}
     fold_models: dict[int, CascadeModel] = {}
 
@@ -151,10 +208,9 @@ def fit_predict_folds(pool: Pool, folds: list[Fold], settings: Settings, config:
         if progress:
             progress(f"walk-forward fold {fold.number} of {len(folds)}")
         train, test = pool.rows(fold.train_days), pool.rows(fold.test_days)
-        model = CascadeModel(config).fit(pool.X[train], pool.target[train])
+        model = CascadeModel(config).fit(pool.X[train], pool.target[train], **(pool.head_labels(train) if with_heads else {}))
         if config.calibrate and parts.get("model"):
-            earlier = pd.concat(parts["model"])
-            model.calibrator = PlattCalibrator().fit(earlier["margin"].to_numpy(), is_cascade(earlier["target"]))
+            model.calibrate(pd.concat(parts["model"]))
         fold_models[fold.number] = model
         keep("model", model.predict(pool.X[test]), test, fold)
         for asset in pool.assets if with_baselines else []:
@@ -184,14 +240,23 @@ def walk_forward(tables: dict[str, FeatureTable] | FeatureTable, settings: Setti
         tables = {settings.asset: tables}
     config = config or settings.model
     first = next(iter(tables.values()))
-    pool = Pool.of(tables, model_features(first.features, config))
+    pool = Pool.of(tables, model_features(first.features, config), config.term_horizons)
     folds = pooled_folds(pool, settings)
     oof, fold_models = fit_predict_folds(pool, folds, settings, config, progress=progress)
     scores, per_fold = score_oof(oof, pool.events, folds, settings)
     if progress:
         progress("skill by missing families")
     return Evaluation(folds, oof, scores, per_fold, fold_models, pool_skill(pool, folds, oof, fold_models, config),
-                      yardstick_table(oof["model"], settings.labels.horizon_days))
+                      with_alert_lines(yardstick_table(oof["model"], settings.labels.horizon_days), oof["model"], settings))
+
+
+def with_alert_lines(yardstick: dict[str, object] | None, oof: pd.DataFrame, settings: Settings) -> dict[str, object] | None:
+    """The yardstick with each coin's alert line chosen from all its out-of-fold days (``alert_line``: the threshold, the
+    false alarms per 30 days and the share of days in alert it gives there, how it was chosen): what the champion answers by."""
+    if yardstick is None:
+        return None
+    lines = champion_thresholds(oof, settings.false_alarm_budget_per_30d, settings.alert_threshold)
+    return {**yardstick, "coins": {coin: {**values, "alert_line": lines.get(coin)} for coin, values in yardstick["coins"].items()}}
 
 
 def pool_skill(pool: Pool, folds: list[Fold], oof: dict[str, pd.DataFrame], fold_models: dict[int, CascadeModel],

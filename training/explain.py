@@ -128,7 +128,8 @@ class Explainer:
         model = source.model
         X = table[model.features]
         pred = model.predict(X)
-        cols: dict[str, pd.Series] = {c: pred[c] for c in ("p_cascade", "p_long", "p_short")}
+        # the heads' probabilities (p_major, p_cascade_<h>d) where the answering model has them; a model without them leaves NaN
+        cols: dict[str, pd.Series] = {c: pred[c] for c in model.probability_columns()}
         cols["basis"] = pd.Series(kind, index=X.index)
         cols["model_used"] = pd.Series(source.label, index=X.index)
         cols["long_prior"] = pd.Series(model.long_share, index=X.index)  # the training window's long share: the side's yardstick

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-from cascade_radar.rules import alert_episodes, side, span_warns, warning_window
+from cascade_radar.rules import SIDES, TWO_SIDED, alert_episodes, side, side_right, span_warns, warning_window
 
 
 def probability_metrics(y: np.ndarray, p: np.ndarray, p_reference: np.ndarray) -> dict[str, float]:
@@ -77,11 +77,12 @@ class EventTally:
     days: int = 0
     alert_days: int = 0
     leads: list[int] = field(default_factory=list)
+    two_sided: int = 0  # caught events that were two-sided: not scored for side (neither right nor wrong)
 
     def __add__(self, other: EventTally) -> EventTally:
         return EventTally(self.scored + other.scored, self.caught + other.caught, self.correct + other.correct,
                           self.false_runs + other.false_runs, self.days + other.days, self.alert_days + other.alert_days,
-                          self.leads + other.leads)
+                          self.leads + other.leads, self.two_sided + other.two_sided)
 
     def metrics(self) -> dict[str, float]:
         nan = float("nan")
@@ -91,23 +92,26 @@ class EventTally:
             "median_lead_days": float(np.median(self.leads)) if self.leads else nan,
             "false_alarms_per_30d": 30.0 * self.false_runs / self.days if self.days else nan,
             "alert_share": self.alert_days / self.days if self.days else nan,
-            "direction_accuracy": self.correct / self.caught if self.caught else nan,
+            "direction_accuracy": self.correct / (self.caught - self.two_sided) if self.caught > self.two_sided else nan,
+            "two_sided_events": float(self.two_sided),
         }
 
 
-def event_tally(pred: pd.DataFrame, events: pd.DataFrame, horizon: int, threshold: float) -> EventTally:
+def event_tally(pred: pd.DataFrame, events: pd.DataFrame, horizon: int, threshold: float | pd.Series) -> EventTally:
     """Event-level view of one coin's daily predictions (``pred``: index date, p_cascade, p_long, p_short, target).
 
     * an event (start s) is *caught* when some predicted day in [s-H, s-1] has p_cascade >= threshold;
       its lead time is s minus the first such day;
     * a *false alarm* is a run of consecutive alert days none of which has an event within H days
       (target ``none``); counted per 30 predicted days;
-    * direction accuracy: on caught events, the side with the larger probability on the first
-      alert day versus the event's direction.
+    * direction accuracy: on caught long/short events, the side with the larger probability on the first
+      alert day versus the event's direction; a caught two-sided event is counted apart (``two_sided``), never scored.
     Only events whose whole warning window lies inside the predicted days are scored.
     """
     pred = pred.sort_index()
-    alert = pred["p_cascade"] >= threshold
+    # ``threshold``: one line, or a line per day (a Series on pred's days: each fold judged at the line earlier folds chose)
+    line = threshold.reindex(pred.index).to_numpy(dtype=float) if isinstance(threshold, pd.Series) else threshold
+    alert = pred["p_cascade"] >= line
     days = pred.index
     tally = EventTally(days=len(days), alert_days=int(alert.sum()))
     for event in events.itertuples():
@@ -120,32 +124,36 @@ def event_tally(pred: pd.DataFrame, events: pd.DataFrame, horizon: int, threshol
             tally.caught += 1
             first = hits[0]
             tally.leads.append((event.start - first).days)
-            tally.correct += str(side(pred.at[first, "p_long"], pred.at[first, "p_short"])) == event.direction
+            right = side_right(str(side(pred.at[first, "p_long"], pred.at[first, "p_short"])), event.direction)
+            tally.two_sided += right is None
+            tally.correct += bool(right)
     for first, last in alert_episodes(alert):
         if (pred.loc[first:last, "target"] == "none").all():
             tally.false_runs += 1
     return tally
 
 
-def event_metrics(pred: pd.DataFrame, events: pd.DataFrame, horizon: int, threshold: float) -> dict[str, float]:
+def event_metrics(pred: pd.DataFrame, events: pd.DataFrame, horizon: int, threshold: float | pd.Series) -> dict[str, float]:
     """``event_tally`` of one coin as metrics: events, event_recall, median_lead_days, false_alarms_per_30d, alert_share,
-    direction_accuracy."""
+    direction_accuracy, two_sided_events."""
     return event_tally(pred, events, horizon, threshold).metrics()
 
 
 def direction_day_accuracy(pred: pd.DataFrame) -> float:
-    """On days with an event ahead, the share where the likelier side is the event's side."""
+    """On days with a long or short event ahead, the share where the likelier side is the event's side."""
     return direction_metrics(pred)["direction_day_accuracy"]
 
 
 def direction_metrics(pred: pd.DataFrame, reference: pd.DataFrame | None = None) -> dict[str, float]:
-    """On days with an event ahead, P(long | event) against the event's side: accuracy of the likelier side, ROC-AUC, the
-    mean ROC-AUC of the test blocks (``fold``), and Brier skill and log loss against ``reference`` — the training window's
-    long share (the base-rate predictor's rows; without one, the long share of ``pred``'s own days)."""
+    """On days with a long or short event ahead, P(long | event) against the event's side: accuracy of the likelier side,
+    ROC-AUC, the mean ROC-AUC of the test blocks (``fold``), and Brier skill and log loss against ``reference`` — the
+    training window's long share (the base-rate predictor's rows; without one, the long share of ``pred``'s own days).
+    Days with a two-sided event ahead are not scored for side: ``two_sided_days`` counts them."""
     nan = float("nan")
-    ahead = (pred["target"] == "long") | (pred["target"] == "short")
+    ahead = pred["target"].isin(SIDES)
+    two_sided = float((pred["target"] == TWO_SIDED).sum())
     if not ahead.any():
-        return {k: nan for k in DIRECTION_METRICS}
+        return {k: nan for k in DIRECTION_METRICS} | {"two_sided_days": two_sided}
     rows = pred[ahead.to_numpy()]
     is_long = (rows["target"] == "long").to_numpy()
     p = np.clip((rows["p_long"] / (rows["p_long"] + rows["p_short"])).to_numpy(dtype=float), 1e-6, 1 - 1e-6)
@@ -163,8 +171,8 @@ def direction_metrics(pred: pd.DataFrame, reference: pd.DataFrame | None = None)
             "direction_block_auc": float(np.mean(blocks)) if blocks else nan,
             "direction_brier_skill": 1.0 - brier / brier_ref if brier_ref > 0 else nan,
             "direction_log_loss": float(log_loss(is_long, p, labels=[False, True])),
-            "direction_events_days": float(len(rows))}
+            "direction_events_days": float(len(rows)), "two_sided_days": two_sided}
 
 
 DIRECTION_METRICS = ("direction_day_accuracy", "direction_auc", "direction_block_auc", "direction_brier_skill", "direction_log_loss",
-                     "direction_events_days")
+                     "direction_events_days", "two_sided_days")

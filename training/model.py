@@ -8,6 +8,14 @@ Splitting lets each question use all of its data (direction is learnt without th
 `none` days drowning it), keeps P(cascade) a plain binary probability that can be Platt-calibrated,
 and gives SHAP explanations for "how likely" and "which side" separately.
 
+Beside them, two kinds of *heads* on the cascade model's features, each a LightGBM binary model calibrated like it:
+* the *major* head gives P(a major cascade within H days) — an event peaking at >= ``labels.major_multiple`` x the trailing
+  median — read no higher than P(cascade) (a major cascade is a cascade);
+* a *term* head per shorter horizon h (``model.term_horizons``) gives P(cascade within h days); the term structure is made
+  non-decreasing in the horizon by capping each horizon with the next longer one, from P(cascade) — the H-day number, its
+  value untouched — down (``term_structure``).
+A model saved before the heads existed loads without them and answers their numbers as not measured.
+
 Class imbalance is handled by *not* re-weighting: weights would inflate the probabilities and
 break calibration; ranking quality is judged by PR-AUC and alerts by a configurable threshold.
 """
@@ -29,14 +37,57 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cascade_radar.config import ModelConfig
-from cascade_radar.rules import sigmoid
+from cascade_radar.rules import LONG, SIDES, sigmoid
 from features.families import SideHint, Warning, family_of, load_families
 
 PROBABILITY_COLUMNS = ["p_cascade", "p_long", "p_short"]
 
 
 def is_cascade(target: pd.Series) -> np.ndarray:
+    """Days with an event ahead — long, short or two-sided: the cascade model's positives."""
     return (target != "none").to_numpy(dtype=bool)
+
+
+def has_side(target: pd.Series) -> np.ndarray:
+    """Days with a long or short event ahead: the only days the direction model learns from and is scored on (a two-sided
+    event is a cascade with no side to learn)."""
+    return target.isin(SIDES).to_numpy(dtype=bool)
+
+
+MAJOR = "p_major"  # P(a major cascade within H days): the major head's column, the answer's field
+
+
+def term_column(horizon: int) -> str:
+    """The column of P(cascade within ``horizon`` days) of a term head (``p_cascade_3d``); the answer carries them as
+    ``p_cascade_by_horizon``."""
+    return f"p_cascade_{horizon}d"
+
+
+def term_horizons_in(columns: object) -> list[int]:
+    """The horizons of the term columns (``p_cascade_<h>d``) among ``columns``, shortest first."""
+    found = [str(c).removeprefix("p_cascade_").removesuffix("d") for c in columns if str(c).startswith("p_cascade_") and str(c).endswith("d")]
+    return sorted(int(h) for h in found if h.isdigit())
+
+
+def within_column(horizon: int) -> str:
+    """The column of a shorter horizon's target (``features.labels.cascade_within``) in the out-of-fold rows."""
+    return f"within_{horizon}d"
+
+
+def term_structure(p_cascade: np.ndarray, by_horizon: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """P(cascade within h days) per shorter horizon, non-decreasing in the horizon: each capped by the next longer one's,
+    from ``p_cascade`` (the H-day number, left as it is) down to the shortest. NaN (not measured) passes through."""
+    out: dict[int, np.ndarray] = {}
+    cap = np.asarray(p_cascade, dtype=float)
+    for h in sorted(by_horizon, reverse=True):
+        cap = np.fmin(np.asarray(by_horizon[h], dtype=float), cap)  # fmin: a horizon not measured caps nothing
+        out[h] = np.where(np.isfinite(by_horizon[h]), cap, np.nan)
+    return dict(sorted(out.items()))
+
+
+def capped_major(p_cascade: np.ndarray, p_major: np.ndarray) -> np.ndarray:
+    """P(major cascade) no higher than P(cascade): a major cascade is a cascade."""
+    return np.minimum(np.asarray(p_major, dtype=float), np.asarray(p_cascade, dtype=float))
 
 
 def combine(p_cascade: np.ndarray, p_long_given: np.ndarray, index: pd.Index) -> pd.DataFrame:
@@ -164,6 +215,11 @@ class CascadeModel:
         self.cascade: lgb.Booster | None = None
         self.direction: lgb.Booster | SideScore | None = None
         self.calibrator = PlattCalibrator()
+        self.major: lgb.Booster | None = None  # the major head (None: not fitted, or a model saved before it existed)
+        self.major_calibrator = PlattCalibrator()
+        self.major_share: float | None = None  # with ``major_from`` share: P(major) = P(cascade) x this (the training window's)
+        self.term: dict[int, lgb.Booster] = {}  # horizon (days) -> its term head
+        self.term_calibrators: dict[int, PlattCalibrator] = {}
         self.long_share = 0.5
         self.trained_through: str | None = None  # last training day: later days are out-of-sample
         self.skill: dict[str, object] | None = None  # expected out-of-fold skill by missing families (training.skill), set by training
@@ -185,7 +241,11 @@ class CascadeModel:
         params = self._params() | ({"monotone_constraints": monotone} if monotone else {})  # one sign per column, in order
         return lgb.train(params, data, num_boost_round=n_estimators)
 
-    def fit(self, X: pd.DataFrame, target: pd.Series) -> CascadeModel:  # noqa: N803
+    def fit(self, X: pd.DataFrame, target: pd.Series, major: pd.Series | None = None,  # noqa: N803
+            within: pd.DataFrame | None = None) -> CascadeModel:
+        """``major``: 1 / 0 per row where a major event starts within H days (``major_ahead``; missing: unknown); ``within``: per
+        shorter horizon h (columns), its target (``features.labels.cascade_within``). Without them (or with
+        ``major_head`` off, or no ``term_horizons``) the model has no heads."""
         self.features = list(X.columns)
         self.cascade_features = model_features(self.features, self.config, self.config.families)
         inputs = self.config.direction_inputs
@@ -194,17 +254,38 @@ class CascadeModel:
         self.trained_through = str(pd.Timestamp(X.index.max()).date()) if isinstance(X.index, pd.DatetimeIndex) and len(X) else None
         y = is_cascade(target)
         self.cascade = self._fit_booster(X[self.cascade_features], y, self.config.n_estimators)
-        events = target[y]
-        self.long_share = float((events == "long").mean()) if len(events) else 0.5
+        sided = has_side(target)
+        events = target[sided]
+        self.long_share = float((events == LONG).mean()) if len(events) else 0.5
         if events.nunique() == 2:
-            is_long = (events == "long").to_numpy()
-            Xd = X.loc[y, self.direction_features]
+            is_long = (events == LONG).to_numpy()
+            Xd = X.loc[sided, self.direction_features]
             if inputs and self.config.direction_kind == "score":
                 self.direction = SideScore(inputs).fit(Xd, is_long)
             else:
                 signs = [inputs[f] for f in self.direction_features] if inputs else None
                 self.direction = self._fit_booster(Xd, is_long, self.config.direction_n_estimators, monotone=signs)
+        self.major, self.major_calibrator, self.major_share = None, PlattCalibrator(), None
+        if major is not None and self.config.major_head:
+            if self.config.major_from == "head":
+                self.major = self._fit_head(X, major)
+            else:  # of the cascade days whose severity is known, the share with a major event ahead
+                known = major.notna().to_numpy() & y
+                self.major_share = float((major.to_numpy(dtype=float)[known] > 0).mean()) if known.any() else None
+        self.term, self.term_calibrators = {}, {}
+        for h in self.config.term_horizons if within is not None else []:
+            head = self._fit_head(X, within[h]) if h in within.columns else None
+            if head is not None:
+                self.term[h], self.term_calibrators[h] = head, PlattCalibrator()
         return self
+
+    def _fit_head(self, X: pd.DataFrame, y: pd.Series) -> lgb.Booster | None:  # noqa: N803
+        """A head on the cascade model's features, fitted on the rows whose target is known (None: one class only)."""
+        known = y.notna().to_numpy()
+        labels = y.to_numpy(dtype=float)[known] > 0
+        if len(np.unique(labels)) < 2:
+            return None
+        return self._fit_booster(X.loc[known, self.cascade_features], labels, self.config.n_estimators)
 
     def boosters(self) -> list[tuple[str, lgb.Booster | SideScore, list[str]]]:
         """(name, booster, the columns it reads) of the cascade and, if fitted, the direction model."""
@@ -230,7 +311,54 @@ class CascadeModel:
         p = self.calibrator(margin) if calibrated else sigmoid(margin)
         out = combine(p, self.p_long_given_cascade(X), X.index)
         out["margin"] = margin
-        return out
+        return out.assign(**self._heads(X, out["p_cascade"].to_numpy(), calibrated))
+
+    def _heads(self, X: pd.DataFrame, p_cascade: np.ndarray, calibrated: bool) -> dict[str, np.ndarray]:  # noqa: N803
+        """The heads' columns: ``p_major`` (capped by P(cascade)) and ``margin_major``; per horizon ``p_cascade_<h>d`` (the
+        term structure, capped) and ``margin_<h>d`` — only those of the heads the model has."""
+        cols: dict[str, np.ndarray] = {}
+        Xc = X[self.cascade_features]
+        if self.major is not None:
+            margin = self.major.predict(Xc, raw_score=True)
+            cols[MAJOR] = capped_major(p_cascade, self.major_calibrator(margin) if calibrated else sigmoid(margin))
+            cols["margin_major"] = margin
+        elif self.major_share is not None:
+            cols[MAJOR] = p_cascade * self.major_share
+        raw = {}
+        for h, head in self.term.items():
+            cols[f"margin_{h}d"] = head.predict(Xc, raw_score=True)
+            raw[h] = self.term_calibrators[h](cols[f"margin_{h}d"]) if calibrated else sigmoid(cols[f"margin_{h}d"])
+        cols.update({term_column(h): p for h, p in term_structure(p_cascade, raw).items()})
+        return cols
+
+    def calibrate(self, oof: pd.DataFrame) -> CascadeModel:
+        """Platt-calibrate every head on out-of-fold rows ``oof`` (earlier folds' for a fold model, every fold's for the final
+        model): the cascade margin on the target, the major head's on ``major_ahead``, each term head's on its own horizon's
+        target — each on the rows where that target is known."""
+        self.calibrator = PlattCalibrator().fit(oof["margin"].to_numpy(), is_cascade(oof["target"]))
+        pairs = ([("margin_major", "major_ahead")] if self.major is not None else []) + [(f"margin_{h}d", within_column(h)) for h in self.term]
+        fitted = {}
+        for margin, target in pairs:
+            if margin in oof.columns and target in oof.columns:
+                known = (oof[target].notna() & oof[margin].notna()).to_numpy()  # a fold without the head has no margin
+                fitted[margin] = PlattCalibrator().fit(oof[margin].to_numpy()[known], oof[target].to_numpy(dtype=float)[known] > 0)
+        self.major_calibrator = fitted.get("margin_major", self.major_calibrator)
+        self.term_calibrators = {h: fitted.get(f"margin_{h}d", c) for h, c in self.term_calibrators.items()}
+        return self
+
+    @property
+    def term_horizons(self) -> list[int]:
+        """The shorter horizons the model answers (those of its term heads), shortest first."""
+        return sorted(self.term)
+
+    def probability_columns(self) -> list[str]:
+        """Every probability the model gives: p_cascade, p_long, p_short, then its heads' (p_major, p_cascade_<h>d)."""
+        return [*PROBABILITY_COLUMNS, *([MAJOR] if self.has_major else []), *(term_column(h) for h in self.term_horizons)]
+
+    @property
+    def has_major(self) -> bool:
+        """Does the model give P(major) (by its head, or as P(cascade) x the major share)?"""
+        return self.major is not None or self.major_share is not None
 
     # -- persistence: plain LightGBM text models + JSON, no pickles
     def save(self, directory: Path) -> None:
@@ -240,8 +368,14 @@ class CascadeModel:
             (directory / "direction_score.json").write_text(json.dumps(self.direction.to_dict(), indent=1))
         elif self.direction is not None:
             self.direction.save_model(str(directory / "direction.txt"))
+        if self.major is not None:
+            self.major.save_model(str(directory / "major.txt"))
+        for h, head in self.term.items():
+            head.save_model(str(directory / f"term_{h}d.txt"))
         meta = {"features": self.features, "cascade_features": self.cascade_features, "direction_features": self.direction_features,
                 "calibrator": [self.calibrator.a, self.calibrator.b],
+                "major_calibrator": [self.major_calibrator.a, self.major_calibrator.b] if self.major is not None else None,
+                "term_calibrators": {str(h): [c.a, c.b] for h, c in self.term_calibrators.items()}, "major_share": self.major_share,
                 "long_share": self.long_share, "trained_through": self.trained_through, "config": self.config.model_dump(),
                 "skill": self.skill, "yardstick": self.yardstick}
         (directory / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -259,6 +393,13 @@ class CascadeModel:
         elif (directory / "direction.txt").exists():
             model.direction = lgb.Booster(model_file=str(directory / "direction.txt"))
         model.calibrator = PlattCalibrator(*meta["calibrator"])
+        if (directory / "major.txt").exists():  # a model saved before the heads has neither file nor entries: no heads
+            model.major = lgb.Booster(model_file=str(directory / "major.txt"))
+            model.major_calibrator = PlattCalibrator(*(meta.get("major_calibrator") or (1.0, 0.0)))
+        model.major_share = meta.get("major_share")
+        for h, ab in (meta.get("term_calibrators") or {}).items():
+            model.term[int(h)] = lgb.Booster(model_file=str(directory / f"term_{int(h)}d.txt"))
+            model.term_calibrators[int(h)] = PlattCalibrator(*ab)
         model.long_share = meta["long_share"]
         model.trained_through = meta.get("trained_through")
         model.skill = meta.get("skill")
@@ -296,7 +437,8 @@ class BaseRate:
     def fit(self, X: pd.DataFrame, target: pd.Series) -> BaseRate:  # noqa: N803
         y = is_cascade(target)
         self.rate = float(y.mean())
-        self.long_share = float((target[y] == "long").mean()) if y.any() else 0.5
+        sided = has_side(target)
+        self.long_share = float((target[sided] == LONG).mean()) if sided.any() else 0.5
         return self
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
@@ -304,8 +446,8 @@ class BaseRate:
 
 
 def warning_checklist() -> list[Warning]:
-    """The warning checklist: every registered family's warning signs."""
-    return [w for fam in load_families().values() for w in fam.warnings]
+    """The warning checklist: every registered family's warning signs (a candidate family's once it is promoted)."""
+    return [w for fam in load_families().values() if not fam.candidate for w in fam.warnings]
 
 
 def warning_count(X: pd.DataFrame) -> pd.Series:  # noqa: N803
@@ -345,8 +487,9 @@ class RuleBaseline:
             # shrink towards the prior: a count seen on few training days says little
             self.rate_by_count[k] = float((y[at].sum() + 5 * self.prior) / (at.sum() + 5))
         self.hint = side_hint()
-        crowded = _crowded_longs(X, self.hint)[y]
-        longs = (target[y] == "long").to_numpy()
+        sided = has_side(target)
+        crowded = _crowded_longs(X, self.hint)[sided]
+        longs = (target[sided] == LONG).to_numpy()
         self.long_if_crowded = float(longs[crowded].mean()) if crowded.any() else 0.5
         self.long_if_not = float(longs[~crowded].mean()) if (~crowded).any() else 0.5
         return self
@@ -369,9 +512,10 @@ class LogisticBaseline:
     def fit(self, X: pd.DataFrame, target: pd.Series) -> LogisticBaseline:  # noqa: N803
         y = is_cascade(target)
         self.cascade = self._pipe().fit(X, y)
-        events = target[y]
-        self.direction = self._pipe().fit(X[y], (events == "long").to_numpy()) if events.nunique() == 2 else None
-        self.long_share = float((events == "long").mean()) if len(events) else 0.5
+        sided = has_side(target)
+        events = target[sided]
+        self.direction = self._pipe().fit(X[sided], (events == LONG).to_numpy()) if events.nunique() == 2 else None
+        self.long_share = float((events == LONG).mean()) if len(events) else 0.5
         return self
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
@@ -403,14 +547,14 @@ ALL_FAMILIES = object()  # sentinel: "the families of the config", as opposed to
 
 
 def model_features(features: list[str], config: ModelConfig, families: list[str] | None | object = ALL_FAMILIES) -> list[str]:
-    """The table's features a model reads: those of ``families`` (every registered family if None), minus the exclusion
-    patterns (fnmatch). By default the union of what the cascade and the direction model read."""
-    if families is ALL_FAMILIES:
-        chosen = [config.families, config.direction_families or config.families]
-        keep = None if any(c is None for c in chosen) else {f for c in chosen for f in c}
-    else:
-        keep = set(families) if families is not None else None
-    read = [f for f in features if (keep is None or family_of(f) in keep) and not any(fnmatch(f, p) for p in config.exclude_features)]
+    """The table's features a model reads: those of ``families`` (if None, every registered family but the candidates, which
+    are read only when named), minus the exclusion patterns (fnmatch). By default the union of what the cascade and the
+    direction model read."""
+    chosen = [config.families, config.direction_families or config.families] if families is ALL_FAMILIES else [families]
+    keep = None if any(c is None for c in chosen) else {f for c in chosen for f in c}
+    skip = {name for name, fam in load_families().items() if fam.candidate} - {f for c in chosen if c is not None for f in c}
+    read = [f for f in features if (family_of(f) not in skip if keep is None else family_of(f) in keep)
+            and not any(fnmatch(f, p) for p in config.exclude_features)]
     # the direction model's declared inputs are read whatever the exclusions (they are made for it)
     extra = [f for f in (config.direction_inputs or {}) if f in features and f not in read] if families is ALL_FAMILIES else []
     return read + extra

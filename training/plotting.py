@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+EVENT_COLOUR = {"long": "tab:red", "short": "tab:blue", "two-sided": "tab:purple"}  # an event's side (rules.EVENT_SIDES) in a figure
+
 
 def pyplot() -> Any:  # noqa: ANN401 - the matplotlib.pyplot module
     """matplotlib's pyplot on the Agg backend (files only, no display)."""

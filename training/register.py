@@ -14,14 +14,15 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from cascade_radar.config import Settings
-from training.model import PROBABILITY_COLUMNS, CascadeModel
+from training.model import CascadeModel
 
 CHAMPION = "champion"
 MODEL_DIR_KEY = "model_dir"
 
 
 class CascadeRadarPyfunc(mlflow.pyfunc.PythonModel):
-    """pyfunc face of :class:`CascadeModel`: features in, p_cascade / p_long / p_short out.
+    """pyfunc face of :class:`CascadeModel`: features in, p_cascade / p_long / p_short out (and, from a model with heads,
+    p_major and p_cascade_<h>d: ``CascadeModel.probability_columns``).
 
     The boosters are stored as LightGBM text files (no pickles); ``unwrap_python_model().model``
     gives the :class:`CascadeModel` itself, which explanations and serving use.
@@ -31,7 +32,7 @@ class CascadeRadarPyfunc(mlflow.pyfunc.PythonModel):
         self.model = CascadeModel.load(Path(context.artifacts[MODEL_DIR_KEY]))
 
     def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        return self.model.predict(model_input)[PROBABILITY_COLUMNS]
+        return self.model.predict(model_input)[self.model.probability_columns()]
 
 
 # MLflow 3 opens an experiment without a kind in its GenAI overview; this one trains models
@@ -74,7 +75,7 @@ def log_cascade_model(model: CascadeModel, X_example: pd.DataFrame, workdir: Pat
     model_dir = workdir / "cascade_model"
     model.save(model_dir)
     example = X_example[model.features].head(5).astype("float64")
-    signature = infer_signature(example, model.predict(example)[PROBABILITY_COLUMNS])
+    signature = infer_signature(example, model.predict(example)[model.probability_columns()])
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=CascadeRadarPyfunc(),

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 
 from cascade_radar.config import Settings
-from cascade_radar.rules import first_warning, side, side_uncertain, warning_window
+from cascade_radar.rules import first_warning, side, side_right, side_uncertain, side_words, warning_window
 from features.build import FeatureTable
 from features.families import REGISTRY, colour_of, title_of
 from training.explain import Explainer, present_by_family
-from training.plotting import pyplot, save_figure
+from training.plotting import EVENT_COLOUR, pyplot, save_figure
 
 
 @dataclass
@@ -104,12 +104,12 @@ def plot_replay(replay: Replay, threshold: float, path: Path, asset: str = "") -
     start_h = warning_window(replay.event["start"], threshold_days(replay))[0]
     ax_p.axvspan(start_h, days.index[-1] + pd.Timedelta(days=1), color="gold", alpha=0.12, label="warning window (H days)")
     start = pd.Timestamp(replay.event["start"])
-    side_colour = "tab:red" if replay.event["direction"] == "long" else "tab:blue"
+    side_colour = EVENT_COLOUR[replay.event["direction"]]
     for ax in (ax_p, ax_c):  # the event day itself, on both panels
         ax.axvline(start, c=side_colour, lw=2.5, alpha=0.8)
-    ax_p.plot([], [], c=side_colour, lw=2.5, label=f"event day ({replay.event['direction']} squeeze)")
+    ax_p.plot([], [], c=side_colour, lw=2.5, label=f"event day ({side_words(replay.event['direction'])})")
     ax_p.set(ylim=(0, 1), ylabel="out-of-fold probability",
-             title=f"{asset + ': ' if asset else ''}replay of the {start.date()} {replay.event['direction']}-squeeze event "
+             title=f"{asset + ': ' if asset else ''}replay of the {start.date()} {side_words(replay.event['direction'])} event "
                    f"({replay.event['peak_ratio']:.1f}x median liquidations)")
     ax_p.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)  # beside the plot, never over the lines
     pos_base = np.zeros(len(days))
@@ -152,6 +152,14 @@ def reconstruction_lines(replay: Replay, panel: pd.DataFrame, ft: FeatureTable, 
             tabulate(rows, headers=["family", "series", "move (swing in the window's direction)", "warning on", "warning"], tablefmt="github"), ""]
 
 
+def _verdict(said: str | None, event_direction: str) -> str:
+    """The first alert's side against the event's (``side_right``): 'right', 'wrong', or why it is not scored."""
+    right = side_right(None if said == "uncertain" else said, event_direction)
+    if right is None:
+        return "side uncertain: not scored" if said == "uncertain" else "two-sided event: not scored for side"
+    return "right" if right else "wrong"
+
+
 def write_replay(replay: Replay, settings: Settings, directory: Path, panel: pd.DataFrame | None = None, ft: FeatureTable | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     png = directory / f"{replay.slug}.png"
@@ -166,10 +174,10 @@ def write_replay(replay: Replay, settings: Settings, directory: Path, panel: pd.
     direction_line = (f"**Direction, day by day**: P(long | cascade) went from {table['p_long_given_cascade'].dropna().iloc[0]:.2f} to "
                       f"{table['p_long_given_cascade'].dropna().iloc[-1]:.2f} against a training long share of {table['long_prior'].dropna().iloc[-1]:.2f}; "
                       f"of {len(said)} days it said long on {(said == 'long').sum()}, short on {(said == 'short').sum()}, uncertain on "
-                      f"{(said == 'uncertain').sum()} — the event was a {e['direction']} squeeze."
+                      f"{(said == 'uncertain').sum()} — the event was a {side_words(e['direction'])}."
                       if len(said) and table["long_prior"].notna().any() else "")
     lines = [
-        f"# Replay: {pd.Timestamp(e['start']).date()} — {e['direction']} squeeze",
+        f"# Replay: {pd.Timestamp(e['start']).date()} — {side_words(e['direction'])}",
         "",
         f"Liquidations: longs ${e['long_usd'] / 1e6:,.0f}M, shorts ${e['short_usd'] / 1e6:,.0f}M over {e['days']} day(s), "
         f"{e['peak_ratio']:.1f}x the trailing median ({e['series']}).",
@@ -178,7 +186,7 @@ def write_replay(replay: Replay, settings: Settings, directory: Path, panel: pd.
         f"what the model would have said then); {replay.covered_days} of the {len(replay.days)} days before the event have one.",
         "",
         (f"**First alert**: {replay.first_alert.date()} — **{replay.lead_days} days** before the event, "
-         f"predicted side `{replay.side_at_first_alert}` ({'right' if replay.side_at_first_alert == e['direction'] else 'wrong'})."
+         f"predicted side `{replay.side_at_first_alert}` ({_verdict(replay.side_at_first_alert, e['direction'])})."
          if replay.first_alert is not None else f"**No alert** in the {settings.labels.horizon_days} days before the event "
          f"(P(cascade) stayed below {settings.alert_threshold:g})."),
         "" if replay.earliest_alert is None or replay.earliest_alert == replay.first_alert else

@@ -15,8 +15,9 @@ from cascade_radar.config import Settings
 from cascade_radar.files import staged_folder
 from features.build import FeatureTable
 from training.evaluate import POOLED, TABLE_METRICS, Evaluation, Verdict
-from training.model import FOLD_MODELS_DIR, PROBABILITY_COLUMNS, CascadeModel, is_cascade, save_fold_models
-from training.plotting import pyplot, save_figure
+from training.model import FOLD_MODELS_DIR, MAJOR, PROBABILITY_COLUMNS, CascadeModel, is_cascade, save_fold_models
+from training.plotting import EVENT_COLOUR, pyplot, save_figure
+from training.thresholds import line_of
 
 OOF_COLUMNS = ["date", "asset", "fold", *PROBABILITY_COLUMNS, "target"]
 OOF_FILE = "oof_predictions.csv"
@@ -43,7 +44,8 @@ def write_oof(evaluation: Evaluation, directory: Path) -> list[Path]:
     oof = evaluation.oof["model"].reset_index()
     oof["date"] = oof["date"].dt.strftime("%Y-%m-%d")
     path = directory / OOF_FILE
-    oof[OOF_COLUMNS].to_csv(path, index=False, float_format="%.6f")
+    heads = [c for c in oof.columns if c == MAJOR or c.startswith(("p_cascade_", "within_"))]  # the heads' answers and targets
+    oof[[*OOF_COLUMNS, *heads]].to_csv(path, index=False, float_format="%.6f")
     baselines_frame = pd.concat({name: pred for name, pred in evaluation.oof.items() if name != "model"}, names=["predictor"]).reset_index()
     baselines_frame["date"] = baselines_frame["date"].dt.strftime("%Y-%m-%d")
     other = directory / "oof_baselines.csv"
@@ -112,13 +114,14 @@ def plot_timeline(evaluation: Evaluation, events: pd.DataFrame, threshold: float
     ax.axhline(threshold, c="grey", ls=":", lw=1, label=f"alert threshold {threshold:g}")
     shown = events[(events["start"] >= pred.index[0]) & (events["start"] <= pred.index[-1])]
     for event in shown.itertuples():
-        colour = "tab:red" if event.direction == "long" else "tab:blue"
+        colour = EVENT_COLOUR[event.direction]
         ax.axvline(event.start, color=colour, lw=0.6, alpha=0.5)
         ax.scatter([event.start], [1.02], s=12 + 4 * min(float(event.peak_ratio), 30), color=colour, clip_on=False, zorder=5)
     for fold in evaluation.folds[1:]:
         ax.axvline(fold.test_start, color="grey", lw=0.5, ls="--")
-    ax.scatter([], [], color="tab:red", s=30, label="long-squeeze event (size: x median)")
-    ax.scatter([], [], color="tab:blue", s=30, label="short-squeeze event")
+    ax.scatter([], [], color=EVENT_COLOUR["long"], s=30, label="long-squeeze event (size: x median)")
+    ax.scatter([], [], color=EVENT_COLOUR["short"], s=30, label="short-squeeze event")
+    ax.scatter([], [], color=EVENT_COLOUR["two-sided"], s=30, label="two-sided event")
     ax.fill_between([], [], color="tab:green", alpha=0.3, label=f"alert episode followed by an event ({hits})")
     ax.fill_between([], [], color="tab:gray", alpha=0.4, label=f"false alarm ({false_alarms})")
     ax.set(ylim=(0, 1), ylabel="P(cascade within H days)", xlabel="day (dashed: walk-forward fold boundaries)")
@@ -163,6 +166,35 @@ def skill_section(model: CascadeModel, asset: str) -> list[str]:
             singles.set_index("missing").to_markdown(floatfmt=".3f"), ""]
 
 
+HEAD_LABELS = {"major_head_roc_auc": "major ROC-AUC, P(major)", "major_roc_auc": "major ROC-AUC, P(cascade)",
+               "major_head_pr_auc": "major PR-AUC, P(major)", "major_pr_auc": "major PR-AUC, P(cascade)", "major_base_rate": "major base rate"}
+HORIZON_LABELS = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "p_cascade_roc_auc": "ROC-AUC, P(cascade)", "base_rate": "base rate"}
+
+
+def head_label(metric: str) -> str:
+    """A severity or term-structure metric as the tables head it: 'major ROC-AUC, P(major)', '3 d ROC-AUC, P(cascade)'."""
+    if metric in HEAD_LABELS:
+        return HEAD_LABELS[metric]
+    h, _, what = metric.removeprefix("within_").partition("d_")
+    return f"{h} d {HORIZON_LABELS.get(what, what)}"
+
+
+def heads_section(evaluation: Evaluation, asset: str, settings: Settings) -> list[str]:
+    """The report's lines on severity and the term structure: the major head against P(cascade) read as a major score, and
+    each shorter horizon's head against its own target, beside the baselines (whose P(cascade) is their score of both)."""
+    table = evaluation.heads_table(asset)
+    if table.empty or table.isna().all().all():
+        return []
+    labels = {c: head_label(c) for c in table.columns}
+    h = settings.labels.horizon_days
+    return ["## Severity and term structure", "",
+            f"`P(major)`: the major head — P(a cascade peaking at >= {settings.labels.major_multiple:g}x the trailing median within {h} days), "
+            "never above P(cascade) — scored on the major tier beside P(cascade) read as a major score. `<h> d`: each shorter horizon's "
+            "head, P(cascade within h days), against its own target (an event starting within h days), beside P(cascade within "
+            f"{h} days) read as that score; a baseline has neither head, its P(cascade) is its score of both. All out-of-fold.", "",
+            format_table(table.rename(columns=labels)), ""]
+
+
 def yardstick_section(evaluation: Evaluation, asset: str, directory: Path) -> tuple[list[str], list[Path]]:
     """The report's lines on the yardstick every answer carries (``training.yardstick``): the base rate, the spread of the
     out-of-fold answers a day's percentile is read from, and the calibration bins (``calibration.csv``, drawn in
@@ -187,6 +219,12 @@ def yardstick_section(evaluation: Evaluation, asset: str, directory: Path) -> tu
     return lines, [path]
 
 
+def _count(evaluation: Evaluation, asset: str, metric: str) -> str:
+    """A count among the model's scores of ``asset`` ('?' where the run did not measure it)."""
+    value = evaluation.scores.loc[(asset, "model")].get(metric, float("nan")) if (asset, "model") in evaluation.scores.index else float("nan")
+    return "?" if pd.isna(value) else f"{int(value)}"
+
+
 def write_report(evaluation: Evaluation, verdict: Verdict, ft: FeatureTable, model: CascadeModel, settings: Settings,
                  directory: Path) -> list[Path]:
     """The report, its plots and tables, and the fold models under ``directory``; returns every path written
@@ -197,7 +235,8 @@ def write_report(evaluation: Evaluation, verdict: Verdict, ft: FeatureTable, mod
     written += save_fold_models(evaluation.fold_models, evaluation.fold_descriptions(), directory)
     written.append(plot_pr(evaluation, asset, directory / "pr_curve.png"))
     written.append(plot_reliability(evaluation, asset, directory / "reliability.png"))
-    written.append(plot_timeline(evaluation, ft.labels.events, settings.alert_threshold, settings.labels.horizon_days, asset, directory / "timeline.png"))
+    line, line_basis = line_of(evaluation.yardstick, asset, settings.alert_threshold)
+    written.append(plot_timeline(evaluation, ft.labels.events, line, settings.labels.horizon_days, asset, directory / "timeline.png"))
     imp = feature_importance(model)
     imp.to_csv(directory / "feature_importance.csv", index=False)
     written += [directory / "feature_importance.csv", plot_importance(imp, asset, directory / "feature_importance.png")]
@@ -216,10 +255,15 @@ def write_report(evaluation: Evaluation, verdict: Verdict, ft: FeatureTable, mod
         f"# cascade-radar evaluation — {asset}",
         "",
         f"Walk-forward, expanding window, {len(evaluation.folds)} folds, purge gap {settings.purge_days} days "
-        f"(label horizon H = {h}). Alert: P(cascade) >= {settings.alert_threshold:g}. All numbers are out-of-fold.",
+        f"(label horizon H = {h}). All numbers are out-of-fold. Alert lines are chosen, not fixed: every predictor is judged at "
+        "its own line, each fold at the line the coin's earlier folds chose (the first fold at the configured "
+        f"{settings.alert_threshold:g}); the timeline and the live answers use {asset}'s line from every out-of-fold day: "
+        f"P(cascade) >= {line:.2f} — {line_basis}.",
         "",
         f"The model is pooled over {', '.join(settings.assets)} (one model for every coin); the baselines are fitted on "
-        f"{asset} alone. Direction metrics are on days with an event ahead; `base_rate`'s direction accuracy is "
+        f"{asset} alone. Direction metrics are on days with a long or short event ahead (two-sided: "
+        f"{_count(evaluation, asset, 'two_sided_days')} days before {_count(evaluation, asset, 'two_sided_events')} caught events, "
+        "not scored for side); `base_rate`'s direction accuracy is "
         "\"always the majority side of the training window\". `major_*`: the same probabilities scored against major events "
         f"(peak >= {settings.labels.major_multiple:g}x the median).",
         "",
@@ -234,6 +278,7 @@ def write_report(evaluation: Evaluation, verdict: Verdict, ft: FeatureTable, mod
         "",
         format_table(evaluation.per_fold.loc[asset][TABLE_METRICS]),
         "",
+        *heads_section(evaluation, asset, settings),
         *skill_section(model, asset),
         *yardstick_lines,
         "## Folds",
@@ -270,6 +315,12 @@ def coin_table(evaluation: Evaluation) -> pd.DataFrame:
         if "volatility" in table.index:
             for key in ("pr_auc", "roc_auc", "brier_skill", "event_recall"):
                 row[f"vol {SUMMARY_COLUMNS[key]}"] = table.loc["volatility", key]
+        heads = [c for c in ("major_head_roc_auc", "major_head_pr_auc") if c in table.columns]  # the model's heads, where it has them
+        heads += [c for c in table.columns if c.startswith("within_") and c.endswith("d_roc_auc")]
+        for key in heads:
+            row[head_label(key)] = table.loc["model", key]
+        if "volatility" in table.index and "major_roc_auc" in table.columns:
+            row["vol major ROC-AUC"] = table.loc["volatility", "major_roc_auc"]
         if "base_rate" in table.index:
             row["majority side acc."] = table.loc["base_rate", "direction_day_accuracy"]
             row["prior log loss"] = table.loc["base_rate", "direction_log_loss"]  # the training window's long share

@@ -17,15 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 
 from cascade_radar.config import Settings
 from cascade_radar.files import exclusive
 from features.build import FeatureTable, load_feature_tables
 from features.store import HistoryStore
-from training.evaluate import POOLED, Evaluation, Pool, Verdict, gate, walk_forward
+from training.evaluate import POOLED, TABLE_METRICS, Evaluation, Pool, Verdict, gate, head_metrics, walk_forward
 from training.explain import champion_explainer, fold_sources
-from training.model import CascadeModel, PlattCalibrator, is_cascade, model_features
+from training.model import CascadeModel, model_features
 from training.register import CHAMPION, champion_version, log_cascade_model, set_champion, setup_tracking
 from training.report import staged_reports, write_report, write_summary
 
@@ -137,15 +138,15 @@ def reports_folder(settings: Settings, root: Path) -> Path:
 
 
 def fit_final(tables: dict[str, FeatureTable], evaluation: Evaluation, settings: Settings) -> CascadeModel:
-    """The pooled model trained on every labelled day of every coin (calibrated, if configured, on all out-of-fold margins)."""
+    """The pooled model, with its major and term heads, trained on every labelled day of every coin (calibrated, if configured,
+    on all out-of-fold margins: each head on its own)."""
     first = next(iter(tables.values()))
-    pool = Pool.of(tables, model_features(first.features, settings.model))
-    model = CascadeModel(settings.model).fit(pool.X, pool.target)
+    pool = Pool.of(tables, model_features(first.features, settings.model), settings.model.term_horizons)
+    model = CascadeModel(settings.model).fit(pool.X, pool.target, **pool.head_labels(np.ones(len(pool.X), dtype=bool)))
     model.skill = evaluation.skill  # what its walk-forward measured, by the families a day lacks: every answer reads it
     model.yardstick = evaluation.yardstick  # each coin's out-of-fold base rate, P quantiles and calibration: every answer's yardstick
     if settings.model.calibrate:
-        oof = evaluation.oof["model"]
-        model.calibrator = PlattCalibrator().fit(oof["margin"].to_numpy(), is_cascade(oof["target"]))
+        model.calibrate(evaluation.oof["model"])
     return model
 
 
@@ -173,6 +174,14 @@ def coverage(stores: dict[str, HistoryStore]) -> dict[str, dict[str, dict[str, o
 HEADLINE = ("pr_auc", "roc_auc", "brier_skill", "direction_auc", "direction_brier_skill")
 
 
+def _headline(asset: str, predictor: str, metric: str) -> bool:
+    """A run's headline metric: per coin the model's ``HEADLINE``; pooled, every predictor's report-table metrics, its share of
+    days in alert and two-sided events, and the model's severity and term-structure scores."""
+    if asset != POOLED:
+        return metric in HEADLINE
+    return metric in (*TABLE_METRICS, "alert_share", "two_sided_events") or (predictor == "model" and metric in head_metrics(pd.Index([metric])))
+
+
 def evaluation_metrics(evaluation: Evaluation, every: bool = True) -> dict[str, float]:
     """Every coin together as ``<predictor>_<metric>``; per coin ``<asset>.<predictor>_<metric>``; per coin and fold
     ``<asset>.<predictor>_<metric>_fold<k>``. With ``every=False`` the headline only: every predictor pooled, and per
@@ -182,7 +191,7 @@ def evaluation_metrics(evaluation: Evaluation, every: bool = True) -> dict[str, 
         prefix = "" if asset == POOLED else f"{asset}."
         if not every and asset != POOLED and name != "model":
             continue
-        metrics.update({f"{prefix}{name}_{k}": float(v) for k, v in row.items() if pd.notna(v) and (every or asset == POOLED or k in HEADLINE)})
+        metrics.update({f"{prefix}{name}_{k}": float(v) for k, v in row.items() if pd.notna(v) and (every or _headline(asset, name, k))})
     if evaluation.skill:  # the expected skill of each user tier, per coin and pooled (training.skill.TIERS)
         from training.skill import tier_skill
 

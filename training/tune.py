@@ -29,9 +29,10 @@ from sklearn.metrics import roc_auc_score
 from cascade_radar.config import SELECTION_FILE, ModelConfig, Settings
 from cascade_radar.files import atomic_write
 from features.build import FeatureTable, load_feature_tables
+from features.families import load_families
 from features.store import HistoryStore
 from training.evaluate import Evaluation, Pool, fit_predict_folds, gate, pooled_folds, score_oof
-from training.model import CascadeModel, model_features
+from training.model import CascadeModel, has_side, is_cascade, model_features
 from training.register import setup_tracking
 from training.report import coin_table, format_table
 from training.splits import Fold
@@ -70,14 +71,15 @@ class Selection:
 
 
 def mean_per_coin(oof: pd.DataFrame, direction: bool = False) -> float:
-    """Mean over coins of the ROC-AUC of P(cascade) (or, with ``direction``, of P(long | event) on days with an event ahead)."""
+    """Mean over coins of the ROC-AUC of P(cascade) (or, with ``direction``, of P(long | event) on days with a long or short
+    event ahead: a two-sided one has no side to score)."""
     scores = []
     for _, rows in oof.groupby("asset"):
         if direction:
-            rows = rows[rows["target"] != "none"]
+            rows = rows[has_side(rows["target"])]
             y, p = (rows["target"] == "long").to_numpy(), (rows["p_long"] / rows["p_cascade"]).to_numpy()
         else:
-            y, p = (rows["target"] != "none").to_numpy(), rows["p_cascade"].to_numpy()
+            y, p = is_cascade(rows["target"]), rows["p_cascade"].to_numpy()
         if 0 < y.mean() < 1:
             scores.append(roc_auc_score(y, p))
     return float(np.mean(scores)) if scores else float("nan")
@@ -127,7 +129,7 @@ def select(pool: Pool, days: pd.DatetimeIndex, settings: Settings, progress: Pro
     for families in tune.family_sets:
         for params in tune.param_sets:
             candidate = Candidate(families, params)
-            oof, _ = fit_predict_folds(pool, folds, settings, candidate.config(settings), with_baselines=False)
+            oof, _ = fit_predict_folds(pool, folds, settings, candidate.config(settings), with_baselines=False, with_heads=False)
             key = f"{families} / {params}"
             cascade_scores[key] = mean_per_coin(oof["model"])
             per_fold = [mean_per_coin(block) for _, block in oof["model"].groupby("fold")]
@@ -138,7 +140,7 @@ def select(pool: Pool, days: pd.DatetimeIndex, settings: Settings, progress: Pro
     direction_scores = {}
     for direction in direction_candidates(settings):
         candidate = Candidate(families, params, direction)
-        oof, _ = fit_predict_folds(pool, folds, settings, candidate.config(settings), with_baselines=False)
+        oof, _ = fit_predict_folds(pool, folds, settings, candidate.config(settings), with_baselines=False, with_heads=False)
         direction_scores[direction] = mean_per_coin(oof["model"], direction=True)
         if progress is not None:
             progress(candidate.name)
@@ -161,7 +163,9 @@ def nested_walk_forward(tables: dict[str, FeatureTable], settings: Settings,
     """Outer walk-forward whose model is chosen, fold by fold, by an inner walk-forward on that fold's training days."""
     features = next(iter(tables.values())).features
     every_input = {f: 1 for score in settings.tune.direction_scores.values() for f in score["inputs"]}  # every candidate's inputs in the pool
-    everything = settings.model.model_copy(update={"families": None, "direction_families": None, "direction_inputs": every_input or None})
+    # every registered family by name, so that the candidate families (left out of "every family") are in the pool too
+    everything = settings.model.model_copy(update={"families": list(load_families()), "direction_families": None,
+                                                   "direction_inputs": every_input or None})
     pool = Pool.of(tables, model_features(features, everything))
     outer = pooled_folds(pool, settings)
     # baselines do not take part in the selection: fitted per coin on each outer training window, as in `make train`

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -132,6 +133,7 @@ class Family:
     warnings: tuple[Warning, ...] = field(default=())
     side_hint: SideHint | None = None
     summary: SummaryFn | None = None
+    candidate: bool = False  # a candidate: its features are built, but a model reads it only when its config names it
 
     def compute(self, panel: pd.DataFrame, config: FeatureConfig) -> FeatureSet:
         """This family's features for every day of ``panel`` (missing input columns count as all-missing)."""
@@ -156,15 +158,19 @@ REGISTRY: dict[str, Family] = {}
 
 
 def family(name: str, title: str, colour: str, inputs: tuple[str, ...], optional_inputs: tuple[str, ...] = (),
-           warnings: tuple[Warning, ...] = (), side_hint: SideHint | None = None) -> Callable[[FamilyFn], FamilyFn]:
-    """Register a signal family; ``name`` is the prefix of every feature it makes, ``colour`` a matplotlib colour."""
+           warnings: tuple[Warning, ...] = (), side_hint: SideHint | None = None, candidate: bool = False) -> Callable[[FamilyFn], FamilyFn]:
+    """Register a signal family; ``name`` is the prefix of every feature it makes, ``colour`` a matplotlib colour.
+
+    ``candidate``: a family on trial. Its features are in the table and the catalogue, but "every family" (a model config's
+    ``families=None``) and the warning checklist leave it out until it is promoted; a model reads it when a family set
+    names it (``tune.family_sets``), so the nested selection decides."""
 
     def register(fn: FamilyFn) -> FamilyFn:
         if name in REGISTRY and REGISTRY[name].fn.__qualname__ != fn.__qualname__:
             raise ValueError(f"family '{name}' registered twice")
         previous = REGISTRY.get(name)
         REGISTRY[name] = Family(name, title, colour, tuple(inputs), fn, tuple(optional_inputs), tuple(warnings), side_hint,
-                                previous.summary if previous else None)
+                                previous.summary if previous else None, candidate)
         return fn
 
     return register
@@ -183,8 +189,10 @@ def summary(name: str) -> Callable[[SummaryFn], SummaryFn]:
 
 
 def load_families() -> dict[str, Family]:
-    """Import every family module of this package and return the registry (in registration order)."""
-    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    """Import every family module of this package and return the registry (in registration order: the modules' natural
+    order, f9 before f10)."""
+    natural = lambda m: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", m.name)]  # noqa: E731
+    for module in sorted(pkgutil.iter_modules(__path__), key=natural):
         importlib.import_module(f"{__name__}.{module.name}")
     return REGISTRY
 

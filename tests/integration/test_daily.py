@@ -64,7 +64,8 @@ def ops(trained_synthetic, tmp_path: Path, receiver: Receiver) -> Settings:  # n
     settings, _, _ = trained_synthetic
     alerts = OperationsConfig(ledger_file=tmp_path / "ledger.jsonl", update_store=False, webhook_urls=[receiver.url], retries=2,
                               backoff_seconds=0.01)
-    return settings.model_copy(update={"alerts": alerts, "alert_threshold": 0.001})
+    # a fixed line (no false-alarm budget) low enough that every day alerts: these tests are about delivery
+    return settings.model_copy(update={"alerts": alerts, "alert_threshold": 0.001, "false_alarm_budget_per_30d": None})
 
 
 def test_today_forecasts_every_coin_with_freshness(ops: Settings) -> None:
@@ -189,7 +190,20 @@ def test_a_side_uncertain_alert_is_not_scored_as_a_side() -> None:
     assert only["side_uncertain"] == 2 and only["direction_accuracy"] is None
     empty = score(rows.iloc[0:0], events, pd.Timestamp("2024-01-16"), horizon=3)
     assert empty == {"rows": 0, "alerts": 0, "precision": None, "events": 0, "recall": None, "median_lead_days": None,
-                     "side_uncertain": 0, "direction_accuracy": None}
+                     "side_uncertain": 0, "two_sided": 0, "direction_accuracy": None}
+
+
+def test_a_two_sided_event_is_counted_apart_never_scored_for_side() -> None:
+    """A caught two-sided event had no side: the track record counts it (``two_sided``), not as a right or wrong side."""
+    days = pd.date_range("2024-01-01", "2024-01-14")
+    alert_days = {"2024-01-02": "long", "2024-01-10": "long"}
+    rows = pd.DataFrame({"day": [str(d.date()) for d in days], "alert": [str(d.date()) in alert_days for d in days],
+                         "side": [alert_days.get(str(d.date()), "long") for d in days]})
+    events = pd.DataFrame({"start": pd.to_datetime(["2024-01-05", "2024-01-12"]), "direction": ["long", "two-sided"]})
+    m = score(rows, events, pd.Timestamp("2024-01-16"), horizon=3)
+    assert m["events"] == 2 and m["recall"] == 1.0
+    assert m["two_sided"] == 1 and m["side_uncertain"] == 0 and type(m["two_sided"]) is int
+    assert m["direction_accuracy"] == 1.0  # 01-05: long, right; 01-12 two-sided: not scored (it was 0.5 when called wrong)
 
 
 def test_the_ledger_command_says_side_uncertain_and_prints_counts_as_counts(ops: Settings, trained_synthetic,  # noqa: ANN001
@@ -223,8 +237,8 @@ def test_the_ledger_command_says_side_uncertain_and_prints_counts_as_counts(ops:
     assert "side uncertain" in listed[str(said[0][0].date())] and f" {other} " not in listed[str(said[0][0].date())]
     assert f" {direction} " in listed[str(said[1][0].date())]
     record = next(line.split() for line in out.splitlines() if line.split()[:2] == ["BTC", "out-of-fold"])  # the track record's line
-    # asset, basis, rows, alerts, precision, events, recall, median lead, side uncertain, direction accuracy
-    assert record == ["BTC", "out-of-fold", "2", "2", "1.00", "1", "1.00", "2.0", "1", "–"]
+    # asset, basis, rows, alerts, precision, events, recall, median lead, side uncertain, two-sided, direction accuracy
+    assert record == ["BTC", "out-of-fold", "2", "2", "1.00", "1", "1.00", "2.0", "1", "0", "–"]
 
 
 def test_a_rise_within_the_window_alerts_once() -> None:
@@ -363,7 +377,7 @@ def test_a_day_is_answered_the_same_from_the_store_as_it_stood_then(trained_synt
 
 def _daily_env(ops: Settings, hook: str) -> dict[str, str]:
     return {**os.environ, **settings_env(ops), "CASCADE_RADAR_ASSETS": '["BTC"]', "CASCADE_RADAR_ALERTS__LEDGER_FILE": str(ops.ledger_path),
-            "CASCADE_RADAR_ALERTS__UPDATE_STORE": "false", "CASCADE_RADAR_ALERT_THRESHOLD": "0.001",
+            "CASCADE_RADAR_ALERTS__UPDATE_STORE": "false", "CASCADE_RADAR_ALERT_THRESHOLD": "0.001", "CASCADE_RADAR_FALSE_ALARM_BUDGET_PER_30D": "null",
             "CASCADE_RADAR_ALERTS__WEBHOOK_URLS": json.dumps([hook]), "CASCADE_RADAR_ALERTS__BACKOFF_SECONDS": "0.01"}
 
 

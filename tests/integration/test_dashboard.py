@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from cascade_radar.config import PROJECT_ROOT, OperationsConfig
-from cascade_radar.rules import ordinal
+from cascade_radar.rules import ordinal, term_said
 from operations.daily import daily
 from tests.support.browser import Console, chromium, paint_ms, point_on_timeline, unavailable
 from tests.support.process import free_port, settings_env, start_server, stop_server
@@ -77,6 +77,8 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
             assert each.locator(".relative-risk").inner_text() == f"{answer['relative_risk']:.1f}× normal", asset
             assert each.locator(".base-rate").inner_text() == f"base rate {100 * answer['base_rate']:.1f}%", asset
             assert each.locator(".percentile").inner_text() == f"{ordinal(round(answer['percentile']))} percentile", asset
+            # the term structure and the severity, the line the CLI and the alert text print
+            assert each.locator(".term").inner_text() == term_said(answer["p_cascade_by_horizon"], answer["p_major"]), asset
             band = next(name for name, at in (("high", 2), ("above", 1.25), ("normal", 0.8), ("below", 0)) if answer["relative_risk"] >= at)
             assert f"risk-{band}" in each.get_attribute("class").split() and "alert" not in each.get_attribute("class").split()
         order = page.eval_on_selector_all("#coins article", "cards => cards.map((c) => c.dataset.asset)")
@@ -125,6 +127,7 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         # the yardstick beside the headline, and the coin's calibration out of fold drawn from /v1/calibration's bins
         assert page.inner_text("#today .relative-risk") == f"{today['relative_risk']:.1f}× normal"
         assert page.inner_text("#today .base-rate") == f"base rate {100 * today['base_rate']:.1f}%"
+        assert page.inner_text("#today .term") == term_said(today["p_cascade_by_horizon"], today["p_major"])
         calibration = api.get("/v1/calibration", params={"asset": "BTC"}).json()
         page.locator("#calibration").scroll_into_view_if_needed()
         page.wait_for_selector("#calibration[data-rendered='true']", timeout=30_000)
@@ -152,6 +155,7 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         assert page.locator("#bars-cascade .main-svg").count() >= 1 and page.locator("#drivers tbody tr").count() == len(explained["top_drivers"])
         assert explained["basis"] in page.inner_text("#explanation")
         assert page.inner_text("#explanation .relative-risk") == f"{explained['relative_risk']:.1f}× normal"
+        assert page.inner_text("#explanation .term") == term_said(explained["p_cascade_by_horizon"], explained["p_major"])
         assert page.evaluate("location.hash").startswith(f"#day={target['day']}&from=")  # the day, and the range zoomed to
         # the direction bars start from the model's average day; the one prior is the answer's long_prior, as the sentence says it
         direction = page.evaluate("() => document.getElementById('bars-direction').layout.title.text")

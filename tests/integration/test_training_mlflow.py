@@ -11,6 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from cascade_radar.config import GateConfig, Settings
+from features.labels import TARGETS
 from features.store import HistoryStore
 from training.register import CHAMPION, load_champion
 from training.train import train
@@ -52,9 +53,11 @@ def test_the_run_records_config_data_metrics_plots_and_oof(trained, settings: Se
     artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id, "evaluation")}
     assert {"evaluation/pr_curve.png", "evaluation/reliability.png", "evaluation/timeline.png", "evaluation/oof_predictions.csv"} <= artifacts
     oof = pd.read_csv(settings.reports_path / "oof_predictions.csv")
-    assert list(oof.columns) == ["date", "asset", "fold", "p_cascade", "p_long", "p_short", "target"]
+    # the answers and target, then the heads' answers (severity, term structure) and the shorter horizons' targets
+    assert list(oof.columns) == ["date", "asset", "fold", "p_cascade", "p_long", "p_short", "target", "p_major", "p_cascade_3d",
+                                 "p_cascade_7d", "within_3d", "within_7d"]
     assert set(oof["asset"]) == {"BTC"}
-    assert set(oof["target"]) <= {"none", "long", "short"}
+    assert set(oof["target"]) <= set(TARGETS)  # none, long, short, two-sided
     # out-of-fold means out of fold: every predicted day lies in its fold's test block
     for fold in result.evaluation.folds:
         days = pd.to_datetime(oof.loc[oof["fold"] == fold.number, "date"])

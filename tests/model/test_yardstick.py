@@ -122,3 +122,24 @@ def test_the_explanation_picture_states_the_yardstick(trained_synthetic, monkeyp
     monkeypatch.setattr(explain, "save_figure", lambda fig, path, dpi=100: drawn.setdefault("title", fig.axes[0].get_title()))
     explain.plot_day(x, tmp_path / "day.png")
     assert yardstick_said(x["p_cascade"], x["horizon_days"], x["base_rate"], x["relative_risk"], x["percentile"]) in drawn["title"]
+
+
+def test_every_answer_alerts_at_the_coins_chosen_line(trained_synthetic) -> None:  # noqa: ANN001
+    """The champion's line is the one training.thresholds chooses from every out-of-fold day of the coin; every answer's
+    ``alert`` is P(cascade) >= that line, and says it and how it was chosen; without a budget, the configured line."""
+    from forecast.predict import CoinForecaster
+    from training.thresholds import choose_threshold
+
+    settings, _, result = trained_synthetic
+    oof = result.evaluation.oof["model"]
+    line = result.model.yardstick["coins"]["BTC"]["alert_line"]
+    assert line == choose_threshold(oof[oof["asset"] == "BTC"], settings.false_alarm_budget_per_30d, settings.alert_threshold).as_dict()
+    forecaster = CoinForecaster.load(settings)
+    assert forecaster.alert_threshold == line["alert_threshold"]
+    answers = forecaster.forecast_many([d for d in oof.index[::23] if d in forecaster.answerable_days])
+    assert {a["alert_threshold"] for a in answers} == {line["alert_threshold"]}
+    assert all(a["alert"] == (a["p_cascade"] >= line["alert_threshold"]) for a in answers)
+    assert "false alarms per 30 days" in answers[0]["alert_threshold_basis"]
+    fixed = CoinForecaster.load(settings.model_copy(update={"false_alarm_budget_per_30d": None}))
+    assert fixed.alert_threshold == settings.alert_threshold
+    assert fixed.alert_line()["alert_threshold_basis"].startswith(f"fixed at {settings.alert_threshold:g}")

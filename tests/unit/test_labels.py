@@ -116,3 +116,96 @@ def test_the_major_tier_marks_the_days_before_a_major_event_only() -> None:
     assert major.iloc[17:20].tolist() == [1.0, 1.0, 1.0]
     assert major.iloc[:17].sum() == 0 and major.iloc[20:27].sum() == 0
     assert major.iloc[-3:].isna().all()
+
+
+# ------------------------------------------------------------------ the side of an event (issue 34)
+def test_the_side_rule_by_hand() -> None:
+    from cascade_radar.rules import event_side
+
+    share, sigmas = 0.60, 1.5
+    assert event_side(70.0, 30.0, 0.10, 0.03, 1, share, sigmas) == ("long", "dollars")  # the dollars decide, whatever the move
+    assert event_side(35.0, 65.0, 0.0, 0.03, 1, share, sigmas) == ("short", "dollars")
+    assert event_side(54.0, 46.0, np.log(0.88), 0.03, 1, share, sigmas) == ("long", "price move")  # -12 % against 3 % daily vol
+    assert event_side(46.0, 54.0, np.log(0.88), 0.03, 1, share, sigmas) == ("long", "price move")  # 2025-10-10: shorts out-dollar longs
+    assert event_side(54.0, 46.0, np.log(1.12), 0.03, 1, share, sigmas) == ("short", "price move")  # a rise liquidates shorts
+    assert event_side(54.0, 46.0, 0.005, 0.03, 1, share, sigmas) == ("two-sided", "neither")  # a tiny move names no side
+    assert event_side(54.0, 46.0, 0.06, 0.03, 3, share, sigmas) == ("two-sided", "neither")  # 2σ over 1 day, 1.15σ over 3
+    assert event_side(54.0, 46.0, float("nan"), 0.03, 1, share, sigmas) == ("two-sided", "neither")  # no price: no side from it
+    assert event_side(54.0, 46.0, -0.2, float("nan"), 1, share, sigmas) == ("two-sided", "neither")  # no volatility yet
+
+
+def _side_panel(seed: int = 3) -> pd.DataFrame:
+    """80 days: calm liquidations, ~3 % daily price noise; day 60 a 54/46 cascade while price falls 12 %, day 70 a 54/46
+    cascade on a flat day."""
+    days = pd.date_range("2024-01-01", periods=80, freq="D")
+    rng = np.random.default_rng(seed)
+    returns = 0.03 * rng.standard_normal(80)
+    returns[60], returns[70] = np.log(0.88), 0.002
+    long, short = np.full(80, 10.0), np.full(80, 10.0)
+    long[60], short[60] = 108.0, 92.0
+    long[70], short[70] = 108.0, 92.0
+    return pd.DataFrame({"liq_long_usd": long, "liq_short_usd": short, "price_usd": 100 * np.exp(np.cumsum(returns))}, index=days)
+
+
+def test_events_carry_their_side_and_why_and_two_sided_is_a_target() -> None:
+    panel = _side_panel()
+    labels = build_labels(panel, LabelConfig(min_trailing_days=20, horizon_days=5))
+    events = labels.events.set_index("start")
+    fall, flat = panel.index[60], panel.index[70]
+    assert events.loc[fall, "direction"] == "long" and events.loc[fall, "side_basis"] == "price move"
+    assert events.loc[fall, "long_share"] == pytest.approx(0.54)
+    assert events.loc[fall, "price_move"] == pytest.approx(np.log(0.88))
+    assert events.loc[fall, "move_sigmas"] < -1.5
+    assert events.loc[flat, "direction"] == "two-sided" and events.loc[flat, "side_basis"] == "neither"
+    daily = labels.daily
+    assert daily.loc[fall, "day_direction"] == "long" and daily.loc[flat, "day_direction"] == "two-sided"  # the same rule, day by day
+    assert daily.loc[fall - pd.Timedelta(days=1), "target"] == "long"
+    assert daily.loc[flat - pd.Timedelta(days=1), "target"] == "two-sided"
+    from features.labels import TARGETS
+
+    assert set(daily["target"].dropna()) <= set(TARGETS)
+
+
+def test_the_volatility_an_event_is_measured_against_ignores_the_event_and_after() -> None:
+    from features.labels import price_terms
+
+    panel = _side_panel()
+    cfg = LabelConfig(min_trailing_days=20)
+    before = panel.index[59]
+    wild = panel.copy()
+    wild.loc[panel.index > before, "price_usd"] *= np.exp(np.linspace(0, 3, int((panel.index > before).sum())))  # a different future
+    assert price_terms(wild, cfg).loc[:before].equals(price_terms(panel, cfg).loc[:before])
+    # the day before the event: the std of the 30 daily log returns up to it, by hand
+    by_hand = np.log(panel["price_usd"]).diff().loc[:before].tail(cfg.side_vol_days).std()
+    assert price_terms(panel, cfg).at[before, "daily_vol"] == pytest.approx(by_hand)
+    # prices after the event's last day do not move its side or its sigmas
+    later = panel.copy()
+    later.loc[panel.index > panel.index[61], "price_usd"] *= 3.0
+    ev, ev_later = (build_labels(p, cfg).events.set_index("start").loc[panel.index[60]] for p in (panel, later))
+    assert ev["direction"] == ev_later["direction"] and ev["move_sigmas"] == pytest.approx(ev_later["move_sigmas"])
+
+
+def test_direction_is_learnt_and_scored_on_long_and_short_events_only() -> None:
+    from training.metrics import direction_metrics, event_metrics
+    from training.model import BaseRate, has_side, is_cascade
+
+    target = pd.Series(["none", "long", "long", "short", "two-sided"])
+    assert is_cascade(target).tolist() == [False, True, True, True, True]  # a two-sided event IS a cascade
+    assert has_side(target).tolist() == [False, True, True, True, False]
+    base = BaseRate().fit(pd.DataFrame(index=target.index), target)
+    assert base.rate == pytest.approx(0.8) and base.long_share == pytest.approx(2 / 3)  # the side's prior: long/short events only
+
+    days = pd.date_range("2024-01-01", periods=5, freq="D")
+    pred = pd.DataFrame({"p_cascade": 0.5, "p_long": [0.1, 0.4, 0.4, 0.1, 0.4], "p_short": [0.4, 0.1, 0.1, 0.4, 0.1],
+                         "target": target.to_numpy()}, index=days)
+    m = direction_metrics(pred)
+    assert m["direction_day_accuracy"] == 1.0 and m["direction_events_days"] == 3 and m["two_sided_days"] == 1
+
+    # event level: a caught two-sided event is counted apart, never a wrong side
+    days = pd.date_range("2024-01-01", periods=30, freq="D")
+    pred = pd.DataFrame({"p_cascade": 0.1, "p_long": 0.06, "p_short": 0.04, "target": "none"}, index=days)
+    pred.loc[days[[4, 19]], "p_cascade"] = 0.9  # alerts (side long) before an event on day 6 (long) and day 21 (two-sided)
+    events = pd.DataFrame({"start": days[[6, 21]], "direction": ["long", "two-sided"]})
+    m = event_metrics(pred, events, horizon=4, threshold=0.5)
+    assert m["events"] == 2 and m["event_recall"] == 1.0
+    assert m["two_sided_events"] == 1 and m["direction_accuracy"] == 1.0  # it was 0.5 when the two-sided event was called "short"

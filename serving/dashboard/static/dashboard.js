@@ -18,7 +18,7 @@ function wrapped(text, width = 38) {
   }
   return lines.join("<br>");
 }
-const SIDE_COLOUR = { long: "#d62728", short: "#1f77b4" };
+const SIDE_COLOUR = { long: "#d62728", short: "#1f77b4", "two-sided": "#9467bd" };
 const OUTCOME = {
   hit: { fill: "rgba(44,160,44,0.20)", legend: "rgba(44,160,44,0.55)", label: "alert episode followed by an event" },
   "false alarm": { fill: "rgba(127,127,127,0.22)", legend: "rgba(127,127,127,0.55)", label: "false alarm" },
@@ -103,7 +103,8 @@ const maxDay = (a, b) => (a > b ? a : b);
 const minDay = (a, b) => (a < b ? a : b);
 const familyTitle = (f) => (CFG.families[f] ? CFG.families[f].title : f);
 const familyColour = (f) => (CFG.families[f] ? CFG.families[f].colour : "#999");
-const sideWord = (side) => (side === "long" ? "long squeeze" : "short squeeze");
+// as cascade_radar.rules.side_words: an event neither its dollars nor its price move give a side is "two-sided"
+const sideWord = (side) => (side === "two-sided" ? "two-sided cascade" : `${side} squeeze`);
 // an event's liquidated dollars always with the scope of the series that measured them ("$404M (Binance only)")
 const eventSize = (e, dollars = e.total_usd) => `${usd(dollars)} (${e.series})`;
 
@@ -170,6 +171,18 @@ function yardstick(x) {
     x.percentile === null ? null : [" · ", el("span", { class: "percentile", text: `${ordinal(Math.round(x.percentile))} percentile` })]);
 }
 
+// the term structure and the severity, as the service gives them: P(cascade) within each horizon and P(a major cascade) —
+// the line the CLI and the alert text print (cascade_radar.rules.term_said); a number the champion does not give is "not measured"
+function termLine(x) {
+  const said = (p) => (p === null || p === undefined ? "not measured" : num(p));
+  const by = x.p_cascade_by_horizon || {};
+  const horizons = Object.keys(by).sort((a, b) => Number(a) - Number(b));
+  const terms = horizons.length ? `within ${horizons.map((h) => `${h} d ${said(by[h])}`).join(" · ")}` : "within shorter horizons: not measured";
+  return el("div", { class: "small term", title: "P(a cascade starts within each horizon) — never falling as the horizon grows — and P(a major "
+    + `cascade within ${x.horizon_days} days: one peaking at many times the trailing median), never above P(cascade)` },
+    `${terms} · major ${said(x.p_major)}`);
+}
+
 // ------------------------------------------------------------------ overview: every coin
 async function overviewPage() {
   const ready = await api("/v1/ready", undefined, { accept: [503] });
@@ -209,7 +222,7 @@ async function coinCard(card, asset, info) {
     card.replaceChildren(
       el("div", { class: "row" }, title, alertBadge(today.alert)),
       el("div", { class: "row" }, el("span", { class: "big", title: `P(cascade within ${today.horizon_days} days)`, text: pct(today.p_cascade) }), sideBadge(today)),
-      yardstick(today),
+      yardstick(today), termLine(today),
       el("div", { class: "small", text: `P(cascade within ${today.horizon_days} days) · ${today.basis}` }),
       freshnessLine(today), spark);
     const Plotly = await plotlyReady;
@@ -326,8 +339,8 @@ function renderToday(today, info) {
       el("td", { class: "num", text: f.days_behind ?? "—" }), el("td", {}, f.stale ? el("span", { class: "badge stale", text: "STALE" }) : "")))));
   document.getElementById("today").replaceChildren(
     el("div", { class: "tile" }, el("div", { class: "small", text: `P(cascade within ${today.horizon_days} days), ${today.day}` }),
-      el("div", { class: "big", text: pct(today.p_cascade) }), yardstick(today), el("div", {}, sideBadge(today), " ", alertBadge(today.alert)),
-      el("div", { class: "small", text: `alert at P ≥ ${info.alert_threshold} · basis: ${today.basis}` })),
+      el("div", { class: "big", text: pct(today.p_cascade) }), yardstick(today), termLine(today), el("div", {}, sideBadge(today), " ", alertBadge(today.alert)),
+      el("div", { class: "small", title: today.alert_threshold_basis || "", text: `alert at P ≥ ${(today.alert_threshold ?? info.alert_threshold).toFixed(2)} (${today.asset}'s line) · basis: ${today.basis}` })),
     el("div", { class: "tile" }, el("div", { class: "small", text: "model" }), el("div", { text: `${today.model.name} v${today.model.version} (${today.model.alias})` }),
       freshnessLine(today), el("div", { class: "small", text: `answerable days ${info.answerable} (stored history ${info.history})` })),
     el("div", { class: "tile" }, el("div", { class: "small", text: "freshness of every signal family" }), fresh));
@@ -360,7 +373,7 @@ function eventTrace(events, side) {
     x: chosen.map((e) => e.start), y: chosen.map(() => 1.07), type: "scatter", mode: "markers", name: `${sideWord(side)} event (size: peak × trailing median)`,
     marker: { color: SIDE_COLOUR[side], size: chosen.map((e) => Math.min(30, 6 + 2.2 * Math.sqrt(e.peak_ratio))), line: { color: "#fff", width: 0.5 }, opacity: 0.85 },
     text: chosen.map((e) => `${e.start} ${sideWord(e.side)}: ${eventSize(e)} liquidated (long ${usd(e.long_usd)}, short ${usd(e.short_usd)}), ` +
-      `${e.peak_ratio.toFixed(1)}× the trailing median${e.major ? " — major" : ""}`),
+      `${e.peak_ratio.toFixed(1)}× the trailing median${e.major ? " — major" : ""}; side decided by ${e.side_basis}`),
     hovertemplate: "%{text}<extra></extra>",
   };
 }
@@ -383,7 +396,7 @@ async function drawTimeline(range, events, episodes, ledgerRows) {
       marker: { color: "#ff7f0e", symbol: "diamond", size: 7 }, hovertemplate: "%{x}: live forecast %{y:.2f}<extra>ledger</extra>",
     });
   }
-  traces.push(eventTrace(events.events, "long"), eventTrace(events.events, "short"));
+  traces.push(eventTrace(events.events, "long"), eventTrace(events.events, "short"), eventTrace(events.events, "two-sided"));
   for (const [outcome, style] of Object.entries(OUTCOME)) {
     const count = episodes.episodes.filter((e) => e.outcome === outcome).length;
     if (count) traces.push(legendSwatch(`${style.label} (${count})`, style.legend));
@@ -565,7 +578,7 @@ async function showDay(day, { deferCharts = false } = {}) {
     el("h2", { text: `${x.asset} on ${x.day}` }),
     el("div", {}, el("span", { class: "big", text: pct(x.p_cascade) }), " ", sideBadge(x), " ", alertBadge(x.alert), " ", basisNote,
       x.missing_families.length ? el("span", { class: "badge stale", text: `no data: ${x.missing_families.map(familyTitle).join(", ")}` }) : null),
-    yardstick(x),
+    yardstick(x), termLine(x),
     el("p", { class: "sentence", id: "sentence", text: x.sentence }),
     el("p", { class: "small" }, `model: ${x.model_used} · pushes (SHAP values) in ${x.scale} · ${x.age_days} day(s) old · `, skillNote(x)),
     el("div", { class: "bars" }, cascadeBars, directionBars),
