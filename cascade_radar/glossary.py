@@ -93,6 +93,15 @@ TERMS: tuple[tuple[str, str], ...] = (
     ("side uncertain",
      "The model does not state a side: its P(long | cascade) is too close to the usual long share, or the coin's direction "
      "has shown no skill on days the model never saw."),
+    ("alert line",
+     "The P(cascade) at or above which a coin is in alert, chosen per coin rather than fixed: the lowest line at which the "
+     "model, on days it never saw, raised at most one false alarm per 30 days and was in alert on no more days than had a "
+     "cascade ahead. Every answer says its coin's line and how it was chosen."),
+    ("backtest (what acting on it was worth)",
+     "A leveraged position held through the days the model never saw, cut to a lower leverage the day after each alert; "
+     "liquidated when the day's low (long) or high (short) crosses its liquidation price, paying funding and fees. It is "
+     "compared with the same position always on, cut on the most volatile days, and cut on random days (chance) as often. "
+     "Daily bars: the order of moves inside a day is not seen."),
 )
 
 

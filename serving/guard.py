@@ -461,7 +461,8 @@ def _as_error_body(status: int, raw: bytes, path: str) -> dict[str, Any]:
     message = (data.get("error") or data.get("detail")) if isinstance(data, dict) else raw.decode("utf-8", "replace") if raw else None
     if status == 404 and (not isinstance(data, dict) or message == "Not Found"):
         message = (f"no route {shown(path)}; the API: POST /predict, /predict_signals, /explain, /predict_range; GET /v1/ready, "
-                   "/v1/signals, /v1/timeline, /v1/events, /v1/episodes, /v1/forecasts, /v1/reconstruction, /v1/calibration; the documentation: "
+                   "/v1/signals, /v1/timeline, /v1/events, /v1/episodes, /v1/forecasts, /v1/reconstruction, /v1/calibration, /v1/backtest; "
+                   "the documentation: "
                    "/ and /docs.json")
     if status == 405:
         message = f"{shown(path)} does not answer this method; / lists each route's methods"

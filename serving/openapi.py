@@ -15,9 +15,11 @@ from pydantic import BaseModel
 
 from cascade_radar.config import ASSETS, Settings
 from cascade_radar.rules import BASES
+from serving.backtest import LEVERAGE_PATTERN, WHAT
 from serving.guard import REASONS, ErrorBody
-from serving.schemas import PingRequest, PredictRequest, RangeRequest, SignalsRequest
+from serving.schemas import BacktestAnswer, PingRequest, PredictRequest, RangeRequest, SignalsRequest
 from serving.tables import FORMATS, SIGNALS_FORMATS
+from training.backtest import BOOKS, POOLED
 
 # the request model of each POST route, as the guard validates it (BentoML's inline copy drops the nulls)
 REQUEST_MODELS: dict[str, type[BaseModel]] = {"/ping": PingRequest, "/predict": PredictRequest, "/explain": PredictRequest,
@@ -39,11 +41,13 @@ PAGE_MAX = Settings.model_fields["serving_forecasts_page_max"].default
 # what each GET route of /v1 can answer besides 200
 GET_STATUSES = {"/v1/signals": (400, 401, 404, 422, 503), "/v1/timeline": (400, 401, 404, 422, 503), "/v1/reconstruction": (400, 401, 404, 503),
                  "/v1/forecasts": (400, 401, 404, 503), "/v1/events": (400, 401, 404, 503), "/v1/episodes": (400, 401, 404, 503),
-                 "/v1/calibration": (400, 401, 404, 503)}
+                 "/v1/calibration": (400, 401, 404, 503), "/v1/backtest": (400, 401, 404)}
 CSV_ROUTES = {"/v1/signals": "the signals per day: panes (title, the unit and scale they draw in, series with their own units) and rows "
                              "(each column in its own unit); with format=signals a POST /predict_signals body",
               "/v1/timeline": "every answerable day's forecast with each family's push, and the refused runs",
-              "/v1/events": "the labelled cascade events", "/v1/episodes": "the alert episodes, judged"}
+              "/v1/events": "the labelled cascade events", "/v1/episodes": "the alert episodes, judged",
+              "/v1/backtest": "what acting on the forecast was worth: every (book, leverage, rule)'s figures and the equity curves of "
+                              "one book and leverage (BacktestAnswer); with format=csv the table, or with what=curves the curves"}
 BODY_RULE = ("UTF-8 JSON (RFC 8259), at most 16 levels of arrays and objects deep (400 otherwise); an empty or whitespace-only body "
              "is the same request as {} — every field at its default — whatever its content type; a body must arrive within the "
              "read timeout (408)")
@@ -60,7 +64,7 @@ TAGS = {"forecast": "a coin's answer for a day or a range: P(cascade), side, dri
 def tag_of(path: str) -> str:
     if path in ("/predict", "/explain", "/predict_range", "/predict_signals", "/v1/timeline"):
         return "forecast"
-    if path in ("/v1/signals", "/v1/reconstruction", "/v1/events", "/v1/episodes", "/v1/forecasts", "/v1/calibration"):
+    if path in ("/v1/signals", "/v1/reconstruction", "/v1/events", "/v1/episodes", "/v1/forecasts", "/v1/calibration", "/v1/backtest"):
         return "history"
     return "health"
 
@@ -139,7 +143,17 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
                 parameter["description"] = "first / last day, YYYY-MM-DD (inclusive)"
                 parameter["schema"] = {"type": "string", "format": "date"}
             if parameter.get("name") == "asset":
-                parameter["schema"] = {"type": "string", "enum": list(ASSETS)}
+                parameter["schema"] = {"type": "string", "enum": list(ASSETS) + ([POOLED] if path == "/v1/backtest" else [])}
+            if parameter.get("name") == "book":
+                parameter["description"] = "the position of the curves: long, short, or side (the side the forecast names each day)"
+                parameter["schema"] = {"type": "string", "enum": list(BOOKS), "default": "long"}
+            if parameter.get("name") == "leverage":
+                parameter["description"] = ("the leverage of the curves, times equity: one the backtest held (e.g. 3); default: the first "
+                                            "of `backtest.leverages`")
+                parameter["schema"] = {"type": "string", "pattern": f"^{LEVERAGE_PATTERN}$"}
+            if parameter.get("name") == "what":
+                parameter["description"] = "with format=csv: the table (every book, leverage and rule) or the curves of book and leverage"
+                parameter["schema"] = {"type": "string", "enum": list(WHAT), "default": WHAT[0]}
             if parameter.get("name") == "basis":
                 parameter["schema"] = {"type": "string", "enum": list(BASES), "default": BASES[0]}
             if parameter.get("name") == "limit":  # read as text by the route, so a bad one is a 400 naming it
@@ -165,6 +179,13 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
             elif parameter.get("name") == "format":
                 parameter["description"] = "json, or csv for a spreadsheet (a file download)"
                 parameter["schema"] = {"type": "string", "enum": list(FORMATS), "default": "json"}
+    backtest = spec.get("paths", {}).get("/v1/backtest", {}).get("get")
+    if backtest is not None:  # its JSON has a schema of its own
+        answer = BacktestAnswer.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in answer.pop("$defs", {}).items():
+            schemas[name] = definition
+        schemas["BacktestAnswer"] = answer
+        backtest["responses"]["200"]["content"]["application/json"]["schema"] = {"$ref": "#/components/schemas/BacktestAnswer"}
     spec.get("paths", {}).pop("/ping", None)  # the latency benchmark's floor, not part of the API
     for path, item in spec.get("paths", {}).items():
         for operation in item.values():

@@ -8,11 +8,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from cascade_radar.config import ASSETS, Asset, settings_or_exit
+from cascade_radar.config import ASSETS, Asset, BacktestConfig, settings_or_exit
 from cascade_radar.rules import ANSWER_BASES, AUTO, BASES, BASIS_RULE, coin_key
 from features.build import input_spec
 from features.families import optional_inputs, required_inputs
 from features.schemas import FIRST_DAY
+from training.backtest import BAND, BOOKS, RULES, VARYING
 
 _LIMITS = settings_or_exit()
 
@@ -267,4 +268,88 @@ class SignalsRequest(BaseModel):
     signals: list[SignalRow] = Field(min_length=1, max_length=_LIMITS.serving_max_signal_rows,  # type: ignore[valid-type]
                                      description=f"consecutive daily rows, oldest first: at least {_LIMITS.serving_min_signal_rows}, "
                                      f"at most {_LIMITS.serving_max_signal_rows}")
+
+
+# ------------------------------------------------------------------ /v1/backtest: what acting on the forecast was worth
+def _configured(name: str) -> str:
+    """The description of a backtest setting, as the setting itself declares it (cascade_radar.config.BacktestConfig)."""
+    return BacktestConfig.model_fields[name].description or name
+
+
+class BacktestSettings(BaseModel):
+    leverages: list[float] = Field(description="the leverages the backtest held positions at, times equity (those its table has)")
+    cut_leverage: float = Field(description=_configured("cut_leverage") + ", times equity")
+    maintenance_margin: float = Field(description=_configured("maintenance_margin"))
+    fee: float = Field(description=_configured("fee"))
+    starting_equity: float = Field(description=_configured("starting_equity") + "; every equity below is a multiple of it")
+    volatility_days: int = Field(description=_configured("volatility_days"))
+    placebo_draws: int = Field(description=_configured("placebo_draws"))
+
+
+class _BacktestFigures(BaseModel):
+    asset: str = Field(description="the coin, or `pooled`: every coin with equal capital, rebalanced daily")
+    book: Literal[BOOKS] = Field(description="the position: long, short, or side — the side the forecast names each day (the "  # type: ignore[valid-type]
+                                 "crowded side, where a squeeze would hit)")
+    leverage: float = Field(description="the leverage held on a day that is not cut, times equity")
+    rule: Literal[RULES] = Field(description="what cuts the position: forecast (the day after an alert), always_on (never), "  # type: ignore[valid-type]
+                                 "volatility (the days after the highest realized volatility, as many as the forecast cut), placebo "
+                                 "(as many random days: chance; its figures are the median over the draws) or relative_risk (the "
+                                 "leverage divided by P(cascade) / base rate when above 1)")
+    days: int = Field(description="days traded: out-of-fold days only, each decided by the answer of the day before")
+    days_cut: int = Field(description="days held below the full leverage")
+    share_cut: float = Field(description="days_cut / days, a fraction")
+    events: int = Field(description="cascade events whose first day was traded")
+    events_caught: float = Field(description="events whose first day was cut (chance: the median over its draws)")
+    liquidations: float = Field(description="days the position was liquidated (chance: the median over its draws)")
+    worst_drawdown: float = Field(description="the deepest fall of equity from its running peak, a fraction (-0.5: half lost)")
+    final_equity: float = Field(description="equity after the last day, a multiple of the starting equity (1: as much as at the "
+                                "start, 0: everything lost)")
+    return_per_risk: float | None = Field(description="mean daily return over the mean leverage held, times 365: the yearly "
+                                          "return per unit of leverage held, a fraction (null: never at risk)")
+
+
+BacktestRow = create_model(  # the band's columns from the backtest's own list of the figures that differ between draws
+    "BacktestRow", __base__=_BacktestFigures, __doc__="One rule's figures for a coin, book and leverage (a row of backtest.csv).",
+    **{f"{name}_p{q}": (float | None, Field(default=None, description=f"chance only: the {q}th percentile of {name} over its draws "
+                                             "(null for the other rules)"))
+       for q in BAND for name in VARYING})
+
+
+class DayRun(BaseModel):
+    first: dt.date
+    last: dt.date = Field(description="inclusive")
+
+
+class BacktestCurve(BaseModel):
+    rule: Literal[RULES]  # type: ignore[valid-type]
+    label: str = Field(description="the rule in plain words")
+    equity: list[float | None] = Field(description="per day of `dates`, equity at the close, a multiple of the starting equity "
+                                       "(chance: that day's median over its draws)")
+    equity_p5: list[float | None] | None = Field(default=None, description="chance only: that day's 5th percentile over its draws")
+    equity_p95: list[float | None] | None = Field(default=None, description="chance only: that day's 95th percentile over its draws")
+    exposure: list[float | None] | None = Field(default=None, description="per day, the leverage held, times equity (negative: "
+                                                "short); null for chance and the pooled book")
+    cut: list[bool | None] | None = Field(default=None, description="per day, held below the full leverage (null for chance and "
+                                          "the pooled book)")
+    liquidated: list[bool | None] | None = Field(default=None, description="per day, liquidated that day (null for chance and the "
+                                                 "pooled book)")
+    cut_runs: list[DayRun] = Field(description="the runs of consecutive cut days (the forecast's: the alert shading)")
+
+
+class BacktestAnswer(BaseModel):
+    """/v1/backtest: the last `make backtest` of one coin (or the pooled book)."""
+
+    asset: str
+    about: str = Field(description="what this backtest is, in one sentence")
+    caveat: str = Field(description="what daily bars cannot see")
+    written_at: dt.datetime = Field(description="when `make backtest` wrote the files read (UTC)")
+    settings: BacktestSettings = Field(description="the backtest's settings as configured for this service (`backtest.*`); the "
+                                       "leverages are those the files hold")
+    books: dict[str, str] = Field(description="every book, in plain words")
+    rules: dict[str, str] = Field(description="every rule, in plain words")
+    rows: list[BacktestRow] = Field(description="every (book, leverage, rule) of the coin: the backtest's table")  # type: ignore[valid-type]
+    book: Literal[BOOKS] = Field(description="the book of `curves`")  # type: ignore[valid-type]
+    leverage: float = Field(description="the leverage of `curves`, times equity")
+    dates: list[dt.date] = Field(description="the days traded, oldest first")
+    curves: list[BacktestCurve] = Field(description="every rule's equity curve for `book` and `leverage`, one value a day")
 

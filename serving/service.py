@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 
 from cascade_radar.config import Settings, project_relative, settings_or_exit
 from cascade_radar.rules import BASES, age_days, coin_key, shown
+from serving.backtest import NO_BACKTEST, WHAT, BacktestFiles, backtest_answer, backtest_csv, backtest_version, chosen_leverage
 from serving.connections import limit_idle_connections
 from serving.dashboard import dashboard
 from serving.downloads import Downloads
@@ -28,6 +29,7 @@ from serving.openapi import GET_STATUSES, REQUEST_MODELS, complete_openapi
 from serving.schemas import Explanation, Forecast, PredictRequest, RangeRequest, RangeResponse, SignalsRequest
 from serving.state import CoinStates, RequestError, ServingState
 from serving.tables import FORMATS, SIGNALS_FORMATS, csv_response, rows_csv
+from training.backtest import BOOKS, POOLED
 
 health = FastAPI(title="cascade-radar health", docs_url=None, redoc_url=None, openapi_url=None)
 T = TypeVar("T")
@@ -35,7 +37,7 @@ T = TypeVar("T")
 # request model of every POST route: the guard validates bodies with them before BentoML sees one
 ROUTES = REQUEST_MODELS
 # the answers that can carry a coin's whole history: cached per data version, built and sent a few at a time
-HEAVY_ROUTES = ("/v1/signals", "/v1/timeline", "/v1/events", "/v1/episodes")  # (/v1/forecasts answers a page from an index)
+HEAVY_ROUTES = ("/v1/signals", "/v1/timeline", "/v1/events", "/v1/episodes", "/v1/backtest")  # (/v1/forecasts answers a page from an index)
 # every route the service answers, as /metrics labels them (any other path is "other": the series stay bounded)
 ROUTE_TEMPLATES = (*REQUEST_MODELS, *GET_STATUSES, "/v1/ready", "/", "/docs.json", "/schema.json", "/metrics", "/readyz", "/livez", "/healthz")
 
@@ -76,6 +78,7 @@ class CascadeRadar:
         limit_idle_connections(settings.serving_idle_timeout_seconds)  # before the first connection: uvicorn has no header timeout
         self.downloads = Downloads(int(settings.serving_download_cache_mb * 1e6), settings.serving_download_concurrency)
         self.coins = CoinStates.load(settings)
+        self.backtests = BacktestFiles(settings)  # the files `make backtest` wrote, read on the first question
 
     def __is_ready__(self) -> bool:
         self.coins.refresh(force=False)  # a withdrawn champion is not ready within the check interval
@@ -216,6 +219,40 @@ class CascadeRadar:
         if refused:
             return refused
         return self._download(request, asset, ("episodes", basis, format), lambda state: self._as(state.episodes_answer(basis), "episodes", format))
+
+    @health.get("/backtest")
+    def backtest(self, request: Request, asset: str = "BTC", book: str = "long", leverage: str | None = None, format: str = "json",  # noqa: A002
+                 what: str = "table") -> Response:
+        """What acting on the forecast was worth, in money: the last `make backtest` of ``asset`` (a coin, or ``pooled``) —
+        a position held at a leverage and cut the day after each alert, out of fold on daily bars, against always on, a
+        volatility rule and chance. JSON: every (book, leverage, rule)'s figures, and every rule's daily equity curve for
+        ``book`` (long, short, side: the side the forecast names) and ``leverage`` (default: the first configured); equity is
+        a multiple of the starting equity. ``format=csv``: the table, or with ``what=curves`` the curves. 404 until `make
+        backtest` has run."""
+        refused = (not_one_of("format", format, FORMATS) or not_one_of("book", book, BOOKS) or not_one_of("what", what, WHAT))
+        if refused:
+            return refused
+        name = POOLED if asset.lower() == POOLED else coin_key(asset)
+        if name != POOLED and name not in self.coins.states:
+            return error_response(404, f"{shown(asset)} is not served (served: {', '.join(self.coins.states)}, and {POOLED})", "asset")
+        version = backtest_version(self.coins.settings)
+        if version is None:
+            return error_response(404, NO_BACKTEST, None)
+
+        def run() -> Response:
+            table, curves = self.backtests.frames(name, version)
+            lev = chosen_leverage(leverage, table, self.coins.settings.backtest.leverages)
+
+            def make() -> Response:
+                if format == "csv":
+                    suffix = "" if what == "table" else f"-curves-{book}-{lev:g}x"
+                    return csv_response(backtest_csv(name, table, curves, what, book, lev), f"cascade-radar-backtest-{name}{suffix}.csv")
+                return JSONResponse(backtest_answer(self.coins.settings, name, version, table, curves, book, lev))
+
+            key = ("backtest", name, book, lev, format, what if format == "csv" else None, version)
+            return self.downloads.answer(key, make, request.headers.get("if-none-match"))
+
+        return answer(run)  # type: ignore[return-value]
 
     def _past(self, asset: str, fn: Callable[[ServingState], dict[str, Any]]) -> Response:
         """``fn``'s answer as JSON, or the error answer naming the field."""

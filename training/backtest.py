@@ -46,10 +46,11 @@ from cascade_radar.rules import LONG, side
 
 DAYS_PER_YEAR = 365  # crypto trades every day
 BOOKS = ("long", "short", "side")
+BOOK_WORDS = {"long": "long", "short": "short", "side": "the forecast's side (the crowded side)"}  # as a person reads them
 MODEL, ALWAYS_ON, VOLATILITY, PLACEBO, RELATIVE_RISK = "forecast", "always_on", "volatility", "placebo", "relative_risk"
 RULES = (MODEL, ALWAYS_ON, VOLATILITY, PLACEBO, RELATIVE_RISK)
-RULE_WORDS = {MODEL: "forecast alert", ALWAYS_ON: "always on", VOLATILITY: "volatility (top days)", PLACEBO: "chance (placebo)",
-              RELATIVE_RISK: "relative risk (scaled)"}
+RULE_WORDS = {MODEL: "cut when the forecast alerts", ALWAYS_ON: "always on", VOLATILITY: "cut when volatility is high",
+              PLACEBO: "cut on random days (chance)", RELATIVE_RISK: "scaled down by relative risk"}
 POOLED = "pooled"
 KEY_NAMES = ["book", "leverage", "rule", "draw"]  # draw: the placebo's draw, -1 for every other rule
 FIGURES = ["days", "days_cut", "share_cut", "events", "events_caught", "liquidations", "worst_drawdown", "final_equity",

@@ -3,7 +3,7 @@
 Static pages only: an overview of every coin, a page per coin and the glossary of the product's words. Their charts are drawn by Plotly, whose
 JavaScript ships inside the ``plotly`` Python package and is served from here, so the page works without
 internet. Every number on the page comes from the service's own JSON routes (/predict, /predict_range,
-/explain, /v1/ready, /v1/events, /v1/episodes, /v1/forecasts, /v1/calibration) — the page adds no logic of its own: even an event's lead
+/explain, /v1/ready, /v1/events, /v1/episodes, /v1/forecasts, /v1/calibration, /v1/backtest) — the page adds no logic of its own: even an event's lead
 (the first alert that warned of it) comes from /v1/events.
 """
 

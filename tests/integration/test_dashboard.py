@@ -16,6 +16,7 @@ import pytest
 from cascade_radar.config import PROJECT_ROOT, OperationsConfig
 from cascade_radar.rules import ordinal, term_said
 from operations.daily import daily
+from tests.support.backtest import write_synthetic_backtest
 from tests.support.browser import Console, chromium, paint_ms, point_on_timeline, unavailable
 from tests.support.process import free_port, settings_env, start_server, stop_server
 
@@ -35,9 +36,11 @@ def served(trained_synthetic, trained_with_a_gap, tmp_path_factory: pytest.TempP
     ops = settings.model_copy(update={"alerts": OperationsConfig(ledger_file=ledger, update_store=False)})
     for day in ft.table.index[-60:-55]:
         daily(ops, days=[day], update=False, log=lambda message: None)
+    # the champion's de-risking backtest, as `make backtest` writes it, in the reports the service reads
+    backtested = write_synthetic_backtest(trained_synthetic[0], tmp_path_factory.mktemp("reports"))
     port = free_port()
     proc = start_server({**settings_env(settings), "BENTOML_HOME": str(tmp_path_factory.mktemp("bentoml")), "CASCADE_RADAR_ASSETS": '["BTC", "ETH"]',
-                         "CASCADE_RADAR_ALERTS__LEDGER_FILE": str(ledger)}, port)
+                         "CASCADE_RADAR_ALERTS__LEDGER_FILE": str(ledger), "CASCADE_RADAR_REPORTS_DIR": str(backtested.reports_root)}, port)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -134,6 +137,39 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         drawn_bins = page.evaluate("() => document.getElementById('calibration').data.find((t) => t.name === 'the model, out of fold')")
         assert drawn_bins["x"] == [b["mean_predicted"] for b in calibration["bins"]] and drawn_bins["y"] == [b["observed"] for b in calibration["bins"]]
         assert len(calibration["bins"]) >= 5 and calibration["base_rate"] == today["base_rate"]
+        # what acting on it was worth: /v1/backtest's equity curves on a log axis — the forecast, always on, the volatility rule
+        # and chance's median with its 5–95 % band shaded — the forecast's cut days shaded, the four rules' figures beside them
+        page.locator("#backtest-panel").scroll_into_view_if_needed()  # fetched only as it comes into view
+        backtest = api.get("/v1/backtest", params={"asset": "BTC"}).json()
+        page.wait_for_selector(f"#backtest-chart[data-rendered='long/{backtest['leverage']:g}']", timeout=30_000)
+        drawn_bt = page.evaluate("""() => { const gd = document.getElementById('backtest-chart');
+            return {traces: gd.data.filter((t) => t.meta).map((t) => ({rule: t.meta.rule, band: t.meta.band || null, fill: t.fill || null,
+                                                                      x: t.x, y: t.y, name: t.name})),
+                    log: gd.layout.yaxis.type, shaded: gd.layout.shapes.map((s) => [s.x0, s.x1])}; }""")
+        curves = {c["rule"]: c for c in backtest["curves"]}
+        lines = [t for t in drawn_bt["traces"] if t["band"] is None]
+        assert [t["rule"] for t in lines] == ["placebo", "volatility", "always_on", "forecast"] and drawn_bt["log"] == "log"
+        for t in lines:
+            assert t["x"] == backtest["dates"] and t["y"] == [v if v and v > 0 else None for v in curves[t["rule"]]["equity"]], t["rule"]
+            assert t["name"] == curves[t["rule"]]["label"] + (", median" if t["rule"] == "placebo" else "")
+        band = {t["band"]: t for t in drawn_bt["traces"] if t["band"]}
+        assert band["p95"]["fill"] == "tonexty" and band["p5"]["y"] == [v if v and v > 0 else None for v in curves["placebo"]["equity_p5"]]
+        assert band["p95"]["y"] == [v if v and v > 0 else None for v in curves["placebo"]["equity_p95"]]
+        runs = curves["forecast"]["cut_runs"]
+        assert drawn_bt["shaded"] == [[r["first"], str((pd.Timestamp(r["last"]) + pd.Timedelta(days=1)).date())] for r in runs] and runs
+        assert "always_on" not in page.inner_text("#backtest-panel") and "placebo" not in page.inner_text("#backtest-panel")
+        figures = page.eval_on_selector_all("#backtest-figures tbody tr", "rows => rows.map((r) => [...r.cells].map((c) => c.textContent))")
+        row = {r["rule"]: r for r in backtest["rows"] if (r["book"], r["leverage"]) == ("long", backtest["leverage"])}
+        assert [f[0] for f in figures] == [backtest["rules"][r] for r in ("forecast", "always_on", "volatility", "placebo")]
+        assert float(figures[0][1].removesuffix("×")) == pytest.approx(row["forecast"]["final_equity"], rel=5e-3)  # 3 digits
+        assert figures[0][4] == f"{row['forecast']['days_cut']} of {row['forecast']['days']}"
+        assert page.inner_text("#backtest-caveat") == backtest["caveat"]
+        # another leverage: drawn from its own answer
+        page.select_option("#backtest-leverage", "10")
+        page.wait_for_selector("#backtest-chart[data-rendered='long/10']", timeout=30_000)
+        ten = api.get("/v1/backtest", params={"asset": "BTC", "leverage": "10"}).json()
+        drawn_ten = page.evaluate("() => document.getElementById('backtest-chart').data.find((t) => t.meta && t.meta.rule === 'forecast' && !t.meta.band).y")
+        assert drawn_ten == [v if v and v > 0 else None for v in next(c for c in ten["curves"] if c["rule"] == "forecast")["equity"]]
         page.evaluate("window.scrollTo(0, 0)")
         hover = page.evaluate("() => document.getElementById('timeline').layout.xaxis.hoverformat")
         assert hover == "%Y-%m-%d"  # a hover names the day
@@ -218,6 +254,19 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
         assert dark.evaluate("getComputedStyle(document.body).backgroundColor") not in (light_bg, "rgba(0, 0, 0, 0)")
         dark.screenshot(path=str(SHOTS / "coin_BTC_dark.png"), full_page=True)
         assert console.errors == []
+
+        # before any `make backtest` the route answers 404 (its body as the service words it): the panel says what to run
+        missing_console = Console()
+        missing = missing_console.watch(browser.new_page(viewport={"width": 1400, "height": 1000}))
+        body = {"status": 404, "error": "not found", "detail": "no backtest yet: run `make backtest` (it writes reports/backtest/)",
+                "field": None, "errors": []}
+        missing.route("**/v1/backtest?*", lambda route: route.fulfill(status=404, json=body))
+        missing.goto(f"{served}/dashboard/coin/BTC")
+        missing.wait_for_selector("body[data-loaded='true']", timeout=60_000)
+        missing.locator("#backtest-panel").scroll_into_view_if_needed()
+        missing.wait_for_selector("#backtest-chart[data-rendered='missing']", timeout=30_000)
+        assert missing.inner_text("#backtest-missing") == "no backtest yet: run make backtest" and not missing.is_visible("#backtest-leverage")
+        assert all("404" in e for e in missing_console.errors), missing_console.errors  # the browser logs the 404 itself, nothing else
 
         # an unknown coin's page says so (the browser logs the page's own 404, nothing else)
         page.goto(f"{served}/dashboard/coin/XYZ")

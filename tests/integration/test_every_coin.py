@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -83,3 +84,40 @@ def test_every_coin_answers_the_same_from_cli_state_and_daily_job(seven: Setting
     build_up = {"price", "oi", "funding", "flows", "sopr", "nupl"}
     assert build_up <= {c["family"] for c in april["checklist"]}
     assert all(v is not None for c in april["checklist"] if c["family"] in build_up for v in c["values"].values())
+
+
+API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+
+
+def documented_requests() -> list[tuple[str, str, dict[str, object] | None]]:
+    """Every concrete request the API page documents: the routes table's `GET /path?query` and `POST /path` with a JSON body
+    of concrete values, and the `curl` examples. A row whose example still holds a placeholder (…) is not a request."""
+    text = API_DOC.read_text()
+    found: list[tuple[str, str, dict[str, object] | None]] = []
+    for line in text.splitlines():
+        row = re.match(r"\| `(GET|POST) (/[^`\s]*)` \| (`(\{[^`]*\})`|–)", line)
+        if row and "…" not in row.group(2) and "…" not in (row.group(4) or ""):
+            found.append((row.group(1), row.group(2), json.loads(row.group(4)) if row.group(4) else None))
+    for curl in re.findall(r"^curl -s (?:-X (POST) )?localhost:3000(/\S*)(?: .*?-d '(\{.*\})')?", text, flags=re.M):
+        found.append((curl[0] or "GET", curl[1], json.loads(curl[2]) if curl[2] else None))
+    return found
+
+
+def test_every_documented_api_example_answers_on_the_reference_history(seven: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API page's examples, sent as written to the service over the reference history (after a backtest, which
+    /v1/backtest serves): each answers 200, so an example that drifts from the product fails here."""
+    from starlette.testclient import TestClient
+
+    from serving.service import CascadeRadar
+    from training.backtest import run_backtest
+
+    for key, value in settings_env(seven).items():
+        monkeypatch.setenv(key, value)
+    run_backtest(seven)
+    examples = documented_requests()
+    paths = {path.split("?")[0] for _, path, _ in examples}
+    assert {"/predict", "/v1/events", "/v1/timeline", "/v1/signals", "/v1/forecasts", "/v1/backtest", "/v1/reconstruction"} <= paths
+    with TestClient(CascadeRadar.to_asgi()) as client:
+        for method, path, body in examples:
+            answer = client.post(path, json=body or {}) if method == "POST" else client.get(path)
+            assert answer.status_code == 200, f"{method} {path} {body or ''}: {answer.status_code} {answer.text[:300]}"

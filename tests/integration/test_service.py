@@ -809,6 +809,97 @@ def test_every_charts_numbers_download_from_a_route(client: TestClient) -> None:
     assert client.get("/v1/timeline", params={"asset": "BTC", "start": end, "end": start}).status_code == 422
 
 
+def test_the_backtest_route_serves_what_make_backtest_wrote(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
+    """/v1/backtest: a 404 that says to run `make backtest` before one exists; then the numbers ``read_backtest`` reads —
+    the table, every rule's curve for one book and leverage, the forecast's cut days as the alert shading — the same as CSV,
+    a 304 for a client that has them (until the files change), and a 4xx naming the field for every bad parameter."""
+    import io
+    import shutil
+
+    from tests.support.backtest import write_synthetic_backtest
+    from training.backtest import BACKTEST_DIR, read_backtest
+
+    settings, _, _ = trained_synthetic
+    directory = settings.reports_root / BACKTEST_DIR
+    assert not directory.exists()
+    before = client.get("/v1/backtest", params={"asset": "BTC"})
+    assert before.status_code == 404 and "run `make backtest`" in before.json()["detail"] and before.json()["field"] is None
+    try:
+        write_synthetic_backtest(settings, settings.reports_root)
+        table, curves = read_backtest(settings, "BTC")
+        r = client.get("/v1/backtest", params={"asset": "btc"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        first = settings.backtest.leverages[0]
+        assert (body["asset"], body["book"], body["leverage"]) == ("BTC", "long", first)  # the defaults: long, the first leverage
+        assert body["settings"]["leverages"] == sorted(set(table["leverage"])) == sorted(settings.backtest.leverages)
+        assert (body["settings"]["cut_leverage"], body["settings"]["fee"]) == (settings.backtest.cut_leverage, settings.backtest.fee)
+        assert "out of fold" in body["about"] and body["caveat"].startswith("Daily bars")
+        assert body["rules"]["volatility"] == "cut when volatility is high" and "always_on" not in " ".join(body["rules"].values())
+        # the table: every (book, leverage, rule), each number as read_backtest reads it (NaN: null)
+        assert [{k: row[k] for k in table.columns} for row in body["rows"]] == [
+            {k: None if pd.isna(v) else v for k, v in want.items()} for want in table.to_dict(orient="records")]
+        # the curves: every day of one book and leverage, every rule; chance with its daily band
+        chosen = curves[(curves["book"] == "long") & (curves["leverage"] == first)]
+        forecast = chosen[chosen["rule"] == "forecast"]
+        assert body["dates"] == [str(d.date()) for d in forecast["date"]] and len(body["dates"]) > 300
+        drawn = {c["rule"]: c for c in body["curves"]}
+        assert list(drawn) == ["forecast", "always_on", "volatility", "placebo", "relative_risk"]
+        for rule, c in drawn.items():
+            assert c["equity"] == list(chosen.loc[chosen["rule"] == rule, "equity"]), rule
+        placebo = chosen[chosen["rule"] == "placebo"]
+        assert drawn["placebo"]["equity_p5"] == list(placebo["equity_p5"]) and drawn["placebo"]["equity_p95"] == list(placebo["equity_p95"])
+        assert drawn["placebo"]["cut"] is None and drawn["forecast"]["equity_p5"] is None
+        assert drawn["forecast"]["exposure"] == list(forecast["exposure"])
+        # the alert shading: the forecast's cut days, as runs of days
+        cut = [str(d.date()) for d, on in zip(forecast["date"], forecast["cut"], strict=True) if str(on) == "True"]
+        runs = [str(d.date()) for run in drawn["forecast"]["cut_runs"] for d in pd.date_range(run["first"], run["last"])]
+        assert runs == cut and cut and drawn["forecast"]["cut"] == [d in set(cut) for d in body["dates"]]
+        assert sum(drawn["forecast"]["cut"]) == next(row["days_cut"] for row in body["rows"]
+                                                     if (row["book"], row["leverage"], row["rule"]) == ("long", first, "forecast"))
+        # another book and leverage
+        side = client.get("/v1/backtest", params={"asset": "BTC", "book": "side", "leverage": "10"}).json()
+        other = curves[(curves["book"] == "side") & (curves["leverage"] == 10) & (curves["rule"] == "always_on")]
+        assert (side["book"], side["leverage"]) == ("side", 10) and side["curves"][1]["equity"] == list(other["equity"])
+        assert side["rows"] == body["rows"]
+        # CSV: the table, and the curves of the selection, with the same numbers
+        csv = client.get("/v1/backtest", params={"asset": "BTC", "format": "csv"})
+        assert csv.headers["content-type"].startswith("text/csv") and 'filename="cascade-radar-backtest-BTC.csv"' in csv.headers["content-disposition"]
+        pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(csv.text), comment="#"), table, check_dtype=False)
+        lines = client.get("/v1/backtest", params={"asset": "BTC", "format": "csv", "what": "curves", "book": "side", "leverage": "10"})
+        assert 'filename="cascade-radar-backtest-BTC-curves-side-10x.csv"' in lines.headers["content-disposition"]
+        read = pd.read_csv(io.StringIO(lines.text), comment="#", parse_dates=["date"])
+        want = curves[(curves["book"] == "side") & (curves["leverage"] == 10)].reset_index(drop=True)
+        pd.testing.assert_frame_equal(read[["date", "rule", "equity"]], want[["date", "rule", "equity"]], check_dtype=False)
+        # HEAD, and a client that has the answer: 304 until the files change
+        head = client.head("/v1/backtest", params={"asset": "BTC"})
+        assert head.status_code == 200 and head.content == b"" and head.headers["etag"] == r.headers["etag"]
+        assert client.get("/v1/backtest", params={"asset": "BTC"}, headers={"if-none-match": r.headers["etag"]}).status_code == 304
+        later = (directory / "backtest.csv").stat().st_mtime + 60
+        os.utime(directory / "backtest.csv", (later, later))  # `make backtest` ran again
+        again = client.get("/v1/backtest", params={"asset": "BTC"}, headers={"if-none-match": r.headers["etag"]})
+        assert again.status_code == 200 and again.json()["written_at"] != body["written_at"]
+        # bad parameters: a 4xx naming the field
+        for params, status, field in (({"format": "xml"}, 400, "format"), ({"book": "flat"}, 400, "book"), ({"what": "chart"}, 400, "what"),
+                                      ({"leverage": "three"}, 400, "leverage"), ({"leverage": "nan"}, 400, "leverage"),
+                                      ({"leverage": "7"}, 404, "leverage"), ({"asset": "XYZ"}, 404, "asset"),
+                                      ({"asset": "pooled"}, 404, "asset")):  # one coin backtested: no pooled book
+            bad = client.get("/v1/backtest", params={"asset": "BTC", **params})
+            assert (bad.status_code, bad.json()["field"]) == (status, field), (params, bad.text)
+        assert "backtested: 3, 10" in client.get("/v1/backtest", params={"leverage": "7"}).json()["detail"]
+        twice = client.get("/v1/backtest?asset=BTC&book=long&book=side")
+        assert twice.status_code == 400 and twice.json()["field"] == "book"
+        # listed where the routes are: the OpenAPI document, the metrics' route labels
+        spec = client.get("/docs.json").json()["paths"]["/v1/backtest"]["get"]
+        assert set(spec["responses"]) == {"200", "400", "401", "404"} and spec["tags"] == ["history"]
+        assert spec["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/BacktestAnswer"}
+        assert {p["name"]: p["schema"].get("enum") for p in spec["parameters"]}["book"] == ["long", "short", "side"]
+        assert 'route="/v1/backtest"' in client.get("/metrics").text
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    assert client.get("/v1/backtest", params={"asset": "BTC"}).status_code == 404
+
+
 def test_every_headline_probability_comes_with_the_same_yardstick(client: TestClient, trained_synthetic, tmp_path: Path,  # noqa: ANN001
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """base_rate, relative_risk and percentile: the same three numbers from /predict, /explain, `cascade-radar today --json`,

@@ -307,6 +307,7 @@ async function coinPage() {
       document.getElementById("calibration").replaceChildren(el("p", { class: "error", text: error.message }));
     }
   });
+  whenVisible(document.getElementById("backtest-panel"), () => showBacktest(asset));  // below the fold: what acting on it was worth
   const replay = wanted.get("replay") && events.events.find((e) => e.start === wanted.get("replay"));
   if (replay) await showReplay(replay);  // a replay's own URL: #replay=<event start>
   window.addEventListener("hashchange", () => {
@@ -663,6 +664,96 @@ async function drawCalibration(cal, today) {
     ],
   }, PLOT_CONFIG);
   div.dataset.rendered = "true";
+}
+
+// ------------------------------------------------------------------ what acting on it was worth: the de-risking backtest
+// /v1/backtest serves what `make backtest` wrote: every figure, the rules' words and the days each rule cut are the service's.
+// The page draws four rules (the fifth, scaled by relative risk, is in the CSV) and chooses only their look.
+const RULE_LOOK = {
+  placebo: { colour: "#8a8f96", width: 1.4, dash: "dot" },
+  volatility: { colour: "#e8850c", width: 1.4, dash: "dash" },
+  always_on: { colour: DARK ? "#e8eaed" : "#111", width: 1.4, dash: "solid" },
+  forecast: { colour: DARK ? "#ff6b5e" : "#b42318", width: 2.2, dash: "solid" },  // drawn last: on top
+};
+const CUT_FILL = "rgba(180,35,24,0.12)";
+let backtestAsked = 0;  // the last selection asked for: an earlier answer arriving late is not drawn
+
+async function showBacktest(asset, choice = {}) {
+  const asked = ++backtestAsked;
+  const chart = document.getElementById("backtest-chart");
+  const figures = document.getElementById("backtest-table");
+  let bt;
+  try {
+    bt = await api(`/v1/backtest?${query({ asset, ...choice })}`, undefined, { accept: [404] });
+  } catch (error) {
+    chart.replaceChildren(el("p", { class: "error", text: error.message }));
+    return;
+  }
+  if (asked !== backtestAsked) return;
+  if (bt.status === 404) {  // no backtest written yet (or none of this coin): say what to run
+    chart.replaceChildren(el("p", { class: "summary", id: "backtest-missing", text: "no backtest yet: run make backtest" }),
+      el("p", { class: "small", text: bt.detail || "" }));
+    chart.dataset.rendered = "missing";
+    return;
+  }
+  document.querySelector("#backtest-panel .backtest-controls").hidden = false;
+  document.getElementById("backtest-about").textContent = bt.about;
+  document.getElementById("backtest-caveat").textContent = bt.caveat;
+  const books = document.getElementById("backtest-book");
+  const leverages = document.getElementById("backtest-leverage");
+  books.replaceChildren(...Object.entries(bt.books).map(([book, words]) => el("option", { value: book, selected: book === bt.book, text: words })));
+  leverages.replaceChildren(...bt.settings.leverages.map((v) => el("option", { value: v, selected: v === bt.leverage, text: `${v}×` })));
+  books.onchange = leverages.onchange = () => showBacktest(asset, { book: books.value, leverage: leverages.value });
+  document.getElementById("backtest-csv").href = `/v1/backtest?${query({ asset: bt.asset, format: "csv" })}`;
+  document.getElementById("backtest-curves-csv").href = `/v1/backtest?${query({ asset: bt.asset, book: bt.book, leverage: bt.leverage, format: "csv", what: "curves" })}`;
+
+  const x = bt.dates;
+  const curve = Object.fromEntries(bt.curves.map((c) => [c.rule, c]));
+  const positive = (ys) => ys.map((v) => (v !== null && v > 0 ? v : null));  // a log axis has no 0: a wiped-out book leaves it
+  const traces = [];
+  if (curve.placebo) {  // chance's band: its draws' 5th to 95th percentile each day, shaded between two invisible lines
+    const label = curve.placebo.label;
+    traces.push({ x, y: positive(curve.placebo.equity_p5), type: "scatter", mode: "lines", line: { width: 0 }, showlegend: false, hoverinfo: "skip",
+      meta: { rule: "placebo", band: "p5" } });
+    traces.push({ x, y: positive(curve.placebo.equity_p95), type: "scatter", mode: "lines", line: { width: 0 }, fill: "tonexty",
+      fillcolor: "rgba(138,143,150,0.25)", name: wrapped(`${label}: 5–95 % of the draws`), hoverinfo: "skip", meta: { rule: "placebo", band: "p95" } });
+  }
+  for (const [rule, look] of Object.entries(RULE_LOOK)) {
+    const c = curve[rule];
+    if (!c) continue;
+    const name = rule === "placebo" ? `${c.label}, median` : c.label;
+    traces.push({ x, y: positive(c.equity), type: "scatter", mode: "lines", name: wrapped(name), meta: { rule },
+      line: { color: look.colour, width: look.width, dash: look.dash }, hovertemplate: `%{y:.3~g}× the start<extra>${name}</extra>` });
+  }
+  const runs = curve.forecast ? curve.forecast.cut_runs : [];
+  if (runs.length) traces.push(legendSwatch(wrapped(`cut by the forecast (the day after an alert): ${runs.length} run(s)`), CUT_FILL));
+  const Plotly = await plotlyReady;
+  await Plotly.newPlot(chart, traces, {
+    ...THEME, margin: { l: 60, r: 20, t: 10, b: 40 }, hovermode: "x unified", showlegend: true,
+    legend: { orientation: "h", x: 0, y: NARROW ? -0.1 : -0.15, yanchor: "top", font: { size: 11 } },
+    xaxis: { ...DAY_AXIS }, yaxis: { type: "log", title: { text: "equity (× the starting equity, log scale)" }, exponentformat: "power", gridcolor: GRID },
+    shapes: runs.map((r) => ({ type: "rect", xref: "x", yref: "paper", x0: r.first, x1: shiftDay(r.last, 1), y0: 0, y1: 1, fillcolor: CUT_FILL,
+      line: { width: 0 }, layer: "below" })),
+  }, PLOT_CONFIG);
+
+  // beside it, the figures of the four rules for this position and leverage (chance: its median, its 5–95 % band under it)
+  const rows = bt.rows.filter((r) => r.book === bt.book && r.leverage === bt.leverage);
+  const times = (v) => `${Number(v).toPrecision(3)}×`;
+  const count = (v) => (Number.isInteger(v) ? String(v) : Number(v).toFixed(1));
+  const fall = (v) => `${v < 0 ? "−" : ""}${Math.abs(100 * v).toFixed(0)}%`;
+  const cell = (r, figure, shown, main = shown(r[figure])) => el("td", { class: "num" }, main,
+    r[`${figure}_p5`] === null || r[`${figure}_p5`] === undefined ? null
+      : el("div", { class: "band", title: "chance: 5th to 95th percentile of its draws" }, `${shown(r[`${figure}_p5`])} to ${shown(r[`${figure}_p95`])}`));
+  const heads = ["rule", "final equity", "liquidations", "worst drawdown", "days cut", "events caught while cut"];
+  figures.replaceChildren(el("table", { id: "backtest-figures" },
+    el("thead", {}, el("tr", {}, heads.map((h, i) => el("th", { class: i ? "num" : null, text: h })))),
+    el("tbody", {}, Object.keys(RULE_LOOK).reverse().map((rule) => rows.find((r) => r.rule === rule)).filter(Boolean).map((r) =>
+      el("tr", { "data-rule": r.rule }, el("td", { text: bt.rules[r.rule] }), cell(r, "final_equity", times), cell(r, "liquidations", count),
+        cell(r, "worst_drawdown", fall), el("td", { class: "num", text: `${r.days_cut} of ${r.days}` }),
+        cell(r, "events_caught", count, `${count(r.events_caught)} of ${r.events}`))))),
+    el("p", { class: "small", text: `${bt.books[bt.book]}, ${bt.leverage}× when not cut, ${bt.settings.cut_leverage}× when cut; equity as a multiple `
+      + "of the start; chance: the median of its draws, the 5–95 % band under it" }));
+  chart.dataset.rendered = `${bt.book}/${bt.leverage}`;
 }
 
 // ------------------------------------------------------------------ replays
