@@ -335,7 +335,7 @@ class BacktestConfig(BaseModel):
     volatility_days: int = Field(default=30, ge=5, description="the volatility rule's window: std of daily log returns over this many "
                                  "days up to the deciding day")
     placebo_draws: int = Field(default=200, ge=10, description="draws of the placebo that cuts on as many days, chosen at random")
-    seed: int = Field(default=35, description="seed of the placebo's draws (each coin draws from its own stream)")
+    seed: int = Field(default=35, description="random-number seed of the placebo's draws (each coin draws from its own stream)")
 
     @model_validator(mode="after")
     def _liquidation_below_entry(self) -> BacktestConfig:

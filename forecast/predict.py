@@ -174,6 +174,7 @@ class CoinForecaster:
         self._skill_of_day, self._skill_basis = self._expected_skill()
         self.skill_floor = floor_of(model.skill, self.settings.asset, self.settings.alerts.skill_floor) if model.skill else None
         self._yardstick = ((model.yardstick or {}).get("coins") or {}).get(self.settings.asset)  # the coin's, from the champion's run
+        self._alert_line = self._chosen_line()
         if model.skill:  # the skill floor: answered where the measured skill without that day's missing families clears it
             self._answerable = np.isfinite(self._skill_of_day) & (self._skill_of_day >= self.skill_floor)
         else:  # a champion trained before the skill table: the count rule it was trained for
@@ -231,11 +232,14 @@ class CoinForecaster:
     def alert_threshold(self) -> float:
         """The coin's alert line: chosen by the champion's walk-forward within the false-alarm budget (``training.thresholds``),
         else — no budget, or a champion trained before the lines — the configured ``alert_threshold``."""
-        line = (self._yardstick or {}).get("alert_line") if self.settings.false_alarm_budget_per_30d is not None else None
-        return float(line["alert_threshold"]) if line else self.settings.alert_threshold
+        return float(self._alert_line["alert_threshold"])  # type: ignore[arg-type]
 
     def alert_line(self) -> dict[str, object]:
         """The line every answer's ``alert`` is judged at, with how it was chosen, in words."""
+        return dict(self._alert_line)
+
+    def _chosen_line(self) -> dict[str, object]:
+        """``alert_line``'s answer, worked out once when the forecaster is built."""
         line = (self._yardstick or {}).get("alert_line") if self.settings.false_alarm_budget_per_30d is not None else None
         if not line:
             why = ("no false-alarm budget configured" if self.settings.false_alarm_budget_per_30d is None
@@ -436,7 +440,7 @@ class CoinForecaster:
             "asset": settings.asset, "day": str(day.date()), "horizon_days": settings.labels.horizon_days,
             "p_cascade": p, "p_long": p_long, "p_short": p_short, **self.heads_of(ex, i, p), "side": the_side,
             "side_uncertain": side_uncertain(p_long_given, prior, settings.alerts.side_band, skill),
-            "p_long_given_cascade": p_long_given, "long_prior": prior, "side_skill": skill, "alert": bool(p >= self.alert_threshold), **self.alert_line(),
+            "p_long_given_cascade": p_long_given, "long_prior": prior, "side_skill": skill, "alert": bool(p >= self.alert_threshold), **self._alert_line,
             "basis": str(ex.basis[i]), "hindsight": str(ex.basis[i]) == IN_SAMPLE, "model": self.champion.info, "model_used": str(ex.model_used[i]),
             "data_through": _day(self.data_through), "age_days": age, "outdated": age > settings.alerts.max_age_days,
             "freshness": [f.as_dict() for f in freshness], "stale": [f.family for f in freshness if f.stale],

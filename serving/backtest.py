@@ -17,7 +17,7 @@ from collections import OrderedDict
 import pandas as pd
 
 from cascade_radar.config import Settings
-from cascade_radar.rules import shown
+from cascade_radar.rules import alert_episodes, shown
 from serving.schemas import BacktestAnswer
 from serving.state import RequestError
 from serving.tables import rows_csv
@@ -109,16 +109,10 @@ def _truth(value: object) -> bool:
 
 
 def cut_runs(dates: list[dt.date], cut: list[object] | None) -> list[dict[str, dt.date]]:
-    """The runs of consecutive cut days, each as its first and last day."""
-    runs: list[dict[str, dt.date]] = []
-    for day, on in zip(dates, cut or [], strict=False):
-        if not on:
-            continue
-        if runs and (day - runs[-1]["last"]).days == 1:
-            runs[-1]["last"] = day
-        else:
-            runs.append({"first": day, "last": day})
-    return runs
+    """The runs of consecutive cut days, each as its first and last day (the alert-episode rule, ``rules.alert_episodes``)."""
+    on = [bool(c) for c in (cut or [])][:len(dates)]
+    flags = pd.Series(on + [False] * (len(dates) - len(on)), index=pd.Index(dates, dtype=object))
+    return [{"first": first, "last": last} for first, last in alert_episodes(flags)]
 
 
 def selected_curves(curves: pd.DataFrame, book: str, leverage: float) -> pd.DataFrame:

@@ -23,7 +23,7 @@ Honest by construction:
 * **Baselines by the same rule.** *Always on* never cuts. *Volatility* cuts the days after the highest realized
   volatility, as many as the forecast cut; its level is matched on the same out-of-fold period in hindsight (it knows how
   often the forecast alerted; an advantage to the baseline, not to the forecast). *Chance* (the placebo) cuts as many
-  days chosen at random, many seeded draws: its median and 5–95 % band. *Relative risk* scales the leverage
+  days chosen at random, many draws from a fixed random-number stream: its median and 5–95 % band. *Relative risk* scales the leverage
   continuously, ``L / max(1, P(cascade) / base rate)``.
 * **Pooled** is a book holding every coin with equal capital, rebalanced daily: its daily return is the mean of the
   coins' daily returns (coins trading that day); counts (liquidations, days cut, events caught) are summed.
@@ -153,7 +153,7 @@ def placebo_cuts(n: int, k: int, draws: int, rng: np.random.Generator) -> np.nda
 
 
 def coin_rng(seed: int, asset: str) -> np.random.Generator:
-    """The placebo's stream for a coin: the seed and the coin's name (every run, every machine the same draws)."""
+    """The placebo's random-number stream for a coin, from ``backtest.seed`` and the coin's name (every run, every machine the same draws)."""
     return np.random.default_rng([seed, zlib.crc32(asset.encode())])
 
 
@@ -517,7 +517,7 @@ def backtest_markdown(coins: dict[str, CoinBacktest], settings: Settings, notes:
              f"cut to {cfg.cut_leverage:g}x while the coin is in alert (its walk-forward line); maintenance margin {cfg.maintenance_margin:g}, "
              f"fee {cfg.fee * 1e4:g} bp per unit of notional traded (daily re-levering included), funding every day from the store. "
              f"Volatility: the days after the highest {cfg.volatility_days}-day realized volatility, as many as the forecast cut "
-             f"(matched on the same period in hindsight). Chance: {cfg.placebo_draws} draws of as many random days (seed {cfg.seed}); "
+             f"(matched on the same period in hindsight). Chance: {cfg.placebo_draws} draws of as many random days (the same draws every run: random-number seed {cfg.seed}); "
              f"median and {BAND[0]}–{BAND[1]} % band. Pooled: equal capital in every coin, rebalanced daily.", "",
              "Daily bars: a wick inside a day is seen only through the day's low and high, the order of intraday moves is not "
              "seen, a liquidation fills exactly at its level with no slippage and no liquidation fee. Real liquidations come "

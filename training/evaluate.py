@@ -181,7 +181,6 @@ def score_oof(oof: dict[str, pd.DataFrame], events: dict[str, pd.DataFrame], fol
             line = walk_forward_thresholds(pred[sel], settings.false_alarm_budget_per_30d, thr)
             tallies[asset] = event_tally(pred[sel], events[asset], h, line)
             rows[(asset, name)] = _score(pred[sel], ref[sel], tallies[asset], reference is not None)
-            rows[(asset, name)]["alert_line_mean"] = float(line.mean()) if len(line) else float("nan")
             for fold in folds if by_fold else []:
                 fsel = sel & (pred["fold"] == fold.number).to_numpy()
                 if fsel.any():
