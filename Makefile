@@ -9,7 +9,7 @@ CR := $(BIN)/cascade-radar
 # `today` and `daily` exit 3 when a coin's answer is missing or outdated — the signal cron and systemd watch (they call
 # cascade-radar directly: deploy/). Typed by hand through make, on the shipped history, that is news, not a failure:
 # say so in one line instead of make's "Error 3" banner; every other status is passed on.
-OUTDATED_IS_NEWS = rc=$$?; if [ $$rc -eq 3 ]; then echo "exit 3: some answers are missing or outdated (the shipped history ends in 2025) - nothing is broken; 'make daily' with internet brings the store up to date"; else exit $$rc; fi
+OUTDATED_IS_NEWS = rc=$$?; if [ $$rc -eq 3 ]; then echo "exit 3: some answers are missing or outdated (the shipped history ends in 2025-26) - nothing is broken; 'make daily' with internet brings the store up to date"; else exit $$rc; fi
 UV_VERSION := 0.13.9
 ASSET ?= BTC
 DATE ?=
@@ -90,7 +90,7 @@ events: setup ## print the labelled cascade events
 train: setup ## main job: (load reference history if empty) features -> walk-forward eval -> final fit -> MLflow -> champion gate
 	$(CR) train
 
-tune: setup ## nested walk-forward model selection over every coin (<= 15 min); writes training/selection.json, MLflow child runs
+tune: setup ## nested walk-forward model selection over every coin (minutes: docs/model.md); writes its choice to data/selection.local.json (git-ignored; training prefers it), MLflow child runs; `cascade-radar tune --commit` updates the committed training/selection.json
 	$(CR) tune
 
 evaluate: setup ## walk-forward evaluation: print model vs baselines, write reports/ (no registration)
@@ -118,7 +118,7 @@ replay: setup ## replay the configured and largest past events from out-of-fold 
 backtest: setup ## what the forecast is worth in money: cut leverage on alerts vs always on, volatility and chance, out of fold (reports/backtest/, MLflow)
 	$(CR) backtest
 
-bench: setup ## benchmarks: training stages, serving latency, the dashboard, a 90-day daily replay, the ledger at 10^3..10^5 rows, memory over 50 champion swaps; ratios to baselines measured in the same run
+bench: setup ## benchmarks: training stages, serving latency, the dashboard, a 90-day daily replay, the ledger at 10^3..10^5 rows, memory over 50 champion swaps, cost against the coin count (7/50/200 synthetic coins and the real seven: time, memory, growth exponents); ratios to baselines measured in the same run
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_serving.py
 	$(BIN)/python bench/bench_dashboard.py
@@ -126,6 +126,7 @@ bench: setup ## benchmarks: training stages, serving latency, the dashboard, a 9
 	$(BIN)/python bench/bench_ledger.py
 	$(BIN)/python bench/bench_front_door.py
 	$(BIN)/python bench/bench_swaps.py
+	$(BIN)/python bench/bench_scale.py
 
 screenshots: setup ## the dashboard on the reference history at 1500 px, 400 px and dark, and a day's explanation PNG, in reports/dashboard/
 	$(BIN)/python bench/screenshots.py

@@ -8,12 +8,13 @@ The whole object is logged to MLflow with every training run.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -27,17 +28,46 @@ def project_relative(text: str) -> str:
     return text.replace(home + "/", "~/") if len(home) > 1 else text
 INSIDE_BENTO = (PROJECT_ROOT.parent / "bento.yaml").exists()  # a built Bento: <bento>/bento.yaml and <bento>/src/<code>
 
-ASSETS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA")  # the coin list, written once
-Asset = Literal[ASSETS]  # type: ignore[valid-type] - the same list as a type
+ASSETS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA")  # the default coin list, written once
+# A coin is any ticker, not one of a fixed list: desks watch every listed perpetual (issue 37). The rule is ASCII letters and
+# digits only, so Unicode case folding can never turn another string into a coin ("ſol".upper() is "SOL").
+COIN_PATTERN = r"[A-Za-z0-9]{2,15}"
+COIN_RULE = "a coin is 2 to 15 letters A-Z or digits 0-9 (BTC, 1000PEPE), case-insensitive"
+
+
+def coin_name(value: object) -> object:
+    """A coin name as the coin list spells it (upper case), or a ValueError saying the rule; non-strings are left to the
+    ``str`` check. The refused value is repeated cut short (a 60 kB name never comes back whole)."""
+    if not isinstance(value, str):
+        return value
+    if not re.fullmatch(COIN_PATTERN, value):
+        said = repr(value) if len(value) <= 30 else f"{value[:30]!r}… ({len(value):,} characters)"
+        raise ValueError(f"{COIN_RULE}; got {said}")
+    return value.upper()
+
+
+# the type of every coin field: validated and upper-cased; pydantic names the field (``assets.3``) in its error
+Asset = Annotated[str, BeforeValidator(coin_name), WithJsonSchema({"type": "string", "pattern": f"^{COIN_PATTERN}$", "description": COIN_RULE})]
 
 # The model choice `make tune` selected by nested walk-forward (families, hyper-parameters, direction inputs).
 # It is committed with the code; ModelConfig takes its defaults from it, the environment still overrides.
 SELECTION_FILE = PROJECT_ROOT / "training" / "selection.json"
+# `make tune` writes its choice here instead, beside the local store (git-ignored), so that tuning never dirties the tree;
+# `cascade-radar tune --commit` writes the committed file. While it exists, the local choice is the one in force. Read at
+# import, as the choice is (ModelConfig's defaults): the test suite moves it with CASCADE_RADAR_LOCAL_SELECTION_FILE.
+LOCAL_SELECTION_FILE = Path(os.environ.get("CASCADE_RADAR_LOCAL_SELECTION_FILE") or PROJECT_ROOT / "data" / "selection.local.json")
 
 
-def committed_selection() -> dict[str, object]:
-    """The committed model choice (empty if `make tune` never wrote one)."""
-    return json.loads(SELECTION_FILE.read_text())["choice"] if SELECTION_FILE.exists() else {}
+def selection_file() -> Path | None:
+    """The file of the model choice in force: the local one of `make tune` when there is one, else the committed one (None:
+    neither; the defaults written in ModelConfig)."""
+    return next((path for path in (LOCAL_SELECTION_FILE, SELECTION_FILE) if path.exists()), None)
+
+
+def selected_choice() -> dict[str, object]:
+    """The model choice in force (``selection_file``; empty if `make tune` never wrote one)."""
+    path = selection_file()
+    return json.loads(path.read_text())["choice"] if path else {}
 
 
 class LabelConfig(BaseModel):
@@ -69,6 +99,8 @@ class FeatureConfig(BaseModel):
     ma_windows: list[int] = Field(default=[20, 50, 200], description="moving averages the price distance is measured from (days)")
     vol_windows: list[int] = Field(default=[7, 30], description="realized-volatility windows (days)")
     trailing_norm_days: int = Field(default=180, description="window of the trailing distribution used for z-scores and ranks")
+    market_min_coins: int = Field(default=3, ge=1, description="served coins a market-wide input needs on a day (the market-wide "
+                                  "leverage family); fewer: the input is missing that day rather than one coin's value")
     rsi_period: int = 14
     divergence_lookback_days: int = Field(default=30, description="how far back the RSI divergence detector looks for the previous swing high/low")
     divergence_pivot_days: int = Field(default=3, description="a swing high must be the highest close of ±this many days (confirmed only after them)")
@@ -150,8 +182,8 @@ class ModelConfig(BaseModel):
     families: list[str] | None = Field(
         default=["price", "oi", "funding", "flows", "sopr", "nupl"],
         description="signal families the cascade model reads (None: every registered family but the candidate families, "
-        "which are read only when named); default: the committed "
-        "choice of `make tune` (training/selection.json)",
+        "which are read only when named); default: the choice of "
+        "`make tune` (data/selection.local.json where tuned locally, else the committed training/selection.json)",
     )
     direction_families: list[str] | None = Field(default=None, description="families the direction model reads (None: the same as "
                                                  "`families`); chosen by `make tune` like the rest")
@@ -197,9 +229,9 @@ class ModelConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _committed_choice(cls, data: object) -> object:
-        """Fields not given explicitly take the committed choice of `make tune`."""
+        """Fields not given explicitly take the choice of `make tune` in force (``selection_file``)."""
         if isinstance(data, dict):
-            return {**committed_selection(), **data}
+            return {**selected_choice(), **data}
         return data
 
 
@@ -218,6 +250,10 @@ class TuneConfig(BaseModel):
             "all_fuel": ["price", "oi", "funding", "flows", "sopr", "nupl", "positioning", "liqmem", "fuel"],
             "all_compression": ["price", "oi", "funding", "flows", "sopr", "nupl", "positioning", "liqmem", "compression"],
             "all_fuel_compression": ["price", "oi", "funding", "flows", "sopr", "nupl", "positioning", "liqmem", "fuel", "compression"],
+            "all_market": ["price", "oi", "funding", "flows", "sopr", "nupl", "positioning", "liqmem", "market"],
+            "all_market_compression": ["price", "oi", "funding", "flows", "sopr", "nupl", "positioning", "liqmem", "market", "compression"],
+            "all_market_fuel_compression": ["price", "oi", "funding", "flows", "sopr", "nupl", "positioning", "liqmem", "market", "fuel",
+                                            "compression"],
         },
         description="candidate families of the cascade model (None: every registered family but the candidate families, which "
         "a set reads only by name)",
@@ -248,6 +284,12 @@ class TuneConfig(BaseModel):
             "crowding_score_3_inputs": {"kind": "score", "inputs": {"funding_rate_mean_30d_xrank": 1, "positioning_taker_buy_share_mean_7d_xrank": -1,
                                                           "liqmem_long_share_7d_xrank": 1}},
             "funding_taker_score": {"kind": "score", "inputs": {"funding_rate_mean_30d_xrank": 1, "positioning_taker_buy_share_mean_7d_xrank": -1}},
+            # issue 34: the long/short account ratio against its own trailing half-year, and the same crowding across the market
+            "funding_taker_accounts_score": {"kind": "score", "inputs": {"funding_rate_mean_30d_xrank": 1, "positioning_taker_buy_share_mean_7d_xrank": -1,
+                                                                         "positioning_lsr_global_accounts_rank": 1}},
+            "funding_taker_market_crowding_score": {"kind": "score", "inputs": {"funding_rate_mean_30d_xrank": 1,
+                                                                                "positioning_taker_buy_share_mean_7d_xrank": -1,
+                                                                                "market_crowded_long_share": 1, "market_crowded_short_share": -1}},
         },
         description="candidate direction models with declared signs (ModelConfig.direction_inputs / direction_kind), named for what "
         "they read (the crowding of one side, by 3 or 4 inputs): the warning checklist's logic — "
@@ -260,6 +302,12 @@ class TuneConfig(BaseModel):
                                              "beats it by more than one standard error of the inner-fold scores (None: the best score wins)")
     inner_folds: int = Field(default=3, ge=2, description="walk-forward folds inside each outer training window")
     inner_min_train_days: int = Field(default=180, ge=60, description="labelled days before the first inner test block")
+    n_jobs: int = Field(default=1, ge=1, description="local processes that run the search's fits (one candidate on one inner fold "
+                        "each, one LightGBM thread per process); 1: every fit in this process, one after another (docs/model.md, "
+                        "'The search on more cores or a cluster'). Ignored when `dask_scheduler` is set")
+    dask_scheduler: str | None = Field(default=None, description="address of a Dask scheduler (e.g. tcp://10.0.0.5:8786): the search's "
+                                       "fits run on its workers, which need the project's environment but not its data (the feature "
+                                       "tables travel with the work); None: local, as `n_jobs` says")
 
 
 class GateConfig(BaseModel):
@@ -356,9 +404,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CASCADE_RADAR_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True,
                                       env_parse_none_str="null")  # CASCADE_RADAR_X=null unsets an optional setting
 
-    asset: Asset = Field(default="BTC", description="the coin a command answers for (explain, replay, serving default)")
-    assets: list[Asset] = Field(default=list(ASSETS), description="the coins pooled into one model by `make train` / `make tune`; "
-                                "each is evaluated on its own and gets the champion only if it passes the gate")
+    asset: Asset = Field(default="BTC", description="the coin a command answers for (explain, replay, serving default); not given: "
+                         "BTC, or the first of `assets` when BTC is not one of them")
+    assets: list[Asset] = Field(default=list(ASSETS), min_length=1, description="the coins pooled into one model by `make train` / "
+                                "`make tune` and served by the service; any tickers (" + COIN_RULE + "); each is evaluated on its "
+                                "own and gets the champion only if it passes the gate")
     data_dir: Path = Path("data")
     reference_dir: Path = Path("../shared/data")
     reports_dir: Path = Path("reports")
@@ -377,6 +427,9 @@ class Settings(BaseSettings):
                                          "posted and stored history give the same features")
     packaged_dir: Path | None = Field(default=None, description="serve the champions and history packaged by `make bento` in this "
                                       "folder instead of the MLflow store and the data directory (set inside a Bento)")
+    serving_explanation_cache_mb: int = Field(default=256, ge=1, description="memory the service keeps past days' explanations in "
+                                              "(SHAP values, every coin together; least recently used evicted beyond it): a coin is "
+                                              "ready when its latest day is explained, a past day is explained on its first request")
     serving_max_body_bytes: int = Field(default=2_000_000, ge=10_000, description="largest request body the API reads (413 above)")
     serving_max_signal_rows: int = Field(default=4000, ge=400, description="most rows one /predict_signals request may post (413 above)")
     serving_registry_check_seconds: float = Field(default=60.0, ge=0, description="how often (at most) the service looks for a new "
@@ -415,17 +468,29 @@ class Settings(BaseSettings):
     alerts: OperationsConfig = OperationsConfig()
     backtest: BacktestConfig = BacktestConfig()
 
-    @field_validator("asset", mode="before")
-    @classmethod
-    def _upper_asset(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
-
     @field_validator("assets", mode="before")
     @classmethod
     def _upper_assets(cls, value: object) -> object:
         if isinstance(value, str):  # "BTC,ETH" as well as a JSON list
             value = json.loads(value) if value.strip().startswith("[") else value.split(",")
-        return [v.strip().upper() if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+        return [v.strip() if isinstance(v, str) else v for v in value] if isinstance(value, list) else value  # Asset upper-cases
+
+    @field_validator("assets")
+    @classmethod
+    def _each_coin_once(cls, value: list[str]) -> list[str]:
+        """A coin listed twice would be pooled twice (its days weigh double) and registered twice: refused, naming it."""
+        twice = sorted({a for a in value if value.count(a) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} listed more than once; list each coin once")
+        return value
+
+    @model_validator(mode="after")
+    def _asset_among_the_coins(self) -> Settings:
+        """The coin a command answers for, when not given, is BTC if it is configured, else the first configured coin: a
+        list of other coins (``CASCADE_RADAR_ASSETS='["C001", ...]'``) serves and explains one of its own by default."""
+        if "asset" not in self.model_fields_set and self.asset not in self.assets:
+            self.asset = self.assets[0]
+        return self
 
     @field_validator("serving_api_token", mode="before")
     @classmethod

@@ -18,7 +18,8 @@ from cascade_radar.rules import AUTO, BASES, BASIS_RULE, side_said, skill_said, 
 from features.families import family_of, load_families, title_of
 from features.store import HistoryStore
 
-COINS = " ".join(ASSETS)
+# the help names the default list; any ticker configured in CASCADE_RADAR_ASSETS is a coin too
+COINS = f"default list {' '.join(ASSETS)}; any other ticker listed in CASCADE_RADAR_ASSETS"
 
 
 class UserError(Exception):
@@ -133,7 +134,7 @@ def cmd_label_study(args: argparse.Namespace, settings: Settings) -> int:
     from features.build import assemble_panel, load_history
     from features.labels import label_study
 
-    panels = {asset: assemble_panel(load_history(settings.model_copy(update={"asset": asset})).panel()) for asset in ASSETS}
+    panels = {asset: assemble_panel(load_history(settings.for_asset(asset)).panel()) for asset in settings.assets}  # the configured coins
     table = label_study(panels, settings.labels)
     totals = table.groupby(level="asset").sum()
     fmt = "github" if args.markdown else "simple"
@@ -171,6 +172,21 @@ def first_run_import(settings: Settings, assets: list[str]) -> None:
         print(line, flush=True)
 
 
+def choice_in_force() -> str:
+    """Which model choice of `make tune` training follows, in one line: the local one (a tune run here, not committed), the
+    committed one, or none (ModelConfig's own defaults). The environment's CASCADE_RADAR_MODEL__* still override it."""
+    from cascade_radar.config import LOCAL_SELECTION_FILE, project_relative, selection_file
+
+    path = selection_file()
+    if path is None:
+        return "model choice: none written by `make tune`; ModelConfig's defaults"
+    made = json.loads(path.read_text()).get("made", "?")
+    if path == LOCAL_SELECTION_FILE:
+        return (f"model choice: {project_relative(str(path))} (local: `make tune` of {made}, not committed; "
+                "`cascade-radar tune --commit` commits a choice, deleting this file restores the committed one)")
+    return f"model choice: {project_relative(str(path))} (committed, made {made})"
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings, register: bool = True) -> int:
     from training.report import coin_table, format_table
     from training.train import train
@@ -179,6 +195,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings, register: bool = Tru
         settings = settings.model_copy(update={"assets": [settings.asset]})
     first_run_import(settings, settings.assets)
     coins = ", ".join(settings.assets)
+    print(choice_in_force())
     print(f"{coins}: features -> pooled walk-forward over {settings.folds.n_folds} folds -> final fit -> MLflow ...", flush=True)
     from tqdm import tqdm
 
@@ -219,11 +236,12 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     code = cmd_train(args, settings, register=False)
     nested = settings.reports_root / "tune" / "nested_coins.csv"
     if nested.exists():  # the honest numbers: every choice made inside the outer training windows
+        from cascade_radar.config import selection_file
         from training.report import format_table
-        from training.tune import SELECTION_FILE
 
-        made = json.loads(SELECTION_FILE.read_text()).get("made", "?") if SELECTION_FILE.exists() else "?"
-        print(f"\nnested walk-forward (make tune, choice committed {made}; {nested.parent / 'nested.md'}):")
+        path = selection_file()
+        made = json.loads(path.read_text()).get("made", "?") if path else "?"
+        print(f"\nnested walk-forward (the last make tune; the choice in force made {made}; {nested.parent / 'nested.md'}):")
         print(format_table(pd.read_csv(nested, index_col="asset")))
         print("The table above the committed choice's own walk-forward is mildly optimistic (the choice saw every fold); the nested one is not.")
     else:
@@ -233,7 +251,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
     from training.report import coin_table, format_table
-    from training.tune import SELECTION_FILE, candidate_count, tune
+    from training.tune import candidate_count, shown, tune
 
     if args.asset:
         settings = settings.model_copy(update={"assets": [settings.asset]})
@@ -246,11 +264,18 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
 
     with tqdm(total=candidate_count(settings) * (settings.folds.n_folds + 1), unit="candidate", desc="tune", leave=False,
               disable=not sys.stderr.isatty()) as bar:  # quiet when piped (cron, CI, a log)
-        result = tune(settings, write_selection=not args.dry_run, progress=lambda name: (bar.set_postfix_str(name[:40]), bar.update()))
+        result = tune(settings, write_selection=not args.dry_run, commit=args.commit,
+                      progress=lambda name: (bar.set_postfix_str(name[:40]), bar.update()))
     for k, selection in result.per_fold.items():
         print(f"outer fold {k}: chose {selection.chosen.name}")
     print(f"\nnested out-of-fold, per coin:\n{format_table(coin_table(result.evaluation))}")
-    print(f"\ncommitted choice: {result.final.chosen.name}" + ("" if args.dry_run else f" -> {SELECTION_FILE} (commit it; `make train` uses it)"))
+    if result.written is None:
+        print(f"\nchoice over all days: {result.final.chosen.name} (a dry run: written nowhere)")
+    elif args.commit:
+        print(f"\nchoice over all days: {result.final.chosen.name} -> {shown(result.written)} (the committed choice: commit the file)")
+    else:  # the tree stays clean: the choice is local until asked
+        print(f"\nchoice over all days: {result.final.chosen.name} -> {shown(result.written)} (local, git-ignored; `make train` "
+              "uses it while it exists; `cascade-radar tune --commit` writes training/selection.json instead)")
     print(f"report: {result.files[0]}; MLflow run {result.run_id} (one child run per candidate)")
     print(f"done in {result.seconds:.0f} s")
     return 0
@@ -677,8 +702,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(handler=cmd_events)
 
     sub.add_parser("train", help="walk-forward evaluation, final fit, MLflow run, registration and champion gate").set_defaults(handler=cmd_train)
-    tu = sub.add_parser("tune", help="nested walk-forward selection of families, hyper-parameters and direction inputs (writes training/selection.json)")
-    tu.add_argument("--dry-run", action="store_true", help="report and log, but leave training/selection.json as it is")
+    tu = sub.add_parser("tune", help="nested walk-forward selection of families, hyper-parameters and direction inputs (writes the "
+                        "choice to data/selection.local.json, git-ignored, which training prefers while it exists)")
+    choice = tu.add_mutually_exclusive_group()
+    choice.add_argument("--commit", action="store_true", help="write the committed training/selection.json instead (and remove "
+                        "the local choice, which would shadow it)")
+    choice.add_argument("--dry-run", action="store_true", help="report and log, but write no choice")
     tu.set_defaults(handler=cmd_tune)
     sub.add_parser("evaluate", help="walk-forward evaluation: model vs baselines table and report (no registration)").set_defaults(handler=cmd_evaluate)
     exit_note = (f"exit {EXIT_OUTDATED} when a coin has no answer or its answer is older than alerts.max_age_days "

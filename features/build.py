@@ -15,6 +15,7 @@ from cascade_radar.files import atomic_write
 from features.families import family_of, format_value, load_families
 from features.labels import Labels, build_labels
 from features.lags import add_lags
+from features.market import market_inputs
 from features.schemas import Column, column_spec
 from features.splice import DIFFERENCE, FIRST_AVAILABLE, RATIO, Link, Refusal, Spliced, chain_link
 from features.splice import first_available as first_available  # the updater's price lookup reads it from here
@@ -166,15 +167,18 @@ def compute_features(panel: pd.DataFrame, config: FeatureConfig) -> tuple[pd.Dat
 
 @dataclass(frozen=True)
 class MarketContext:
-    """The context coin's (BTC's) data that every other coin reads as market-wide context: its assembled panel (for
-    the freshness of those families) and its features of the context families (on-chain flows, SOPR, NUPL)."""
+    """What every coin reads of the market: the context coin's (BTC's) assembled panel (for the freshness of the context
+    families) and its features of those families (on-chain flows, SOPR, NUPL), which replace another coin's own; and the
+    served coins' market-wide inputs (``features.market``), joined to every coin's panel, the context coin's included."""
 
     panel: pd.DataFrame
     features: pd.DataFrame
     families: tuple[str, ...]
+    market: pd.DataFrame | None = None
 
     def until(self, day: pd.Timestamp) -> MarketContext:
-        return MarketContext(self.panel.loc[:day], self.features.loc[:day], self.families)
+        market = None if self.market is None else self.market.loc[:day]
+        return MarketContext(self.panel.loc[:day], self.features.loc[:day], self.families, market)
 
 
 def with_market_context(features: pd.DataFrame, context: MarketContext) -> pd.DataFrame:
@@ -197,9 +201,11 @@ def feature_frame(raw_panel: pd.DataFrame, settings: Settings, context: MarketCo
     for refusal in assembly.refusals:
         log.warning("%s: %s", settings.asset, refusal)
     panel = assembly.panel
+    if context is not None and context.market is not None:  # the same market-wide inputs for every coin, BTC included
+        panel = panel.join(context.market.reindex(panel.index).drop(columns=[c for c in context.market.columns if c in panel.columns]))
     # the families measure against the label definition of these settings (an override of it applies there too)
     features, catalogue = compute_features(panel, settings.features.model_copy(update={"labels": settings.labels}))
-    if context is not None:
+    if context is not None and not is_context_coin(settings):  # the context coin's own values are its context
         features = with_market_context(features, context)
     return panel, features, catalogue
 
@@ -209,22 +215,36 @@ def is_context_coin(settings: Settings) -> bool:
     return settings.asset == settings.features.context_asset or not settings.features.context_families
 
 
-def load_market_context(settings: Settings, until: pd.Timestamp | None = None) -> MarketContext | None:
-    """The context coin's data from its store (up to ``until``), or None if it has no history."""
+def market_wide_inputs(settings: Settings, stores: dict[str, HistoryStore] | None = None, until: pd.Timestamp | None = None) -> pd.DataFrame:
+    """``features.market``'s inputs of the served coins (``settings.assets``), each from its assembled store."""
+    stores = stores or {}
+    panels = {}
+    for asset in settings.assets:
+        raw = (stores.get(asset) or load_history(settings.for_asset(asset))).panel()
+        raw = raw.loc[:until] if until is not None else raw
+        if not raw.empty:
+            panels[asset] = assemble(raw, settings.features.splice_min_overlap_days).panel
+    return market_inputs(panels, settings.features.trailing_norm_days, settings.features.market_min_coins)
+
+
+def load_market_context(settings: Settings, until: pd.Timestamp | None = None, stores: dict[str, HistoryStore] | None = None) -> MarketContext | None:
+    """The context coin's data and the market-wide inputs from the stores (up to ``until``); None if the context coin has
+    no history."""
     cfg = settings.features
     ctx = settings.for_asset(cfg.context_asset)
-    raw = load_history(ctx).panel()
+    raw = ((stores or {}).get(cfg.context_asset) or load_history(ctx)).panel()
     if until is not None:
         raw = raw.loc[:until]
     if raw.empty:
         return None
     panel, features, _ = feature_frame(raw, ctx)
-    return MarketContext(panel, features[[c for c in features.columns if family_of(c) in cfg.context_families]], tuple(cfg.context_families))
+    return MarketContext(panel, features[[c for c in features.columns if family_of(c) in cfg.context_families]], tuple(cfg.context_families),
+                         market_wide_inputs(settings, stores, until))
 
 
 def market_context(settings: Settings) -> MarketContext | None:
-    """The market context ``settings.asset`` reads: None for the context coin itself."""
-    return None if is_context_coin(settings) else load_market_context(settings)
+    """The market context ``settings.asset`` reads (the context coin reads the market-wide inputs too)."""
+    return load_market_context(settings)
 
 
 def build_feature_table(raw_panel: pd.DataFrame, settings: Settings, until: pd.Timestamp | None = None,
@@ -254,13 +274,12 @@ def load_feature_tables(settings: Settings, stores: dict[str, HistoryStore] | No
     """One feature table per coin of ``settings.assets`` (the pooled training set); the context coin's data are read
     and turned into features once, not once per coin."""
     stores = stores or {}
-    others = [a for a in settings.assets if not is_context_coin(settings.for_asset(a))]
-    context = load_market_context(settings) if others else None
+    context = load_market_context(settings, stores=stores)
     tables = {}
     for asset in settings.assets:
         each = settings.for_asset(asset)
         store = stores.get(asset) or load_history(each)
-        tables[asset] = build_feature_table(store.panel(), each, context=None if is_context_coin(each) else context)
+        tables[asset] = build_feature_table(store.panel(), each, context=context)
     return tables
 
 

@@ -1,7 +1,8 @@
 """The one forecast path: given a coin, a day and a basis, *the* answer — every interface formats this and nothing else.
 
 ``CoinForecaster`` holds one coin's champion (with its fold models), its history turned into features once, and every
-day explained once per basis (LightGBM's exact TreeSHAP, as arrays). From that it answers:
+day scored once per basis (as arrays); a day's explanation (LightGBM's exact TreeSHAP) is computed with its block of
+days when first asked and kept in the process's cache within a memory budget (``EXPLANATIONS``). From that it answers:
 
 * ``forecast(day, basis)`` — P(cascade) with its yardstick (the coin's base rate, the relative risk, the percentile),
   P(a major cascade) and P(cascade) within each shorter horizon (``p_major``, ``p_cascade_by_horizon``: null from a
@@ -37,7 +38,10 @@ history gives the same answer as answering it from the store as it stood at the 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,34 +110,131 @@ def load_champion(settings: Settings) -> Champion:
             raise LookupError(f"no packaged champion for {settings.asset} in {settings.packaged_path} (it had none when the Bento was built)")
         return Champion(CascadeModel.load(root / "model"), json.loads((root / "identity.json").read_text()), fold_model_sources(root))
     model, identity = registry_champion(settings)
-    return Champion(model, identity, champion_fold_sources(settings, identity))
+    return Champion(model, identity, _fold_sources(settings, identity))
+
+
+_FOLDS: OrderedDict[str, list[ModelSource]] = OrderedDict()  # training run -> its fold models, the few most recent
+
+
+def _fold_sources(settings: Settings, identity: dict[str, str]) -> list[ModelSource]:
+    """The champion's fold models, read once per training run: every coin's champion of one `make train` comes from the
+    same run and the same fold models, which a service of N coins would otherwise download N times (issue 37)."""
+    run = identity.get("run_id") or ""
+    if not run:
+        return champion_fold_sources(settings, identity)
+    if run not in _FOLDS:
+        _FOLDS[run] = champion_fold_sources(settings, identity)
+        while len(_FOLDS) > 4:
+            _FOLDS.popitem(last=False)
+    _FOLDS.move_to_end(run)
+    return _FOLDS[run]
 
 
 @dataclass(frozen=True)
 class Explained:
-    """Every day of one basis, explained, as arrays: answering a day is an index lookup."""
+    """Every day of one basis, scored, as arrays: a day's probabilities are an index lookup. Its SHAP contributions are
+    not here — they are computed per block of days when first asked (``CoinForecaster.contributions``)."""
 
     days: pd.DatetimeIndex
     probs: np.ndarray  # (days, 3): p_cascade, p_long, p_short
     basis: np.ndarray  # (days,) out-of-fold / out-of-sample / in-sample
     model_used: np.ndarray  # (days,) which model answered
     long_prior: np.ndarray  # (days,) the answering model's training long share: the side's yardstick
-    cascade_base: np.ndarray
-    cascade_shap: np.ndarray  # (days, features) log-odds contributions
-    direction_base: np.ndarray | None
-    direction_shap: np.ndarray | None
     p_major: np.ndarray | None = None  # (days,) P(major cascade within H), NaN where the answering model has no major head
     p_term: dict[int, np.ndarray] = field(default_factory=dict)  # shorter horizon -> (days,) P(cascade within it), NaN likewise
 
     @classmethod
-    def of(cls, frame: pd.DataFrame, features: list[str]) -> Explained:
-        has_direction = "direction_base" in frame.columns and frame["direction_base"].notna().any()
+    def of(cls, frame: pd.DataFrame) -> Explained:
         heads = {"p_major": frame[MAJOR].to_numpy(dtype=float) if MAJOR in frame.columns else None,
                  "p_term": {h: frame[term_column(h)].to_numpy(dtype=float) for h in term_horizons_in(frame.columns)}}
         return cls(frame.index, frame[["p_cascade", "p_long", "p_short"]].to_numpy(), frame["basis"].to_numpy(),
-                   frame["model_used"].to_numpy(), frame["long_prior"].to_numpy(dtype=float), frame["cascade_base"].to_numpy(), frame[[f"cascade_shap__{f}" for f in features]].to_numpy(),
-                   frame["direction_base"].to_numpy() if has_direction else None,
-                   frame[[f"direction_shap__{f}" for f in features]].to_numpy() if has_direction else None, **heads)
+                   frame["model_used"].to_numpy(), frame["long_prior"].to_numpy(dtype=float), **heads)
+
+
+@dataclass(frozen=True)
+class Contributions:
+    """The SHAP contributions of some days (rows in the order asked): base values and per-feature log-odds of the cascade
+    model, and of the direction model where there is one (None: no direction model answered any of these days)."""
+
+    cascade_base: np.ndarray  # (n,)
+    cascade_shap: np.ndarray  # (n, features)
+    direction_base: np.ndarray | None  # (n,), NaN on a day whose answering model has no direction model
+    direction_shap: np.ndarray | None  # (n, features)
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, features: list[str]) -> Contributions:
+        has_direction = "direction_base" in frame.columns and frame["direction_base"].notna().any()
+        return cls(frame["cascade_base"].to_numpy(dtype=float), frame[[f"cascade_shap__{f}" for f in features]].to_numpy(dtype=float),
+                   frame["direction_base"].to_numpy(dtype=float) if has_direction else None,
+                   frame[[f"direction_shap__{f}" for f in features]].to_numpy(dtype=float) if has_direction else None)
+
+    @classmethod
+    def stack(cls, parts: list[Contributions]) -> Contributions:
+        with_direction = any(c.direction_base is not None for c in parts)
+
+        def direction(c: Contributions) -> tuple[np.ndarray, np.ndarray]:
+            if c.direction_base is not None:
+                return c.direction_base, c.direction_shap  # type: ignore[return-value]
+            return np.full(len(c.cascade_base), np.nan), np.zeros_like(c.cascade_shap)
+
+        pairs = [direction(c) for c in parts] if with_direction else []
+        return cls(np.concatenate([c.cascade_base for c in parts]), np.concatenate([c.cascade_shap for c in parts]),
+                   np.concatenate([b for b, _ in pairs]) if with_direction else None,
+                   np.concatenate([v for _, v in pairs]) if with_direction else None)
+
+    def take(self, rows: np.ndarray) -> Contributions:
+        return Contributions(self.cascade_base[rows], self.cascade_shap[rows],
+                             None if self.direction_base is None else self.direction_base[rows],
+                             None if self.direction_shap is None else self.direction_shap[rows])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.cascade_base, self.cascade_shap, self.direction_base, self.direction_shap) if a is not None)
+
+
+class ExplanationCache:
+    """Blocks of SHAP contributions of every forecaster in the process, least recently used evicted beyond a budget.
+
+    Why a budget rather than everything at start: explaining every day of every basis of every coin made the service's
+    start time and memory grow with coins x days (issue 37); a coin is ready once its latest day is scored and explained,
+    and a past day's block is explained on its first request (then kept while the budget allows)."""
+
+    def __init__(self, budget_bytes: int = 256 * 2**20) -> None:
+        self.budget_bytes = budget_bytes
+        self._blocks: OrderedDict[tuple[int, str, int], Contributions] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = self.evictions = 0
+
+    def get(self, key: tuple[int, str, int], compute: Callable[[], Contributions]) -> Contributions:
+        with self._lock:
+            block = self._blocks.get(key)
+            if block is not None:
+                self._blocks.move_to_end(key)
+                self.hits += 1
+                return block
+            self.misses += 1
+        block = compute()  # outside the lock: TreeSHAP of a block takes milliseconds, other coins need not wait for it
+        with self._lock:
+            if key not in self._blocks:
+                self._blocks[key] = block
+                self._bytes += block.nbytes
+            while self._bytes > self.budget_bytes and len(self._blocks) > 1:
+                _, gone = self._blocks.popitem(last=False)
+                self._bytes -= gone.nbytes
+                self.evictions += 1
+        return block
+
+    def stats(self) -> dict[str, int]:
+        """Blocks and bytes held, against the budget, and the hits, misses and evictions since start (the /metrics gauges)."""
+        with self._lock:
+            return {"blocks": len(self._blocks), "bytes": self._bytes, "budget_bytes": self.budget_bytes,
+                    "hits": self.hits, "misses": self.misses, "evictions": self.evictions}
+
+
+EXPLANATIONS = ExplanationCache()  # one per process: every coin's forecaster shares the budget
+SHAP_BLOCK_DAYS = 64  # days explained together: one TreeSHAP call per block (per-day calls cost ~10x the time per day)
+_forecaster_ids = itertools.count()
 
 
 def _num(value: float) -> float | None:
@@ -156,8 +257,10 @@ class CoinForecaster:
     catalogue: pd.DataFrame  # the features' catalogue (feature_frame's): each feature's label and unit
     context: MarketContext | None = None
     _explained: dict[str, Explained] = field(default_factory=dict)
+    _explainers: dict[str, Explainer] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._id = next(_forecaster_ids)  # the key of this forecaster's blocks in the shared cache (ids of dead objects recur)
         model = self.champion.model
         self.model_features: list[str] = list(model.features)
         read = dict.fromkeys(family_of(f) for f in [*model.cascade_features, *model.direction_features])
@@ -286,9 +389,10 @@ class CoinForecaster:
     @classmethod
     def build(cls, settings: Settings, champion: Champion, raw_panel: pd.DataFrame, context: MarketContext | None = None) -> CoinForecaster:
         """The forecaster of ``raw_panel`` (a coin's store, or posted signals); ``context``: the market context it reads."""
-        context = None if is_context_coin(settings) else context
         panel, features, catalogue = feature_frame(raw_panel, settings, context)
-        return cls(settings, champion, panel, features, last_present_days(panel, context), catalogue, context)
+        # the context coin's context families are its own (posted signals included): judged on its own panel
+        judged_on = None if is_context_coin(settings) else context
+        return cls(settings, champion, panel, features, last_present_days(panel, judged_on), catalogue, context)
 
     @classmethod
     def load(cls, settings: Settings, context: MarketContext | None = None, champion: Champion | None = None) -> CoinForecaster:
@@ -301,7 +405,7 @@ class CoinForecaster:
         if store.is_empty():
             raise NotReady(f"no history in {settings.data_path}: run `make data-reference` or `make data`")
         try:
-            if context is None and not is_context_coin(settings):
+            if context is None:
                 context = load_market_context(settings)
             return cls.build(settings, champion, store.panel(), context)
         except Exception as exc:  # noqa: BLE001
@@ -367,14 +471,46 @@ class CoinForecaster:
         return day
 
     # ------------------------------------------------------------------ answers
-    def explained(self, basis: str = AUTO) -> Explained:
-        """Every day explained on ``basis`` (computed on first use, then kept)."""
+    def _explainer(self, basis: str) -> Explainer:
         if basis not in BASES:
             raise ValueError(f"basis {basis!r} is not one of {', '.join(BASES)}")
+        if basis not in self._explainers:
+            self._explainers[basis] = self.champion.explainer(self.settings, basis)
+        return self._explainers[basis]
+
+    def explained(self, basis: str = AUTO) -> Explained:
+        """Every day scored on ``basis`` (computed on first use, then kept): probabilities only, no SHAP."""
         if basis not in self._explained:
-            frame = self.champion.explainer(self.settings, basis).explain(self.features)
-            self._explained[basis] = Explained.of(frame, self.model_features)
+            self._explained[basis] = Explained.of(self._explainer(basis).explain(self.features, shap=False))
         return self._explained[basis]
+
+    def contributions(self, basis: str, rows: np.ndarray | list[int]) -> Contributions:
+        """The SHAP contributions of the days at positions ``rows`` on ``basis``, in that order: explained per block of
+        ``SHAP_BLOCK_DAYS`` on first request and kept in the process's cache (``EXPLANATIONS``) within its budget."""
+        rows = np.asarray(rows, dtype=int)
+        blocks = np.unique(rows // SHAP_BLOCK_DAYS)
+        parts = [EXPLANATIONS.get((self._id, basis, int(b)), lambda b=b: self._explain_block(basis, int(b))) for b in blocks]
+        whole = Contributions.stack(parts)
+        first = {int(b): k * SHAP_BLOCK_DAYS for k, b in enumerate(blocks)}  # where each block starts in ``whole``
+        return whole.take(np.array([first[int(r // SHAP_BLOCK_DAYS)] + int(r % SHAP_BLOCK_DAYS) for r in rows], dtype=int))
+
+    def _explain_block(self, basis: str, block: int) -> Contributions:
+        lo = block * SHAP_BLOCK_DAYS
+        table = self.features.iloc[lo : lo + SHAP_BLOCK_DAYS]
+        part = Contributions.of(self._explainer(basis).explain(table), self.model_features)
+        if len(table) < SHAP_BLOCK_DAYS:  # the last block: padded, so every block has the same length in ``contributions``
+            pad = SHAP_BLOCK_DAYS - len(table)
+            part = Contributions(np.pad(part.cascade_base, (0, pad)), np.pad(part.cascade_shap, ((0, pad), (0, 0))),
+                                 None if part.direction_base is None else np.pad(part.direction_base, (0, pad)),
+                                 None if part.direction_shap is None else np.pad(part.direction_shap, ((0, pad), (0, 0))))
+        return part
+
+    def warm(self, basis: str = AUTO) -> None:
+        """Score every day and explain the last answerable one: what makes the coin ready (its latest answer is a lookup)."""
+        self.explained(basis)
+        last = self.data_through
+        if last is not None:
+            self.contributions(basis, [self.features.index.get_loc(last)])
 
     def forecast(self, day: dt.date | pd.Timestamp | None = None, basis: str = AUTO, top: int = 5, detail: bool = False,
                  today: dt.date | None = None) -> dict[str, object]:
@@ -411,12 +547,14 @@ class CoinForecaster:
         probs = ex.probs[idx]
         sides = side(probs[:, 1], probs[:, 2])
         threshold = self.alert_threshold
-        rows = [{"day": str(ex.days[i].date()), "p_cascade": float(p[0]), "p_long": float(p[1]), "p_short": float(p[2]), "side": str(s),
+        rows = [{"day": str(ex.days[i].date()), "p_cascade": float(p[0]), "p_long": float(p[1]), "p_short": float(p[2]),
+                 **self.heads_of(ex, i, float(p[0])), "side": str(s),
                  "alert": bool(p[0] >= threshold), "basis": str(ex.basis[i]), "hindsight": str(ex.basis[i]) == IN_SAMPLE}
                 for i, p, s in zip(idx, probs, sides, strict=True)]
         if families:
-            for row, i in zip(rows, idx, strict=True):
-                row["shap_by_family"] = self._by_family(ex.cascade_shap[i], i)
+            shap = self.contributions(basis, idx).cascade_shap
+            for k, (row, i) in enumerate(zip(rows, idx, strict=True)):
+                row["shap_by_family"] = self._by_family(shap[k], i)
         refused = [{"first": str(a.date()), "last": str(b.date()), "reason": self.refusal(a)} for a, b in alert_episodes(pd.Series(~ok, index=ex.days[lo:hi]))]
         return {"rows": rows, "refused": refused}
 
@@ -426,7 +564,10 @@ class CoinForecaster:
         p, p_long, p_short = (float(v) for v in ex.probs[i])
         settings = self.settings
         missing = sorted(fam for fam in self.read_families if self._missing[fam][i])
-        shap = ex.cascade_shap[i]
+        contrib = self.contributions(basis, [i])
+        shap = contrib.cascade_shap[0]
+        direction_base = None if contrib.direction_base is None else float(contrib.direction_base[0])
+        direction_shap = None if contrib.direction_shap is None else contrib.direction_shap[0]
         by_family = self._by_family(shap, i)
         absent = self._absent[i]  # a feature with no value that day, or of a missing family, is never named a driver
         order = [j for j in np.argsort(-np.abs(shap), kind="stable") if not absent[j] and shap[j] != 0.0][:top]
@@ -452,26 +593,26 @@ class CoinForecaster:
                                 "read_by_model": fam in self.read_families}
                                for fam, w, on, values in self._warnings]
         against = None
-        if ex.direction_shap is not None and np.isfinite(ex.direction_base[i]) and not answer["side_uncertain"]:
-            dfam = {k: v for k, v in self._by_family(ex.direction_shap[i], i).items() if v is not None}
+        if direction_shap is not None and np.isfinite(direction_base) and not answer["side_uncertain"]:
+            dfam = {k: v for k, v in self._by_family(direction_shap, i).items() if v is not None}
             sign = 1.0 if the_side == "long" else -1.0
             opposed = sorted(((k, v) for k, v in dfam.items() if v * sign < 0), key=lambda kv: kv[1] * sign)
             against = opposed[0] if opposed else None
         answer["sentence"] = self.sentence(answer, by_family, row, against=against)
         if detail:
-            margin = float(ex.cascade_base[i] + shap.sum())
+            margin = float(contrib.cascade_base[0] + shap.sum())
             answer["scale"] = SCALE
-            answer["cascade"] = {"base_value": float(ex.cascade_base[i]), "margin": margin, "shap_by_family": by_family,
+            answer["cascade"] = {"base_value": float(contrib.cascade_base[0]), "margin": margin, "shap_by_family": by_family,
                                  "probability_effect_by_family": {k: None if v is None else float(sigmoid(margin) - sigmoid(margin - v))
                                                                   for k, v in by_family.items()},
                                  "shap_of_missing": float(shap[absent].sum()),
                                  "shap_by_feature": dict(zip(self.model_features, map(float, shap), strict=True))}
             answer["direction_model"] = None
-            if ex.direction_shap is not None and np.isfinite(ex.direction_base[i]):
-                dshap = ex.direction_shap[i]
-                answer["direction_model"] = {"meaning": DIRECTION_MEANING, "base_value": float(ex.direction_base[i]),
-                                             "base_probability": float(sigmoid(ex.direction_base[i])),
-                                             "margin": float(ex.direction_base[i] + dshap.sum()), "shap_by_family": self._by_family(dshap, i),
+            if direction_shap is not None and np.isfinite(direction_base):
+                dshap = direction_shap
+                answer["direction_model"] = {"meaning": DIRECTION_MEANING, "base_value": direction_base,
+                                             "base_probability": float(sigmoid(direction_base)),
+                                             "margin": float(direction_base + dshap.sum()), "shap_by_family": self._by_family(dshap, i),
                                              "shap_of_missing": float(dshap[absent].sum()),
                                              "shap_by_feature": dict(zip(self.model_features, map(float, dshap), strict=True))}
             answer["feature_values"] = {f: _num(v) for f, v in zip(self.model_features, self._values[i], strict=True)}
@@ -543,9 +684,8 @@ class Coins:
 def load_coins(settings: Settings, assets: list[str] | None = None) -> Coins:
     """Forecasters of ``assets`` (default: ``settings.assets``); a coin that cannot forecast comes back with the reason."""
     assets = list(assets or settings.assets)
-    others = [a for a in assets if not is_context_coin(settings.for_asset(a))]
     try:
-        context = load_market_context(settings) if others else None
+        context = load_market_context(settings)
     except Exception:  # noqa: BLE001 - without the context coin the others still load, or say why
         context = None
     forecasters, reasons = {}, {}

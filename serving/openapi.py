@@ -13,10 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cascade_radar.config import ASSETS, Settings
+from cascade_radar.config import Settings, settings_or_exit
 from cascade_radar.rules import BASES
 from serving.backtest import LEVERAGE_PATTERN, WHAT
 from serving.guard import REASONS, ErrorBody
+from serving.package import served_assets
 from serving.schemas import BacktestAnswer, PingRequest, PredictRequest, RangeRequest, SignalsRequest
 from serving.tables import FORMATS, SIGNALS_FORMATS
 from training.backtest import BOOKS, POOLED
@@ -112,6 +113,7 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
     schemas["ErrorBody"] = error
     for legacy in ("InvalidArgument", "NotFound", "InternalServerError"):  # BentoML's own, kept for any reference to them
         schemas[legacy] = dict(ERROR_REF)
+    served = served_assets(settings_or_exit())  # the coins this service answers for (the settings' list, any tickers)
     for path, statuses in ROUTE_STATUSES.items():
         operation = spec.get("paths", {}).get(path, {}).get("post")
         if operation is None:
@@ -123,6 +125,9 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
         request = REQUEST_MODELS[path].model_json_schema(ref_template="#/components/schemas/{model}")
         for name, definition in request.pop("$defs", {}).items():
             schemas[name] = definition
+        if "asset" in request.get("properties", {}):  # one of the served coins (any other: 404), as the query parameters say
+            request["properties"]["asset"] = {**request["properties"]["asset"], "type": "string", "enum": served}
+            request["properties"]["asset"].pop("pattern", None)
         operation["requestBody"] = {"description": BODY_RULE, "content": {"application/json": {"schema": request}}, "required": path in BODY_REQUIRED}
     ready = spec.get("paths", {}).get("/v1/ready", {}).get("get")
     if ready is not None:
@@ -143,7 +148,7 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
                 parameter["description"] = "first / last day, YYYY-MM-DD (inclusive)"
                 parameter["schema"] = {"type": "string", "format": "date"}
             if parameter.get("name") == "asset":
-                parameter["schema"] = {"type": "string", "enum": list(ASSETS) + ([POOLED] if path == "/v1/backtest" else [])}
+                parameter["schema"] = {"type": "string", "enum": served + ([POOLED] if path == "/v1/backtest" else [])}
             if parameter.get("name") == "book":
                 parameter["description"] = "the position of the curves: long, short, or side (the side the forecast names each day)"
                 parameter["schema"] = {"type": "string", "enum": list(BOOKS), "default": "long"}

@@ -58,3 +58,11 @@ def package(settings: Settings, target: Path = PACKAGE_DIR) -> dict[str, object]
 def packaged_assets(directory: Path) -> list[str]:
     manifest = directory / MANIFEST
     return json.loads(manifest.read_text())["assets"] if manifest.exists() else []
+
+
+def served_assets(settings: Settings) -> list[str]:
+    """The coins the service answers for: inside a Bento those packaged in it, else ``settings.assets`` (any tickers). The
+    API documents these, the dashboard links these; any other coin is answered 404 naming ``asset``."""
+    if settings.packaged_path is not None:
+        return packaged_assets(settings.packaged_path) or settings.assets
+    return settings.assets

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from cascade_radar.config import ASSETS, Asset, BacktestConfig, settings_or_exit
+from cascade_radar.config import Asset, BacktestConfig, settings_or_exit
 from cascade_radar.rules import ANSWER_BASES, AUTO, BASES, BASIS_RULE, coin_key
 from features.build import input_spec
 from features.families import optional_inputs, required_inputs
@@ -31,12 +31,14 @@ def date_text(value: object) -> object:
 
 
 Probability = Annotated[float, Field(ge=0, le=1)]
+# a well-formed coin name (else 400 naming `asset`); whether it is served is the handler's question (404 naming `asset`):
+# the served coins are `settings.assets`, any tickers, not a list fixed in the schema
 AssetName = Annotated[Asset, BeforeValidator(lambda v: coin_key(v) if isinstance(v, str) else v)]
 Day = Annotated[dt.date, BeforeValidator(date_text)]
 
 
 def asset_field() -> object:
-    return Field(default="BTC", description=f"coin: {', '.join(ASSETS)}")
+    return Field(default=_LIMITS.asset, description="coin: one of the served coins (GET /v1/ready lists them; any other: 404)")
 
 
 class PingRequest(BaseModel):
@@ -171,10 +173,14 @@ class Forecast(BaseModel):
 
 
 class RangeRow(BaseModel):
+    """One day of /predict_range: the same numbers under the same names as that day's /predict answer."""
+
     day: dt.date
     p_cascade: float
     p_long: float
     p_short: float
+    p_major: float | None = Forecast.model_fields["p_major"]
+    p_cascade_by_horizon: dict[str, Probability | None] = Forecast.model_fields["p_cascade_by_horizon"]
     side: Literal["long", "short"]
     alert: bool
     basis: AnswerBasis
@@ -263,8 +269,9 @@ SignalRow = signal_row_model()
 class SignalsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    asset: AssetName = Field(default="BTC", description="coin the signals are of; for a coin other than BTC the on-chain families "
-                         "(flows, SOPR, NUPL) are read from the stored BTC history, as in training")
+    asset: AssetName = Field(default=_LIMITS.asset, description="coin the signals are of; for a coin other than the context coin "
+                         f"({_LIMITS.features.context_asset}) the on-chain families (flows, SOPR, NUPL) are read from its stored "
+                         "history, as in training")
     signals: list[SignalRow] = Field(min_length=1, max_length=_LIMITS.serving_max_signal_rows,  # type: ignore[valid-type]
                                      description=f"consecutive daily rows, oldest first: at least {_LIMITS.serving_min_signal_rows}, "
                                      f"at most {_LIMITS.serving_max_signal_rows}")

@@ -26,7 +26,7 @@ from cascade_radar.rules import AUTO, OUT_OF_FOLD, coin_key, first_warning, show
 from features.build import MarketContext
 from features.labels import Labels, build_labels
 from features.schemas import FIRST_DAY
-from forecast.predict import CoinForecaster, NotReady, Unanswerable, load_coins
+from forecast.predict import EXPLANATIONS, CoinForecaster, NotReady, Unanswerable, load_coins
 
 
 class RequestError(ValueError):
@@ -85,7 +85,7 @@ class ServingState:
         """The state of a loaded forecaster (or of a coin that has none, with the reason)."""
         if forecaster is None:
             return cls(settings, reason=reason or "not loaded")
-        forecaster.explained(AUTO)  # every day explained at start-up: a request is an index lookup
+        forecaster.warm(AUTO)  # every day scored and the latest explained: /predict of the latest day is a lookup
         return cls(settings, forecaster, context=forecaster.context)
 
     @property
@@ -293,6 +293,7 @@ class CoinStates:
             from serving.package import packaged_assets
 
             settings = settings.model_copy(update={"assets": packaged_assets(settings.packaged_path) or settings.assets})
+        EXPLANATIONS.budget_bytes = settings.serving_explanation_cache_mb * 2**20
         coins = load_coins(settings)  # the context coin's data read and turned into features once, for every coin
         states = {asset: ServingState.of(settings.for_asset(asset), coins.forecasters.get(asset), coins.reasons.get(asset, ""))
                   for asset in settings.assets}

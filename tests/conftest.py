@@ -10,6 +10,10 @@ import pytest
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The suite follows the committed model choice, never a local `make tune` of this machine (data/selection.local.json,
+# which training prefers while it exists; read when cascade_radar.config is imported, hence here, before it). A path that
+# can neither exist nor be written: a tune a test forgot to point elsewhere fails instead of leaving a choice behind.
+os.environ["CASCADE_RADAR_LOCAL_SELECTION_FILE"] = "/dev/null/selection.local.json"
 
 from cascade_radar.config import PROJECT_ROOT, ModelConfig, Settings  # noqa: E402
 from features.sources.synthetic import SyntheticHistory, generate_history, load_into  # noqa: E402

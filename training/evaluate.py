@@ -192,11 +192,12 @@ def score_oof(oof: dict[str, pd.DataFrame], events: dict[str, pd.DataFrame], fol
     return scores, per_fold
 
 
-def fit_predict_folds(pool: Pool, folds: list[Fold], settings: Settings, config: ModelConfig,
+def fit_predict_folds(pool: Pool, folds: list[Fold], settings: Settings | None, config: ModelConfig,
                       with_baselines: bool = True, progress: Callable[[str], None] | None = None,
                       with_heads: bool = True) -> tuple[dict[str, pd.DataFrame], dict[int, CascadeModel]]:
     """Out-of-fold predictions of the pooled model (and of each coin's baselines) on every fold's test days; ``with_heads``:
-    the model's major and term heads too (a selection that scores P(cascade) and the side only goes without)."""
+    the model's major and term heads too (a selection that scores P(cascade) and the side only goes without). ``config``
+    is all a fit reads: the search's tasks pass ``settings=None``, so that no secret of the settings travels to a worker."""
     parts: dict[str, list[pd.DataFrame]] = {}
     fold_models: dict[int, CascadeModel] = {}
 

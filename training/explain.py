@@ -112,8 +112,10 @@ class Explainer:
                 return fold, OUT_OF_FOLD
         return self.champion, OUT_OF_SAMPLE if day > self.last_training_day else IN_SAMPLE
 
-    def explain(self, table: pd.DataFrame) -> pd.DataFrame:
-        """One row per day: probabilities, both models' base values, margins, per-feature and per-family SHAP."""
+    def explain(self, table: pd.DataFrame, shap: bool = True) -> pd.DataFrame:
+        """One row per day: probabilities, both models' base values, margins, per-feature and per-family SHAP (``shap``
+        False: the probabilities, basis, model and long prior only — a prediction, no TreeSHAP: what a service needs of
+        every day at start, the contributions of a day being computed when it is asked)."""
         groups: dict[int, list[pd.Timestamp]] = {}
         sources: dict[int, tuple[ModelSource, str]] = {}
         for day in table.index:
@@ -121,10 +123,10 @@ class Explainer:
             key = id(source) * 10 + (kind == OUT_OF_SAMPLE)
             groups.setdefault(key, []).append(day)
             sources[key] = (source, kind)
-        parts = [self._explain_block(table.loc[days], *sources[key]) for key, days in groups.items()]
+        parts = [self._explain_block(table.loc[days], *sources[key], shap=shap) for key, days in groups.items()]
         return pd.concat(parts).sort_index()
 
-    def _explain_block(self, table: pd.DataFrame, source: ModelSource, kind: str) -> pd.DataFrame:
+    def _explain_block(self, table: pd.DataFrame, source: ModelSource, kind: str, shap: bool = True) -> pd.DataFrame:
         model = source.model
         X = table[model.features]
         pred = model.predict(X)
@@ -133,7 +135,7 @@ class Explainer:
         cols["basis"] = pd.Series(kind, index=X.index)
         cols["model_used"] = pd.Series(source.label, index=X.index)
         cols["long_prior"] = pd.Series(model.long_share, index=X.index)  # the training window's long share: the side's yardstick
-        for name, booster, columns in model.boosters():
+        for name, booster, columns in model.boosters() if shap else []:
             contrib = contributions(booster, X[columns])
             # every model input gets a column; those a booster does not read contribute exactly 0
             contrib = Contributions(contrib.values.reindex(columns=model.features, fill_value=0.0), contrib.base)

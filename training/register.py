@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -35,7 +36,9 @@ class CascadeRadarPyfunc(mlflow.pyfunc.PythonModel):
         return self.model.predict(model_input)[self.model.probability_columns()]
 
 
-# MLflow 3 opens an experiment without a kind in its GenAI overview; this one trains models
+# The experiment's kind as MLflow 3 records it (the UI's kind selector shows "Machine learning"). MLflow 3.17's UI does not
+# open the experiment by it: its workflow switch (GenAI by default) decides, so `make ui` prints a link with
+# ?workflowType=machine_learning, which opens the runs list (docs/mlflow.md)
 EXPERIMENT_KIND = "mlflow.experimentKind"
 EXPERIMENT_TAGS = {EXPERIMENT_KIND: "custom_model_development",
                    "mlflow.note.content": "cascade-radar: walk-forward evaluation and training of the liquidation-cascade model, every "
@@ -136,13 +139,31 @@ def load_champion(settings: Settings, alias: str = CHAMPION) -> tuple[CascadeMod
         mv = MlflowClient().get_model_version_by_alias(name, alias)
     except mlflow.exceptions.MlflowException:
         raise LookupError(why_no_champion(name, alias)) from None
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+    model = _logged_model(mv.source or f"models:/{name}/{mv.version}")
     identity = {"name": name, "version": str(mv.version), "alias": alias, "run_id": mv.run_id or ""}
     # the coin's out-of-fold skill of the side, as its training run measured it: a side without skill is not stated
     metrics = MlflowClient().get_run(mv.run_id).data.metrics if mv.run_id else {}
     skill = metrics.get(f"{settings.asset}.model_direction_brier_skill")
     identity["direction_brier_skill"] = "" if skill is None else repr(float(skill))
-    return pyfunc.unwrap_python_model().model, identity
+    return model, identity
+
+
+_LOGGED: OrderedDict[str, CascadeModel] = OrderedDict()  # logged model URI -> the model, the few most recent
+_LOGGED_KEEP = 4
+
+
+def _logged_model(source: str) -> CascadeModel:
+    """The CascadeModel logged at ``source``, loaded once per process: `make train` logs one pooled model and registers it
+    under every coin's name, so a service of N coins would otherwise read and unpickle the same artifact N times (its
+    start grew with the coin count, issue 37). Read-only once loaded, so the coins share it. MLflow's check of the
+    model's pip requirements against this environment runs on the first load only: one environment, one answer."""
+    if source not in _LOGGED:
+        pyfunc = mlflow.pyfunc.load_model(source, suppress_warnings=bool(_LOGGED))
+        _LOGGED[source] = pyfunc.unwrap_python_model().model
+        while len(_LOGGED) > _LOGGED_KEEP:
+            _LOGGED.popitem(last=False)
+    _LOGGED.move_to_end(source)
+    return _LOGGED[source]
 
 
 def champion_identity(settings: Settings, alias: str = CHAMPION) -> str | None:

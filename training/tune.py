@@ -3,13 +3,17 @@
 Honest selection means the outer test blocks never take part in a choice. For each outer fold, every
 candidate is scored by an *inner* walk-forward on that fold's training days only; the winner is refitted
 on the whole outer training window and predicts the outer test block. The out-of-fold numbers of those
-outer predictions are the nested numbers the README reports. The committed choice (training/selection.json)
-is the same inner procedure run once over all labelled days; `make train` uses it.
+outer predictions are the nested numbers the README reports. The choice (the same inner procedure run once over all
+labelled days) goes to data/selection.local.json, git-ignored, which `make train` then prefers; `cascade-radar tune --commit`
+writes the committed training/selection.json instead.
 
 Criteria: the cascade candidate with the highest mean per-coin ROC-AUC (threshold- and prevalence-free,
 so each coin counts the same), except that the design's full set of families (``tune.preferred_family_set``) wins
 unless a smaller set beats it by more than one standard error of the inner-fold scores; then, with that cascade model fixed, the direction candidate with the
 highest mean per-coin direction ROC-AUC on days with an event ahead.
+
+Each (candidate, inner fold) fit is an independent task, run in this process, on local processes (``tune.n_jobs``) or on a
+Dask cluster (``tune.dask_scheduler``): training.search, which returns the same rows wherever they were computed.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +31,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from cascade_radar.config import SELECTION_FILE, ModelConfig, Settings
+from cascade_radar.config import LOCAL_SELECTION_FILE, PROJECT_ROOT, SELECTION_FILE, ModelConfig, Settings
 from cascade_radar.files import atomic_write
 from features.build import FeatureTable, load_feature_tables
 from features.families import load_families
@@ -35,6 +40,7 @@ from training.evaluate import Evaluation, Pool, fit_predict_folds, gate, pooled_
 from training.model import CascadeModel, has_side, is_cascade, model_features
 from training.register import setup_tracking
 from training.report import coin_table, format_table
+from training.search import fold_groups, run_fits, search_engine
 from training.splits import Fold
 
 
@@ -121,29 +127,39 @@ def one_standard_error(scores: dict[str, float], errors: dict[str, float], prefe
     return full if rank[best] - rank[full] <= errors.get(best, 0.0) else best
 
 
+def candidates_oof(pool: Pool, folds: list[Fold], settings: Settings, candidates: list[Candidate],
+                   progress: Progress = None) -> dict[Candidate, pd.DataFrame]:
+    """Every candidate's out-of-fold model rows on the inner ``folds``. Each (candidate, fold) fit is a task of its own, run
+    where the search engine says (training.search); a candidate's rows are its folds' in fold order, as one in-process
+    ``fit_predict_folds`` gives them, so its scores do not depend on where the fits ran."""
+    configs = {candidate: candidate.config(settings) for candidate in candidates}
+    tasks = [(candidate, group) for candidate in candidates for group in fold_groups(folds, configs[candidate])]
+    left = Counter(candidate for candidate, _ in tasks)
+    parts: dict[Candidate, list[pd.DataFrame]] = {candidate: [] for candidate in candidates}
+    for (candidate, _), rows in zip(tasks, run_fits(pool, [(group, configs[candidate]) for candidate, group in tasks], settings)):
+        parts[candidate].append(rows)
+        left[candidate] -= 1
+        if not left[candidate] and progress is not None:  # its last fold is in: the candidate is scored
+            progress(candidate.name)
+    return {candidate: pd.concat(frames) for candidate, frames in parts.items()}
+
+
 def select(pool: Pool, days: pd.DatetimeIndex, settings: Settings, progress: Progress = None) -> Selection:
     """Score every candidate by an inner walk-forward over ``days`` only and return the winner."""
     folds = inner_folds(pool, days, settings)
     tune = settings.tune
     cascade_scores, standard_errors = {}, {}
-    for families in tune.family_sets:
-        for params in tune.param_sets:
-            candidate = Candidate(families, params)
-            oof, _ = fit_predict_folds(pool, folds, settings, candidate.config(settings), with_baselines=False, with_heads=False)
-            key = f"{families} / {params}"
-            cascade_scores[key] = mean_per_coin(oof["model"])
-            per_fold = [mean_per_coin(block) for _, block in oof["model"].groupby("fold")]
+    with search_engine(pool, settings):
+        cascade = [Candidate(families, params) for families in tune.family_sets for params in tune.param_sets]
+        for candidate, oof in candidates_oof(pool, folds, settings, cascade, progress).items():
+            key = f"{candidate.families} / {candidate.params}"
+            cascade_scores[key] = mean_per_coin(oof)
+            per_fold = [mean_per_coin(block) for _, block in oof.groupby("fold")]
             standard_errors[key] = float(np.nanstd(per_fold, ddof=1) / np.sqrt(len(per_fold))) if len(per_fold) > 1 else 0.0
-            if progress is not None:
-                progress(candidate.name)
-    families, params = one_standard_error(cascade_scores, standard_errors, tune.preferred_family_set).split(" / ")
-    direction_scores = {}
-    for direction in direction_candidates(settings):
-        candidate = Candidate(families, params, direction)
-        oof, _ = fit_predict_folds(pool, folds, settings, candidate.config(settings), with_baselines=False, with_heads=False)
-        direction_scores[direction] = mean_per_coin(oof["model"], direction=True)
-        if progress is not None:
-            progress(candidate.name)
+        families, params = one_standard_error(cascade_scores, standard_errors, tune.preferred_family_set).split(" / ")
+        directions = [Candidate(families, params, direction) for direction in direction_candidates(settings)]
+        direction_scores = {candidate.direction: mean_per_coin(oof, direction=True)
+                            for candidate, oof in candidates_oof(pool, folds, settings, directions, progress).items()}
     chosen = max(direction_scores, key=lambda k: np.nan_to_num(direction_scores[k], nan=-1.0))
     return Selection(Candidate(families, params, chosen), cascade_scores, direction_scores, folds)
 
@@ -156,6 +172,29 @@ class TuneResult:
     files: list[Path] = field(default_factory=list)
     run_id: str = ""
     seconds: float = 0.0
+    written: Path | None = None  # where the choice went (None: a dry run)
+
+
+def choice_target(commit: bool) -> Path:
+    """Where a tune writes its choice: the local, git-ignored file (the tree stays clean; training prefers it while it
+    exists), or with ``commit`` the committed training/selection.json."""
+    return SELECTION_FILE if commit else LOCAL_SELECTION_FILE
+
+
+def write_choice(record: dict[str, object], commit: bool = False) -> Path:
+    """Write a tune's record to ``choice_target(commit)`` and return the path. Committing removes the local choice: it
+    would shadow the committed one it has just become."""
+    target = choice_target(commit)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(target, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1) + "\n"))
+    if commit:
+        LOCAL_SELECTION_FILE.unlink(missing_ok=True)
+    return target
+
+
+def shown(path: Path) -> str:
+    """A path as a person in the project reads it: relative to the project when inside it."""
+    return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
 
 
 def nested_walk_forward(tables: dict[str, FeatureTable], settings: Settings,
@@ -172,16 +211,17 @@ def nested_walk_forward(tables: dict[str, FeatureTable], settings: Settings,
     baseline_pool = Pool.of(tables, model_features(features, settings.model))
     oof, _ = fit_predict_folds(baseline_pool, outer, settings, settings.model)
     parts, fold_models, selections = [], {}, {}
-    for fold in outer:
-        selection = select(pool, fold.train_days, settings, progress)
-        selections[fold.number] = selection
-        train, test = pool.rows(fold.train_days), pool.rows(fold.test_days)
-        model = CascadeModel(selection.chosen.config(settings)).fit(pool.X[train], pool.target[train])
-        fold_models[fold.number] = model
-        parts.append(pool.oof(model.predict(pool.X[test]), test, fold))
+    with search_engine(pool, settings):  # one engine for every selection: one cluster client, the pool sent to it once
+        for fold in outer:
+            selection = select(pool, fold.train_days, settings, progress)
+            selections[fold.number] = selection
+            train, test = pool.rows(fold.train_days), pool.rows(fold.test_days)
+            model = CascadeModel(selection.chosen.config(settings)).fit(pool.X[train], pool.target[train])
+            fold_models[fold.number] = model
+            parts.append(pool.oof(model.predict(pool.X[test]), test, fold))
+        final = select(pool, pool.labelled_days(), settings, progress)
     oof["model"] = pd.concat(parts).rename_axis("date")
     scores, per_fold = score_oof(oof, pool.events, outer, settings)
-    final = select(pool, pool.labelled_days(), settings, progress)
     return Evaluation(outer, oof, scores, per_fold, fold_models), selections, final
 
 
@@ -232,22 +272,53 @@ def write_tune_report(result: TuneResult, settings: Settings) -> list[Path]:
         *[f"- {asset}: " + ("passed" if (v := gate(result.evaluation, settings, asset)).passed else "failed — " + "; ".join(v.reasons))
           for asset in result.evaluation.assets], "",
         "## Chosen per outer fold", "", chosen, "",
-        f"Committed choice (inner walk-forward over all days): **{result.final.chosen.name}** -> `{SELECTION_FILE.name}`", "",
+        f"Choice (inner walk-forward over all days): **{result.final.chosen.name}** -> "
+        + (f"`{shown(result.written)}`" if result.written else "not written (a dry run)"), "",
         "## Every candidate's inner score", "", format_table(candidates), "",
     ]
     (directory / "nested.md").write_text("\n".join(lines))
     return [directory / "nested.md", directory / "nested_coins.csv", directory / "candidates.csv", directory / "nested_oof.csv"]
 
 
+def tune_description(result: TuneResult, settings: Settings) -> str:
+    """The tune run's description in the MLflow UI (Markdown): what the run is, the choice it made and where it went, and
+    the nested out-of-fold headline per coin beside the volatility baseline."""
+    assets = list(result.evaluation.assets)
+    cascade, direction = len(result.final.cascade_scores), len(result.final.direction_scores)
+    written = f"`{shown(result.written)}`" if result.written else "not written (`--dry-run`)"
+    nested = coin_table(result.evaluation)
+    columns = [c for c in ("ROC-AUC", "PR-AUC", "vol PR-AUC", "Brier skill", "vol Brier skill", "direction AUC") if c in nested.columns]
+    rows = [f"| {asset} | " + " | ".join(f"{nested.loc[asset, c]:.3f}" if pd.notna(nested.loc[asset, c]) else "–" for c in columns) + " |"
+            for asset in nested.index]
+    return "\n".join([
+        f"Nested walk-forward model selection (`make tune`) over {', '.join(assets)}: {cascade} cascade candidates (family set x "
+        f"hyper-parameters) and {direction} direction models, each a child run, scored by an inner walk-forward "
+        f"({settings.tune.inner_folds} folds) inside every outer fold's training window; the outer test blocks only report.", "",
+        f"**Chosen over all days: {result.final.chosen.name}** -> {written}; per outer fold: "
+        + "; ".join(f"{k}: {s.chosen.name}" for k, s in result.per_fold.items()) + ".", "",
+        "Nested out-of-fold (every choice made inside the outer training windows; `vol` = the coin's volatility baseline):", "",
+        "| coin | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns), *rows, "",
+        "Every metric (per coin, predictor and fold): the artifact `evaluation/metrics_all.csv`; the report: `tune/nested.md`.",
+    ])
+
+
 def log_tune(result: TuneResult, settings: Settings, record: dict[str, object]) -> str:
-    """A parent MLflow run with the nested metrics and reports, and one child run per candidate with its inner scores."""
-    from training.train import evaluation_metrics, flatten
+    """A parent MLflow run with a description, the headline nested metrics and reports, and one child run per candidate
+    with its inner scores."""
+    from training.train import evaluation_metrics, flatten, git_revision
 
     experiment_id = setup_tracking(settings)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"tune-pooled-{len(result.evaluation.assets)}") as parent:
-        mlflow.set_tags({"stage": "tune", "assets": ",".join(result.evaluation.assets), "chosen": result.final.chosen.name})
+    assets = list(result.evaluation.assets)
+    coins = "+".join(assets) if len(assets) <= 3 else f"{len(assets)} coins"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"tune {coins} · chose {result.final.chosen.name} · {git_revision()}") as parent:
+        mlflow.set_tags({"stage": "tune", "assets": ",".join(assets), "chosen": result.final.chosen.name,
+                         "choice_file": shown(result.written) if result.written else "dry run",
+                         "mlflow.note.content": tune_description(result, settings)})
         mlflow.log_params(flatten("", settings.loggable(), {}))
-        mlflow.log_metrics(evaluation_metrics(result.evaluation))
+        # the headline, as a train run logs it (the run page and the comparison view show these); every number as one table
+        mlflow.log_metrics(evaluation_metrics(result.evaluation, every=False))
+        every = pd.Series(evaluation_metrics(result.evaluation), name="value").rename_axis("metric").reset_index()
+        mlflow.log_text(every.to_csv(index=False), "evaluation/metrics_all.csv")
         mlflow.log_dict(record, "selection.json")
         for path in result.files:
             mlflow.log_artifact(str(path), artifact_path="tune")
@@ -271,17 +342,18 @@ def log_tune(result: TuneResult, settings: Settings, record: dict[str, object]) 
 
 
 def tune(settings: Settings, stores: dict[str, HistoryStore] | None = None, write_selection: bool = True,
-         progress: Progress = None) -> TuneResult:
-    """Run the nested selection over ``settings.assets``, write its report, log it, and commit the choice to the selection file."""
+         progress: Progress = None, commit: bool = False) -> TuneResult:
+    """Run the nested selection over ``settings.assets``, write its report, log it, and write the choice: to the local,
+    git-ignored file, or with ``commit`` to the committed one (``write_selection=False``: neither, a dry run)."""
     started = time.perf_counter()
     tables = load_feature_tables(settings, stores)
     evaluation, per_fold, final = nested_walk_forward(tables, settings, progress)
-    result = TuneResult(evaluation, per_fold, final)
+    result = TuneResult(evaluation, per_fold, final, written=choice_target(commit) if write_selection else None)
     result.files = write_tune_report(result, settings)
     seconds = time.perf_counter() - started
     record = selection_record(result, settings, seconds)
     if write_selection:
-        atomic_write(SELECTION_FILE, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1) + "\n"))
+        write_choice(record, commit)
     result.run_id = log_tune(result, settings, record)
     result.seconds = time.perf_counter() - started
     return result

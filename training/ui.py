@@ -28,13 +28,16 @@ def run_ui(settings: Settings, host: str, port: int) -> int:
     store = tracking_store_path(settings)
     if store is not None and not store.exists():
         print(f"note: no tracking store at {store} yet — the UI starts on an empty one; `make train` fills it")
-    setup_tracking(settings)
+    experiment_id = setup_tracking(settings)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.tracking_uri,
            "--default-artifact-root", Path(settings.artifact_location).as_uri(), "--host", host, "--port", str(port), "--workers", "1"]
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
     pid_file(settings).write_text(str(proc.pid))
     print(f"MLflow UI on http://{host}:{port} (store {settings.tracking_uri}); Ctrl-C or `make ui-stop` to stop")
+    # MLflow 3.17 picks an experiment's view from the UI's own workflow switch (GenAI unless a browser chose "Model
+    # training"), not from the experiment's mlflow.experimentKind tag: this link opens the runs list in the training view
+    print(f"the runs (training view): http://{host}:{port}/#/experiments/{experiment_id}?workflowType=machine_learning")
 
     def stop(signum: int, _frame: object) -> None:
         # a UI holds nothing to flush: SIGTERM, and SIGKILL whatever still runs after 1 s (a prompt Ctrl-C, not a graceful 10 s)

@@ -134,6 +134,7 @@ class Family:
     side_hint: SideHint | None = None
     summary: SummaryFn | None = None
     candidate: bool = False  # a candidate: its features are built, but a model reads it only when its config names it
+    market_wide: bool = False  # its inputs are the served coins' market-wide columns (features.market): joined, never posted
 
     def compute(self, panel: pd.DataFrame, config: FeatureConfig) -> FeatureSet:
         """This family's features for every day of ``panel`` (missing input columns count as all-missing)."""
@@ -158,19 +159,23 @@ REGISTRY: dict[str, Family] = {}
 
 
 def family(name: str, title: str, colour: str, inputs: tuple[str, ...], optional_inputs: tuple[str, ...] = (),
-           warnings: tuple[Warning, ...] = (), side_hint: SideHint | None = None, candidate: bool = False) -> Callable[[FamilyFn], FamilyFn]:
+           warnings: tuple[Warning, ...] = (), side_hint: SideHint | None = None, candidate: bool = False,
+           market_wide: bool = False) -> Callable[[FamilyFn], FamilyFn]:
     """Register a signal family; ``name`` is the prefix of every feature it makes, ``colour`` a matplotlib colour.
 
     ``candidate``: a family on trial. Its features are in the table and the catalogue, but "every family" (a model config's
     ``families=None``) and the warning checklist leave it out until it is promoted; a model reads it when a family set
-    names it (``tune.family_sets``), so the nested selection decides."""
+    names it (``tune.family_sets``), so the nested selection decides.
+
+    ``market_wide``: its inputs are market-wide columns computed from every served coin's store (``features.market``) and
+    joined to each coin's panel; they are not a coin's own signals, so ``/predict_signals`` neither asks for nor accepts them."""
 
     def register(fn: FamilyFn) -> FamilyFn:
         if name in REGISTRY and REGISTRY[name].fn.__qualname__ != fn.__qualname__:
             raise ValueError(f"family '{name}' registered twice")
         previous = REGISTRY.get(name)
         REGISTRY[name] = Family(name, title, colour, tuple(inputs), fn, tuple(optional_inputs), tuple(warnings), side_hint,
-                                previous.summary if previous else None, candidate)
+                                previous.summary if previous else None, candidate, market_wide)
         return fn
 
     return register
@@ -217,10 +222,11 @@ def describe(name: str, row: pd.Series) -> str:
 
 
 def required_inputs() -> list[str]:
-    """Every panel column some family needs, in registry order, without repeats."""
-    return list(dict.fromkeys(c for fam in load_families().values() for c in fam.inputs))
+    """Every panel column of a coin's own that some family needs, in registry order, without repeats (the market-wide
+    columns are the service's, joined to every coin)."""
+    return list(dict.fromkeys(c for fam in load_families().values() if not fam.market_wide for c in fam.inputs))
 
 
 def optional_inputs() -> list[str]:
     required = set(required_inputs())
-    return [c for c in dict.fromkeys(c for fam in REGISTRY.values() for c in fam.optional_inputs) if c not in required]
+    return [c for c in dict.fromkeys(c for fam in REGISTRY.values() if not fam.market_wide for c in fam.optional_inputs) if c not in required]

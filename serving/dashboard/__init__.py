@@ -22,9 +22,10 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.staticfiles import StaticFiles
 
 from cascade_radar import glossary as words
-from cascade_radar.config import ASSETS
-from cascade_radar.rules import IN_SAMPLE, OUT_OF_FOLD, OUT_OF_SAMPLE
+from cascade_radar.config import settings_or_exit
+from cascade_radar.rules import IN_SAMPLE, OUT_OF_FOLD, OUT_OF_SAMPLE, coin_key, shown
 from features.families import load_families
+from serving.package import served_assets
 
 STATIC = Path(__file__).parent / "static"
 PLOTLY_FULL = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -87,9 +88,10 @@ def overview(request: Request) -> HTMLResponse:
 @dashboard.get("/coin/{asset}", response_class=HTMLResponse, include_in_schema=False)
 def coin(asset: str, request: Request) -> HTMLResponse:
     """One coin: the probability timeline with events and alert episodes, a day's explanation, the replays."""
-    if asset.upper() not in ASSETS:
+    served = served_assets(settings_or_exit())  # the service's own coins (any tickers), read as the service reads them
+    if coin_key(asset) not in served:
         return page("coin", "cascade-radar — unknown coin", request, asset=asset,
-                    error=f"{asset!r} is not a coin cascade-radar knows (known: {', '.join(ASSETS)})")
+                    error=f"{shown(asset)} is not a coin cascade-radar knows (served here: {', '.join(served)})")
     if asset != asset.upper():
         return RedirectResponse(f"{request.scope.get('root_path', '')}/coin/{asset.upper()}")  # type: ignore[return-value]
     return page("coin", f"cascade-radar — {asset}", request, asset=asset)
@@ -99,7 +101,8 @@ def coin(asset: str, request: Request) -> HTMLResponse:
 def glossary(request: Request) -> HTMLResponse:
     """The product's words (SOPR, funding, log-odds, out-of-fold, base rate, ...), from ``cascade_radar.glossary`` as
     docs/glossary.md is: linked from every page's header."""
-    return page("glossary", "cascade-radar — glossary", request, slots={"{{glossary}}": words.html_list()}, assets=list(ASSETS))
+    return page("glossary", "cascade-radar — glossary", request, slots={"{{glossary}}": words.html_list()},
+                assets=served_assets(settings_or_exit()))
 
 
 @functools.cache

@@ -9,7 +9,8 @@ import pytest
 from cascade_radar.config import FeatureConfig, Settings
 from features.build import assemble_panel, build_feature_table
 from features.families import REGISTRY, Family, FeatureSet, load_families
-from features.sources.synthetic import SyntheticHistory
+from features.market import market_inputs
+from features.sources.synthetic import SyntheticHistory, generate_history
 
 FAMILIES = load_families()
 CUTOFFS = 6
@@ -17,7 +18,10 @@ CUTOFFS = 6
 
 @pytest.fixture(scope="module")
 def panel(synthetic: SyntheticHistory) -> pd.DataFrame:
-    return assemble_panel(pd.concat(synthetic.series.values(), axis=1))
+    """One coin's assembled panel with the market-wide inputs of it and two more seeded coins joined, as every coin reads them."""
+    own = assemble_panel(pd.concat(synthetic.series.values(), axis=1))
+    others = {f"coin{seed}": assemble_panel(pd.concat(generate_history(seed=seed).series.values(), axis=1)) for seed in (21, 31)}
+    return own.join(market_inputs({"own": own, **others}, FeatureConfig().trailing_norm_days, min_coins=3))
 
 
 def lookahead_violations(fam: Family, panel: pd.DataFrame, cfg: FeatureConfig, seed: int = 3) -> list[str]:

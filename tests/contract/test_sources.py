@@ -356,6 +356,22 @@ def test_connector_contract(name: str, series: str, server: ProviderServer, stor
         assert (bare.unavailable() == f"needs an API key: set {cls.key_env}") == cls.key_required
 
 
+def test_a_coin_outside_a_providers_list_is_refused_by_it_without_a_call(server: ProviderServer, tmp_path: Path) -> None:
+    """Issue 37: the coin list is any tickers, a provider knows the symbols of its own coins. Another coin is refused by
+    every provider, saying so, before any request; the coins a provider lists still reach it."""
+    (coin,) = Settings(assets=["c001"]).assets  # a ticker the settings accept, as CASCADE_RADAR_ASSETS would give it
+    urls, keys = {name: server.url for name in REGISTERED}, {name: "test-key" for name in REGISTERED}
+    connectors = build_connectors(coin, base_urls=urls, keys=keys, sleep=Sleeps())
+    assert {c.name: c.unavailable() for c in connectors} == {name: "no C001 data at this provider" for name in REGISTERED}
+    outcomes = run_update(HistoryStore(tmp_path / "c001"), connectors, until=T0)
+    assert len(outcomes) == sum(len(cls.plans) for cls in REGISTERED.values())
+    assert all(o.skipped == "no C001 data at this provider" and o.new_rows == 0 for o in outcomes)
+    assert server.calls == []  # refused before asking: no symbol is guessed for a coin the provider was not set up for
+    for name, cls in REGISTERED.items():  # the seven keep their providers, as before
+        for asset in cls.assets:
+            assert build_connectors(asset, [name], base_urls=urls, keys=keys)[0].unavailable() is None, (name, asset)
+
+
 def test_every_provider_module_registers_a_connector_and_the_cli_lists_it() -> None:
     import pkgutil
 

@@ -324,7 +324,9 @@ def test_the_dashboard_never_draws_missing_data_as_a_cause(served: str, trained_
 
 def test_the_api_docs_page_renders_and_asks_nothing_of_another_origin(served: str) -> None:
     """The page the dashboard links as "API docs" (/): Swagger UI from the service's own files, under the CSP, no tag manager
-    (BentoML's page asked googletagmanager.com)."""
+    (BentoML's page asked googletagmanager.com). And the service works offline: on `/`, the overview `/dashboard/` and a coin
+    page scrolled to its end (so that every panel loaded when scrolled to has fetched what it draws), every request the
+    browser makes goes to the served 127.0.0.1 origin — no font, script, chart bundle or beacon from another host."""
     console = Console()
     asked: list[str] = []
     with chromium() as browser:
@@ -334,5 +336,17 @@ def test_the_api_docs_page_renders_and_asks_nothing_of_another_origin(served: st
         page.wait_for_selector(".swagger-ui .info .title", timeout=60_000)
         assert page.locator(".swagger-ui .info .title").inner_text().startswith("cascade-radar")
         assert page.locator(".opblock-summary-path[data-path='/predict']").count() == 1  # the operations are listed
-    assert asked and all(url.startswith(served) for url in asked), [u for u in asked if not u.startswith(served)]
+        for path in ("/dashboard/", "/dashboard/coin/BTC"):
+            page.goto(f"{served}{path}")
+            page.wait_for_selector("body[data-loaded='true']", timeout=60_000)
+        # the coin page's panels that fetch their data only as they come into view, each brought into view and drawn
+        for panel, drawn in (("#signals", "#signals[data-rendered='true']"), ("#calibration", "#calibration[data-rendered='true']"),
+                             ("#backtest-panel", "#backtest-chart[data-rendered]")):
+            page.locator(panel).scroll_into_view_if_needed()
+            page.wait_for_selector(drawn, timeout=30_000)
+        page.wait_for_load_state("networkidle", timeout=30_000)
+    assert {f"{served}{path}" for path in ("/", "/dashboard/", "/dashboard/coin/BTC")} <= set(asked)  # the three pages were seen
+    assert len(asked) >= 10, asked  # and their files and data: the listener did listen
+    elsewhere = [url for url in asked if not url.startswith(f"{served}/")]
+    assert not elsewhere, f"requests that left {served}: {elsewhere}"
     assert console.errors == []  # a CSP violation is a console error

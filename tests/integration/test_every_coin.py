@@ -1,6 +1,7 @@
 """Every coin on the real reference history: the same answer from the CLI, the service's state and the daily job.
 
-Trains the seven coins pooled, as `make train` does (~45 s), in a temporary store; skipped without ../shared.
+Trains the seven coins pooled, as `make train` does (about a minute), in a temporary store (the `seven` fixture of
+tests/integration/conftest.py, shared with the documentation's examples); skipped without ../shared.
 """
 
 from __future__ import annotations
@@ -14,29 +15,12 @@ import pandas as pd
 import pytest
 
 from cascade_radar.config import ASSETS, Settings
+from tests.support.examples import http_examples
 from tests.support.process import settings_env
 
 pytestmark = pytest.mark.reference
 SAME = ("asset", "day", "p_cascade", "p_long", "p_short", "side", "side_uncertain", "p_long_given_cascade", "long_prior", "side_skill", "alert",
         "basis", "model", "model_used", "data_through", "missing_families", "top_drivers", "checklist", "sentence")
-
-
-@pytest.fixture(scope="module")
-def seven(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    from features.sources.reference import import_missing_stores
-    from tests.conftest import REFERENCE_DIR
-    from training.train import train
-
-    if not (REFERENCE_DIR / "README.md").exists():
-        pytest.skip(f"reference data not found at {REFERENCE_DIR} (clone without ../shared)")
-    root = tmp_path_factory.mktemp("seven")
-    settings = Settings(data_dir=root / "data", reports_dir=root / "reports", mlruns_dir=root / "mlruns", reference_dir=REFERENCE_DIR,
-                        assets=list(ASSETS))
-    said = import_missing_stores(settings, ASSETS)
-    assert len(said) == len(ASSETS) and all("loaded" in line for line in said.values())
-    assert import_missing_stores(settings, ASSETS) == {}  # said once: a store that holds data is left alone
-    assert train(settings).passed_gate
-    return settings
 
 
 def test_every_coin_answers_the_same_from_cli_state_and_daily_job(seven: Settings, capsys: pytest.CaptureFixture[str],
@@ -90,17 +74,16 @@ API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 
 def documented_requests() -> list[tuple[str, str, dict[str, object] | None]]:
-    """Every concrete request the API page documents: the routes table's `GET /path?query` and `POST /path` with a JSON body
-    of concrete values, and the `curl` examples. A row whose example still holds a placeholder (…) is not a request."""
+    """Every concrete request the docs show: the API page's routes table — `GET /path?query` and `POST /path` with a JSON body
+    of concrete values — and the `curl` examples of every page and the README (tests/support/examples.py). A row whose
+    example still holds a placeholder (…) is not a request."""
     text = API_DOC.read_text()
     found: list[tuple[str, str, dict[str, object] | None]] = []
     for line in text.splitlines():
         row = re.match(r"\| `(GET|POST) (/[^`\s]*)` \| (`(\{[^`]*\})`|–)", line)
         if row and "…" not in row.group(2) and "…" not in (row.group(4) or ""):
             found.append((row.group(1), row.group(2), json.loads(row.group(4)) if row.group(4) else None))
-    for curl in re.findall(r"^curl -s (?:-X (POST) )?localhost:3000(/\S*)(?: .*?-d '(\{.*\})')?", text, flags=re.M):
-        found.append((curl[0] or "GET", curl[1], json.loads(curl[2]) if curl[2] else None))
-    return found
+    return found + http_examples()
 
 
 def test_every_documented_api_example_answers_on_the_reference_history(seven: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

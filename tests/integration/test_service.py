@@ -70,6 +70,9 @@ def test_a_past_day_defaults_to_out_of_fold_as_in_the_evaluation(client: TestCli
     assert explained["top_drivers"][:5] == body["top_drivers"]  # the explanation is the same answer with every SHAP value
     rows = client.post("/predict_range", json={"start": str(day.date()), "end": str(day.date())}).json()["rows"]
     assert rows[0]["p_cascade"] == pytest.approx(float(oof["p_cascade"]), abs=1e-12) and rows[0]["basis"] == "out-of-fold"
+    # the range row is the same answer under the same names, severity and term structure included
+    assert {k: v for k, v in body.items() if k in rows[0]} == {**rows[0], "day": body["day"]}
+    assert rows[0]["p_major"] is not None and set(rows[0]["p_cascade_by_horizon"]) == set(body["p_cascade_by_horizon"])
 
 
 def test_predict_defaults_to_the_latest_day_with_core_data(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
@@ -341,8 +344,17 @@ def test_every_answer_names_its_coin_and_an_unserved_coin_is_refused(client: Tes
     refused = client.post("/predict", json={"asset": "ETH"})  # a known coin without a champion in this registry
     assert refused.status_code == 503 and "no champion model" in refused.json()["detail"] and refused.json()["field"] == "asset"
     assert "no champion model" in ready["assets"]["ETH"]["reason"]
+    # any ticker is a coin (issue 37): one the service does not serve is a 404 naming the field and the served coins
     unknown = client.post("/predict", json={"asset": "PEPE"})
-    assert unknown.status_code == 400 and "asset" in unknown.text
+    assert unknown.status_code == 404 and unknown.json()["field"] == "asset"
+    assert unknown.json()["detail"] == "'PEPE' is not served (served: BTC, ETH, SOL, XRP, DOGE, BNB, ADA)"
+    malformed = client.post("/predict", json={"asset": "PE-PE"})  # not a coin name at all: the schema's 400, naming the field
+    assert malformed.status_code == 400 and [e["field"] for e in malformed.json()["errors"]] == ["asset"]
+    spec = client.get("/docs.json").json()  # the API documents the served coins, in a body and in a query
+    assert spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["asset"]["enum"] == \
+        ["BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA"]
+    (query,) = [p for p in spec["paths"]["/v1/events"]["get"]["parameters"] if p["name"] == "asset"]
+    assert query["schema"]["enum"] == ["BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA"]
 
 
 def test_not_ready_without_history(trained_synthetic, tmp_path: Path) -> None:  # noqa: ANN001

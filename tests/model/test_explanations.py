@@ -130,3 +130,41 @@ def test_the_signed_side_score_is_explained_exactly_and_keeps_its_declared_signs
     model.save(tmp_path / "m")
     again = CascadeModel.load(tmp_path / "m")
     np.testing.assert_allclose(again.p_long_given_cascade(labelled.iloc[-50:]), model.p_long_given_cascade(labelled.iloc[-50:]), atol=0)
+
+
+def test_explanations_are_computed_when_asked_kept_within_the_budget_and_equal_the_whole_table(trained_synthetic, explained) -> None:  # noqa: ANN001
+    """Issue 37: at start a coin scores every day and explains only its latest; a past day is explained with its block on
+    first request — the same numbers as explaining the whole history at once — and the cache holds no more than its budget."""
+    from forecast.predict import EXPLANATIONS, SHAP_BLOCK_DAYS
+
+    settings, ft, _ = trained_synthetic
+    _, table = explained
+    forecaster = CoinForecaster.load(settings)
+    before = EXPLANATIONS.stats()
+    forecaster.warm()
+    assert EXPLANATIONS.stats()["misses"] - before["misses"] == 1  # one block: the latest answerable day's
+    budget = EXPLANATIONS.budget_bytes
+    try:
+        block = forecaster.contributions(AUTO, [0]).cascade_shap.nbytes * SHAP_BLOCK_DAYS * 2  # one block's bytes, both models
+        EXPLANATIONS.budget_bytes = 3 * block  # room for about three blocks
+        days = forecaster.answerable_days[::150]
+        answers = forecaster.forecast_many(days, detail=True)
+        assert EXPLANATIONS.stats()["bytes"] <= EXPLANATIONS.budget_bytes and EXPLANATIONS.stats()["evictions"] > before["evictions"]
+        for day, answer in zip(days, answers, strict=True):
+            row = table.loc[day]
+            assert answer["cascade"]["base_value"] == pytest.approx(row["cascade_base"], abs=1e-12)
+            by_feature = answer["cascade"]["shap_by_feature"]
+            np.testing.assert_allclose([by_feature[f] for f in forecaster.model_features],
+                                       row[[f"cascade_shap__{f}" for f in forecaster.model_features]].astype(float), atol=1e-12)
+            assert answer["p_cascade"] == pytest.approx(row["p_cascade"], abs=1e-12)
+        # asked again after eviction: explained again, the same answer
+        again = forecaster.forecast_many(days, detail=True)
+        assert [a["cascade"]["shap_by_feature"] for a in again] == [a["cascade"]["shap_by_feature"] for a in answers]
+        # a timeline's pushes per family are the explanation's, day by day
+        start, end = days[1].date(), (days[1] + pd.Timedelta(days=99)).date()
+        rows = forecaster.forecast_range(start, end, families=True)["rows"]
+        some = [r for r in rows][::33]
+        for r, e in zip(some, forecaster.forecast_many([pd.Timestamp(r["day"]) for r in some], detail=True), strict=True):
+            assert r["shap_by_family"] == e["cascade"]["shap_by_family"]
+    finally:
+        EXPLANATIONS.budget_bytes = budget

@@ -132,14 +132,22 @@ def test_tune_logs_every_candidate_as_a_child_run_and_writes_the_choice_only_whe
                                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     settings, _ = two_coins
     settings = small_search(settings.model_copy(update={"mlruns_dir": tmp_path / "mlruns", "reports_dir": tmp_path / "reports"}))
-    target = tmp_path / "selection.json"
-    monkeypatch.setattr("training.tune.SELECTION_FILE", target)
+    target = tmp_path / "selection.local.json"  # where a tune writes its choice unless asked to commit it
+    monkeypatch.setattr("training.tune.LOCAL_SELECTION_FILE", target)
+    monkeypatch.setattr("training.tune.SELECTION_FILE", tmp_path / "selection.json")
     result = tune(settings, write_selection=False)
-    assert not target.exists()
+    assert not target.exists() and result.written is None
     children = mlflow.search_runs(experiment_names=[settings.experiment_name], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'")
     assert len(children) == 2 + 3  # two cascade candidates, three direction candidates (two LightGBM, one signed score)
     assert (settings.reports_root / "tune" / "nested.md").exists()
-    tune(settings, write_selection=True)
+    # the parent run says what it is and what it chose (its description in the UI), with the headline metrics only
+    parent = mlflow.get_run(result.run_id)
+    said = parent.data.tags["mlflow.note.content"]
+    assert said.startswith("Nested walk-forward model selection (`make tune`) over BTC, ETH: 2 cascade candidates")
+    assert f"**Chosen over all days: {result.final.chosen.name}** -> not written (`--dry-run`)" in said and "| pooled |" in said
+    assert parent.info.run_name.startswith(f"tune BTC+ETH · chose {result.final.chosen.name} · ")
+    assert parent.data.metrics and not [k for k in parent.data.metrics if "_fold" in k]  # every number: evaluation/metrics_all.csv
+    assert tune(settings, write_selection=True).written == target and not (tmp_path / "selection.json").exists()
     record = json.loads(target.read_text())
     space = settings.tune
     assert record["choice"]["families"] == space.family_sets[record["candidate"]["families"]]  # what was chosen is what is written

@@ -32,9 +32,39 @@ def test_assets_keep_separate_stores_reports_and_models() -> None:
     assert (btc.registered_model_name, eth.registered_model_name) == ("cascade-radar-btc", "cascade-radar-eth")
 
 
-def test_unknown_asset_is_refused() -> None:
-    with pytest.raises(ValueError, match="asset"):
-        Settings(asset="PEPE")
+def test_a_malformed_coin_name_is_refused_naming_the_field() -> None:
+    """Issue 37: a coin is any ticker of 2-15 ASCII letters or digits; anything else is refused, the error naming the setting
+    at fault (the list position too) and the rule. Unicode case folding never turns a string into a coin ('ſol' is not SOL)."""
+    from pydantic import ValidationError
+
+    from cascade_radar.config import settings_problems
+
+    for kwargs, field in ((dict(asset="PE-PE"), "asset"), (dict(asset="ſol"), "asset"), (dict(asset="B"), "asset"),
+                          (dict(assets=["BTC", "ETH", "b!tc"]), "assets.2"), (dict(assets=["BTC", "X" * 16]), "assets.1"),
+                          (dict(features={"context_asset": "bt c"}), "features.context_asset")):
+        with pytest.raises(ValidationError) as refused:
+            Settings(**kwargs)
+        (error,) = refused.value.errors()
+        assert ".".join(map(str, error["loc"])) == field and "2 to 15 letters A-Z or digits 0-9" in error["msg"], kwargs
+        assert settings_problems(refused.value).startswith(f"setting '{field}' (environment CASCADE_RADAR_")
+    with pytest.raises(ValidationError, match="BTC listed more than once"):
+        Settings(assets=["BTC", "eth", "btc"])
+    with pytest.raises(ValidationError, match="assets"):
+        Settings(assets=[])
+
+
+def test_any_list_of_coins_validates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 37: twelve synthetic tickers are a coin list like the seven: upper-cased, kept in order, each with its own store
+    and model name; the coin answered for by default is the first of them when BTC is not one."""
+    coins = [f"c{i:03d}" for i in range(1, 13)]
+    s = Settings(assets=coins)
+    assert s.assets == [c.upper() for c in coins] and s.asset == "C001"
+    assert s.for_asset("c012").data_path == PROJECT_ROOT / "data" / "c012"
+    assert s.for_asset("C012").registered_model_name == "cascade-radar-c012"
+    monkeypatch.setenv("CASCADE_RADAR_ASSETS", '["BTC", "eth", "1000PEPE", "C001"]')
+    from_env = Settings()
+    assert from_env.assets == ["BTC", "ETH", "1000PEPE", "C001"] and from_env.asset == "BTC"
+    assert Settings(asset="avax").asset == "AVAX"  # a command may answer for a coin outside the pool (`--asset X` trains it alone)
 
 
 def test_a_purge_shorter_than_the_label_horizon_is_refused() -> None:

@@ -1,0 +1,40 @@
+"""`bench/bench_scale.py` (in `make bench`), small: it runs, prints a table per stage and the fitted growth exponents."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from cascade_radar.config import PROJECT_ROOT
+
+
+def test_the_scale_bench_prints_its_table_with_growth_exponents(tmp_path: Path) -> None:
+    """Two and three synthetic coins through the feature build, each in a fresh process (about 10 s: training a pooled
+    model, at least a minute even this small, is left to `make bench`)."""
+    out = subprocess.run([sys.executable, "bench/bench_scale.py", "--coins", "3,2", "--days", "400", "--stages", "features", "--no-anchor",
+                          "--workdir", str(tmp_path)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout
+    assert "1. feature build, every coin" in text and "2. pooled training" not in text  # only the stages asked for
+    rows = {int(m.group(1)): (int(m.group(2)), float(m.group(3)), float(m.group(4)))
+            for m in re.finditer(r"^\s+(\d+)\s+(\d+)\s+([\d.]+)\s+[\d.]+\s+[\d.]+\s+[\d.]+x\s+(\d+)\s", text, re.MULTILINE)}
+    assert sorted(rows) == [2, 3]  # the Ns in order, whatever order they were given in
+    assert rows[2][0] == 2 * 400 and rows[3][0] == 3 * 400  # rows: coins x days
+    assert all(seconds > 0 and 100 < peak_mb < 4000 for _, seconds, peak_mb in rows.values())  # a real process's high-water mark
+    exponents = re.search(r"growth exponent over N = 2, 3 \(1 = linear in rows\): time (-?[\d.]+), memory (-?[\d.]+)", text)
+    assert exponents, text
+    # each coin was its own store under the scratch folder, with a name the coin rule accepts
+    assert sorted(p.name for p in (tmp_path / "synthetic").iterdir()) == ["c001", "c002", "c003"]
+
+
+def test_a_stage_over_its_time_limit_is_stopped_and_said(tmp_path: Path) -> None:
+    """A stage that runs over ``--timeout`` is stopped and reported as timed out instead of hanging the bench; a larger N
+    is then not tried."""
+    out = subprocess.run([sys.executable, "bench/bench_scale.py", "--coins", "2,3", "--days", "400", "--stages", "features", "--no-anchor",
+                          "--timeout", "0.5", "--workdir", str(tmp_path)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "timed out after 0.5 s" in out.stdout
+    assert "skipped: it did not finish at a smaller N" in out.stdout
+    assert "growth exponent over N = - " in out.stdout
