@@ -151,22 +151,24 @@ def run_stage_process(stage: str, env: dict[str, str], timeout: float, workdir: 
 
 
 # ------------------------------------------------------------------ the service
-def tree_memory_mb(pid: int) -> tuple[float, float]:
-    """(RSS now, sum of each process's RSS high-water mark) of ``pid`` and its descendants, in MB."""
+def tree_memory_mb(pid: int) -> tuple[float, float, float]:
+    """(RSS now, sum of each process's RSS high-water mark, the largest process's RSS now) of ``pid`` and its descendants,
+    in MB: `bentoml serve` is an arbiter and a worker process, the worker holding the service."""
     import psutil
 
     procs = [psutil.Process(pid)]
     procs += procs[0].children(recursive=True)
-    rss = hwm = 0.0
+    rss = hwm = largest = 0.0
     for p in procs:
         try:
-            rss += p.memory_info().rss / 2**20
+            own = p.memory_info().rss / 2**20
+            rss, largest = rss + own, max(largest, own)
             for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
                     hwm += float(line.split()[1]) / 1024
         except (psutil.NoSuchProcess, FileNotFoundError):
             continue
-    return rss, hwm
+    return rss, hwm, largest
 
 
 def median_ms(call, n: int) -> float:  # noqa: ANN001 - a no-argument callable
@@ -216,8 +218,8 @@ def measure_service(env: dict[str, str], coins: list[str], rows: int, timeout: f
                                 Measure("skipped", "first requests timed out"))
                     answered += client.post("/predict", json={"asset": asset}).status_code == 200
                 first_requests = time.perf_counter() - t0
-                rss, hwm = tree_memory_mb(proc.pid)
-                start = Measure(seconds=ready, rows=rows, peak_mb=rss, extra={"hwm_mb": hwm, "answered": answered, "first_requests_s": first_requests,
+                rss, hwm, largest = tree_memory_mb(proc.pid)
+                start = Measure(seconds=ready, rows=rows, peak_mb=rss, extra={"hwm_mb": hwm, "largest_mb": largest, "answered": answered, "first_requests_s": first_requests,
                                                                                "load": load})
                 predict = median_ms(lambda: client.post("/predict", json={"asset": coins[0]}), LATENCY_REQUESTS)
                 ping = median_ms(lambda: client.post("/ping", json={}), LATENCY_REQUESTS)
@@ -272,8 +274,8 @@ def exponent(points: list[tuple[float, float]]) -> float | None:
 
 def estimate(done: list[Measure], rows: int) -> tuple[float, float] | None:
     """(estimated seconds at ``rows``, the exponent used) from the stage's measurements at two or more smaller Ns: the
-    fitted growth, never assumed better than linear. None from fewer: one small N is mostly fixed cost (training 7 coins
-    took 162 s and 50 coins 389 s here), so extrapolating it would skip what would finish; the time limit bounds it."""
+    fitted growth, never assumed better than linear. None from fewer: at one small N a stage is mostly fixed cost, so
+    extrapolating it linearly would skip what would finish; the time limit bounds it instead."""
     points = [(m.rows, m.seconds) for m in done if m.ok and m.rows]
     if len(points) < 2:
         return None
@@ -284,7 +286,8 @@ def estimate(done: list[Measure], rows: int) -> tuple[float, float] | None:
 
 @dataclass
 class Bench:
-    days: int
+    """The run: which stages, the time limit of each, and every measure taken so far."""
+
     timeout: float
     stages: tuple[str, ...]
     workdir: Path
@@ -342,7 +345,8 @@ def table(bench: Bench, stage: str, title: str) -> None:
         per_row = f"{(m.seconds / m.rows) / (first.seconds / first.rows):.2f}x" if first and m.rows else "-"
         note = ""
         if stage == "serve":
-            note = f"{m.extra['answered']:.0f}/{lab.split()[0]} coins answered one /predict in {m.extra['first_requests_s']:.1f} s; high-water {m.extra['hwm_mb']:.0f} MB"
+            note = (f"{m.extra['answered']:.0f}/{lab.split()[0]} coins answered one /predict in {m.extra['first_requests_s']:.1f} s; "
+                    f"the worker {m.extra['largest_mb']:.0f} MB; high-water {m.extra['hwm_mb']:.0f} MB")
         elif "imports_mb" in m.extra:
             note = f"{m.peak_mb - m.extra['imports_mb']:.0f} MB over the imports ({m.extra['imports_mb']:.0f} MB)"
             if "champions" in m.extra:
@@ -412,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = get_settings().model.n_jobs
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         workdir = args.workdir or Path(tmp)
-        bench = Bench(args.days, args.timeout, stages, workdir)
+        bench = Bench(args.timeout, stages, workdir)
         print(f"scale bench: N = {', '.join(map(str, counts))} synthetic coins x {args.days} days; stages {', '.join(stages)}; "
               f"{args.timeout:g} s per stage at most; LightGBM threads {threads}; {os.cpu_count()} cores (load average "
               f"{os.getloadavg()[0]:.1f}: other work on the machine slows every stage)", flush=True)
