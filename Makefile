@@ -11,10 +11,13 @@ CR := $(BIN)/cascade-radar
 # say so in one line instead of make's "Error 3" banner; every other status is passed on.
 OUTDATED_IS_NEWS = rc=$$?; if [ $$rc -eq 3 ]; then echo "exit 3: some answers are missing or outdated (the shipped history ends in 2025-26) - nothing is broken; 'make daily' with internet brings the store up to date"; else exit $$rc; fi
 UV_VERSION := 0.13.9
-ASSET ?= BTC
+# ASSET=X: the coin a command answers for; not given, the setting's default (BTC, or the first configured coin)
+ASSET ?=
 DATE ?=
 PORT ?= 3000
-export CASCADE_RADAR_ASSET ?= $(ASSET)
+ifneq ($(strip $(ASSET)),)
+export CASCADE_RADAR_ASSET := $(ASSET)
+endif
 export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export MPLBACKEND := Agg

@@ -10,6 +10,10 @@ import pytest
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The suite's settings are the tests' own: a CASCADE_RADAR_* of the shell (or `make test`'s ASSET=X) must not change what
+# a test expects, e.g. which coin answers by default.
+for _name in [n for n in os.environ if n.startswith("CASCADE_RADAR_")]:
+    del os.environ[_name]
 # The suite follows the committed model choice, never a local `make tune` of this machine (data/selection.local.json,
 # which training prefers while it exists; read when cascade_radar.config is imported, hence here, before it). A path that
 # can neither exist nor be written: a tune a test forgot to point elsewhere fails instead of leaving a choice behind.

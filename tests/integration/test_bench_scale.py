@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cascade_radar.config import PROJECT_ROOT
 
 
@@ -38,3 +40,27 @@ def test_a_stage_over_its_time_limit_is_stopped_and_said(tmp_path: Path) -> None
     assert "timed out after 0.5 s" in out.stdout
     assert "skipped: it did not finish at a smaller N" in out.stdout
     assert "growth exponent over N = - " in out.stdout
+
+
+def test_a_stage_estimated_over_the_limit_is_skipped_saying_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default `make bench` keeps 200 coins in its list and skips, with the estimate, a stage that would run over the
+    limit: the estimate needs two smaller Ns (one is mostly fixed cost) and never assumes better than linear growth."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_scale", PROJECT_ROOT / "bench" / "bench_scale.py")
+    bench_scale = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_scale", bench_scale)  # its dataclasses look their module up there
+    spec.loader.exec_module(bench_scale)
+    Bench, Measure = bench_scale.Bench, bench_scale.Measure  # noqa: N806 - the classes under test
+
+    bench = Bench(timeout=900, stages=("train",), workdir=PROJECT_ROOT)
+    bench.results["train"] = {"7": Measure(seconds=36.7, rows=7700)}
+    assert bench.blocked("train", 55_000) is None  # one point: run it, the time limit bounds it
+    bench.results["train"]["50"] = Measure(seconds=314.0, rows=55_000)  # 7 -> 50 coins measured here: exponent 1.09
+    why = bench.blocked("train", 220_000)
+    assert why is not None and why.startswith("skipped: estimated 14") and "growth exponent 1.09" in why and "900 s limit" in why
+    bench.results["train"]["50"] = Measure(seconds=40.0, rows=55_000)  # nearly flat: still estimated as linear at worst
+    assert bench.blocked("train", 220_000) is None  # 40 s x 4 = 160 s
+    assert bench.blocked("train", 55_000 * 30) == "skipped: estimated 1200 s from the smaller Ns (growth exponent 1.00) exceeds the 900 s limit"
+    bench.results["train"]["50"] = Measure("timed out", "timed out after 900 s")
+    assert bench.blocked("train", 220_000) == "skipped: it did not finish at a smaller N"
