@@ -253,10 +253,7 @@ def build_feature_table(raw_panel: pd.DataFrame, settings: Settings, until: pd.T
     if until is not None:
         raw_panel = raw_panel.loc[:until]
         context = context.until(until) if context is not None else None
-    panel, features, catalogue = feature_frame(raw_panel, settings, context)
-    labels = build_labels(panel, settings.labels)
-    table = pd.concat([features, labels.daily[LABEL_COLUMNS]], axis=1)
-    return FeatureTable(table, list(features.columns), catalogue, labels)
+    return feature_table_of(*feature_frame(raw_panel, settings, context), settings)
 
 
 def load_history(settings: Settings) -> HistoryStore:
@@ -271,16 +268,68 @@ def load_feature_table(store: HistoryStore, settings: Settings, until: pd.Timest
 
 
 def load_feature_tables(settings: Settings, stores: dict[str, HistoryStore] | None = None) -> dict[str, FeatureTable]:
-    """One feature table per coin of ``settings.assets`` (the pooled training set); the context coin's data are read
-    and turned into features once, not once per coin."""
-    stores = stores or {}
-    context = load_market_context(settings, stores=stores)
+    """One feature table per coin of ``settings.assets`` (the pooled training set), from ``coin_frames``: the context
+    coin's data turned into features once, not once per coin, and every coin's frames kept for the service's start."""
+    frames = coin_frames(settings, stores)
     tables = {}
     for asset in settings.assets:
-        each = settings.for_asset(asset)
-        store = stores.get(asset) or load_history(each)
-        tables[asset] = build_feature_table(store.panel(), each, context=context)
+        if asset in frames.failed:
+            raise frames.failed[asset]
+        panel, features = frames.coins[asset]
+        tables[asset] = feature_table_of(panel, features, frames.catalogue, settings.for_asset(asset))
     return tables
+
+
+def feature_table_of(panel: pd.DataFrame, features: pd.DataFrame, catalogue: pd.DataFrame, settings: Settings) -> FeatureTable:
+    """The feature table of an assembled panel and its features: the labels joined."""
+    labels = build_labels(panel, settings.labels)
+    table = pd.concat([features, labels.daily[LABEL_COLUMNS]], axis=1)
+    return FeatureTable(table, list(features.columns), catalogue, labels)
+
+
+@dataclass(frozen=True)
+class CoinFrames:
+    """Every coin's assembled panel and features (``feature_frame``), the catalogue and the market context; a coin whose
+    frames could not be built is in ``failed`` with the error (an empty store: the ValueError saying what to run)."""
+
+    coins: dict[str, tuple[pd.DataFrame, pd.DataFrame]]
+    catalogue: pd.DataFrame
+    context: MarketContext | None
+    failed: dict[str, Exception]
+    cached: bool  # read from ``features.cache`` (else built, and written there when every coin built)
+
+
+def coin_frames(settings: Settings, stores: dict[str, HistoryStore] | None = None) -> CoinFrames:
+    """The frames of every coin of ``settings.assets``: read from the cache when the stores, settings and feature code are
+    those they were built from (``features.cache``), else built — the context coin's once — and cached. The same frames
+    either way (tested); the market context's errors propagate."""
+    from features.cache import frames_key, read_frames, write_frames
+
+    stores = stores or {}
+    key = frames_key(settings, {a: s.root for a, s in stores.items()})
+    cached = read_frames(settings, key)
+    if cached is not None and set(settings.assets) <= set(cached.coins):
+        got = cached.context()
+        context = None
+        if got is not None:
+            families = tuple(settings.features.context_families)
+            context = MarketContext(got[0], got[1], families, got[2])
+        return CoinFrames({a: cached.coin(a) for a in settings.assets}, cached.catalogue(), context, {}, True)
+    context = load_market_context(settings, stores=stores)
+    coins, failed, catalogue = {}, {}, None
+    for asset in settings.assets:
+        each = settings.for_asset(asset)
+        try:
+            panel, features, catalogue = feature_frame((stores.get(asset) or load_history(each)).panel(), each, context)
+        except Exception as exc:  # noqa: BLE001 - one coin's broken store says why for that coin, the others are built
+            failed[asset] = exc
+            continue
+        coins[asset] = (panel, features)
+    catalogue = catalogue if catalogue is not None else feature_catalogue(settings.features)
+    if not failed:
+        shared = None if context is None else (context.panel, context.features, context.market)
+        write_frames(settings, key, coins, catalogue, shared)
+    return CoinFrames(coins, catalogue, context, failed, False)
 
 
 def feature_table_path(settings: Settings) -> Path:

@@ -51,7 +51,7 @@ import pandas as pd
 
 from cascade_radar.config import Settings
 from cascade_radar.rules import AUTO, BASES, IN_SAMPLE, age_days, alert_episodes, side, side_uncertain, sigmoid, times, today_utc
-from features.build import MarketContext, feature_frame, is_context_coin, load_market_context, shown_as
+from features.build import MarketContext, coin_frames, feature_frame, is_context_coin, load_market_context, shown_as
 from features.families import describe, family_of, load_families, title_of
 from features.freshness import FreshnessTable, last_present_days
 from features.store import HistoryStore
@@ -128,6 +128,14 @@ def _fold_sources(settings: Settings, identity: dict[str, str]) -> list[ModelSou
             _FOLDS.popitem(last=False)
     _FOLDS.move_to_end(run)
     return _FOLDS[run]
+
+
+def _champion(settings: Settings) -> Champion:
+    """``settings.asset``'s champion, or NotReady saying why there is none."""
+    try:
+        return load_champion(settings)
+    except Exception as exc:  # noqa: BLE001 - any failure here means "not ready", with the reason
+        raise NotReady(f"no champion model: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -258,6 +266,8 @@ class CoinForecaster:
     context: MarketContext | None = None
     _explained: dict[str, Explained] = field(default_factory=dict)
     _explainers: dict[str, Explainer] = field(default_factory=dict)
+    _score_blocks: dict[tuple[str, int], Explained] = field(default_factory=dict)  # (basis, block) -> its days scored (``scored``)
+    _days: dict[tuple[str, int], tuple[Explained, Contributions]] = field(default_factory=dict)  # (basis, day) -> explained alone (``warm``)
 
     def __post_init__(self) -> None:
         self._id = next(_forecaster_ids)  # the key of this forecaster's blocks in the shared cache (ids of dead objects recur)
@@ -390,6 +400,12 @@ class CoinForecaster:
     def build(cls, settings: Settings, champion: Champion, raw_panel: pd.DataFrame, context: MarketContext | None = None) -> CoinForecaster:
         """The forecaster of ``raw_panel`` (a coin's store, or posted signals); ``context``: the market context it reads."""
         panel, features, catalogue = feature_frame(raw_panel, settings, context)
+        return cls.of_frames(settings, champion, panel, features, catalogue, context)
+
+    @classmethod
+    def of_frames(cls, settings: Settings, champion: Champion, panel: pd.DataFrame, features: pd.DataFrame, catalogue: pd.DataFrame,
+                  context: MarketContext | None) -> CoinForecaster:
+        """The forecaster of a coin's frames as ``features.build.feature_frame`` made them (``coin_frames``: cached)."""
         # the context coin's context families are its own (posted signals included): judged on its own panel
         judged_on = None if is_context_coin(settings) else context
         return cls(settings, champion, panel, features, last_present_days(panel, judged_on), catalogue, context)
@@ -397,10 +413,7 @@ class CoinForecaster:
     @classmethod
     def load(cls, settings: Settings, context: MarketContext | None = None, champion: Champion | None = None) -> CoinForecaster:
         """``settings.asset`` from its champion and its store; raises NotReady with the reason."""
-        try:
-            champion = champion or load_champion(settings)
-        except Exception as exc:  # noqa: BLE001 - any failure here means "not ready", with the reason
-            raise NotReady(f"no champion model: {exc}") from exc
+        champion = champion or _champion(settings)
         store = HistoryStore(settings.data_path)
         if store.is_empty():
             raise NotReady(f"no history in {settings.data_path}: run `make data-reference` or `make data`")
@@ -488,16 +501,36 @@ class CoinForecaster:
         """The SHAP contributions of the days at positions ``rows`` on ``basis``, in that order: explained per block of
         ``SHAP_BLOCK_DAYS`` on first request and kept in the process's cache (``EXPLANATIONS``) within its budget."""
         rows = np.asarray(rows, dtype=int)
+        if len(rows) == 1 and (basis, int(rows[0])) in self._days:  # the day explained alone at start (``warm``)
+            return self._days[(basis, int(rows[0]))][1]
         blocks = np.unique(rows // SHAP_BLOCK_DAYS)
         parts = [EXPLANATIONS.get((self._id, basis, int(b)), lambda b=b: self._explain_block(basis, int(b))) for b in blocks]
         whole = Contributions.stack(parts)
         first = {int(b): k * SHAP_BLOCK_DAYS for k, b in enumerate(blocks)}  # where each block starts in ``whole``
         return whole.take(np.array([first[int(r // SHAP_BLOCK_DAYS)] + int(r % SHAP_BLOCK_DAYS) for r in rows], dtype=int))
 
+    def scored(self, basis: str, i: int) -> tuple[Explained, int]:
+        """Day ``i``'s probabilities as (a scored table, the day's row in it): every day's table once something asked for
+        all of them (``explained``), else the day's block — scored with its contributions, or alone (a prediction only):
+        a coin's start scores one block, not its whole history (issue 37)."""
+        full = self._explained.get(basis)
+        if full is not None:
+            return full, i
+        if (basis, i) in self._days:
+            return self._days[(basis, i)][0], 0
+        block = i // SHAP_BLOCK_DAYS
+        if (basis, block) not in self._score_blocks:
+            lo = block * SHAP_BLOCK_DAYS
+            self._score_blocks[(basis, block)] = Explained.of(self._explainer(basis).explain(self.features.iloc[lo : lo + SHAP_BLOCK_DAYS],
+                                                                                               shap=False))
+        return self._score_blocks[(basis, block)], i - block * SHAP_BLOCK_DAYS
+
     def _explain_block(self, basis: str, block: int) -> Contributions:
         lo = block * SHAP_BLOCK_DAYS
         table = self.features.iloc[lo : lo + SHAP_BLOCK_DAYS]
-        part = Contributions.of(self._explainer(basis).explain(table), self.model_features)
+        frame = self._explainer(basis).explain(table)
+        self._score_blocks.setdefault((basis, block), Explained.of(frame))  # its probabilities came with it
+        part = Contributions.of(frame, self.model_features)
         if len(table) < SHAP_BLOCK_DAYS:  # the last block: padded, so every block has the same length in ``contributions``
             pad = SHAP_BLOCK_DAYS - len(table)
             part = Contributions(np.pad(part.cascade_base, (0, pad)), np.pad(part.cascade_shap, ((0, pad), (0, 0))),
@@ -506,11 +539,14 @@ class CoinForecaster:
         return part
 
     def warm(self, basis: str = AUTO) -> None:
-        """Score every day and explain the last answerable one: what makes the coin ready (its latest answer is a lookup)."""
-        self.explained(basis)
+        """Score and explain the last answerable day's block: what makes the coin ready (its latest answer is a lookup).
+        Every other day is scored when first asked (``scored``, ``explained``)."""
         last = self.data_through
-        if last is not None:
-            self.contributions(basis, [self.features.index.get_loc(last)])
+        if last is not None:  # that day alone: TreeSHAP's cost is per row, a block's 64 rows cost a start of 200 coins ~25 s
+            i = self.features.index.get_loc(last)
+            frame = self._explainer(basis).explain(self.features.iloc[i : i + 1])
+            # kept beside the shared cache, never evicted: the answer most asked for (/predict's default day) stays a lookup
+            self._days[(basis, i)] = (Explained.of(frame), Contributions.of(frame, self.model_features))
 
     def forecast(self, day: dt.date | pd.Timestamp | None = None, basis: str = AUTO, top: int = 5, detail: bool = False,
                  today: dt.date | None = None) -> dict[str, object]:
@@ -559,12 +595,12 @@ class CoinForecaster:
         return {"rows": rows, "refused": refused}
 
     def _answer(self, day: pd.Timestamp, basis: str, top: int, detail: bool, today: dt.date) -> dict[str, object]:
-        ex = self.explained(basis)
-        i = ex.days.get_loc(day)
-        p, p_long, p_short = (float(v) for v in ex.probs[i])
+        i = self.features.index.get_loc(day)
+        contrib = self.contributions(basis, [i])
+        ex, j = self.scored(basis, i)  # the day's row ``j`` of a scored table (its block's, or every day's)
+        p, p_long, p_short = (float(v) for v in ex.probs[j])
         settings = self.settings
         missing = sorted(fam for fam in self.read_families if self._missing[fam][i])
-        contrib = self.contributions(basis, [i])
         shap = contrib.cascade_shap[0]
         direction_base = None if contrib.direction_base is None else float(contrib.direction_base[0])
         direction_shap = None if contrib.direction_shap is None else contrib.direction_shap[0]
@@ -575,14 +611,14 @@ class CoinForecaster:
         freshness = self.fresh.on(day, settings.alerts.stale_after_days, set(self.read_families), today)
         age = age_days(day, today)
         the_side = str(side(p_long, p_short))
-        p_long_given, prior = p_long / (p_long + p_short), float(ex.long_prior[i])
+        p_long_given, prior = p_long / (p_long + p_short), float(ex.long_prior[j])
         skill = self.champion.side_skill
         answer: dict[str, object] = {
             "asset": settings.asset, "day": str(day.date()), "horizon_days": settings.labels.horizon_days,
-            "p_cascade": p, "p_long": p_long, "p_short": p_short, **self.heads_of(ex, i, p), "side": the_side,
+            "p_cascade": p, "p_long": p_long, "p_short": p_short, **self.heads_of(ex, j, p), "side": the_side,
             "side_uncertain": side_uncertain(p_long_given, prior, settings.alerts.side_band, skill),
             "p_long_given_cascade": p_long_given, "long_prior": prior, "side_skill": skill, "alert": bool(p >= self.alert_threshold), **self._alert_line,
-            "basis": str(ex.basis[i]), "hindsight": str(ex.basis[i]) == IN_SAMPLE, "model": self.champion.info, "model_used": str(ex.model_used[i]),
+            "basis": str(ex.basis[j]), "hindsight": str(ex.basis[j]) == IN_SAMPLE, "model": self.champion.info, "model_used": str(ex.model_used[j]),
             "data_through": _day(self.data_through), "age_days": age, "outdated": age > settings.alerts.max_age_days,
             "freshness": [f.as_dict() for f in freshness], "stale": [f.family for f in freshness if f.stale],
             "missing_families": missing, **self.yardstick(p), **self.skill_of(i), "top_drivers": drivers,
@@ -684,17 +720,21 @@ class Coins:
 def load_coins(settings: Settings, assets: list[str] | None = None) -> Coins:
     """Forecasters of ``assets`` (default: ``settings.assets``); a coin that cannot forecast comes back with the reason."""
     assets = list(assets or settings.assets)
-    try:
-        context = load_market_context(settings)
-    except Exception:  # noqa: BLE001 - without the context coin the others still load, or say why
-        context = None
+    try:  # every coin's features read from the cache the last training or start wrote (or built and cached)
+        frames = coin_frames(settings)
+    except Exception:  # noqa: BLE001 - without the context coin the others still load one by one, or say why
+        frames = None
     forecasters, reasons = {}, {}
     for asset in assets:
+        each = settings.for_asset(asset)
         try:
-            forecasters[asset] = CoinForecaster.load(settings.for_asset(asset), context)
+            if frames is None or asset not in frames.coins:  # its own build says why it cannot (an empty store, say)
+                forecasters[asset] = CoinForecaster.load(each, frames.context if frames else None)
+            else:
+                forecasters[asset] = CoinForecaster.of_frames(each, _champion(each), *frames.coins[asset], frames.catalogue, frames.context)
         except NotReady as exc:
             reasons[asset] = str(exc)
-    return Coins(forecasters, reasons, context)
+    return Coins(forecasters, reasons, frames.context if frames else None)
 
 
 def write_explanation(answer: dict[str, object], directory: Path, png: bool = True) -> tuple[Path, Path | None]:

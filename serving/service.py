@@ -134,7 +134,7 @@ class CascadeRadar:
                              "next_cursor": page.next_cursor, "bad_lines": page.bad_lines})
 
     @health.get("/signals")
-    def signals(self, request: Request, asset: str = "BTC", start: str | None = None, end: str | None = None,
+    def signals(self, request: Request, asset: str | None = None, start: str | None = None, end: str | None = None,
                 format: str = "json") -> Response:  # noqa: A002
         """The signals behind the forecasts, per day, each column in the unit its name and the store declare: price,
         liquidations (USD), open interest (USD), funding (a fraction per 8 h; its pane is drawn in % per 8 h), positioning,
@@ -156,7 +156,7 @@ class CascadeRadar:
         return self._download(request, asset, ("signals", start, end, format), make)
 
     @health.get("/timeline")
-    def timeline(self, request: Request, asset: str = "BTC", start: str | None = None, end: str | None = None, basis: str = "auto",
+    def timeline(self, request: Request, asset: str | None = None, start: str | None = None, end: str | None = None, basis: str = "auto",
                  format: str = "json") -> Response:  # noqa: A002
         """The probability timeline: /predict_range's row of every answerable day of [start, end] (default: every
         answerable day) with each family's push on the cascade log-odds (``shap_by_family``, as /explain says it), and the
@@ -183,7 +183,7 @@ class CascadeRadar:
         return self._download(request, asset, ("timeline", start, end, basis, format), make)
 
     @health.get("/reconstruction")
-    def reconstruction(self, asset: str = "BTC", event: str = "2025-10-10") -> JSONResponse:
+    def reconstruction(self, asset: str | None = None, event: str = "2025-10-10") -> JSONResponse:
         """The build-up before a cascade in a desk analyst's words: over the 30 days before ``event``, each family's move (start,
         low, high, end, in its units), when its warning switched on, the sequence, funding's sign, the RSI divergence, a
         short text, and the model's first alert, lead and side."""
@@ -194,7 +194,7 @@ class CascadeRadar:
         return self._past(asset, lambda state: state.reconstruction(dates["event"]))
 
     @health.get("/calibration")
-    def calibration(self, asset: str = "BTC") -> JSONResponse:
+    def calibration(self, asset: str | None = None) -> JSONResponse:
         """The coin's calibration out of fold, drawn as the coin page's reliability diagram: the champion's walk-forward
         answers for ``asset`` on days its fold models never saw, in ~10 equal-count bins — each bin's mean predicted
         P(cascade) beside the share of its days a cascade followed within the horizon — with the base rate those days give
@@ -202,7 +202,7 @@ class CascadeRadar:
         return self._past(asset, lambda state: state.forecaster.calibration())
 
     @health.get("/events")
-    def events(self, request: Request, asset: str = "BTC", format: str = "json") -> Response:  # noqa: A002
+    def events(self, request: Request, asset: str | None = None, format: str = "json") -> Response:  # noqa: A002
         """The labelled cascade events of ``asset`` (side — long, short or two-sided — and what decided it: side_basis,
         long_share, price_move, move_sigmas; dollars, size against the trailing median, notable ones).
         ``format=csv`` for a spreadsheet."""
@@ -212,7 +212,7 @@ class CascadeRadar:
         return self._download(request, asset, ("events", format), lambda state: self._as(state.events_answer(), "events", format))
 
     @health.get("/episodes")
-    def episodes(self, request: Request, asset: str = "BTC", basis: str = "auto", format: str = "json") -> Response:  # noqa: A002
+    def episodes(self, request: Request, asset: str | None = None, basis: str = "auto", format: str = "json") -> Response:  # noqa: A002
         """Every alert episode of ``asset`` under ``basis`` (see /predict), judged against the events: hit, false alarm,
         pending, unjudged. ``format=csv`` for a spreadsheet."""
         refused = not_one_of("format", format, FORMATS) or not_one_of("basis", basis, BASES)
@@ -221,7 +221,7 @@ class CascadeRadar:
         return self._download(request, asset, ("episodes", basis, format), lambda state: self._as(state.episodes_answer(basis), "episodes", format))
 
     @health.get("/backtest")
-    def backtest(self, request: Request, asset: str = "BTC", book: str = "long", leverage: str | None = None, format: str = "json",  # noqa: A002
+    def backtest(self, request: Request, asset: str | None = None, book: str = "long", leverage: str | None = None, format: str = "json",  # noqa: A002
                  what: str = "table") -> Response:
         """What acting on the forecast was worth, in money: the last `make backtest` of ``asset`` (a coin, or ``pooled``) —
         a position held at a leverage and cut the day after each alert, out of fold on daily bars, against always on, a
@@ -232,6 +232,7 @@ class CascadeRadar:
         refused = (not_one_of("format", format, FORMATS) or not_one_of("book", book, BOOKS) or not_one_of("what", what, WHAT))
         if refused:
             return refused
+        asset = self.coins.settings.asset if asset is None else asset
         name = POOLED if asset.lower() == POOLED else coin_key(asset)
         if name != POOLED and name not in self.coins.states:
             return error_response(404, f"{shown(asset)} is not served (served: {', '.join(self.coins.states)}, and {POOLED})", "asset")
@@ -254,7 +255,7 @@ class CascadeRadar:
 
         return answer(run)  # type: ignore[return-value]
 
-    def _past(self, asset: str, fn: Callable[[ServingState], dict[str, Any]]) -> Response:
+    def _past(self, asset: str | None, fn: Callable[[ServingState], dict[str, Any]]) -> Response:
         """``fn``'s answer as JSON, or the error answer naming the field."""
         return answer(lambda: JSONResponse(fn(self._state(asset))))  # type: ignore[return-value]
 
@@ -266,7 +267,7 @@ class CascadeRadar:
         title = f"cascade-radar {rows} of {body['asset']}"
         return csv_response(rows_csv(title, body[rows]), f"cascade-radar-{rows}-{body['asset']}.csv")
 
-    def _download(self, request: Request, asset: str, what: tuple[object, ...], make: Callable[[ServingState], Response]) -> Response:
+    def _download(self, request: Request, asset: str | None, what: tuple[object, ...], make: Callable[[ServingState], Response]) -> Response:
         """A history answer through the download cache (``serving.downloads``): built at most a few at a time, kept per
         coin, data version (the champion and the last day: what a reload changes) and query, sent with an ETag."""
 
@@ -277,8 +278,9 @@ class CascadeRadar:
 
         return answer(run)  # type: ignore[return-value]
 
-    def _state(self, asset: str) -> ServingState:
-        return self.coins.get(asset)
+    def _state(self, asset: str | None) -> ServingState:
+        """The state of ``asset``; not given: the default coin (``settings.asset``: BTC, or the first served coin)."""
+        return self.coins.get(self.coins.settings.asset if asset is None else asset)
 
     @bentoml.api(route="/ping")
     def ping(self) -> dict[str, bool]:

@@ -46,13 +46,17 @@ EXPERIMENT_TAGS = {EXPERIMENT_KIND: "custom_model_development",
                                           "the full table is the artifact evaluation/metrics_all.csv."}
 
 
-def setup_tracking(settings: Settings) -> str:
-    """Point MLflow at the project's store and return the experiment id (created on first use)."""
+def _quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # the cloudpickle notice concerns only the wrapper class; the boosters are stored as text files
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+
+
+def setup_tracking(settings: Settings) -> str:
+    """Point MLflow at the project's store and return the experiment id (created on first use)."""
+    _quiet_mlflow()
     uri = settings.tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -133,19 +137,36 @@ def load_champion(settings: Settings, alias: str = CHAMPION) -> tuple[CascadeMod
     if store is not None and not store.exists():
         raise LookupError(f"no MLflow tracking store at {store}: run `make train` there, or point CASCADE_RADAR_MLFLOW_TRACKING_URI "
                           "at the store that holds the champion")
-    setup_tracking(settings)
-    name = settings.registered_model_name
+    _quiet_mlflow()
+    mlflow.set_tracking_uri(settings.tracking_uri)  # reading needs no experiment: nothing is created (a service of N coins
+    name = settings.registered_model_name           # asked for it N times, ~35 ms each)
+    client = MlflowClient()
     try:
-        mv = MlflowClient().get_model_version_by_alias(name, alias)
+        mv = client.get_model_version_by_alias(name, alias)
     except mlflow.exceptions.MlflowException:
         raise LookupError(why_no_champion(name, alias)) from None
     model = _logged_model(mv.source or f"models:/{name}/{mv.version}")
     identity = {"name": name, "version": str(mv.version), "alias": alias, "run_id": mv.run_id or ""}
     # the coin's out-of-fold skill of the side, as its training run measured it: a side without skill is not stated
-    metrics = MlflowClient().get_run(mv.run_id).data.metrics if mv.run_id else {}
+    metrics = _run_metrics(client, settings.tracking_uri, mv.run_id) if mv.run_id else {}
     skill = metrics.get(f"{settings.asset}.model_direction_brier_skill")
     identity["direction_brier_skill"] = "" if skill is None else repr(float(skill))
     return model, identity
+
+
+_RUN_METRICS: OrderedDict[tuple[str, str], dict[str, float]] = OrderedDict()  # (store, run) -> its metrics, the few most recent
+
+
+def _run_metrics(client: MlflowClient, uri: str, run_id: str) -> dict[str, float]:
+    """A finished training run's metrics, read once per process: every coin's champion of one `make train` is the same
+    run, whose metrics do not change once it ended (a service of N coins read them N times, ~25 ms each)."""
+    key = (uri, run_id)
+    if key not in _RUN_METRICS:
+        _RUN_METRICS[key] = dict(client.get_run(run_id).data.metrics)
+        while len(_RUN_METRICS) > _LOGGED_KEEP:
+            _RUN_METRICS.popitem(last=False)
+    _RUN_METRICS.move_to_end(key)
+    return _RUN_METRICS[key]
 
 
 _LOGGED: OrderedDict[str, CascadeModel] = OrderedDict()  # logged model URI -> the model, the few most recent

@@ -104,14 +104,16 @@ class Warning:  # noqa: A001 - a checklist warning, not the builtin category
 
     def on(self, X: pd.DataFrame) -> pd.Series:  # noqa: N803
         """Per day: is the warning on? (a missing input counts as off)"""
-        out = pd.Series(False, index=X.index)
+        out = np.zeros(len(X), dtype=bool)
         for name in self.features:
             if name not in X.columns:
                 continue
-            v = X[name]
-            hit = {">=": v >= self.threshold, "<=": v <= self.threshold, ">": v > self.threshold, "abs>=": v.abs() >= self.threshold}[self.op]
-            out |= hit.fillna(False).astype(bool)
-        return out
+            v = X[name].to_numpy(dtype=float)
+            with np.errstate(invalid="ignore"):  # a missing value compares False: off (on arrays: a service start reads
+                hit = {">=": v >= self.threshold, "<=": v <= self.threshold, ">": v > self.threshold,  # every coin's warnings)
+                       "abs>=": np.abs(v) >= self.threshold}[self.op]
+            out |= hit
+        return pd.Series(out, index=X.index)
 
 
 @dataclass(frozen=True)

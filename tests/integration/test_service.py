@@ -1036,3 +1036,11 @@ def test_missing_data_is_never_a_driver_anywhere(trained_with_a_gap: Settings, t
                     assert panel[0] == f"{title_of('oi')}: missing (scored as missing)" and title_of("oi") not in panel[1:]
                 else:
                     assert not any("missing" in label for label in panel)
+
+
+def test_a_get_route_without_asset_answers_the_default_coin(client) -> None:  # noqa: ANN001
+    """Issue 37: a GET route's coin, not given, is the settings' default coin (BTC here; the first served coin when BTC is
+    not one of them), as for POST bodies — not a literal BTC a list of other coins would not serve."""
+    for route in ("/v1/events", "/v1/calibration", "/v1/episodes"):
+        got = client.get(route)
+        assert got.status_code == 200 and got.json()["asset"] == "BTC", route

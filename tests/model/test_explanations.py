@@ -36,6 +36,24 @@ def test_contributions_plus_base_equal_the_raw_margin_for_both_models(trained_sy
         np.testing.assert_allclose(c.values.to_numpy(), reference, atol=1e-6)
 
 
+def test_a_small_batch_predicted_on_one_thread_as_an_array_gives_lightgbms_numbers(trained_synthetic, explained) -> None:  # noqa: ANN001
+    """Issue 37: ``booster_predict`` (one thread and a plain array up to ``SMALL_BATCH_ROWS`` rows) returns exactly what
+    LightGBM returns for the DataFrame; the explanation's per-feature columns are ``contributions``' (pandas) values."""
+    from training.model import SMALL_BATCH_ROWS, booster_predict
+
+    settings, ft, result = trained_synthetic
+    model = result.model
+    X = ft.table[model.cascade_features]
+    for rows in (X.iloc[-1:], X.iloc[-SMALL_BATCH_ROWS:], X):  # one day, the largest small batch, the whole history
+        for kwargs in ({}, {"raw_score": True}, {"pred_contrib": True}):
+            np.testing.assert_array_equal(booster_predict(model.cascade, rows, **kwargs), model.cascade.predict(rows, **kwargs))
+    _, table = explained
+    days = ft.table.index[-5:]
+    expected = contributions(model.cascade, ft.table.loc[days, model.cascade_features]).values
+    np.testing.assert_allclose(table.loc[days, [f"cascade_shap__{f}" for f in expected.columns]].to_numpy(dtype=float), expected.to_numpy(),
+                               atol=1e-12)
+
+
 def test_family_sums_equal_the_sum_of_their_features(explained) -> None:  # noqa: ANN001
     _, table = explained
     for model in ("cascade", "direction"):
@@ -133,8 +151,9 @@ def test_the_signed_side_score_is_explained_exactly_and_keeps_its_declared_signs
 
 
 def test_explanations_are_computed_when_asked_kept_within_the_budget_and_equal_the_whole_table(trained_synthetic, explained) -> None:  # noqa: ANN001
-    """Issue 37: at start a coin scores every day and explains only its latest; a past day is explained with its block on
-    first request — the same numbers as explaining the whole history at once — and the cache holds no more than its budget."""
+    """Issue 37: at start a coin scores and explains only its latest answerable day (kept beside the shared cache); a past
+    day is scored and explained with its block on first request — the same numbers as scoring and explaining the whole
+    history at once — and the cache holds no more than its budget."""
     from forecast.predict import EXPLANATIONS, SHAP_BLOCK_DAYS
 
     settings, ft, _ = trained_synthetic
@@ -142,7 +161,13 @@ def test_explanations_are_computed_when_asked_kept_within_the_budget_and_equal_t
     forecaster = CoinForecaster.load(settings)
     before = EXPLANATIONS.stats()
     forecaster.warm()
-    assert EXPLANATIONS.stats()["misses"] - before["misses"] == 1  # one block: the latest answerable day's
+    assert EXPLANATIONS.stats()["misses"] == before["misses"] and not forecaster._explained  # one day, no block, no whole history
+    latest = forecaster.forecast(detail=True)
+    row = table.loc[pd.Timestamp(latest["day"])]
+    assert latest["day"] == str(forecaster.data_through.date()) and latest["p_cascade"] == pytest.approx(row["p_cascade"], abs=1e-12)
+    np.testing.assert_allclose([latest["cascade"]["shap_by_feature"][f] for f in forecaster.model_features],
+                               row[[f"cascade_shap__{f}" for f in forecaster.model_features]].astype(float), atol=1e-12)
+    assert EXPLANATIONS.stats()["misses"] == before["misses"] and not forecaster._explained  # the latest answer was a lookup
     budget = EXPLANATIONS.budget_bytes
     try:
         block = forecaster.contributions(AUTO, [0]).cascade_shap.nbytes * SHAP_BLOCK_DAYS * 2  # one block's bytes, both models
