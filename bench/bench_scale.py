@@ -93,8 +93,8 @@ def run_stage_here(stage: str) -> dict[str, object]:
             phases[current[0]] = phases.get(current[0], 0.0) + now - current[1]
         current[:] = [PHASES.get(step.split(" fold ")[0], step), now]
 
-    if stage == "features":
-        tables = load_feature_tables(settings)
+    if stage == "features":  # the build itself, every time: not read from (nor written to) the frames' cache
+        tables = load_feature_tables(settings.model_copy(update={"frame_cache": False}))
     elif stage == "train":
         result = train(settings, progress=progress)
         progress("")

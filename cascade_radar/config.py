@@ -430,6 +430,9 @@ class Settings(BaseSettings):
     serving_explanation_cache_mb: int = Field(default=256, ge=1, description="memory the service keeps past days' explanations in "
                                               "(SHAP values, every coin together; least recently used evicted beyond it): a coin is "
                                               "ready when its latest day is explained, a past day is explained on its first request")
+    frame_cache: bool = Field(default=True, description="keep every coin's panel and features on disk (data/.cache/frames/) per "
+                              "version of the stores, the feature settings and the feature code, so a start reads them instead "
+                              "of building them; false: always build, write nothing")
     serving_max_body_bytes: int = Field(default=2_000_000, ge=10_000, description="largest request body the API reads (413 above)")
     serving_max_signal_rows: int = Field(default=4000, ge=400, description="most rows one /predict_signals request may post (413 above)")
     serving_registry_check_seconds: float = Field(default=60.0, ge=0, description="how often (at most) the service looks for a new "

@@ -306,8 +306,8 @@ def coin_frames(settings: Settings, stores: dict[str, HistoryStore] | None = Non
     from features.cache import frames_key, read_frames, write_frames
 
     stores = stores or {}
-    key = frames_key(settings, {a: s.root for a, s in stores.items()})
-    cached = read_frames(settings, key)
+    key = frames_key(settings, {a: s.root for a, s in stores.items()}) if settings.frame_cache else ""
+    cached = read_frames(settings, key) if key else None
     if cached is not None and set(settings.assets) <= set(cached.coins):
         got = cached.context()
         context = None
@@ -326,7 +326,7 @@ def coin_frames(settings: Settings, stores: dict[str, HistoryStore] | None = Non
             continue
         coins[asset] = (panel, features)
     catalogue = catalogue if catalogue is not None else feature_catalogue(settings.features)
-    if not failed:
+    if key and not failed:
         shared = None if context is None else (context.panel, context.features, context.market)
         write_frames(settings, key, coins, catalogue, shared)
     return CoinFrames(coins, catalogue, context, failed, False)

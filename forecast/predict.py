@@ -509,6 +509,10 @@ class CoinForecaster:
         first = {int(b): k * SHAP_BLOCK_DAYS for k, b in enumerate(blocks)}  # where each block starts in ``whole``
         return whole.take(np.array([first[int(r // SHAP_BLOCK_DAYS)] + int(r % SHAP_BLOCK_DAYS) for r in rows], dtype=int))
 
+    def scored_whole_history(self, basis: str = AUTO) -> bool:
+        """Has something asked for every day of ``basis`` (a timeline, the events)? Not at start: one day is scored."""
+        return basis in self._explained
+
     def scored(self, basis: str, i: int) -> tuple[Explained, int]:
         """Day ``i``'s probabilities as (a scored table, the day's row in it): every day's table once something asked for
         all of them (``explained``), else the day's block — scored with its contributions, or alone (a prediction only):

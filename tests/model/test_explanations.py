@@ -161,13 +161,13 @@ def test_explanations_are_computed_when_asked_kept_within_the_budget_and_equal_t
     forecaster = CoinForecaster.load(settings)
     before = EXPLANATIONS.stats()
     forecaster.warm()
-    assert EXPLANATIONS.stats()["misses"] == before["misses"] and not forecaster._explained  # one day, no block, no whole history
+    assert EXPLANATIONS.stats()["misses"] == before["misses"] and not forecaster.scored_whole_history()  # one day, no block, no whole history
     latest = forecaster.forecast(detail=True)
     row = table.loc[pd.Timestamp(latest["day"])]
     assert latest["day"] == str(forecaster.data_through.date()) and latest["p_cascade"] == pytest.approx(row["p_cascade"], abs=1e-12)
     np.testing.assert_allclose([latest["cascade"]["shap_by_feature"][f] for f in forecaster.model_features],
                                row[[f"cascade_shap__{f}" for f in forecaster.model_features]].astype(float), atol=1e-12)
-    assert EXPLANATIONS.stats()["misses"] == before["misses"] and not forecaster._explained  # the latest answer was a lookup
+    assert EXPLANATIONS.stats()["misses"] == before["misses"] and not forecaster.scored_whole_history()  # the latest answer was a lookup
     budget = EXPLANATIONS.budget_bytes
     try:
         block = forecaster.contributions(AUTO, [0]).cascade_shap.nbytes * SHAP_BLOCK_DAYS * 2  # one block's bytes, both models

@@ -90,3 +90,9 @@ def test_an_empty_store_is_a_failed_coin_and_nothing_is_cached(three: Settings) 
     frames = coin_frames(settings)
     assert set(frames.coins) == set(COINS) and "C004" in frames.failed and "no history" in str(frames.failed["C004"])
     assert not coin_frames(settings).cached  # a broken coin is said again, not remembered
+
+
+def test_with_the_cache_off_frames_are_built_and_nothing_is_written(three: Settings) -> None:
+    off = three.model_copy(update={"frame_cache": False})
+    assert not coin_frames(off).cached and not coin_frames(off).cached
+    assert not cache_root(three).exists()
