@@ -10,10 +10,6 @@ import pytest
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
-# The suite's settings are the tests' own: a CASCADE_RADAR_* of the shell (or `make test`'s ASSET=X) must not change what
-# a test expects, e.g. which coin answers by default.
-for _name in [n for n in os.environ if n.startswith("CASCADE_RADAR_")]:
-    del os.environ[_name]
 # The suite follows the committed model choice, never a local `make tune` of this machine (data/selection.local.json,
 # which training prefers while it exists; read when cascade_radar.config is imported, hence here, before it). A path that
 # can neither exist nor be written: a tune a test forgot to point elsewhere fails instead of leaving a choice behind.
@@ -25,6 +21,15 @@ from features.store import HistoryStore  # noqa: E402
 
 # CASCADE_RADAR_TEST_REFERENCE_DIR=/nonexistent simulates a clone without ../shared
 REFERENCE_DIR = Path(os.environ.get("CASCADE_RADAR_TEST_REFERENCE_DIR", PROJECT_ROOT / "../shared/data")).resolve()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's settings are the tests' own: a CASCADE_RADAR_* of the shell (or `make test`'s ASSET=X) must not change
+    what a test expects, e.g. which coin answers by default. A hook, not import-time code: a child process a test starts
+    imports this module for its constants and must keep the settings the test handed it (CASCADE_RADAR_DATA_DIR, ...)."""
+    for name in [n for n in os.environ if n.startswith("CASCADE_RADAR_") and not n.startswith("CASCADE_RADAR_TEST_")]:
+        if name != "CASCADE_RADAR_LOCAL_SELECTION_FILE":
+            del os.environ[name]
 
 
 # Pipeline tests pin the model they train instead of following the committed choice of `make tune`

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from cascade_radar.config import FoldConfig, ModelConfig, Settings
 from features.build import FeatureTable
 from features.labels import cascade_within
-from training.metrics import EventTally, direction_metrics, event_tally, probability_metrics
+from training.metrics import EventTally, direction_metrics, event_tally, positions_of, probability_metrics
 from training.model import MAJOR, CascadeModel, Predictor, baselines, is_cascade, model_features, term_column, within_column
 from training.skill import skill_table
 from training.splits import Fold, walk_forward_folds
@@ -60,26 +62,54 @@ class Pool:
                    {asset: ft.labels.events for asset, ft in tables.items()}, within)
 
     def head_labels(self, rows: np.ndarray) -> dict[str, object]:
-        """The heads' targets of ``rows`` (``CascadeModel.fit``'s ``major`` and ``within``)."""
-        return {"major": self.major[rows], "within": self.within[rows] if self.within is not None else None}
+        """The heads' targets of ``rows`` (a boolean mask or positions: ``CascadeModel.fit``'s ``major`` and ``within``)."""
+        return {"major": self.major.iloc[rows], "within": self.within.iloc[rows] if self.within is not None else None}
 
     def labelled_days(self) -> pd.DatetimeIndex:
         """Every day some coin has a label, in order."""
         return pd.DatetimeIndex(self.X.index.unique()).sort_values()
 
     def oof(self, pred: pd.DataFrame, rows: np.ndarray, fold: Fold) -> pd.DataFrame:
-        """``pred`` for ``rows`` as an out-of-fold block: asset, fold, probabilities, target, major_ahead."""
+        """``pred`` for ``rows`` (a boolean mask or positions, in order) as an out-of-fold block: asset, fold, probabilities,
+        target, major_ahead."""
+        columns = self._columns
         pred.insert(0, "fold", fold.number)
-        pred.insert(0, "asset", self.asset.to_numpy()[rows])
-        pred["target"] = self.target.to_numpy()[rows]
-        pred["major_ahead"] = self.major.to_numpy()[rows]
+        pred.insert(0, "asset", columns["asset"][rows])
+        pred["target"] = columns["target"][rows]
+        pred["major_ahead"] = columns["major_ahead"][rows]
         for h in self.within.columns if self.within is not None else []:
-            pred[within_column(h)] = self.within[h].to_numpy()[rows]
+            pred[within_column(h)] = columns[within_column(h)][rows]
         return pred
 
+    @cached_property
+    def _columns(self) -> dict[str, np.ndarray]:
+        """The labels ``oof`` copies, as arrays once: a text column's ``to_numpy`` converts every row of every coin, and
+        ``oof`` is called per coin, fold and baseline."""
+        columns = {"asset": self.asset.to_numpy(), "target": self.target.to_numpy(), "major_ahead": self.major.to_numpy()}
+        return columns | {within_column(h): self.within[h].to_numpy() for h in (self.within.columns if self.within is not None else [])}
+
     def rows(self, days: pd.DatetimeIndex, asset: str | None = None) -> np.ndarray:
+        """A boolean mask over the pool of the rows on ``days`` (of ``asset`` only, if given). A loop over coins takes
+        ``coin_rows`` instead: each mask is a pass over every coin's rows."""
         keep = self.X.index.isin(days)
         return keep & (self.asset == asset).to_numpy() if asset is not None else keep
+
+    @cached_property
+    def positions(self) -> dict[str, np.ndarray]:
+        """Each coin's row positions (ascending), found once."""
+        return positions_of(self.asset)
+
+    @cached_property
+    def _coin_days(self) -> dict[str, pd.Index]:
+        return {asset: self.X.index[at] for asset, at in self.positions.items()}
+
+    def coin_rows(self, days: pd.DatetimeIndex, asset: str) -> np.ndarray:
+        """The positions (ascending) of ``asset``'s rows on ``days``: the rows ``rows(days, asset)`` marks, at the cost of
+        that coin's rows only."""
+        at = self.positions.get(asset)
+        if at is None:
+            return np.empty(0, dtype=np.intp)
+        return at[self._coin_days[asset].isin(days)]
 
     @property
     def assets(self) -> list[str]:
@@ -111,10 +141,19 @@ class Evaluation:
 
     def for_asset(self, asset: str) -> Evaluation:
         """The same evaluation seen from one coin: its out-of-fold rows and scores only."""
-        oof = {name: pred[pred["asset"] == asset] for name, pred in self.oof.items()}
-        keep = self.scores.index.get_level_values("asset") == asset
-        keep_fold = self.per_fold.index.get_level_values("asset") == asset
-        return replace(self, oof=oof, scores=self.scores[keep], per_fold=self.per_fold[keep_fold])
+        none = np.empty(0, dtype=np.intp)
+        oof = {name: pred.iloc[self._coin_rows(("oof", name), pred, lambda f: f["asset"]).get(asset, none)] for name, pred in self.oof.items()}
+        scores = self._coin_rows(("scores",), self.scores, lambda f: f.index.get_level_values("asset"))
+        per_fold = self._coin_rows(("per_fold",), self.per_fold, lambda f: f.index.get_level_values("asset")) if len(self.per_fold) else {}
+        return replace(self, oof=oof, scores=self.scores.iloc[scores.get(asset, none)], per_fold=self.per_fold.iloc[per_fold.get(asset, none)])
+
+    def _coin_rows(self, key: tuple[str, ...], frame: pd.DataFrame, assets: Callable[[pd.DataFrame], object]) -> dict[object, np.ndarray]:
+        """Each coin's row positions in ``frame`` (``assets(frame)``: its coin per row), found once per frame and kept: a report
+        per coin then takes its rows, where comparing every coin's rows with each coin grew with coins x rows."""
+        kept = self.__dict__.setdefault("_coin_rows_kept", {})
+        if key not in kept or kept[key][0] is not frame:  # a frame replaced since: found again
+            kept[key] = (frame, positions_of(assets(frame)))
+        return kept[key][1]
 
     def fold_descriptions(self) -> list[dict[str, object]]:
         return [f.describe() for f in self.folds]
@@ -172,19 +211,27 @@ def score_oof(oof: dict[str, pd.DataFrame], events: dict[str, pd.DataFrame], fol
     h, thr = settings.labels.horizon_days, settings.alert_threshold
     reference = oof["base_rate"] if "base_rate" in oof else None
     rows, fold_rows = {}, {}
+    none = np.empty(0, dtype=np.intp)
     for name, pred in oof.items():
         ref = reference if reference is not None else pred.assign(p_cascade=pred["p_cascade"].mean())
         tallies = {}
+        # each coin's rows (and within them each fold's) found once: selecting them by comparing every row per coin and
+        # per fold grew with coins x folds x rows. ``ref`` is row-aligned with ``pred``: the same positions select both.
+        by_coin = positions_of(pred["asset"])
+        fold_of = pred["fold"].to_numpy()
         for asset in events:
-            sel = (pred["asset"] == asset).to_numpy()
+            at = by_coin.get(asset, none)
+            mine, theirs = pred.iloc[at], ref.iloc[at]
             # every predictor at its own line, each fold at the line the coin's earlier folds chose (training.thresholds)
-            line = walk_forward_thresholds(pred[sel], settings.false_alarm_budget_per_30d, thr)
-            tallies[asset] = event_tally(pred[sel], events[asset], h, line)
-            rows[(asset, name)] = _score(pred[sel], ref[sel], tallies[asset], reference is not None)
+            line = walk_forward_thresholds(mine, settings.false_alarm_budget_per_30d, thr)
+            tallies[asset] = event_tally(mine, events[asset], h, line)
+            rows[(asset, name)] = _score(mine, theirs, tallies[asset], reference is not None)
+            by_fold_rows = positions_of(fold_of[at]) if by_fold else {}
             for fold in folds if by_fold else []:
-                fsel = sel & (pred["fold"] == fold.number).to_numpy()
-                if fsel.any():
-                    fold_rows[(asset, name, fold.number)] = _score(pred[fsel], ref[fsel], event_tally(pred[fsel], events[asset], h, line),
+                fat = by_fold_rows.get(fold.number)
+                if fat is not None:
+                    fold_pred = mine.iloc[fat]
+                    fold_rows[(asset, name, fold.number)] = _score(fold_pred, theirs.iloc[fat], event_tally(fold_pred, events[asset], h, line),
                                                                    reference is not None)
         rows[(POOLED, name)] = _score(pred, ref, sum(tallies.values(), EventTally()), reference is not None)
     scores = pd.DataFrame(rows).T.rename_axis(["asset", "predictor"])
@@ -213,13 +260,18 @@ def fit_predict_folds(pool: Pool, folds: list[Fold], settings: Settings | None, 
             model.calibrate(pd.concat(parts["model"]))
         fold_models[fold.number] = model
         keep("model", model.predict(pool.X[test]), test, fold)
-        for asset in pool.assets if with_baselines else []:
-            a_train, a_test = pool.rows(fold.train_days, asset), pool.rows(fold.test_days, asset)
-            if not a_train.any() or not a_test.any():
-                continue
-            for baseline in baselines(config):
-                baseline.fit(pool.X[a_train], pool.target[a_train])
-                keep(baseline.name, baseline.predict(pool.X[a_test]), a_test, fold)
+        # one BLAS thread for the baselines: each is a few hundred rows of one coin, too small to share, and a second
+        # OpenBLAS thread left spinning after each product starved the solver (10x slower logistic fits on 2 shared
+        # cores). Their numbers were bit-identical here, and one thread keeps them from depending on the core count
+        with threadpool_limits(limits=1, user_api="blas"):
+            for asset in pool.assets if with_baselines else []:
+                # positions from the coin's own rows: a mask over the whole pool per coin grew with coins x rows
+                a_train, a_test = pool.coin_rows(fold.train_days, asset), pool.coin_rows(fold.test_days, asset)
+                if not len(a_train) or not len(a_test):
+                    continue
+                for baseline in baselines(config):
+                    baseline.fit(pool.X.iloc[a_train], pool.target.iloc[a_train])
+                    keep(baseline.name, baseline.predict(pool.X.iloc[a_test]), a_test, fold)
     oof = {name: pd.concat(frames).rename_axis("date") for name, frames in parts.items()}
     return oof, fold_models
 

@@ -6,24 +6,116 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from cascade_radar.rules import SIDES, TWO_SIDED, alert_episodes, side, side_right, span_warns, warning_window
+
+
+def positions_of(values: np.ndarray | pd.Series | pd.Index) -> dict[object, np.ndarray]:
+    """Each distinct value of ``values`` (a coin, a fold number) -> the positions where it occurs, ascending; found in one
+    pass, so that a loop over coins or folds takes each one's rows instead of comparing every row with it (which grows
+    with coins x rows). Missing values have no entry."""
+    values = np.asarray(values)
+    return pd.Series(np.arange(len(values))).groupby(values, sort=False).indices
+
+
+# The scores below are scikit-learn's (``average_precision_score``, ``roc_auc_score``, ``brier_score_loss``, ``log_loss``) computed
+# with numpy alone: the walk-forward scores every predictor per coin, per fold and per horizon — thousands of calls on a
+# few hundred rows each, where scikit-learn's input validation cost ten times the arithmetic. Same definitions, summed in
+# the same order: the same floats (tests/unit/test_metrics.py holds them equal to scikit-learn's; log loss to 1e-12).
+
+
+def _checked(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``y`` as booleans and ``p`` as floats, refused as scikit-learn refuses them: no rows, lengths that differ, a NaN or
+    an infinite score."""
+    y, p = np.asarray(y, dtype=bool).ravel(), np.asarray(p, dtype=float).ravel()
+    if not len(y) or len(y) != len(p):
+        raise ValueError(f"cannot score {len(p)} predictions against {len(y)} outcomes")
+    if not np.isfinite(p).all():
+        raise ValueError("the predictions contain NaN or infinity")
+    return y, p
+
+
+def _probabilities(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y, p = _checked(y, p)
+    if p.max() > 1 or p.min() < 0:
+        raise ValueError("probabilities must lie in [0, 1]")
+    return y, p
+
+
+def _ranked(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(true positives, false positives) among the rows scored at or above each distinct score, highest score first:
+    the counts scikit-learn draws its curves from (a tie is one threshold; whole numbers, exact in float64)."""
+    order = np.argsort(p, kind="stable")[::-1]
+    ordered = p[order]
+    last = np.r_[np.flatnonzero(np.diff(ordered)), len(ordered) - 1]  # the last row of each run of equal scores
+    tps = np.cumsum(y[order], dtype=np.float64)[last]
+    return tps, 1.0 + last - tps
+
+
+def _average_precision(tps: np.ndarray, fps: np.ndarray) -> float:
+    """Average precision from ``_ranked``'s counts, as ``average_precision_score`` sums it: precision at each threshold times
+    the recall it adds (the step-wise sum, no interpolation), over the thresholds from the lowest score up."""
+    precision = np.r_[(tps / (tps + fps))[::-1], 1.0]
+    recall = np.r_[(tps / tps[-1] if tps[-1] else np.ones_like(tps))[::-1], 0.0]  # no event at all: recall 1 (scikit-learn's rule)
+    return float(max(0.0, -np.sum(np.diff(recall) * precision[:-1])))
+
+
+def _roc_auc(tps: np.ndarray, fps: np.ndarray) -> float:
+    """ROC-AUC from ``_ranked``'s counts: the area under the ROC curve by the trapezoidal rule, a tie of scores a diagonal
+    step — the Mann-Whitney statistic (the share of (event, non-event) pairs the score orders right, a tie counting half).
+    Summed as ``roc_auc_score`` sums it (points collinear with their neighbours dropped, the curve started at (0, 0)), so
+    that the number is the same to the last bit: the exact rank formula differs in it, and a report's rounding can show it."""
+    if len(fps) > 2:
+        corner = np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True]
+        tps, fps = tps[corner], fps[corner]
+    tpr, fpr = np.r_[0.0, tps] / tps[-1], np.r_[0.0, fps] / fps[-1]
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+
+
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC-AUC of scores ``p`` against outcomes ``y`` (``roc_auc_score``'s number); NaN when ``y`` has one class only."""
+    y, p = _checked(y, p)
+    if y.all() or not y.any():
+        return float("nan")
+    return _roc_auc(*_ranked(y, p))
+
+
+def average_precision(y: np.ndarray, p: np.ndarray) -> float:
+    """Average precision (PR-AUC) of scores ``p`` against outcomes ``y`` (``average_precision_score``'s number: 0 when ``y``
+    has no event, 1 when every day is one)."""
+    return _average_precision(*_ranked(*_checked(y, p)))
+
+
+def brier_score(y: np.ndarray, p: np.ndarray) -> float:
+    """Brier score of probabilities ``p`` of outcomes ``y`` (``brier_score_loss``'s number)."""
+    y, p = _probabilities(y, p)
+    outcome = y.astype(np.float64)
+    # as scikit-learn sums it (both classes' squared errors, halved), so that the number is the same to the last bit
+    return float(np.mean(((1.0 - outcome) - (1.0 - p)) ** 2 + (outcome - p) ** 2) * 0.5)
+
+
+def log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean negative log-likelihood of outcomes ``y`` under probabilities ``p`` (``log_loss`` with both labels given: either
+    class may be absent), each probability clipped to [eps, 1 - eps] as scikit-learn clips it."""
+    y, p = _probabilities(y, p)
+    eps = np.finfo(np.float64).eps
+    return float(np.mean(-np.where(y, np.log(np.clip(p, eps, 1 - eps)), np.log(np.clip(1.0 - p, eps, 1 - eps)))))
 
 
 def probability_metrics(y: np.ndarray, p: np.ndarray, p_reference: np.ndarray) -> dict[str, float]:
     """PR-AUC, ROC-AUC, Brier, Brier skill versus ``p_reference`` (the base rate), log loss."""
     y = np.asarray(y, dtype=bool)
     p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
-    both = len(np.unique(y)) == 2
-    brier = float(brier_score_loss(y, p))
-    brier_ref = float(brier_score_loss(y, np.clip(p_reference, 1e-6, 1 - 1e-6)))
+    both = bool(y.any() and not y.all())
+    brier = brier_score(y, p)
+    brier_ref = brier_score(y, np.clip(p_reference, 1e-6, 1 - 1e-6))
+    ranked = _ranked(y, p) if both else None  # one sort for both areas
     return {
-        "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
-        "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "pr_auc": _average_precision(*ranked) if ranked else float("nan"),
+        "roc_auc": _roc_auc(*ranked) if ranked else float("nan"),
         "brier": brier,
         "brier_skill": 1.0 - brier / brier_ref if brier_ref > 0 else float("nan"),
-        "log_loss": float(log_loss(y, p, labels=[False, True])),
+        "log_loss": log_loss(y, p),
         "base_rate": float(y.mean()),
     }
 
@@ -163,14 +255,14 @@ def direction_metrics(pred: pd.DataFrame, reference: pd.DataFrame | None = None)
     else:
         prior = np.full(len(rows), np.clip(is_long.mean(), 1e-6, 1 - 1e-6))
     both = 0 < is_long.mean() < 1
-    blocks = [roc_auc_score(is_long[m], p[m]) for m in (rows["fold"].to_numpy() == k for k in rows["fold"].unique())
+    blocks = [roc_auc(is_long[m], p[m]) for m in (rows["fold"].to_numpy() == k for k in rows["fold"].unique())
               if 0 < is_long[m].mean() < 1] if "fold" in rows.columns else []
     brier, brier_ref = float(np.mean((p - is_long) ** 2)), float(np.mean((prior - is_long) ** 2))
     return {"direction_day_accuracy": float((side(rows["p_long"], rows["p_short"]) == rows["target"].to_numpy()).mean()),
-            "direction_auc": float(roc_auc_score(is_long, p)) if both else nan,
+            "direction_auc": roc_auc(is_long, p) if both else nan,
             "direction_block_auc": float(np.mean(blocks)) if blocks else nan,
             "direction_brier_skill": 1.0 - brier / brier_ref if brier_ref > 0 else nan,
-            "direction_log_loss": float(log_loss(is_long, p, labels=[False, True])),
+            "direction_log_loss": log_loss(is_long, p),
             "direction_events_days": float(len(rows)), "two_sided_days": two_sided}
 
 

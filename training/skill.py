@@ -18,10 +18,10 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from cascade_radar.rules import missing_key
 from features.families import family_of
+from training.metrics import positions_of, roc_auc
 from training.model import CascadeModel, is_cascade
 
 POOLED = "pooled"
@@ -40,7 +40,7 @@ def missing_sets(families: list[str], max_size: int) -> list[tuple[str, ...]]:
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float | None:
-    return float(roc_auc_score(y, score)) if y.any() and not y.all() else None
+    return roc_auc(y, score) if y.any() and not y.all() else None
 
 
 def skill_table(X: pd.DataFrame, target: pd.Series, asset: pd.Series, fold_of_row: np.ndarray, fold_models: dict[int, CascadeModel],  # noqa: N803
@@ -55,22 +55,29 @@ def skill_table(X: pd.DataFrame, target: pd.Series, asset: pd.Series, fold_of_ro
     y = is_cascade(target)
     model = next(iter(fold_models.values()))
     families = sorted({family_of(f) for f in model.cascade_features})
-    coins = sorted(set(asset))
+    # each coin's and each fold's rows found once: every set of families is scored per coin, and a per-coin comparison
+    # over every row inside that loop made the table grow with coins x rows
+    by_coin = positions_of(asset)
+    coins = sorted(by_coin)
+    fold_rows = {number: folds == number for number in fold_models}
     table: dict[str, dict[str, float | None]] = {}
     for missing in missing_sets(families, max_size):
         score = np.empty(len(X))
         for number, fold_model in fold_models.items():
-            rows = folds == number
+            rows = fold_rows[number]
             if not rows.any():
                 continue
             blanked = X.loc[rows, fold_model.cascade_features].copy()
             blanked.loc[:, [f for f in blanked.columns if family_of(f) in missing]] = np.nan
             score[rows] = fold_model.calibrator(fold_model.cascade.predict(blanked, raw_score=True))  # as the walk-forward scored them
-        table[missing_key(missing)] = {POOLED: _auc(y, score), **{c: _auc(y[asset == c], score[asset == c]) for c in coins}}
-    baseline = ({POOLED: _auc(y, baseline_score[oof]), **{c: _auc(y[asset == c], baseline_score[oof][asset == c]) for c in coins}}
-                if baseline_score is not None else {})
+        table[missing_key(missing)] = {POOLED: _auc(y, score), **{c: _auc(y[by_coin[c]], score[by_coin[c]]) for c in coins}}
+    if baseline_score is not None:
+        baseline_oof = baseline_score[oof]
+        baseline = {POOLED: _auc(y, baseline_oof), **{c: _auc(y[by_coin[c]], baseline_oof[by_coin[c]]) for c in coins}}
+    else:
+        baseline = {}
     return {"families": families, "max_missing": max_size, "roc_auc": table, "baseline_roc_auc": baseline,
-            "event_days": {POOLED: int(y.sum()), **{c: int(y[asset == c].sum()) for c in coins}}}
+            "event_days": {POOLED: int(y.sum()), **{c: int(y[by_coin[c]].sum()) for c in coins}}}
 
 
 def expected_skill(skill: dict[str, object] | None, asset: str, missing: list[str] | tuple[str, ...]) -> tuple[float | None, str]:

@@ -101,3 +101,118 @@ def test_event_tallies_of_coins_add_up_to_the_pooled_metrics() -> None:
     m = (a + b).metrics()
     assert m["event_recall"] == 0.75 and m["median_lead_days"] == 3.0
     assert m["false_alarms_per_30d"] == 0.5 and m["direction_accuracy"] == 2 / 3 and m["alert_share"] == 0.15
+
+
+def _sklearn_probability_metrics(y: np.ndarray, p: np.ndarray, p_reference: np.ndarray) -> dict[str, float]:
+    """``probability_metrics`` as it was computed with scikit-learn: the reference the numpy one must equal."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+    y = np.asarray(y, dtype=bool)
+    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    both = len(np.unique(y)) == 2
+    brier = float(brier_score_loss(y, p))
+    brier_ref = float(brier_score_loss(y, np.clip(p_reference, 1e-6, 1 - 1e-6)))
+    return {"pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
+            "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
+            "brier": brier, "brier_skill": 1.0 - brier / brier_ref if brier_ref > 0 else float("nan"),
+            "log_loss": float(log_loss(y, p, labels=[False, True])), "base_rate": float(y.mean())}
+
+
+def _cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Seeded random outcomes and scores: continuous, heavily tied (rounded, few distinct values), at the clip edges, rare
+    and common events, one class only, and tiny inputs."""
+    rng = np.random.default_rng(37)
+    cases = []
+    for n in (2, 3, 5, 17, 200, 3000):
+        for rate in (0.05, 0.4, 0.9):
+            y = rng.random(n) < rate
+            p = np.clip(rng.random(n) * 0.6 + 0.4 * y * rng.random(n), 0, 1)
+            cases += [(f"n{n} rate{rate} continuous", y, p), (f"n{n} rate{rate} ties", y, np.round(p, 1)),
+                      (f"n{n} rate{rate} few values", y, rng.choice([0.0, 0.25, 0.5, 1.0], n))]
+    cases += [("one day, event", np.array([True]), np.array([0.3])), ("one day, none", np.array([False]), np.array([0.3])),
+              ("all events", np.ones(50, dtype=bool), rng.random(50)), ("no events", np.zeros(50, dtype=bool), rng.random(50)),
+              ("every score tied", rng.random(40) < 0.5, np.full(40, 0.37)), ("clip edges", np.array([True, False, True, False]),
+                                                                                  np.array([0.0, 1.0, 1.0, 0.0]))]
+    return cases
+
+
+@pytest.mark.parametrize(("name", "y", "p"), _cases(), ids=[c[0] for c in _cases()])
+def test_probability_metrics_equal_scikit_learns(name: str, y: np.ndarray, p: np.ndarray) -> None:
+    reference = np.full(len(y), 0.3) if len(y) % 2 else np.linspace(0.1, 0.7, len(y))
+    got, want = probability_metrics(y, p, reference), _sklearn_probability_metrics(y, p, reference)
+    assert got.keys() == want.keys()
+    for key in want:
+        if np.isnan(want[key]):
+            assert np.isnan(got[key]), (name, key)  # one class only: no area, as before
+        elif key == "log_loss":  # numpy's log and scipy's may differ in the last bit
+            assert got[key] == pytest.approx(want[key], rel=0, abs=1e-12), (name, key)
+        else:  # summed as scikit-learn sums them: the same float, so a report's rounded digits never move
+            assert got[key] == want[key], (name, key)
+
+
+@pytest.mark.parametrize(("name", "y", "p"), _cases(), ids=[c[0] for c in _cases()])
+def test_each_score_equals_scikit_learns(name: str, y: np.ndarray, p: np.ndarray) -> None:
+    import warnings
+
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+    from training.metrics import average_precision, brier_score, roc_auc
+    from training.metrics import log_loss as numpy_log_loss
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns on one class only
+        want = {"brier": brier_score_loss(y, p), "log_loss": log_loss(y, p, labels=[False, True]), "roc_auc": roc_auc_score(y, p),
+                "pr_auc": average_precision_score(y, p)}
+    got = {"brier": brier_score(y, p), "log_loss": numpy_log_loss(y, p), "roc_auc": roc_auc(y, p), "pr_auc": average_precision(y, p)}
+    for key, value in want.items():
+        if np.isnan(value):  # a ROC-AUC of one class only
+            assert np.isnan(got[key]) and not (y.any() and not y.all()), (name, key)
+        elif key == "log_loss":
+            assert got[key] == pytest.approx(value, rel=0, abs=1e-12), (name, key)
+        else:
+            assert got[key] == value, (name, key)
+
+
+def test_scores_refuse_what_scikit_learn_refuses() -> None:
+    from training.metrics import brier_score, roc_auc
+
+    with pytest.raises(ValueError):
+        probability_metrics(np.array([], dtype=bool), np.array([]), np.array([]))  # no rows: nothing to score
+    with pytest.raises(ValueError):
+        roc_auc(np.array([True, False]), np.array([0.2, np.nan]))
+    with pytest.raises(ValueError):
+        brier_score(np.array([True, False]), np.array([0.2, 1.5]))
+
+
+def test_direction_metrics_equal_scikit_learns() -> None:
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    from training.metrics import direction_metrics
+
+    rng = np.random.default_rng(7)
+    n = 400
+    p_cascade = rng.random(n)
+    given = np.round(rng.random(n), 2)  # ties in P(long | event)
+    target = rng.choice(["long", "short", "none", "two-sided"], n, p=[0.3, 0.3, 0.3, 0.1])
+    pred = pd.DataFrame({"p_cascade": p_cascade, "p_long": p_cascade * given, "p_short": p_cascade * (1 - given), "target": target,
+                         "fold": np.repeat([1, 2, 3, 4], n // 4)})
+    m = direction_metrics(pred)
+    rows = pred[pred["target"].isin(["long", "short"])]
+    is_long = (rows["target"] == "long").to_numpy()
+    p = np.clip((rows["p_long"] / (rows["p_long"] + rows["p_short"])).to_numpy(), 1e-6, 1 - 1e-6)
+    blocks = [roc_auc_score(is_long[f], p[f]) for f in (rows["fold"].to_numpy() == k for k in rows["fold"].unique())]
+    assert m["direction_auc"] == roc_auc_score(is_long, p)
+    assert m["direction_block_auc"] == np.mean(blocks)
+    assert m["direction_log_loss"] == pytest.approx(log_loss(is_long, p, labels=[False, True]), rel=0, abs=1e-12)
+
+
+def test_positions_of_is_each_values_rows_in_order() -> None:
+    from training.metrics import positions_of
+
+    values = np.array(["ETH", "BTC", "ETH", "SOL", "BTC", "ETH"], dtype=object)
+    got = positions_of(values)
+    assert set(got) == {"BTC", "ETH", "SOL"}
+    for value, at in got.items():
+        np.testing.assert_array_equal(at, np.flatnonzero(values == value))
+    assert positions_of(np.array([], dtype=object)) == {}
+    assert positions_of(np.array([3, 1, 3]))[3].tolist() == [0, 2]
