@@ -42,6 +42,14 @@ def signals_for(settings: Settings, day: pd.Timestamp, rows: int = 365) -> list[
     return signals_payload(assemble_panel(HistoryStore(settings.data_path).panel()), day, rows)["signals"]
 
 
+def test_a_get_route_without_asset_answers_the_default_coin(client) -> None:  # noqa: ANN001
+    """Issue 37: a GET route's coin, not given, is the settings' default coin (BTC here; the first served coin when BTC is
+    not one of them), as for POST bodies — not a literal BTC a list of other coins would not serve."""
+    for route in ("/v1/events", "/v1/calibration", "/v1/episodes"):
+        got = client.get(route)
+        assert got.status_code == 200 and got.json()["asset"] == "BTC", route
+
+
 def test_predict_equals_the_models_own_probability(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
     settings, ft, result = trained_synthetic
     day = ft.table.index[800]
@@ -955,6 +963,8 @@ def test_every_headline_probability_comes_with_the_same_yardstick(client: TestCl
     assert {"base_rate", "relative_risk", "percentile", "base_rate_basis"} <= set(fields) and "out-of-fold" in fields["base_rate"]["description"]
 
 
+# Opens a second client on the service: its shutdown clears BentoML's current service, which the module's `client`
+# shares, so this stays the file's last test.
 def test_missing_data_is_never_a_driver_anywhere(trained_with_a_gap: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """A day with a family missing (open interest, stale) and a day with a present family's feature missing: no interface —
@@ -1036,11 +1046,3 @@ def test_missing_data_is_never_a_driver_anywhere(trained_with_a_gap: Settings, t
                     assert panel[0] == f"{title_of('oi')}: missing (scored as missing)" and title_of("oi") not in panel[1:]
                 else:
                     assert not any("missing" in label for label in panel)
-
-
-def test_a_get_route_without_asset_answers_the_default_coin(client) -> None:  # noqa: ANN001
-    """Issue 37: a GET route's coin, not given, is the settings' default coin (BTC here; the first served coin when BTC is
-    not one of them), as for POST bodies — not a literal BTC a list of other coins would not serve."""
-    for route in ("/v1/events", "/v1/calibration", "/v1/episodes"):
-        got = client.get(route)
-        assert got.status_code == 200 and got.json()["asset"] == "BTC", route
