@@ -309,12 +309,15 @@ def coin_frames(settings: Settings, stores: dict[str, HistoryStore] | None = Non
     key = frames_key(settings, {a: s.root for a, s in stores.items()}) if settings.frame_cache else ""
     cached = read_frames(settings, key) if key else None
     if cached is not None and set(settings.assets) <= set(cached.coins):
-        got = cached.context()
-        context = None
-        if got is not None:
-            families = tuple(settings.features.context_families)
-            context = MarketContext(got[0], got[1], families, got[2])
-        return CoinFrames({a: cached.coin(a) for a in settings.assets}, cached.catalogue(), context, {}, True)
+        try:
+            got = cached.context()
+            context = None
+            if got is not None:
+                families = tuple(settings.features.context_families)
+                context = MarketContext(got[0], got[1], families, got[2])
+            return CoinFrames({a: cached.coin(a) for a in settings.assets}, cached.catalogue(), context, {}, True)
+        except (OSError, ValueError) as exc:  # pruned by another process meanwhile, or a damaged file: build instead
+            log.warning("feature frames in %s unreadable (%s): built again", cached.folder, exc)
     context = load_market_context(settings, stores=stores)
     coins, failed, catalogue = {}, {}, None
     for asset in settings.assets:

@@ -96,3 +96,16 @@ def test_with_the_cache_off_frames_are_built_and_nothing_is_written(three: Setti
     off = three.model_copy(update={"frame_cache": False})
     assert not coin_frames(off).cached and not coin_frames(off).cached
     assert not cache_root(three).exists()
+
+
+def test_a_complete_folder_whose_file_went_missing_builds_the_frames_again(three: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """Another process pruned the folder while this one read it, or a file was damaged: the frames are built, not lost."""
+    built = coin_frames(three)
+    folder = cache_root(three) / frames_key(three)
+    (folder / "c002.features.parquet").unlink()
+    (folder / "c003.panel.parquet").write_bytes(b"not parquet")
+    with caplog.at_level(logging.WARNING, logger="features.build"):
+        again = coin_frames(three)
+    assert not again.cached and "unreadable" in caplog.text
+    assert_same(built, again)
+    assert coin_frames(three).cached  # written whole again
