@@ -1,8 +1,8 @@
 """`make bench` (scale part): how the cost of each stage grows with the number of coins.
 
-For N synthetic coins (default 7, 50, 200; the seeded generator, one store per coin) and, as the anchor, the seven real
-coins of the reference history (when ../shared/data is present), it measures per stage the wall time and the peak
-memory (RSS high-water mark) of the real process:
+For N synthetic coins (default 7, 50, 200; each a generated history with its own fixed random-number seed, one store
+per coin) and, as the anchor, the seven real coins of the reference history (when ../shared/data is present), it
+measures per stage the wall time and the peak memory (RSS high-water mark) of the real process:
 
 1. features — ``features.build.load_feature_tables``: every coin's feature table (a fresh process);
 2. train    — ``training.train.train(settings)``, what `make train` runs: pooled walk-forward, final fit, reports, MLflow run

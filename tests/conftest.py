@@ -27,9 +27,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """The suite's settings are the tests' own: a CASCADE_RADAR_* of the shell (or `make test`'s ASSET=X) must not change
     what a test expects, e.g. which coin answers by default. A hook, not import-time code: a child process a test starts
     imports this module for its constants and must keep the settings the test handed it (CASCADE_RADAR_DATA_DIR, ...)."""
-    for name in [n for n in os.environ if n.startswith("CASCADE_RADAR_") and not n.startswith("CASCADE_RADAR_TEST_")]:
-        if name != "CASCADE_RADAR_LOCAL_SELECTION_FILE":
-            del os.environ[name]
+    kept = ("CASCADE_RADAR_TEST_", "CASCADE_RADAR_LOCAL_SELECTION_FILE")  # the suite's own knobs, set above
+    for name in [n for n in os.environ if n.startswith("CASCADE_RADAR_") and not n.startswith(kept)]:
+        del os.environ[name]
 
 
 # Pipeline tests pin the model they train instead of following the committed choice of `make tune`

@@ -7,11 +7,15 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import bentoml
 import numpy as np
 import pandas as pd
 import pytest
+from bentoml.exceptions import BentoMLException
 from starlette.testclient import TestClient
 
 from cascade_radar.config import PROJECT_ROOT, Settings
@@ -38,16 +42,26 @@ def client(trained_synthetic):  # noqa: ANN001, ANN201
         os.environ.update(saved)
 
 
+@contextmanager
+def second_client(app) -> Iterator[TestClient]:  # noqa: ANN001
+    """A client on a second instance of the service beside the module's ``client``. BentoML keeps one current service per
+    process and a client's shutdown clears it, which would leave the module's client answering "service isn't
+    instantiated yet" to every later test: the module's instance is put back."""
+    from _bentoml_sdk.service import set_current_service
+
+    try:
+        outer = bentoml.get_current_service()
+    except BentoMLException:  # no module client yet
+        outer = None
+    try:
+        with TestClient(app) as c:
+            yield c
+    finally:
+        set_current_service(outer)
+
+
 def signals_for(settings: Settings, day: pd.Timestamp, rows: int = 365) -> list[dict[str, object]]:
     return signals_payload(assemble_panel(HistoryStore(settings.data_path).panel()), day, rows)["signals"]
-
-
-def test_a_get_route_without_asset_answers_the_default_coin(client) -> None:  # noqa: ANN001
-    """Issue 37: a GET route's coin, not given, is the settings' default coin (BTC here; the first served coin when BTC is
-    not one of them), as for POST bodies — not a literal BTC a list of other coins would not serve."""
-    for route in ("/v1/events", "/v1/calibration", "/v1/episodes"):
-        got = client.get(route)
-        assert got.status_code == 200 and got.json()["asset"] == "BTC", route
 
 
 def test_predict_equals_the_models_own_probability(client: TestClient, trained_synthetic) -> None:  # noqa: ANN001
@@ -963,8 +977,6 @@ def test_every_headline_probability_comes_with_the_same_yardstick(client: TestCl
     assert {"base_rate", "relative_risk", "percentile", "base_rate_basis"} <= set(fields) and "out-of-fold" in fields["base_rate"]["description"]
 
 
-# Opens a second client on the service: its shutdown clears BentoML's current service, which the module's `client`
-# shares, so this stays the file's last test.
 def test_missing_data_is_never_a_driver_anywhere(trained_with_a_gap: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """A day with a family missing (open interest, stale) and a day with a present family's feature missing: no interface —
@@ -984,7 +996,7 @@ def test_missing_data_is_never_a_driver_anywhere(trained_with_a_gap: Settings, t
     forecaster = CoinForecaster.load(gappy)
     last = str(forecaster.last_day.date())
     nan_day, nan_feature = nan_feature_day(forecaster)
-    with TestClient(CascadeRadar.to_asgi()) as client:
+    with second_client(CascadeRadar.to_asgi()) as client:
         for day in (last, nan_day):
             predicted = client.post("/predict", json={"day": day}).json()
             x = client.post("/explain", json={"day": day}).json()
@@ -1046,3 +1058,11 @@ def test_missing_data_is_never_a_driver_anywhere(trained_with_a_gap: Settings, t
                     assert panel[0] == f"{title_of('oi')}: missing (scored as missing)" and title_of("oi") not in panel[1:]
                 else:
                     assert not any("missing" in label for label in panel)
+
+
+def test_a_get_route_without_asset_answers_the_default_coin(client) -> None:  # noqa: ANN001
+    """Issue 37: a GET route's coin, not given, is the settings' default coin (BTC here; the first served coin when BTC is
+    not one of them), as for POST bodies — not a literal BTC a list of other coins would not serve."""
+    for route in ("/v1/events", "/v1/calibration", "/v1/episodes"):
+        got = client.get(route)
+        assert got.status_code == 200 and got.json()["asset"] == "BTC", route
